@@ -1,0 +1,85 @@
+// The daemon's configuration: the TOML file, the command-line overrides, and
+// the checks that stop a bad config at start with a message naming the key.
+//
+// Every key, its default and its meaning is listed in config/playbook.example.toml
+// and docs/operations.md; keep the three in step.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "playbook/engine/options.h"
+#include "playbook/engine/status.h"
+
+namespace playbook::server {
+
+// Roles of API tokens, least to most privileged; each includes the ones before it.
+enum class Role { kCrm = 0, kMarketing = 1, kAdmin = 2 };
+const char* RoleName(Role role);
+// "crm" | "marketing" | "admin"; nullopt for anything else.
+std::optional<Role> ParseRole(std::string_view name);
+
+struct AuthToken {
+  Role role = Role::kCrm;
+  std::string token;  // secret: never logged
+};
+
+struct ServerOptions {
+  std::string bind = "127.0.0.1";
+  uint16_t port = 7700;  // 0 = any free port (the ready file says which)
+  // Largest WebSocket message accepted; a larger one closes its connection with 1009.
+  uint64_t max_frame_bytes = 4 * 1024 * 1024;
+  // Threads running the network (Asio) loop. 0 = one.
+  uint32_t io_threads = 1;
+  // Threads executing requests. 0 = one per core.
+  uint32_t worker_threads = 0;
+  // Requests (frames) queued or running on the workers, all connections together,
+  // beyond which new frames are answered -32003 overloaded.
+  uint32_t max_queued_requests = 1024;
+  // Frames of one connection being worked on at once; beyond that the
+  // connection is not read until one completes (back-pressure, not an error).
+  uint32_t max_inflight_per_connection = 64;
+  // Open connections (HTTP and WebSocket); further ones are refused with 503.
+  uint32_t max_connections = 10000;
+  // On SIGTERM/SIGINT, how long in-flight requests may run before their
+  // connections are closed anyway.
+  uint32_t shutdown_grace_ms = 5000;
+};
+
+struct LogOptions {
+  std::string level = "info";  // trace | debug | info | warn | error | off
+};
+
+struct DebugOptions {
+  // Enables the debug.* methods (debug.sleep, debug.fail) used by the tests.
+  // Never enable in production.
+  bool test_methods = false;
+};
+
+struct Config {
+  ServerOptions server;
+  EngineOptions engine;  // [storage], [index], [funnel]
+  LogOptions log;
+  DebugOptions debug;
+  std::vector<AuthToken> tokens;  // [[auth.tokens]]
+};
+
+// Parses TOML text. `source` names the file in messages. Unknown keys, wrong
+// types and out-of-range values are InvalidArgument with field() the dotted key
+// ("server.port", "auth.tokens[1].role", "funnel.stages[2]").
+Result<Config> ParseConfig(std::string_view toml_text, std::string_view source = "config");
+
+// Reads and parses a file. IOError when it cannot be read.
+Result<Config> LoadConfigFile(const std::string& path);
+
+// Checks that hold between keys and against the command-line overrides, after
+// overrides are applied: e.g. a non-loopback bind with no tokens is refused.
+Status ValidateConfig(const Config& config);
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopbackAddress(std::string_view address);
+
+}  // namespace playbook::server

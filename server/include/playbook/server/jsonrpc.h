@@ -1,0 +1,80 @@
+// JSON-RPC 2.0 framing: parsing one WebSocket text frame into requests, and
+// building responses. Pure functions: no sockets, no threads, no state.
+//
+// A frame holds one request object or a batch (a non-empty array of them).
+// See docs/protocol.md for the contract this implements.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "playbook/engine/status.h"
+
+namespace playbook::server {
+
+using json = nlohmann::json;
+
+// The error codes of the protocol; fixed.
+enum ErrorCode : int {
+  kParseError = -32700,
+  kInvalidRequest = -32600,
+  kMethodNotFound = -32601,
+  kInvalidParams = -32602,
+  kInternalError = -32603,
+  kUnauthorized = -32001,  // unauthorized, or forbidden for this role
+  kNotFound = -32002,
+  kOverloaded = -32003,  // retry later; nothing was done
+};
+
+// An error to put in a response: code, a one-line message, and in `data` the
+// offending field (may be empty) and the reason.
+struct RpcError {
+  int code = kInternalError;
+  std::string message;
+  std::string field;   // "assets[3].stages"; empty when no single field is at fault
+  std::string reason;  // "unknown stage 'foo'"
+};
+
+// The one place where engine Status codes become protocol error codes.
+// REQUIRES: !status.ok()
+RpcError ErrorFromStatus(const Status& status);
+
+// One element of a frame: a well-formed request, or the error that answers it.
+struct Entry {
+  // The request's id; null when absent or unusable. Meaningful only when has_id.
+  json id;
+  // False for a notification (no "id" member): it gets no response, unless it
+  // is not even a well-formed request (then it is answered with id null).
+  bool has_id = false;
+  std::string method;
+  json params;  // an object (absent params read as {}), or an array
+  // Set when the entry is not a well-formed request: it is answered with this.
+  std::optional<RpcError> error;
+};
+
+struct Frame {
+  // Set when the text is not JSON (or nests too deep): the answer is one
+  // -32700/-32600 error with id null, and entries is empty.
+  std::optional<RpcError> error;
+  bool is_batch = false;
+  std::vector<Entry> entries;
+};
+
+// Frames nested deeper than this are refused before parsing (stack safety).
+inline constexpr int kMaxJsonDepth = 128;
+
+Frame ParseFrame(std::string_view text);
+
+json MakeResult(const json& id, json result);
+json MakeError(const json& id, const RpcError& error);
+// A server-to-client notification {"jsonrpc":"2.0","method":...,"params":...}.
+json MakeNotification(std::string_view method, json params);
+
+// Serialises for the wire; invalid UTF-8 in strings is replaced, never thrown.
+std::string Serialize(const json& value);
+
+}  // namespace playbook::server

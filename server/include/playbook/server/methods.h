@@ -1,0 +1,28 @@
+// The method table, one group per file of handlers. Each Add* registers its
+// methods with the role they require; docs/protocol.md lists them all.
+#pragma once
+
+#include <chrono>
+#include <functional>
+
+#include "playbook/server/dispatch.h"
+
+namespace playbook::server {
+
+class Metrics;
+
+// What server.stats reports beyond the metrics.
+struct StatsSource {
+  const Metrics* metrics = nullptr;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // {"queued": n, "max_queued": m, "workers": w}: the worker pool right now.
+  std::function<json()> workers;
+};
+
+// server.stats (admin).
+void AddServerMethods(Dispatcher& dispatcher, StatsSource stats);
+
+// debug.sleep and debug.fail (admin), for tests: only when [debug] test_methods.
+void AddDebugMethods(Dispatcher& dispatcher);
+
+}  // namespace playbook::server

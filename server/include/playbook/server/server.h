@@ -1,0 +1,46 @@
+// The daemon's network server: one TCP port serving plain HTTP (/healthz,
+// /metrics) and the JSON-RPC WebSocket endpoint (/v1), network threads that
+// never run slow work, and a worker pool that runs the requests.
+//
+// Lifecycle: construct, Start (binds), Run (blocks until SIGTERM/SIGINT or
+// Shutdown, then drains in-flight requests, closes connections and returns).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "playbook/engine/engine.h"
+#include "playbook/engine/status.h"
+#include "playbook/server/config.h"
+
+namespace playbook::server {
+
+class Server {
+ public:
+  // `engine` must outlive the server.
+  Server(Config config, Engine* engine);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens on config.server.bind:port. IOError when the address
+  // cannot be bound (in use, not local, ...).
+  Status Start();
+  // The port actually bound (the configured one, or the one the OS chose for 0).
+  // REQUIRES: Start succeeded.
+  uint16_t port() const;
+
+  // Serves until SIGTERM/SIGINT or Shutdown(); then stops accepting, lets
+  // in-flight requests finish for up to shutdown_grace_ms, closes every
+  // connection (WebSocket close 1001) and returns. Call once.
+  void Run();
+
+  // Starts the graceful stop from any thread. Idempotent.
+  void Shutdown();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace playbook::server

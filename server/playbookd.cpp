@@ -1,0 +1,192 @@
+// playbookd: the Playbook daemon. Reads the config, opens the engine on the
+// data dir, serves until SIGTERM/SIGINT, then drains and flushes. Exit codes:
+// 0 after a clean stop, 1 when it cannot start, 2 for bad command-line usage.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "playbook/engine/engine.h"
+#include "playbook/server/config.h"
+#include "playbook/server/server.h"
+#include "playbook/server/version.h"
+
+namespace {
+
+using playbook::Status;
+namespace srv = playbook::server;
+
+constexpr const char* kUsage = R"(usage: playbookd [options]
+
+Playbook daemon: serves marketing-content recommendations to CRM plugins over
+WebSocket JSON-RPC (ws://BIND:PORT/v1), with /healthz and /metrics on the same port.
+
+options:
+  --config FILE       TOML config (see config/playbook.example.toml); defaults serve without one
+  --data-dir DIR      overrides [storage] data_dir
+  --port N            overrides [server] port (0 = any free port)
+  --bind ADDR         overrides [server] bind
+  --log-level LEVEL   overrides [log] level: trace|debug|info|warn|error|off
+  --ready-file FILE   once listening, write {"port","pid","version"} to FILE
+  --version           print the version and exit
+  --help              print this help and exit
+)";
+
+struct Flags {
+  std::optional<std::string> config, data_dir, bind, log_level, ready_file;
+  std::optional<long> port;
+};
+
+// Returns nullopt (after printing why) on bad usage.
+std::optional<Flags> ParseFlags(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](const char* name) -> std::optional<std::string> {
+      if (i + 1 >= argc) {
+        std::cerr << "playbookd: " << name << " needs a value\n";
+        return std::nullopt;
+      }
+      return std::string(argv[++i]);
+    };
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (a == "--version") {
+      std::cout << "playbookd " << playbook::BuildVersion() << "\n";
+      std::exit(0);
+    } else if (a == "--config") {
+      if (!(f.config = value("--config"))) return std::nullopt;
+    } else if (a == "--data-dir") {
+      if (!(f.data_dir = value("--data-dir"))) return std::nullopt;
+    } else if (a == "--bind") {
+      if (!(f.bind = value("--bind"))) return std::nullopt;
+    } else if (a == "--log-level") {
+      if (!(f.log_level = value("--log-level"))) return std::nullopt;
+    } else if (a == "--ready-file") {
+      if (!(f.ready_file = value("--ready-file"))) return std::nullopt;
+    } else if (a == "--port") {
+      auto v = value("--port");
+      if (!v) return std::nullopt;
+      char* end = nullptr;
+      long p = std::strtol(v->c_str(), &end, 10);
+      if (v->empty() || *end != '\0' || p < 0 || p > 65535) {
+        std::cerr << "playbookd: --port: expected 0..65535, got '" << *v << "'\n";
+        return std::nullopt;
+      }
+      f.port = p;
+    } else {
+      std::cerr << "playbookd: unknown option '" << a << "'\n\n" << kUsage;
+      return std::nullopt;
+    }
+  }
+  return f;
+}
+
+// Lets 500+ concurrent connections through: raise the soft descriptor limit to the hard one.
+void RaiseFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+// Written to a temp name and renamed, so a reader never sees half a file.
+bool WriteReadyFile(const std::string& path, uint16_t port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "{\"port\": " << port << ", \"pid\": " << getpid() << ", \"version\": \""
+        << playbook::BuildVersion() << "\"}\n";
+    if (!out.flush()) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::optional<Flags> flags = ParseFlags(argc, argv);
+  if (!flags) return 2;
+
+  auto logger = spdlog::stderr_color_mt("playbookd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+
+  playbook::Result<srv::Config> loaded =
+      flags->config ? srv::LoadConfigFile(*flags->config) : playbook::Result<srv::Config>(srv::Config{});
+  if (!loaded.ok()) {
+    spdlog::critical("bad config: {}", loaded.status().ToString());
+    return 1;
+  }
+  srv::Config config = std::move(loaded).value();
+  if (flags->data_dir) config.engine.data_dir = *flags->data_dir;
+  if (flags->bind) config.server.bind = *flags->bind;
+  if (flags->port) config.server.port = static_cast<uint16_t>(*flags->port);
+  if (flags->log_level) config.log.level = *flags->log_level;
+
+  const auto level = spdlog::level::from_str(config.log.level);
+  if (level == spdlog::level::off && config.log.level != "off") {
+    spdlog::critical("bad log level '{}': one of trace, debug, info, warn, error, off",
+                     config.log.level);
+    return 1;
+  }
+  spdlog::set_level(level);
+  spdlog::flush_on(spdlog::level::info);
+
+  if (Status s = srv::ValidateConfig(config); !s.ok()) {
+    spdlog::critical("bad config: {}", s.ToString());
+    return 1;
+  }
+  RaiseFileLimit();
+
+  auto engine = playbook::Engine::Open(config.engine);
+  if (!engine.ok()) {
+    spdlog::critical("cannot open the data dir: {}", engine.status().ToString());
+    return 1;
+  }
+
+  srv::Server server(config, engine.value().get());
+  if (Status s = server.Start(); !s.ok()) {
+    spdlog::critical("{}", s.ToString());
+    return 1;
+  }
+  spdlog::info(
+      "playbookd {} listening on ws://{}:{}/v1 data_dir={} stages=[{}] dimension={} tokens={} "
+      "workers={} max_frame_bytes={}",
+      playbook::BuildVersion(), config.server.bind, server.port(),
+      std::filesystem::absolute(config.engine.data_dir).string(), Join(config.engine.stages),
+      config.engine.dimension,
+      config.tokens.empty() ? std::string("none (loopback, open)")
+                            : std::to_string(config.tokens.size()),
+      config.server.worker_threads, config.server.max_frame_bytes);
+  if (config.debug.test_methods) spdlog::warn("debug.* test methods are enabled");
+  if (flags->ready_file && !WriteReadyFile(*flags->ready_file, server.port())) {
+    spdlog::critical("cannot write the ready file '{}'", *flags->ready_file);
+    return 1;
+  }
+
+  server.Run();
+
+  if (Status s = engine.value()->Close(); !s.ok()) {
+    spdlog::error("closing storage: {}", s.ToString());
+    return 1;
+  }
+  spdlog::info("storage flushed; bye");
+  return 0;
+}

@@ -1,0 +1,140 @@
+#include "playbook/server/dispatch.h"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+#include "playbook/server/auth.h"
+#include "playbook/server/metrics.h"
+
+namespace playbook::server {
+namespace {
+
+std::string IdText(const json& id) { return Serialize(id); }
+
+}  // namespace
+
+Dispatcher::Dispatcher(Metrics* metrics) : metrics_(metrics) {}
+
+void Dispatcher::Add(Method method) {
+  if (Find(method.name) != nullptr) throw std::logic_error("method registered twice: " + method.name);
+  Slot slot;
+  slot.metrics_slot = metrics_ ? metrics_->RegisterMethod(method.name) : 0;
+  slot.method = std::move(method);
+  methods_.push_back(std::move(slot));
+}
+
+const Method* Dispatcher::Find(std::string_view name) const {
+  for (const Slot& s : methods_) {
+    if (s.method.name == name) return &s.method;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Dispatcher::MethodNames() const {
+  std::vector<std::string> names;
+  for (const Slot& s : methods_) names.push_back(s.method.name);
+  return names;
+}
+
+std::optional<json> Dispatcher::Run(const Entry& entry, const CallContext& ctx,
+                                    const RpcError* reject) const {
+  const Slot* slot = nullptr;
+  for (const Slot& s : methods_) {
+    if (!entry.error && s.method.name == entry.method) slot = &s;
+  }
+  std::optional<RpcError> error = entry.error;
+  json result;
+  if (!error) {
+    if (slot == nullptr) {
+      error = RpcError{kMethodNotFound, "Method not found: " + entry.method, "method",
+                       "no method '" + entry.method + "'"};
+    } else if (!RoleAllows(ctx.role, slot->method.min_role)) {
+      error = RpcError{kUnauthorized,
+                       std::string("Unauthorized: role '") + RoleName(ctx.role) +
+                           "' may not call " + entry.method,
+                       "method",
+                       std::string("requires role '") + RoleName(slot->method.min_role) + "'"};
+    } else if (reject != nullptr) {
+      error = *reject;
+    } else if (!entry.params.is_object()) {
+      error = RpcError{kInvalidParams, "Invalid params: params: expected an object", "params",
+                       "methods take named params (an object)"};
+    } else {
+      try {
+        Result<json> r = slot->method.handler(entry.params, ctx);
+        if (r.ok()) {
+          result = std::move(r).value();
+        } else {
+          error = ErrorFromStatus(r.status());
+          if (error->code == kInternalError) {
+            spdlog::error("conn={} method={} id={}: {}", ctx.connection_id, entry.method,
+                          IdText(entry.id), r.status().ToString());
+          }
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("conn={} method={} id={}: exception: {}", ctx.connection_id, entry.method,
+                      IdText(entry.id), e.what());
+        error = RpcError{kInternalError, std::string("Internal error: ") + e.what(), "", e.what()};
+      }
+    }
+  }
+
+  const auto latency = std::chrono::steady_clock::now() - ctx.received;
+  if (metrics_ != nullptr) {
+    metrics_->RecordRequest(slot ? slot->metrics_slot : Metrics::kUnknownSlot,
+                            Metrics::OutcomeOfCode(error ? error->code : 0), latency);
+  }
+  if (error && error->code != kInternalError) {
+    spdlog::info("conn={} method={} id={} error={} {}", ctx.connection_id,
+                 entry.method.empty() ? "-" : entry.method, entry.has_id ? IdText(entry.id) : "-",
+                 error->code, error->message);
+  } else if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("conn={} method={} id={} ok in {} us", ctx.connection_id, entry.method,
+                  entry.has_id ? IdText(entry.id) : "-",
+                  std::chrono::duration_cast<std::chrono::microseconds>(latency).count());
+  }
+
+  // Notifications are never answered, but a malformed entry is (with id null
+  // when it has no usable id).
+  if (!entry.has_id && !entry.error) return std::nullopt;
+  // entry.id is null when absent or unusable.
+  if (error) return MakeError(entry.id, *error);
+  return MakeResult(entry.id, std::move(result));
+}
+
+std::optional<std::string> Dispatcher::Handle(std::string_view text, const CallContext& ctx,
+                                              const RpcError* reject) const {
+  Frame frame = ParseFrame(text);
+  if (frame.error) {
+    if (metrics_ != nullptr) {
+      metrics_->RecordRequest(Metrics::kUnknownSlot, Metrics::OutcomeOfCode(frame.error->code),
+                              std::chrono::steady_clock::now() - ctx.received);
+    }
+    spdlog::info("conn={} error={} {}", ctx.connection_id, frame.error->code, frame.error->message);
+    return Serialize(MakeError(json(), *frame.error));
+  }
+  if (!frame.is_batch) {
+    std::optional<json> r = Run(frame.entries.front(), ctx, reject);
+    if (!r) return std::nullopt;
+    return Serialize(*r);
+  }
+  json out = json::array();
+  for (const Entry& e : frame.entries) {
+    if (std::optional<json> r = Run(e, ctx, reject)) out.push_back(std::move(*r));
+  }
+  if (out.empty()) return std::nullopt;  // a batch of notifications only
+  return Serialize(out);
+}
+
+std::optional<std::string> Dispatcher::HandleFrame(std::string_view text,
+                                                   const CallContext& ctx) const {
+  return Handle(text, ctx, nullptr);
+}
+
+std::optional<std::string> Dispatcher::RejectFrame(std::string_view text, const RpcError& error,
+                                                   const CallContext& ctx) const {
+  return Handle(text, ctx, &error);
+}
+
+}  // namespace playbook::server

@@ -1,0 +1,171 @@
+#include "playbook/server/jsonrpc.h"
+
+namespace playbook::server {
+namespace {
+
+const char* DefaultMessage(int code) {
+  switch (code) {
+    case kParseError: return "Parse error";
+    case kInvalidRequest: return "Invalid request";
+    case kMethodNotFound: return "Method not found";
+    case kInvalidParams: return "Invalid params";
+    case kInternalError: return "Internal error";
+    case kUnauthorized: return "Unauthorized";
+    case kNotFound: return "Not found";
+    case kOverloaded: return "Overloaded";
+  }
+  return "Error";
+}
+
+// message: "Invalid params: assets[3].stages: unknown stage 'foo'" (one line
+// for humans); data.field and data.reason carry the parts for programs.
+RpcError Error(int code, std::string field, std::string reason) {
+  std::string message = DefaultMessage(code);
+  if (!field.empty()) message += ": " + field;
+  if (!reason.empty()) message += ": " + reason;
+  return RpcError{code, std::move(message), std::move(field), std::move(reason)};
+}
+
+// Nesting depth of JSON text, counting brackets outside strings; stops early
+// once past the limit. Malformed text is left for the parser to report.
+bool DeeperThan(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+Entry ParseEntry(const json& v, size_t index, bool in_batch) {
+  Entry e;
+  // "[3]" names the batch element; built by append (GCC 12 warns falsely on "[" + ...).
+  std::string element;
+  if (in_batch) element.append("[").append(std::to_string(index)).append("]");
+  const std::string at = in_batch ? element + "." : std::string();
+  if (!v.is_object()) {
+    e.error = Error(kInvalidRequest, element,
+                    "a request must be a JSON object");
+    return e;
+  }
+  // The id first, so that later errors can carry it back.
+  if (auto it = v.find("id"); it != v.end()) {
+    if (it->is_string() || it->is_number() || it->is_null()) {
+      e.id = *it;
+      e.has_id = true;
+    } else {
+      e.has_id = true;  // answered, with id null
+      e.error = Error(kInvalidRequest, at + "id", "id must be a string, a number or null");
+      return e;
+    }
+  }
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string& k = it.key();
+    if (k != "jsonrpc" && k != "id" && k != "method" && k != "params") {
+      e.error = Error(kInvalidRequest, at + k, "unknown member '" + k + "'");
+      return e;
+    }
+  }
+  auto ver = v.find("jsonrpc");
+  if (ver == v.end() || !ver->is_string() || ver->get_ref<const std::string&>() != "2.0") {
+    e.error = Error(kInvalidRequest, at + "jsonrpc", "jsonrpc must be the string \"2.0\"");
+    return e;
+  }
+  auto m = v.find("method");
+  if (m == v.end() || !m->is_string() || m->get_ref<const std::string&>().empty()) {
+    e.error = Error(kInvalidRequest, at + "method", "method must be a non-empty string");
+    return e;
+  }
+  e.method = m->get<std::string>();
+  if (auto p = v.find("params"); p != v.end()) {
+    if (!p->is_object() && !p->is_array()) {
+      e.error = Error(kInvalidRequest, at + "params", "params must be an object or an array");
+      return e;
+    }
+    e.params = *p;
+  } else {
+    e.params = json::object();
+  }
+  return e;
+}
+
+}  // namespace
+
+RpcError ErrorFromStatus(const Status& status) {
+  switch (status.code()) {
+    case Status::Code::kInvalidArgument:
+      return Error(kInvalidParams, status.field(), status.message());
+    case Status::Code::kNotFound: return Error(kNotFound, status.field(), status.message());
+    case Status::Code::kOverloaded: return Error(kOverloaded, "", status.message());
+    case Status::Code::kUnauthorized: return Error(kUnauthorized, "", status.message());
+    case Status::Code::kOk:  // a bug in the caller; still answer something well-formed
+    case Status::Code::kCorruption:
+    case Status::Code::kIOError:
+    case Status::Code::kInternal:
+      break;
+  }
+  return Error(kInternalError, "", status.ToString());
+}
+
+Frame ParseFrame(std::string_view text) {
+  Frame f;
+  if (DeeperThan(text, kMaxJsonDepth)) {
+    f.error = Error(kInvalidRequest, "",
+                    "JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return f;
+  }
+  json doc;
+  try {
+    doc = json::parse(text.begin(), text.end());
+  } catch (const json::parse_error& e) {
+    // nlohmann's message names the byte offset: "syntax error while parsing ... at line 1, column 9".
+    f.error = Error(kParseError, "", e.what());
+    return f;
+  }
+  if (doc.is_array()) {
+    if (doc.empty()) {
+      f.error = Error(kInvalidRequest, "", "a batch must hold at least one request");
+      return f;
+    }
+    f.is_batch = true;
+    f.entries.reserve(doc.size());
+    for (size_t i = 0; i < doc.size(); ++i) f.entries.push_back(ParseEntry(doc[i], i, true));
+    return f;
+  }
+  f.entries.push_back(ParseEntry(doc, 0, false));
+  return f;
+}
+
+json MakeResult(const json& id, json result) {
+  return json{{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}};
+}
+
+json MakeError(const json& id, const RpcError& error) {
+  json err{{"code", error.code}, {"message", error.message}};
+  json data = json::object();
+  if (!error.field.empty()) data["field"] = error.field;
+  if (!error.reason.empty()) data["reason"] = error.reason;
+  if (!data.empty()) err["data"] = std::move(data);
+  return json{{"jsonrpc", "2.0"}, {"id", id}, {"error", std::move(err)}};
+}
+
+json MakeNotification(std::string_view method, json params) {
+  return json{{"jsonrpc", "2.0"}, {"method", method}, {"params", std::move(params)}};
+}
+
+std::string Serialize(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace playbook::server

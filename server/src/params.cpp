@@ -1,0 +1,170 @@
+#include "playbook/server/params.h"
+
+namespace playbook::server {
+namespace {
+
+const char* TypeName(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: return "an integer";
+    case json::value_t::number_float: return "a number";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    default: return "something else";
+  }
+}
+
+}  // namespace
+
+ParamReader::ParamReader(const json& object, std::string path)
+    : object_(object), path_(std::move(path)), error_(std::make_shared<Status>()) {
+  if (!object_.is_object()) {
+    *error_ = Status::InvalidArgument(path_.empty() ? "params" : path_,
+                                      std::string("expected an object, got ") + TypeName(object_));
+  }
+}
+
+std::string ParamReader::PathOf(std::string_view key) const {
+  return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+}
+
+void ParamReader::Fail(std::string_view key, std::string reason) {
+  if (error_->ok()) *error_ = Status::InvalidArgument(PathOf(key), std::move(reason));
+}
+
+bool ParamReader::Has(std::string_view key) const {
+  return object_.is_object() && object_.contains(key);
+}
+
+const json* ParamReader::Member(std::string_view key) {
+  read_.emplace(key);
+  if (!object_.is_object()) return nullptr;
+  auto it = object_.find(key);
+  return it == object_.end() ? nullptr : &*it;
+}
+
+const json* ParamReader::Raw(std::string_view key) { return Member(key); }
+
+std::string ParamReader::String(std::string_view key, size_t max_len) {
+  const json* v = Member(key);
+  if (v == nullptr || v->is_null()) {
+    Fail(key, "required");
+    return {};
+  }
+  auto s = OptString(key, max_len);
+  if (s && s->empty()) Fail(key, "must not be empty");
+  return s.value_or("");
+}
+
+std::optional<std::string> ParamReader::OptString(std::string_view key, size_t max_len) {
+  const json* v = Member(key);
+  if (v == nullptr || v->is_null()) return std::nullopt;
+  if (!v->is_string()) {
+    Fail(key, std::string("expected a string, got ") + TypeName(*v));
+    return std::nullopt;
+  }
+  const auto& s = v->get_ref<const std::string&>();
+  if (s.size() > max_len) {
+    Fail(key, "longer than " + std::to_string(max_len) + " bytes");
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<int64_t> ParamReader::OptInt(std::string_view key, int64_t min, int64_t max) {
+  const json* v = Member(key);
+  if (v == nullptr || v->is_null()) return std::nullopt;
+  int64_t n = 0;
+  if (v->is_number_integer()) {
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+      Fail(key, "out of range " + std::to_string(min) + ".." + std::to_string(max));
+      return std::nullopt;
+    }
+    n = v->get<int64_t>();
+  } else if (v->is_number_float() && v->get<double>() == static_cast<double>(
+                                                               static_cast<int64_t>(v->get<double>()))) {
+    n = static_cast<int64_t>(v->get<double>());  // 5.0 is the integer 5
+  } else {
+    Fail(key, std::string("expected an integer, got ") + TypeName(*v));
+    return std::nullopt;
+  }
+  if (n < min || n > max) {
+    Fail(key, "must be in " + std::to_string(min) + ".." + std::to_string(max) + ", got " +
+                  std::to_string(n));
+    return std::nullopt;
+  }
+  return n;
+}
+
+int64_t ParamReader::Int(std::string_view key, int64_t fallback, int64_t min, int64_t max) {
+  return OptInt(key, min, max).value_or(fallback);
+}
+
+std::optional<double> ParamReader::OptNumber(std::string_view key) {
+  const json* v = Member(key);
+  if (v == nullptr || v->is_null()) return std::nullopt;
+  if (!v->is_number()) {
+    Fail(key, std::string("expected a number, got ") + TypeName(*v));
+    return std::nullopt;
+  }
+  return v->get<double>();
+}
+
+bool ParamReader::Bool(std::string_view key, bool fallback) {
+  const json* v = Member(key);
+  if (v == nullptr || v->is_null()) return fallback;
+  if (!v->is_boolean()) {
+    Fail(key, std::string("expected true or false, got ") + TypeName(*v));
+    return fallback;
+  }
+  return v->get<bool>();
+}
+
+std::vector<std::string> ParamReader::Strings(std::string_view key, bool required,
+                                              size_t max_items) {
+  std::vector<std::string> out;
+  const json* v = Member(key);
+  if (v == nullptr || v->is_null()) {
+    if (required) Fail(key, "required");
+    return out;
+  }
+  if (!v->is_array()) {
+    Fail(key, std::string("expected an array of strings, got ") + TypeName(*v));
+    return out;
+  }
+  if (v->size() > max_items) {
+    Fail(key, "more than " + std::to_string(max_items) + " items");
+    return out;
+  }
+  out.reserve(v->size());
+  for (size_t i = 0; i < v->size(); ++i) {
+    const json& e = (*v)[i];
+    std::string at = std::string(key) + "[" + std::to_string(i) + "]";
+    if (!e.is_string()) {
+      Fail(at, std::string("expected a string, got ") + TypeName(e));
+      return {};
+    }
+    if (e.get_ref<const std::string&>().empty()) {
+      Fail(at, "must not be empty");
+      return {};
+    }
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+Status ParamReader::Finish() {
+  if (!error_->ok()) return *error_;
+  for (auto it = object_.begin(); it != object_.end(); ++it) {
+    if (read_.find(it.key()) == read_.end()) {
+      Fail(it.key(), "unknown field");
+      return *error_;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace playbook::server

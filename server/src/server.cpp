@@ -1,0 +1,185 @@
+// The server's threads and lifecycle: the accept loop, the network threads,
+// the worker pool, signal handling and the graceful stop.
+#include "playbook/server/server.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <spdlog/spdlog.h>
+
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "playbook/server/methods.h"
+#include "sessions.h"
+#include "shared_state.h"
+
+namespace playbook::server {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+struct Server::Impl {
+  Impl(Config c, Engine* e)
+      : config(std::move(c)), engine(e), state(config, engine, workers), acceptor(ioc),
+        signals(ioc, SIGINT, SIGTERM), timer(ioc) {}
+
+  void DoAccept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](boost::system::error_code ec,
+                                                        tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+      if (ec) {
+        // Out of descriptors and the like: say so and try again shortly,
+        // rather than spin.
+        spdlog::warn("accept: {}", ec.message());
+        timer.expires_after(std::chrono::milliseconds(100));
+        timer.async_wait([this](boost::system::error_code) { DoAccept(); });
+        return;
+      }
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      StartHttpSession(std::move(socket), state);
+      DoAccept();
+    });
+  }
+
+  void OnSignal(boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (state.draining) {
+      spdlog::warn("signal {} again: stopping now", sig);
+      ioc.stop();
+      return;
+    }
+    spdlog::info("signal {}: stopping", sig);
+    signals.async_wait([this](boost::system::error_code e, int s) { OnSignal(e, s); });
+    BeginShutdown();
+  }
+
+  // Runs on the network loop.
+  void BeginShutdown() {
+    if (state.draining.exchange(true)) return;
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    spdlog::info("draining: {} request(s) in flight, up to {} ms", state.queued(),
+                 config.server.shutdown_grace_ms);
+    drain_deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(config.server.shutdown_grace_ms);
+    WaitForDrain();
+  }
+
+  void WaitForDrain() {
+    if (state.queued() > 0 && std::chrono::steady_clock::now() < drain_deadline) {
+      timer.expires_after(std::chrono::milliseconds(10));
+      timer.async_wait([this](boost::system::error_code) { WaitForDrain(); });
+      return;
+    }
+    if (state.queued() > 0) {
+      spdlog::warn("grace period over with {} request(s) still running; closing connections",
+                   state.queued());
+    }
+    auto sessions = state.Sessions();
+    for (auto& s : sessions) s->GoAway();
+    close_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    WaitForClose();
+  }
+
+  void WaitForClose() {
+    if (state.metrics.open_websockets() > 0 && std::chrono::steady_clock::now() < close_deadline) {
+      timer.expires_after(std::chrono::milliseconds(10));
+      timer.async_wait([this](boost::system::error_code) { WaitForClose(); });
+      return;
+    }
+    ioc.stop();  // idle keep-alive HTTP connections are dropped with the loop
+  }
+
+  Config config;
+  Engine* engine;
+  // Declared before the io_contexts so that it outlives the handlers (and the
+  // sessions they own) that the io_contexts destroy.
+  SharedState state;
+  net::io_context ioc;      // network: accept, HTTP, WebSocket
+  net::io_context workers;  // the worker pool's queue
+  tcp::acceptor acceptor;
+  net::signal_set signals;
+  net::steady_timer timer;
+  std::chrono::steady_clock::time_point drain_deadline, close_deadline;
+  bool started = false;
+};
+
+Server::Server(Config config, Engine* engine)
+    : impl_(std::make_unique<Impl>(std::move(config), engine)) {}
+
+Server::~Server() = default;
+
+Status Server::Start() {
+  Impl& m = *impl_;
+  const ServerOptions& so = m.config.server;
+
+  StatsSource stats;
+  stats.metrics = &m.state.metrics;
+  stats.started = m.state.started;
+  const uint32_t workers = so.worker_threads > 0 ? so.worker_threads
+                                                 : std::max(1u, std::thread::hardware_concurrency());
+  stats.workers = [&m, workers] {
+    return json{{"threads", workers},
+                {"queued", m.state.queued()},
+                {"max_queued", m.config.server.max_queued_requests}};
+  };
+  AddServerMethods(m.state.dispatcher, std::move(stats));
+  if (m.config.debug.test_methods) AddDebugMethods(m.state.dispatcher);
+
+  boost::system::error_code ec;
+  const std::string host = so.bind == "localhost" ? "127.0.0.1" : so.bind;
+  const net::ip::address address = net::ip::make_address(host, ec);
+  if (ec) return Status::InvalidArgument("server.bind", "not an IP address: '" + so.bind + "'");
+  const tcp::endpoint endpoint(address, so.port);
+  const std::string where = so.bind + ":" + std::to_string(so.port);
+  m.acceptor.open(endpoint.protocol(), ec);
+  if (!ec) m.acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) m.acceptor.bind(endpoint, ec);
+  if (!ec) m.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return Status::IOError("cannot listen on " + where + ": " + ec.message());
+  m.started = true;
+  return Status::Ok();
+}
+
+uint16_t Server::port() const {
+  boost::system::error_code ec;
+  return impl_->acceptor.local_endpoint(ec).port();
+}
+
+void Server::Run() {
+  Impl& m = *impl_;
+  if (!m.started) return;
+  m.signals.async_wait([&m](boost::system::error_code ec, int sig) { m.OnSignal(ec, sig); });
+  m.DoAccept();
+
+  const ServerOptions& so = m.config.server;
+  const uint32_t worker_count = so.worker_threads > 0
+                                    ? so.worker_threads
+                                    : std::max(1u, std::thread::hardware_concurrency());
+  auto guard = net::make_work_guard(m.workers);
+  std::vector<std::thread> workers;
+  for (uint32_t i = 0; i < worker_count; ++i) workers.emplace_back([&m] { m.workers.run(); });
+
+  std::vector<std::thread> io;
+  for (uint32_t i = 1; i < std::max(1u, so.io_threads); ++i) io.emplace_back([&m] { m.ioc.run(); });
+  m.ioc.run();
+  for (auto& t : io) t.join();
+
+  // Requests still queued after the grace period are dropped; running ones finish.
+  guard.reset();
+  m.workers.stop();
+  for (auto& t : workers) t.join();
+  spdlog::info("server stopped");
+}
+
+void Server::Shutdown() {
+  Impl* m = impl_.get();
+  net::post(m->ioc, [m] { m->BeginShutdown(); });
+}
+
+}  // namespace playbook::server

@@ -1,0 +1,236 @@
+// One WebSocket connection: frames in, responses out.
+//
+// Everything here runs on the connection's strand (the stream's executor),
+// except the dispatch itself, which runs on a worker and posts its response
+// back. One write is in flight at a time; the rest wait in queue_. Reading
+// pauses while max_inflight_per_connection frames are being worked on or
+// waiting to be written, so a client that sends without reading cannot make
+// the server buffer without bound.
+#include "ws_session.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "playbook/server/version.h"
+#include "sessions.h"
+#include "shared_state.h"
+
+namespace playbook::server {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+
+class WsSessionImpl final : public WsSession, public std::enable_shared_from_this<WsSessionImpl> {
+ public:
+  WsSessionImpl(beast::tcp_stream stream, Role role, SharedState& state, ConnectionCount count)
+      : ws_(std::move(stream)), state_(state), role_(role), id_(state.NextConnectionId()),
+        count_(std::move(count)) {}
+
+  ~WsSessionImpl() override {
+    if (registered_) {
+      state_.metrics.WebSocketClosed();
+      state_.RemoveSession(id_);
+      spdlog::debug("conn={} closed", id_);
+    }
+  }
+
+  void Run(http::request<http::string_body> req) {
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+      res.set(http::field::server, std::string("playbookd/") + BuildVersion());
+    }));
+    ws_.read_message_max(0);  // enforced in OnRead; see ReadSome
+    ws_.async_accept(req, beast::bind_front_handler(&WsSessionImpl::OnAccept, shared_from_this()));
+  }
+
+  void GoAway() override {
+    net::dispatch(ws_.get_executor(), [self = shared_from_this()] {
+      self->closing_ = true;
+      if (!self->writing_) self->DoClose();
+    });
+  }
+
+ private:
+  void OnAccept(beast::error_code ec) {
+    if (ec) {
+      spdlog::debug("conn={} upgrade failed: {}", id_, ec.message());
+      return;
+    }
+    registered_ = true;
+    state_.metrics.WebSocketOpened();
+    state_.AddSession(id_, weak_from_this());
+    spdlog::debug("conn={} websocket open, role={}", id_, RoleName(role_));
+    if (state_.draining) {  // shutdown began while this one was upgrading
+      closing_ = true;
+      DoClose();
+      return;
+    }
+    MaybeRead();
+  }
+
+  void MaybeRead() {
+    if (reading_ || closing_ || closed_) return;
+    if (inflight_ + queue_.size() >= state_.config.server.max_inflight_per_connection) return;
+    ReadSome();
+  }
+
+  // Reads a message piece by piece so the size limit is ours to enforce: when
+  // Beast enforces read_message_max itself it fails the connection and, in
+  // 1.74, tears it down while the peer is still sending, which resets the
+  // connection and loses the 1009 close frame. Closing ourselves runs the
+  // close handshake, which drains the rest of the message first.
+  void ReadSome() {
+    reading_ = true;
+    ws_.async_read_some(buffer_, kReadChunk,
+                        beast::bind_front_handler(&WsSessionImpl::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, std::size_t) {
+    reading_ = false;
+    if (ec) {
+      if (ec != websocket::error::closed && ec != net::error::operation_aborted &&
+          ec != net::error::eof) {
+        spdlog::debug("conn={} read: {}", id_, ec.message());
+      }
+      closed_ = true;
+      return;
+    }
+    if (buffer_.size() > state_.config.server.max_frame_bytes) {
+      state_.metrics.FrameTooBig();
+      spdlog::info("conn={} closing with 1009: message over max_frame_bytes ({})", id_,
+                   state_.config.server.max_frame_bytes);
+      buffer_.consume(buffer_.size());
+      close_code_ = websocket::close_code::too_big;
+      closing_ = true;
+      if (!writing_) DoClose();
+      return;
+    }
+    if (!ws_.is_message_done()) return ReadSome();
+    std::string text = beast::buffers_to_string(buffer_.data());
+    buffer_.consume(buffer_.size());
+    OnFrame(std::move(text), ws_.got_text());
+    MaybeRead();
+  }
+
+  CallContext Context() {
+    CallContext ctx;
+    ctx.role = role_;
+    ctx.connection_id = id_;
+    ctx.received = std::chrono::steady_clock::now();
+    ctx.notify = [weak = weak_from_this()](const json& notification) {
+      if (auto self = weak.lock()) {
+        net::post(self->ws_.get_executor(), [self, text = Serialize(notification)]() mutable {
+          self->Send(std::move(text));
+        });
+      }
+    };
+    return ctx;
+  }
+
+  void OnFrame(std::string text, bool is_text) {
+    CallContext ctx = Context();
+    if (!is_text) {
+      state_.metrics.RecordRequest(Metrics::kUnknownSlot, Metrics::kInvalidRequest,
+                                   std::chrono::nanoseconds(0));
+      Send(Serialize(MakeError(json(), RpcError{kInvalidRequest,
+                                                "Invalid request: binary frames are not supported",
+                                                "", "send JSON-RPC as text frames"})));
+      return;
+    }
+    if (state_.draining || !state_.TryEnqueue()) {
+      // Parsing here is the price of answering each id; rare by design.
+      const bool draining = state_.draining;
+      RpcError busy{kOverloaded,
+                    draining ? "Overloaded: the server is shutting down; retry on another instance"
+                             : "Overloaded: too many requests queued; retry later",
+                    "", draining ? "shutting down" : "queue full"};
+      if (auto out = state_.dispatcher.RejectFrame(text, busy, ctx)) Send(std::move(*out));
+      return;
+    }
+    ++inflight_;
+    state_.Post([self = shared_from_this(), text = std::move(text), ctx = std::move(ctx)] {
+      std::optional<std::string> out = self->state_.dispatcher.HandleFrame(text, ctx);
+      net::post(self->ws_.get_executor(), [self, out = std::move(out)]() mutable {
+        --self->inflight_;
+        if (out) self->Send(std::move(*out));
+        self->MaybeRead();
+      });
+    });
+  }
+
+  void Send(std::string text) {
+    if (closed_ || close_sent_) return;
+    queue_.push_back(std::move(text));
+    if (!writing_) DoWrite();
+  }
+
+  void DoWrite() {
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(net::buffer(queue_.front()),
+                    beast::bind_front_handler(&WsSessionImpl::OnWrite, shared_from_this()));
+  }
+
+  void OnWrite(beast::error_code ec, std::size_t) {
+    writing_ = false;
+    if (ec) {
+      spdlog::debug("conn={} write: {}", id_, ec.message());
+      closed_ = true;
+      queue_.clear();
+      return;
+    }
+    queue_.pop_front();
+    if (!queue_.empty()) {
+      DoWrite();
+    } else if (closing_) {
+      DoClose();
+    } else {
+      MaybeRead();
+    }
+  }
+
+  // REQUIRES: no write in flight (a close counts as a write).
+  void DoClose() {
+    if (closed_ || close_sent_) return;
+    close_sent_ = true;
+    ws_.async_close(close_code_,
+                    [self = shared_from_this()](beast::error_code) { self->closed_ = true; });
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buffer_;
+  std::deque<std::string> queue_;  // responses waiting to be written; front is in flight
+  SharedState& state_;
+  const Role role_;
+  const uint64_t id_;
+  ConnectionCount count_;
+  uint32_t inflight_ = 0;  // frames on the workers
+  bool registered_ = false;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closing_ = false;  // GoAway: close once the queue is written
+  bool close_sent_ = false;
+  bool closed_ = false;
+  websocket::close_code close_code_ = websocket::close_code::going_away;
+  static constexpr size_t kReadChunk = 64 * 1024;
+};
+
+}  // namespace
+
+void StartWsSession(beast::tcp_stream stream, http::request<http::string_body> req, Role role,
+                    SharedState& state, ConnectionCount count) {
+  std::make_shared<WsSessionImpl>(std::move(stream), role, state, std::move(count))
+      ->Run(std::move(req));
+}
+
+}  // namespace playbook::server

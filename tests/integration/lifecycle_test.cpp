@@ -1,0 +1,135 @@
+// Start-up refusals, graceful stop and restart of the real playbookd.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "support/daemon.h"
+#include "support/test_client.h"
+
+namespace playbook::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Lifecycle, SigtermExitsZero) {
+  Daemon d;
+  ASSERT_TRUE(d.Start()) << d.log();
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+  EXPECT_NE(d.log().find("storage flushed"), std::string::npos) << d.log();
+}
+
+TEST(Lifecycle, SigintExitsZero) {
+  Daemon d;
+  ASSERT_TRUE(d.Start()) << d.log();
+  d.Signal(SIGINT);
+  EXPECT_EQ(d.Wait(20s), 0) << d.log();
+}
+
+TEST(Lifecycle, SigtermLetsInFlightRequestsFinishAndRefusesNewOnes) {
+  Daemon d;
+  ASSERT_TRUE(d.Start()) << d.log();
+  TestClient c(d.ws_url());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send({{"jsonrpc", "2.0"}, {"id", "long"}, {"method", "debug.sleep"}, {"params", {{"ms", 1500}}}}));
+  std::this_thread::sleep_for(200ms);
+  d.Signal(SIGTERM);
+  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(c.Send({{"jsonrpc", "2.0"}, {"id", "late"}, {"method", "server.stats"}}));
+  json late = c.Read(5s);
+  EXPECT_EQ(late["id"], "late");
+  EXPECT_EQ(ErrorCode(late), -32003);
+  json done = c.Read(5s);
+  EXPECT_EQ(done["id"], "long");
+  EXPECT_EQ(done["result"]["slept_ms"], 1500);
+  client::Message closed = c.ws().Read(5s);
+  EXPECT_EQ(closed.kind, client::Message::Kind::kClosed);
+  EXPECT_EQ(closed.close_code, 1001);  // going away
+  EXPECT_EQ(d.Wait(20s), 0) << d.log();
+}
+
+TEST(Lifecycle, GracePeriodBoundsTheStop) {
+  Daemon d(WithConfig("[server]\nshutdown_grace_ms = 200\n"));
+  ASSERT_TRUE(d.Start()) << d.log();
+  TestClient c(d.ws_url());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "debug.sleep"}, {"params", {{"ms", 3000}}}}));
+  std::this_thread::sleep_for(100ms);
+  d.Signal(SIGTERM);
+  client::Message m = c.ws().Read(2s);  // closed after the grace period, not after the sleep
+  EXPECT_EQ(m.kind, client::Message::Kind::kClosed);
+  EXPECT_EQ(d.Wait(20s), 0) << d.log();
+  EXPECT_NE(d.log().find("grace period over"), std::string::npos) << d.log();
+}
+
+TEST(Lifecycle, RestartsOnTheSameDataDir) {
+  TempDir data;
+  {
+    Daemon first(WithDataDir(data.path()));
+    ASSERT_TRUE(first.Start()) << first.log();
+    ASSERT_EQ(first.Stop(), 0);
+  }
+  Daemon second(WithDataDir(data.path()));
+  ASSERT_TRUE(second.Start()) << second.log();
+  TestClient c(second.ws_url());
+  EXPECT_TRUE(c.Call("server.stats").contains("result"));
+}
+
+TEST(Lifecycle, RefusesADataDirInUse) {
+  Daemon first;
+  ASSERT_TRUE(first.Start()) << first.log();
+  Daemon second(WithDataDir(first.data_dir()));
+  EXPECT_FALSE(second.Start());
+  EXPECT_EQ(second.Wait(10s), 1);
+  EXPECT_NE(second.log().find("in use"), std::string::npos) << second.log();
+}
+
+TEST(Lifecycle, RefusesAPortInUse) {
+  Daemon first;
+  ASSERT_TRUE(first.Start()) << first.log();
+  Daemon second(WithArgs({"--port", std::to_string(first.port())}));
+  EXPECT_FALSE(second.Start());
+  EXPECT_EQ(second.Wait(10s), 1);
+  EXPECT_NE(second.log().find("cannot listen"), std::string::npos) << second.log();
+}
+
+TEST(Lifecycle, BadConfigStopsStartNamingTheKey) {
+  struct Case {
+    const char* toml;
+    const char* key;
+  } cases[] = {
+      {"[server]\nprot = 7700\n", "server.prot"},
+      {"[server]\nport = \"7700\"\n", "server.port"},
+      {"[funnel]\nstages = []\n", "funnel.stages"},
+      {"[funnel]\nstages = [\"awareness\", \"awareness\"]\n", "funnel.stages[1]"},
+      {"[[auth.tokens]]\nrole = \"boss\"\ntoken = \"abcdefabcdefabcdef\"\n", "auth.tokens[0].role"},
+  };
+  for (const Case& c : cases) {
+    Daemon d(WithConfig(c.toml));
+    EXPECT_FALSE(d.Start()) << c.toml;
+    EXPECT_EQ(d.Wait(10s), 1) << c.toml;
+    EXPECT_NE(d.log().find(c.key), std::string::npos) << c.toml << "\n" << d.log();
+  }
+}
+
+TEST(Lifecycle, RefusesToBindBeyondLoopbackWithoutTokens) {
+  Daemon d(WithArgs({"--bind", "0.0.0.0"}));
+  EXPECT_FALSE(d.Start());
+  EXPECT_EQ(d.Wait(10s), 1);
+  EXPECT_NE(d.log().find("without auth tokens"), std::string::npos) << d.log();
+}
+
+TEST(Lifecycle, StartupSummaryNamesVersionPortDataDirStagesDimension) {
+  Daemon d;
+  ASSERT_TRUE(d.Start()) << d.log();
+  const std::string log = d.log();
+  EXPECT_NE(log.find("listening on ws://127.0.0.1:" + std::to_string(d.port()) + "/v1"), std::string::npos) << log;
+  EXPECT_NE(log.find("stages=[awareness,interest,consideration,evaluation,negotiation]"), std::string::npos);
+  EXPECT_NE(log.find("dimension=384"), std::string::npos);
+  EXPECT_NE(log.find(d.data_dir()), std::string::npos);
+}
+
+}  // namespace
+}  // namespace playbook::testing

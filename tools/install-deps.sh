@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Playbook needs to build and test, and only the missing ones.
+# Uses sudo when not root. Safe to run again: it does nothing when everything is present.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libboost-dev                      # Asio + Beast 1.74 (header-only)
+  librocksdb-dev                    # embedded storage
+  libfaiss-dev liblapack-dev libopenblas0-openmp  # vector index; faiss's link needs lapack, openblas is the fast BLAS
+  libspdlog-dev libfmt-dev          # logging
+  nlohmann-json3-dev                # JSON
+  libtomlplusplus-dev               # config
+  libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro benchmarks
+  procps                            # pgrep/kill used by the scripts
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

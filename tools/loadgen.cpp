@@ -1,0 +1,132 @@
+// playbook-loadgen: drives a running playbookd over the real protocol and
+// prints throughput and latency percentiles. Bounded in time and count.
+//
+//   build/bin/playbook-loadgen [--url URL] [--token T] [--connections N] [--seconds S]
+//                              [--pipeline W] [--method M] [--params JSON]
+//
+// Each connection runs on its own thread and keeps W requests in flight.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "playbook/client/ws_client.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace client = playbook::client;
+
+struct Options {
+  std::string url = "ws://127.0.0.1:7700/v1";
+  std::string token;
+  int connections = 8;
+  double seconds = 5;
+  int pipeline = 1;
+  std::string method = "server.stats";
+  std::string params = "{}";
+};
+
+bool Parse(int argc, char** argv, Options& o) {
+  if (const char* u = std::getenv("PLAYBOOK_URL")) o.url = u;
+  if (const char* t = std::getenv("PLAYBOOK_TOKEN")) o.token = t;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i + 1 >= argc) {
+      std::cerr << "playbook-loadgen: " << a << " needs a value\n";
+      return false;
+    }
+    std::string v = argv[++i];
+    if (a == "--url") o.url = v;
+    else if (a == "--token") o.token = v;
+    else if (a == "--connections") o.connections = std::max(1, std::atoi(v.c_str()));
+    else if (a == "--seconds") o.seconds = std::max(0.1, std::atof(v.c_str()));
+    else if (a == "--pipeline") o.pipeline = std::max(1, std::atoi(v.c_str()));
+    else if (a == "--method") o.method = v;
+    else if (a == "--params") o.params = v;
+    else {
+      std::cerr << "playbook-loadgen: unknown option " << a << "\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (!Parse(argc, argv, o)) return 2;
+  auto url = client::ParseUrl(o.url);
+  if (!url.ok()) {
+    std::cerr << url.status().ToString() << "\n";
+    return 2;
+  }
+  std::mutex mu;
+  std::vector<double> latencies_us;
+  std::atomic<uint64_t> errors{0}, failures{0};
+  const auto deadline = Clock::now() + std::chrono::duration<double>(o.seconds);
+  const auto start = Clock::now();
+
+  std::vector<std::thread> threads;
+  for (int c = 0; c < o.connections; ++c) {
+    threads.emplace_back([&, c] {
+      client::WsClient ws;
+      if (!ws.Connect(url.value(), o.token).ok()) {
+        failures++;
+        return;
+      }
+      std::vector<double> local;
+      std::vector<Clock::time_point> sent_at;  // by id
+      uint64_t next = 0, done = 0;
+      auto send = [&] {
+        std::string req = "{\"jsonrpc\":\"2.0\",\"id\":" + std::to_string(next) + ",\"method\":\"" +
+                          o.method + "\",\"params\":" + o.params + "}";
+        sent_at.push_back(Clock::now());
+        ++next;
+        return ws.Send(req).ok();
+      };
+      for (int w = 0; w < o.pipeline; ++w) {
+        if (!send()) { failures++; return; }
+      }
+      while (done < next) {
+        client::Message m = ws.Read(std::chrono::milliseconds(10000));
+        if (m.kind != client::Message::Kind::kText) { failures++; break; }
+        // Ids are numbers we chose; find the id cheaply.
+        size_t p = m.data.find("\"id\":");
+        uint64_t id = p == std::string::npos ? 0 : std::strtoull(m.data.c_str() + p + 5, nullptr, 10);
+        if (id < sent_at.size()) {
+          local.push_back(std::chrono::duration<double, std::micro>(Clock::now() - sent_at[id]).count());
+        }
+        if (m.data.find("\"error\"") != std::string::npos) errors++;
+        ++done;
+        if (Clock::now() < deadline && !send()) { failures++; break; }
+      }
+      (void)c;
+      std::lock_guard<std::mutex> lock(mu);
+      latencies_us.insert(latencies_us.end(), local.begin(), local.end());
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+
+  std::sort(latencies_us.begin(), latencies_us.end());
+  auto pct = [&](double q) {
+    if (latencies_us.empty()) return 0.0;
+    return latencies_us[std::min(latencies_us.size() - 1, static_cast<size_t>(q * latencies_us.size()))];
+  };
+  std::printf("method=%s connections=%d pipeline=%d seconds=%.1f\n", o.method.c_str(), o.connections,
+              o.pipeline, elapsed);
+  std::printf("requests=%zu errors=%llu failed_connections=%llu throughput=%.0f req/s\n",
+              latencies_us.size(), static_cast<unsigned long long>(errors.load()),
+              static_cast<unsigned long long>(failures.load()), latencies_us.size() / elapsed);
+  std::printf("latency_us p50=%.0f p90=%.0f p99=%.0f max=%.0f\n", pct(0.50), pct(0.90), pct(0.99),
+              latencies_us.empty() ? 0.0 : latencies_us.back());
+  return failures.load() == 0 ? 0 : 1;
+}
