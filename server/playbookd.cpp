@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
       config.engine.dimension,
       config.tokens.empty() ? std::string("none (loopback, open)")
                             : std::to_string(config.tokens.size()),
-      config.server.worker_threads, config.server.max_frame_bytes);
+      srv::WorkerThreads(config.server), config.server.max_frame_bytes);
   if (config.debug.test_methods) spdlog::warn("debug.* test methods are enabled");
   if (flags->ready_file && !WriteReadyFile(*flags->ready_file, server.port())) {
     spdlog::critical("cannot write the ready file '{}'", *flags->ready_file);

@@ -25,12 +25,13 @@ running_pid() {
 
 # GET /healthz without curl (a fresh Debian has none): bash's /dev/tcp.
 healthz() {
-  local reply
-  exec 3<>"/dev/tcp/127.0.0.1/$PORT" 2>/dev/null || return 1
-  printf 'GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-  reply=$(timeout 2 cat <&3 || true)
-  exec 3<&- 3>&-
-  [[ "$reply" == "HTTP/1.1 200"* ]] && echo "${reply##*$'\r\n\r\n'}"
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$PORT" || exit 1
+    printf 'GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+    reply=$(timeout 2 cat <&3 || true)
+    [[ "$reply" == "HTTP/1.1 200"* ]] || exit 1
+    echo "${reply##*$'\r\n\r\n'}"
+  ) 2>/dev/null
 }
 
 if [ "${1:-}" = "--stop" ]; then

@@ -109,6 +109,11 @@ struct Server::Impl {
   bool started = false;
 };
 
+uint32_t WorkerThreads(const ServerOptions& options) {
+  return options.worker_threads > 0 ? options.worker_threads
+                                    : std::max(1u, std::thread::hardware_concurrency());
+}
+
 Server::Server(Config config, Engine* engine)
     : impl_(std::make_unique<Impl>(std::move(config), engine)) {}
 
@@ -121,8 +126,7 @@ Status Server::Start() {
   StatsSource stats;
   stats.metrics = &m.state.metrics;
   stats.started = m.state.started;
-  const uint32_t workers = so.worker_threads > 0 ? so.worker_threads
-                                                 : std::max(1u, std::thread::hardware_concurrency());
+  const uint32_t workers = WorkerThreads(so);
   stats.workers = [&m, workers] {
     return json{{"threads", workers},
                 {"queued", m.state.queued()},
@@ -158,9 +162,7 @@ void Server::Run() {
   m.DoAccept();
 
   const ServerOptions& so = m.config.server;
-  const uint32_t worker_count = so.worker_threads > 0
-                                    ? so.worker_threads
-                                    : std::max(1u, std::thread::hardware_concurrency());
+  const uint32_t worker_count = WorkerThreads(so);
   auto guard = net::make_work_guard(m.workers);
   std::vector<std::thread> workers;
   for (uint32_t i = 0; i < worker_count; ++i) workers.emplace_back([&m] { m.workers.run(); });

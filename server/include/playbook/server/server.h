@@ -15,6 +15,9 @@
 
 namespace playbook::server {
 
+// Worker threads the server runs: server.worker_threads, or one per core when 0.
+uint32_t WorkerThreads(const ServerOptions& options);
+
 class Server {
  public:
   // `engine` must outlive the server.
