@@ -11,10 +11,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <optional>
 #include <string>
 
 #include "playbook/engine/engine.h"
+#include "playbook/models/lexical_embedder.h"
 #include "playbook/server/config.h"
 #include "playbook/server/server.h"
 #include "playbook/server/version.h"
@@ -155,10 +157,34 @@ int main(int argc, char** argv) {
   }
   RaiseFileLimit();
 
-  auto engine = playbook::Engine::Open(config.engine);
+  std::string lexicon(playbook::models::DefaultLexicon());
+  if (!config.embedder.lexicon.empty()) {
+    std::ifstream in(config.embedder.lexicon);
+    if (!in) {
+      spdlog::critical("bad config: embedder.lexicon: cannot read '{}'", config.embedder.lexicon);
+      return 1;
+    }
+    lexicon.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto embedder = playbook::models::LexicalEmbedder::Create({config.engine.dimension, lexicon});
+  if (!embedder.ok()) {
+    spdlog::critical("bad embedder: {}", embedder.status().ToString());
+    return 1;
+  }
+  std::shared_ptr<const playbook::models::Embedder> shared_embedder = std::move(embedder).value();
+
+  auto engine = playbook::Engine::Open(config.engine, shared_embedder);
   if (!engine.ok()) {
     spdlog::critical("cannot open the data dir: {}", engine.status().ToString());
     return 1;
+  }
+
+  bool open_warning = false;
+  const std::string open_note = engine.value()->OpenNote(&open_warning);
+  if (open_warning) {
+    spdlog::warn("{}", open_note);
+  } else {
+    spdlog::info("{}", open_note);
   }
 
   srv::Server server(config, engine.value().get());
@@ -167,11 +193,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info(
-      "playbookd {} listening on ws://{}:{}/v1 data_dir={} stages=[{}] dimension={} tokens={} "
-      "workers={} max_frame_bytes={}",
+      "playbookd {} listening on ws://{}:{}/v1 data_dir={} stages=[{}] dimension={} embedder={} "
+      "tokens={} workers={} max_frame_bytes={}",
       playbook::BuildVersion(), config.server.bind, server.port(),
       std::filesystem::absolute(config.engine.data_dir).string(), Join(config.engine.stages),
-      config.engine.dimension,
+      config.engine.dimension, shared_embedder->Name(),
       config.tokens.empty() ? std::string("none (loopback, open)")
                             : std::to_string(config.tokens.size()),
       srv::WorkerThreads(config.server), config.server.max_frame_bytes);

@@ -1,112 +1,254 @@
-// The engine's storage core: one RocksDB instance in the data dir.
-#include "playbook/engine/engine.h"
-
-#include <rocksdb/db.h>
+// Opening, loading and closing the engine; status.
 #include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
-#include <mutex>
 #include <system_error>
+#include <unordered_map>
+
+#include "codec.h"
+#include "engine_impl.h"
 
 namespace playbook {
 namespace {
 
 // Bumped when the on-disk layout changes incompatibly; stored under kFormatKey.
 constexpr const char* kFormatKey = "meta/format";
-constexpr const char* kFormatVersion = "1";
+constexpr const char* kFormatVersion = "2";
 constexpr const char* kDimensionKey = "meta/dimension";
+constexpr const char* kSeqKey = "meta/catalog_seq";
 
-class EngineImpl final : public Engine {
- public:
-  EngineImpl(EngineOptions options, std::unique_ptr<rocksdb::DB> db)
-      : options_(std::move(options)), db_(std::move(db)) {}
+}  // namespace
 
-  ~EngineImpl() override { (void)Close(); }
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
-  Status Health() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!db_) return Status::IOError("engine is closed");
-    return Status::Ok();
+EngineImpl::EngineImpl(EngineOptions options, std::shared_ptr<const models::Embedder> embedder)
+    : options_(std::move(options)), embedder_(std::move(embedder)),
+      index_(std::make_unique<AssetIndex>(options_.dimension, options_.stages, options_.index)) {}
+
+EngineImpl::~EngineImpl() { (void)Close(); }
+
+Status EngineImpl::Init() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir, ec);
+  if (ec) return Status::IOError("cannot create data dir '" + options_.data_dir + "': " + ec.message());
+  if (options_.stages.empty() || options_.stages.size() > 64) {
+    return Status::InvalidArgument("funnel.stages", "1 to 64 stages");
+  }
+  if (embedder_ && embedder_->Dimension() != options_.dimension) {
+    return Status::InvalidArgument("index.dimension", "the embedder makes vectors of dimension " +
+                                                          std::to_string(embedder_->Dimension()));
   }
 
-  Status Close() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!db_) return Status::Ok();
-    // Every acknowledged write was already synced; FlushWAL(sync) covers
-    // anything written without sync, and Close releases the LOCK file.
-    rocksdb::Status s = db_->FlushWAL(/*sync=*/true);
-    rocksdb::Status c = db_->Close();
-    db_.reset();
-    if (!s.ok()) return Status::IOError("flush on close: " + s.ToString());
-    if (!c.ok()) return Status::IOError("close: " + c.ToString());
-    return Status::Ok();
+  rocksdb::DBOptions dbo;
+  dbo.create_if_missing = true;
+  dbo.create_missing_column_families = true;
+  dbo.IncreaseParallelism(2);
+  dbo.keep_log_file_num = 5;
+  rocksdb::ColumnFamilyOptions cfo;
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, cfo}, {"assets", cfo}, {"vectors", cfo}};
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(dbo, options_.data_dir + "/db", cfs, &handles_, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return Status::IOError("data dir '" + options_.data_dir + "' is in use by another process (" +
+                             s.ToString() + ")");
+    }
+    if (s.IsCorruption()) return Status::Corruption("opening the database: " + s.ToString());
+    return Status::IOError("opening the database in '" + options_.data_dir + "': " + s.ToString());
   }
+  db_.reset(raw);
+  default_cf_ = handles_[0];
+  assets_cf_ = handles_[1];
+  vectors_cf_ = handles_[2];
 
-  const EngineOptions& options() const override { return options_; }
-
- private:
-  const EngineOptions options_;
-  mutable std::mutex mu_;  // guards db_ against Close
-  std::unique_ptr<rocksdb::DB> db_;
-};
-
-// Checks or records the format and dimension of a data dir.
-Status CheckMeta(rocksdb::DB* db, const EngineOptions& options) {
+  // Format and dimension: recorded on first open, checked after.
+  const std::string dim = std::to_string(options_.dimension);
   std::string format;
-  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), kFormatKey, &format);
-  const std::string dim = std::to_string(options.dimension);
+  s = db_->Get(rocksdb::ReadOptions(), default_cf_, kFormatKey, &format);
   if (s.IsNotFound()) {
     rocksdb::WriteBatch batch;
-    batch.Put(kFormatKey, kFormatVersion);
-    batch.Put(kDimensionKey, dim);
+    batch.Put(default_cf_, kFormatKey, kFormatVersion);
+    batch.Put(default_cf_, kDimensionKey, dim);
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    s = db->Write(wo, &batch);
+    s = db_->Write(wo, &batch);
     if (!s.ok()) return Status::IOError("writing data dir metadata: " + s.ToString());
+  } else if (!s.ok()) {
+    return Status::IOError("reading data dir metadata: " + s.ToString());
+  } else {
+    if (format != kFormatVersion) {
+      return Status::Corruption("data dir format '" + format + "' is not the supported format '" +
+                                kFormatVersion + "'");
+    }
+    std::string stored_dim;
+    s = db_->Get(rocksdb::ReadOptions(), default_cf_, kDimensionKey, &stored_dim);
+    if (!s.ok()) return Status::Corruption("data dir has no stored dimension: " + s.ToString());
+    if (stored_dim != dim) {
+      return Status::InvalidArgument(
+          "index.dimension", "the data dir holds vectors of dimension " + stored_dim +
+                                 " but the config says " + dim +
+                                 "; use the stored dimension or a new data dir");
+    }
+  }
+  std::string seq;
+  s = db_->Get(rocksdb::ReadOptions(), default_cf_, kSeqKey, &seq);
+  catalog_seq_ = s.ok() ? std::stoull(seq) : 0;
+  catalog_seq_view_ = catalog_seq_;
+  return LoadIndex();
+}
+
+// Loads the saved index when it reflects the catalog; otherwise rebuilds the
+// exact part from the stored vectors (never re-embedding) and leaves the
+// graph to a background rebuild.
+Status EngineImpl::LoadIndex() {
+  const auto start = std::chrono::steady_clock::now();
+  std::unordered_map<std::string, SlotFields> live;
+  uint64_t stale = 0;
+  const std::string current = embedder_ ? embedder_->Name() : "";
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), assets_cf_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      Asset a;
+      if (Status d = DecodeAsset(std::string_view(it->value().data(), it->value().size()), &a); !d.ok()) {
+        return Status::Corruption("asset '" + it->key().ToString() + "': " + d.message());
+      }
+      if (a.deleted) continue;
+      if (!a.vector_supplied && a.embedder != current) ++stale;
+      live.emplace(a.id, SlotFields{a.id, a.stages, a.type, a.language, a.tags, a.active});
+    }
+    if (!it->status().ok()) return Status::IOError("reading the catalog: " + it->status().ToString());
+  }
+  stale_vectors_ = stale;
+
+  std::string why;
+  auto info = AssetIndex::PeekFile(IndexPath());
+  if (!info.ok()) {
+    why = info.status().code() == Status::Code::kNotFound ? "" : info.status().ToString();
+  } else if (info.value().catalog_seq != catalog_seq_) {
+    why = "it reflects catalog sequence " + std::to_string(info.value().catalog_seq) +
+          ", the catalog is at " + std::to_string(catalog_seq_);
+  } else if (Status l = index_->Load(IndexPath(), live); !l.ok()) {
+    why = l.ToString();
+  } else {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - start).count();
+    open_note_ = "index loaded from " + IndexPath() + " (" + std::to_string(index_->live()) +
+                 " assets, " + index_->Describe() + ") in " + std::to_string(ms) + " ms";
     return Status::Ok();
   }
-  if (!s.ok()) return Status::IOError("reading data dir metadata: " + s.ToString());
-  if (format != kFormatVersion) {
-    return Status::Corruption("data dir format '" + format + "' is not the supported format '" +
-                              kFormatVersion + "'");
+  open_warning_ = !why.empty();
+  open_note_ = why.empty() ? "no saved index; built from the catalog"
+                           : "saved index not used (" + why + "); rebuilt from the catalog";
+  index_ = std::make_unique<AssetIndex>(options_.dimension, options_.stages, options_.index);
+
+  // Exact part from the stored vectors, in chunks.
+  std::vector<SlotFields> fields;
+  std::vector<float> vectors;
+  auto flush = [&] {
+    index_->Upsert(fields, vectors.data());
+    fields.clear();
+    vectors.clear();
+  };
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), vectors_cf_));
+  std::vector<float> v;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto f = live.find(it->key().ToString());
+    if (f == live.end()) continue;
+    if (!DecodeVector(std::string_view(it->value().data(), it->value().size()), options_.dimension, &v).ok()) {
+      return Status::Corruption("vector of asset '" + f->first + "' has the wrong size");
+    }
+    fields.push_back(f->second);
+    vectors.insert(vectors.end(), v.begin(), v.end());
+    if (fields.size() == 4096) flush();
   }
-  std::string stored_dim;
-  s = db->Get(rocksdb::ReadOptions(), kDimensionKey, &stored_dim);
-  if (!s.ok()) return Status::Corruption("data dir has no stored dimension: " + s.ToString());
-  if (stored_dim != dim) {
-    return Status::InvalidArgument(
-        "index.dimension", "the data dir holds vectors of dimension " + stored_dim +
-                               " but the config says " + dim +
-                               "; use the stored dimension or a new data dir");
+  if (!it->status().ok()) return Status::IOError("reading vectors: " + it->status().ToString());
+  flush();
+  if (index_->live() != live.size()) {
+    return Status::Corruption("the catalog holds " + std::to_string(live.size()) +
+                              " assets but only " + std::to_string(index_->live()) + " vectors");
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start).count();
+  open_note_ += " (" + std::to_string(index_->live()) + " assets, exact) in " + std::to_string(ms) + " ms";
+  if (WantsAnn(index_->live())) {
+    auto job = StartRebuild(nullptr);
+    if (job.ok()) open_note_ += "; building the graph in the background";
   }
   return Status::Ok();
 }
 
-}  // namespace
+bool EngineImpl::WantsAnn(uint64_t assets) const {
+  const std::string& kind = options_.index.kind;
+  return kind == "hnsw" ? assets > 0 : kind == "auto" && assets >= options_.index.hnsw_min_assets;
+}
 
-Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
-  std::error_code ec;
-  std::filesystem::create_directories(options.data_dir, ec);
-  if (ec) return Status::IOError("cannot create data dir '" + options.data_dir + "': " + ec.message());
+Status EngineImpl::Health() const {
+  std::lock_guard<std::mutex> lock(close_mu_);
+  if (closed_ || !db_) return Status::IOError("engine is closed");
+  return Status::Ok();
+}
 
-  rocksdb::Options ro;
-  ro.create_if_missing = true;
-  ro.IncreaseParallelism(2);
-  ro.keep_log_file_num = 5;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(ro, options.data_dir + "/db", &raw);
-  if (!s.ok()) {
-    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-      return Status::IOError("data dir '" + options.data_dir +
-                             "' is in use by another process (" + s.ToString() + ")");
-    }
-    if (s.IsCorruption()) return Status::Corruption("opening the database: " + s.ToString());
-    return Status::IOError("opening the database in '" + options.data_dir + "': " + s.ToString());
+Status EngineImpl::Close() {
+  {
+    std::lock_guard<std::mutex> lock(rebuild_mu_);
+    cancel_rebuild_ = true;
+    if (rebuild_thread_.joinable()) rebuild_thread_.join();
   }
-  std::unique_ptr<rocksdb::DB> db(raw);
-  Status meta = CheckMeta(db.get(), options);
-  if (!meta.ok()) return meta;
-  return std::unique_ptr<Engine>(new EngineImpl(options, std::move(db)));
+  std::lock_guard<std::mutex> lock(close_mu_);
+  if (closed_ || !db_) return Status::Ok();
+  closed_ = true;
+  Status saved;
+  {
+    std::lock_guard<std::mutex> w(write_mu_);
+    saved = index_->Save(IndexPath(), catalog_seq_, embedder_ ? embedder_->Name() : "");
+  }
+  // Every acknowledged write was already synced; FlushWAL(sync) covers
+  // anything written without sync, and Close releases the LOCK file.
+  rocksdb::Status s = db_->FlushWAL(/*sync=*/true);
+  for (auto* h : handles_) (void)db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  rocksdb::Status c = db_->Close();
+  db_.reset();
+  if (!s.ok()) return Status::IOError("flush on close: " + s.ToString());
+  if (!c.ok()) return Status::IOError("close: " + c.ToString());
+  if (!saved.ok()) return Status::IOError("saving the index (it will be rebuilt at start): " + saved.message());
+  return Status::Ok();
+}
+
+IndexStatus EngineImpl::GetIndexStatus() const {
+  IndexStatus st;
+  st.assets = index_->live();
+  st.dimension = options_.dimension;
+  st.embedder = embedder_ ? embedder_->Name() : "none";
+  st.index = index_->Describe();
+  st.rebuilding = rebuilding_.load();
+  st.ann_assets = index_->ann_size();
+  st.exact_assets = index_->exact_size();
+  st.stale_vectors = stale_vectors_.load();
+  st.catalog_seq = catalog_seq_view_.load();
+  return st;
+}
+
+void EngineImpl::Embed(const std::string& text, float* out) const { embedder_->Embed(text, out); }
+
+Result<std::vector<SearchHit>> EngineImpl::Search(const float* query, const AssetFilter& filter,
+                                                  size_t k) const {
+  return index_->Search(query, filter, k);
+}
+
+Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options,
+                                             std::shared_ptr<const models::Embedder> embedder) {
+  auto engine = std::make_unique<EngineImpl>(options, std::move(embedder));
+  if (Status s = engine->Init(); !s.ok()) return s;
+  return std::unique_ptr<Engine>(std::move(engine));
 }
 
 }  // namespace playbook

@@ -53,6 +53,11 @@ constexpr IntRange kMaxConnections{"server.max_connections", 1, kU32Max};
 constexpr IntRange kShutdownGraceMs{"server.shutdown_grace_ms", 0, 600000};
 constexpr IntRange kDimension{"index.dimension", 1, 4096};
 constexpr IntRange kAttributionDays{"funnel.attribution_window_days", 1, 3650};
+constexpr IntRange kHnswMinAssets{"index.hnsw_min_assets", 0, kU32Max};
+constexpr IntRange kHnswM{"index.hnsw_m", 4, 128};
+constexpr IntRange kHnswEfConstruction{"index.hnsw_ef_construction", 8, 4096};
+constexpr IntRange kHnswEfSearch{"index.hnsw_ef_search", 8, 4096};
+constexpr IntRange kRebuildAfterAdds{"index.rebuild_after_adds", 1, kU32Max};
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view kLogLevelsText =
@@ -325,6 +330,43 @@ Handler Boolean(bool* out) {
   };
 }
 
+// A number in [lo, hi]; integers are accepted too.
+Handler Fraction(double* out, double lo, double hi) {
+  return [out, lo, hi](const toml::node& n, const std::string& path) -> Status {
+    std::optional<double> v;
+    if (const auto* f = n.as_floating_point()) v = f->get();
+    if (const auto* i = n.as_integer()) v = static_cast<double>(i->get());
+    if (!v || *v < lo || *v > hi) {
+      return Status::InvalidArgument(path, "expected a number " + std::to_string(lo).substr(0, 3) +
+                                               ".." + std::to_string(hi).substr(0, 3) + ", got " +
+                                               Describe(n));
+    }
+    *out = *v;
+    return Status::Ok();
+  };
+}
+
+Handler IndexKind(std::string* out) {
+  return [out](const toml::node& n, const std::string& path) -> Status {
+    const auto* v = n.as_string();
+    if (v == nullptr || (v->get() != "auto" && v->get() != "exact" && v->get() != "hnsw")) {
+      return Status::InvalidArgument(path, "expected \"auto\", \"exact\" or \"hnsw\", got " + Describe(n));
+    }
+    *out = v->get();
+    return Status::Ok();
+  };
+}
+
+// Any string, the empty one included.
+Handler AnyString(std::string* out) {
+  return [out](const toml::node& n, const std::string& path) -> Status {
+    const auto* v = n.as_string();
+    if (v == nullptr) return Status::InvalidArgument(path, "expected a string, got " + Describe(n));
+    *out = v->get();
+    return Status::Ok();
+  };
+}
+
 Handler LogLevel(std::string* out) {
   return [out](const toml::node& n, const std::string& path) -> Status {
     const auto* v = n.as_string();
@@ -446,7 +488,20 @@ Status WalkDocument(const toml::table& doc, Config* c) {
                               Integer(&srv.shutdown_grace_ms, kShutdownGraceMs)},
                          })},
       {"storage", section("in [storage]", {{"data_dir", NonEmptyString(&eng.data_dir)}})},
-      {"index", section("in [index]", {{"dimension", Integer(&eng.dimension, kDimension)}})},
+      {"index", section("in [index]",
+                        {
+                            {"dimension", Integer(&eng.dimension, kDimension)},
+                            {"kind", IndexKind(&eng.index.kind)},
+                            {"hnsw_min_assets", Integer(&eng.index.hnsw_min_assets, kHnswMinAssets)},
+                            {"hnsw_m", Integer(&eng.index.hnsw_m, kHnswM)},
+                            {"hnsw_ef_construction",
+                             Integer(&eng.index.hnsw_ef_construction, kHnswEfConstruction)},
+                            {"hnsw_ef_search", Integer(&eng.index.hnsw_ef_search, kHnswEfSearch)},
+                            {"exact_below_fraction", Fraction(&eng.index.exact_below_fraction, 0, 1)},
+                            {"rebuild_after_adds",
+                             Integer(&eng.index.rebuild_after_adds, kRebuildAfterAdds)},
+                        })},
+      {"embedder", section("in [embedder]", {{"lexicon", AnyString(&c->embedder.lexicon)}})},
       {"funnel", section("in [funnel]",
                          {
                              {"stages", Stages(&eng.stages)},

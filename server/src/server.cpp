@@ -133,6 +133,7 @@ Status Server::Start() {
                 {"max_queued", m.config.server.max_queued_requests}};
   };
   AddServerMethods(m.state.dispatcher, std::move(stats));
+  AddCatalogMethods(m.state.dispatcher, *m.engine);
   if (m.config.debug.test_methods) AddDebugMethods(m.state.dispatcher);
 
   boost::system::error_code ec;

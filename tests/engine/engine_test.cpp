@@ -4,6 +4,7 @@
 #include <random>
 
 #include "playbook/engine/engine.h"
+#include "test_embedder.h"
 
 namespace playbook {
 namespace {
@@ -21,7 +22,7 @@ class EngineTest : public ::testing::Test {
 };
 
 TEST_F(EngineTest, OpenCreatesTheDataDirAndIsHealthy) {
-  auto engine = Engine::Open(options_);
+  auto engine = Engine::Open(options_, std::make_shared<testing::WordEmbedder>(options_.dimension));
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   EXPECT_TRUE(std::filesystem::exists(dir_ / "db"));
   EXPECT_TRUE(engine.value()->Health().ok());
@@ -31,27 +32,27 @@ TEST_F(EngineTest, OpenCreatesTheDataDirAndIsHealthy) {
 }
 
 TEST_F(EngineTest, SecondOpenOfTheSameDirIsRefusedWhileTheFirstLives) {
-  auto first = Engine::Open(options_);
+  auto first = Engine::Open(options_, std::make_shared<testing::WordEmbedder>(options_.dimension));
   ASSERT_TRUE(first.ok());
-  auto second = Engine::Open(options_);
+  auto second = Engine::Open(options_, std::make_shared<testing::WordEmbedder>(options_.dimension));
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), Status::Code::kIOError);
   EXPECT_NE(second.status().message().find("in use"), std::string::npos) << second.status().ToString();
   ASSERT_TRUE(first.value()->Close().ok());
-  EXPECT_TRUE(Engine::Open(options_).ok());
+  EXPECT_TRUE(Engine::Open(options_, std::make_shared<testing::WordEmbedder>(options_.dimension)).ok());
 }
 
 TEST_F(EngineTest, ReopeningWithAnotherDimensionNamesTheKey) {
-  ASSERT_TRUE(Engine::Open(options_).ok());  // closed by its destructor
+  ASSERT_TRUE(Engine::Open(options_, std::make_shared<testing::WordEmbedder>(options_.dimension)).ok());  // closed by its destructor
   options_.dimension = 128;
-  auto reopened = Engine::Open(options_);
+  auto reopened = Engine::Open(options_, std::make_shared<testing::WordEmbedder>(options_.dimension));
   ASSERT_FALSE(reopened.ok());
   EXPECT_EQ(reopened.status().field(), "index.dimension");
 }
 
 TEST_F(EngineTest, UncreatableDataDirIsAnIOError) {
   options_.data_dir = "/proc/playbook-cannot-exist/data";
-  auto engine = Engine::Open(options_);
+  auto engine = Engine::Open(options_, std::make_shared<testing::WordEmbedder>(options_.dimension));
   ASSERT_FALSE(engine.ok());
   EXPECT_EQ(engine.status().code(), Status::Code::kIOError);
 }

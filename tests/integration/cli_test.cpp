@@ -75,12 +75,23 @@ TEST(Cli, VersionPrintsTheBuildVersion) {
 TEST(Cli, HelpListsTheSubcommands) {
   CommandResult r = Cli({"--help"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
-  EXPECT_NE(r.out.find("call"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("--url"), std::string::npos) << r.out;
+  for (const char* word : {"call", "import", "export", "reindex", "--url", "--batch", "--with-vectors"}) {
+    EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
+  }
 
   CommandResult none = Cli({});
   EXPECT_EQ(none.exit_code, 2) << Describe(none);
   EXPECT_NE(none.err.find("call"), std::string::npos) << none.err;
+}
+
+TEST(Cli, EverySubcommandHasItsOwnHelp) {
+  for (const char* sub : {"call", "import", "export", "reindex"}) {
+    CommandResult r = Cli({sub, "--help"});
+    ASSERT_EQ(r.exit_code, 0) << sub << "\n" << Describe(r);
+    EXPECT_EQ(r.out.rfind(std::string("Usage: playbook ") + sub, 0), 0u) << r.out;
+    EXPECT_NE(r.out.find("--url"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Exit status"), std::string::npos) << sub << "\n" << r.out;
+  }
 }
 
 TEST(Cli, UnknownSubcommandOrOptionIsAUsageError) {
@@ -94,6 +105,12 @@ TEST(Cli, UnknownSubcommandOrOptionIsAUsageError) {
 
   CommandResult missing = Cli({"call"});
   EXPECT_EQ(missing.exit_code, 2) << Describe(missing);
+
+  for (const char* sub : {"import", "export", "reindex"}) {
+    CommandResult bogus = Cli({sub, "--bogus"});
+    EXPECT_EQ(bogus.exit_code, 2) << sub << "\n" << Describe(bogus);
+    EXPECT_NE(bogus.err.find("--bogus"), std::string::npos) << bogus.err;
+  }
 }
 
 TEST(Cli, BadJsonParamsExitTwoWithoutConnecting) {

@@ -103,6 +103,25 @@ Config ParseOk(std::string_view text) {
 // ---------------------------------------------------------------------------
 // Defaults and the example file.
 
+TEST(Config, IndexAndEmbedderKeys) {
+  Config c = ParseOk(
+      "[index]\nkind = \"hnsw\"\nhnsw_m = 32\nexact_below_fraction = 0.25\nrebuild_after_adds = 500\n"
+      "[embedder]\nlexicon = \"/etc/playbook/lexicon.tsv\"\n");
+  EXPECT_EQ(c.engine.index.kind, "hnsw");
+  EXPECT_EQ(c.engine.index.hnsw_m, 32u);
+  EXPECT_DOUBLE_EQ(c.engine.index.exact_below_fraction, 0.25);
+  EXPECT_EQ(c.engine.index.rebuild_after_adds, 500u);
+  EXPECT_EQ(c.embedder.lexicon, "/etc/playbook/lexicon.tsv");
+  EXPECT_DOUBLE_EQ(ParseOk("[index]\nexact_below_fraction = 1\n").engine.index.exact_below_fraction, 1.0);
+  ExpectInvalid("[index]\nkind = \"ivf\"\n", "index.kind");
+  ExpectInvalid("[index]\nexact_below_fraction = 1.5\n", "index.exact_below_fraction");
+  ExpectInvalid("[index]\nexact_below_fraction = \"x\"\n", "index.exact_below_fraction");
+  ExpectInvalid("[index]\nhnsw_m = 1\n", "index.hnsw_m");
+  ExpectInvalid("[index]\nrebuild_after_adds = 0\n", "index.rebuild_after_adds");
+  ExpectInvalid("[embedder]\nlexicon = 3\n", "embedder.lexicon");
+  ExpectInvalid("[embedder]\nmodel = \"bert\"\n", "embedder.model");
+}
+
 TEST(Config, EmptyTextYieldsDefaults) {
   ExpectDefaults(ParseOk(""));
   ExpectDefaults(ParseOk("# only a comment\n\n   \n"));
@@ -128,7 +147,10 @@ TEST(Config, ExampleFileSetsEveryKey) {
        {"bind", "port", "max_frame_bytes", "io_threads", "worker_threads", "max_queued_requests",
         "max_inflight_per_connection", "max_connections", "shutdown_grace_ms"}},
       {"storage", {"data_dir"}},
-      {"index", {"dimension"}},
+      {"index",
+       {"dimension", "kind", "hnsw_min_assets", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search",
+        "exact_below_fraction", "rebuild_after_adds"}},
+      {"embedder", {"lexicon"}},
       {"funnel", {"stages", "attribution_window_days"}},
       {"log", {"level"}},
       {"debug", {"test_methods"}},

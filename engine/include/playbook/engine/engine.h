@@ -5,11 +5,18 @@
 // after every other call has returned.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "playbook/engine/options.h"
 #include "playbook/engine/status.h"
+#include "playbook/engine/types.h"
+
+namespace playbook::models {
+class Embedder;
+}
 
 namespace playbook {
 
@@ -18,7 +25,11 @@ class Engine {
   // Opens (creating when missing) the data dir named by options.data_dir.
   // Fails with IOError when the directory cannot be created or is in use by
   // another process, with Corruption when it holds data this build cannot read.
-  static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
+  // Loads the saved vector index when it reflects the catalog; otherwise
+  // serves exact search at once and rebuilds the index in the background.
+  // `embedder` (shared, thread-safe) must have options.dimension.
+  static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options,
+                                              std::shared_ptr<const models::Embedder> embedder);
 
   virtual ~Engine() = default;
   Engine(const Engine&) = delete;
@@ -32,6 +43,54 @@ class Engine {
   virtual Status Close() = 0;
 
   virtual const EngineOptions& options() const = 0;
+
+  // ---- Catalog --------------------------------------------------------------
+
+  // Validates every asset first (InvalidArgument naming "assets[i].field";
+  // nothing is written when one fails), embeds those without a vector, then
+  // writes them in one synced batch and makes them searchable. Idempotent.
+  virtual Result<UpsertResult> UpsertAssets(std::vector<Asset> assets) = 0;
+
+  // The live assets among `ids`, in the order asked; the others (unknown or
+  // deleted) are appended to `missing`.
+  virtual Result<std::vector<Asset>> GetAssets(const std::vector<std::string>& ids,
+                                               bool with_vectors,
+                                               std::vector<std::string>* missing) = 0;
+
+  // Deletes (tombstones) the live assets among `ids`; returns how many were.
+  // A deleted asset is never returned by a search again.
+  virtual Result<uint64_t> DeleteAssets(const std::vector<std::string>& ids) = 0;
+
+  // One page of live assets in id order. InvalidArgument for an unknown stage.
+  virtual Result<ListPage> ListAssets(const ListQuery& query) = 0;
+
+  // ---- Search ---------------------------------------------------------------
+
+  // The k best live, active assets passing `filter`, by inner product with
+  // `query` (options.dimension floats, unit length), best first. Never
+  // returns an asset outside the filter. InvalidArgument for an unknown stage.
+  virtual Result<std::vector<SearchHit>> Search(const float* query, const AssetFilter& filter,
+                                                size_t k) const = 0;
+
+  // Embeds text with the engine's embedder into `out` (options.dimension floats).
+  virtual void Embed(const std::string& text, float* out) const = 0;
+
+  // ---- Index ----------------------------------------------------------------
+
+  virtual IndexStatus GetIndexStatus() const = 0;
+
+  // What Open did with the index, for the start-up log ("index loaded from
+  // ... in 80 ms"); *warning is set when it had to discard a saved index.
+  virtual std::string OpenNote(bool* warning) const = 0;
+
+  // Starts a background rebuild: re-embeds vectors made by another embedder
+  // version, rebuilds the index from the catalog and swaps it in atomically;
+  // searches keep using the old one meanwhile and writes during the rebuild are
+  // kept. `progress(job_id, done, total)` is called from the rebuild thread
+  // now and then, and once at the end with done == total. Returns the job id.
+  // Overloaded when a rebuild is already running.
+  using Progress = std::function<void(const std::string& job_id, uint64_t done, uint64_t total)>;
+  virtual Result<std::string> StartRebuild(Progress progress) = 0;
 
  protected:
   Engine() = default;

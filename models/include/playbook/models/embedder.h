@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace playbook::models {
 
@@ -21,5 +22,18 @@ class Embedder {
   // Writes Dimension() floats to `out` (caller-owned), L2-normalised.
   virtual void Embed(std::string_view text, float* out) const = 0;
 };
+
+// The text embedded for an asset, composed the same way everywhere (engine,
+// tools, tests): the title twice (it names what the asset is for), then the
+// body, then the tags; newlines are hard boundaries, so no bigram or phrase
+// spans two parts.
+inline std::string ComposeAssetText(std::string_view title, std::string_view body,
+                                    const std::vector<std::string>& tags) {
+  std::string s;
+  s.reserve(2 * title.size() + body.size() + 16 * tags.size() + 4);
+  s.append(title).append("\n").append(title).append("\n").append(body);
+  for (const auto& t : tags) s.append("\n").append(t);
+  return s;
+}
 
 }  // namespace playbook::models

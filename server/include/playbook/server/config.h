@@ -53,6 +53,13 @@ struct LogOptions {
   std::string level = "info";  // trace | debug | info | warn | error | off
 };
 
+struct EmbedderOptions {
+  // Path of the concept lexicon (format: data/lexicon/sales_concepts.tsv).
+  // Empty = the lexicon shipped in the binary. A changed lexicon changes the
+  // embedder's name: index.rebuild then re-embeds the stored vectors.
+  std::string lexicon;
+};
+
 struct DebugOptions {
   // Enables the debug.* methods (debug.sleep, debug.fail) used by the tests.
   // Never enable in production.
@@ -62,6 +69,7 @@ struct DebugOptions {
 struct Config {
   ServerOptions server;
   EngineOptions engine;  // [storage], [index], [funnel]
+  EmbedderOptions embedder;
   LogOptions log;
   DebugOptions debug;
   std::vector<AuthToken> tokens;  // [[auth.tokens]]

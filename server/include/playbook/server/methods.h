@@ -7,6 +7,10 @@
 
 #include "playbook/server/dispatch.h"
 
+namespace playbook {
+class Engine;
+}
+
 namespace playbook::server {
 
 class Metrics;
@@ -21,6 +25,10 @@ struct StatsSource {
 
 // server.stats (admin).
 void AddServerMethods(Dispatcher& dispatcher, StatsSource stats);
+
+// assets.upsert, assets.get (crm), assets.delete, assets.list (marketing),
+// index.status, index.rebuild (admin). `engine` must outlive the dispatcher.
+void AddCatalogMethods(Dispatcher& dispatcher, Engine& engine);
 
 // debug.sleep and debug.fail (admin), for tests: only when [debug] test_methods.
 void AddDebugMethods(Dispatcher& dispatcher);

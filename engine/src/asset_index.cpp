@@ -1,0 +1,309 @@
+#include "asset_index.h"
+
+#include <faiss/utils/distances.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <queue>
+#include <unordered_set>
+
+namespace playbook {
+
+// ---- storage -----------------------------------------------------------------
+
+namespace {
+
+void Normalize(float* v, uint32_t d) {
+  double n = 0;
+  for (uint32_t i = 0; i < d; ++i) n += double(v[i]) * v[i];
+  if (n <= 0) return;
+  const float inv = float(1.0 / std::sqrt(n));
+  for (uint32_t i = 0; i < d; ++i) v[i] *= inv;
+}
+
+// Serving threads search with one OpenMP thread: faiss otherwise starts a
+// spinning team per query that starves the network threads (STACK.md).
+void OneOmpThread() {
+  thread_local bool set = false;
+  if (!set) {
+    omp_set_num_threads(1);
+    set = true;
+  }
+}
+
+// Min-heap of the best k (score, slot).
+class TopK {
+ public:
+  explicit TopK(size_t k) : k_(k) {}
+  void Push(float s, uint32_t slot) {
+    if (heap_.size() < k_) {
+      heap_.emplace(s, slot);
+    } else if (k_ > 0 && s > heap_.top().first) {
+      heap_.pop();
+      heap_.emplace(s, slot);
+    }
+  }
+  std::vector<std::pair<float, uint32_t>> Sorted() {
+    std::vector<std::pair<float, uint32_t>> out;
+    while (!heap_.empty()) {
+      out.push_back(heap_.top());
+      heap_.pop();
+    }
+    std::reverse(out.begin(), out.end());
+    return out;
+  }
+
+ private:
+  using Entry = std::pair<float, uint32_t>;
+  struct Greater {
+    bool operator()(const Entry& a, const Entry& b) const {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    }
+  };
+  size_t k_;
+  std::priority_queue<Entry, std::vector<Entry>, Greater> heap_;
+};
+
+}  // namespace
+
+AssetIndex::AssetIndex(uint32_t dimension, std::vector<std::string> stages, IndexOptions options)
+    : dim_(dimension), stages_(std::move(stages)), options_(std::move(options)),
+      vectors_(std::make_unique<VectorStore>(dimension)) {}
+
+AssetIndex::~AssetIndex() = default;
+
+uint64_t AssetIndex::StageMask(const std::vector<std::string>& stages) const {
+  uint64_t m = 0;
+  for (const auto& s : stages) {
+    auto it = std::find(stages_.begin(), stages_.end(), s);
+    if (it != stages_.end()) m |= uint64_t(1) << (it - stages_.begin());
+  }
+  return m;
+}
+
+uint32_t AssetIndex::Intern(const std::string& s) {
+  if (s.empty()) return 0;
+  auto [it, inserted] = dict_.emplace(s, uint32_t(dict_.size() + 1));
+  return it->second;
+}
+
+uint32_t AssetIndex::AddSlotLocked(const SlotFields& f, const float* v) {
+  if (auto it = slot_of_.find(f.id); it != slot_of_.end()) KillLocked(it->second);
+  Slot s;
+  s.id = f.id;
+  s.stages = StageMask(f.stages);
+  s.type = Intern(f.type);
+  s.language = Intern(f.language);
+  for (const auto& t : f.tags) s.tags.push_back(Intern(t));
+  std::sort(s.tags.begin(), s.tags.end());
+  s.active = f.active;
+  float* row = vectors_->Append();
+  std::memcpy(row, v, sizeof(float) * dim_);
+  Normalize(row, dim_);
+  const uint32_t slot = uint32_t(slots_.size());
+  keys_.push_back(Key{s.stages, s.type, s.language, s.active, true});
+  slots_.push_back(std::move(s));
+  slot_of_[f.id] = slot;
+  ++live_;
+  return slot;
+}
+
+void AssetIndex::KillLocked(uint32_t slot) {
+  Slot& s = slots_[slot];
+  if (!s.alive) return;
+  s.alive = false;
+  keys_[slot].alive = false;
+  --live_;
+  auto it = slot_of_.find(s.id);
+  if (it != slot_of_.end() && it->second == slot) slot_of_.erase(it);
+  if (recording_) killed_since_snapshot_.push_back(slot);
+}
+
+void AssetIndex::Upsert(const std::vector<SlotFields>& fields, const float* vectors) {
+  std::unique_lock lock(mu_);
+  for (size_t i = 0; i < fields.size(); ++i) AddSlotLocked(fields[i], vectors + i * dim_);
+  adds_since_build_ += fields.size();
+}
+
+void AssetIndex::Remove(const std::vector<std::string>& ids) {
+  std::unique_lock lock(mu_);
+  for (const auto& id : ids) {
+    if (auto it = slot_of_.find(id); it != slot_of_.end()) KillLocked(it->second);
+  }
+}
+
+Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const AssetFilter& filter,
+                                                  size_t k) const {
+  auto stage = std::find(stages_.begin(), stages_.end(), filter.stage);
+  if (stage == stages_.end()) return Status::InvalidArgument("stage", "unknown stage '" + filter.stage + "'");
+  const uint64_t stage_bit = uint64_t(1) << (stage - stages_.begin());
+  std::vector<float> q(query, query + dim_);
+  Normalize(q.data(), dim_);
+
+  std::shared_lock lock(mu_);
+  // Codes of the filter's values; a value never seen matches nothing.
+  auto code = [&](const std::string& s) -> int64_t {
+    auto it = dict_.find(s);
+    return it == dict_.end() ? -1 : int64_t(it->second);
+  };
+  std::vector<uint32_t> types, tags;
+  for (const auto& t : filter.types) if (int64_t c = code(t); c > 0) types.push_back(uint32_t(c));
+  for (const auto& t : filter.tags_any) if (int64_t c = code(t); c > 0) tags.push_back(uint32_t(c));
+  if (!filter.types.empty() && types.empty()) return std::vector<SearchHit>{};
+  if (!filter.tags_any.empty() && tags.empty()) return std::vector<SearchHit>{};
+  int64_t language = 0;
+  if (!filter.language.empty()) {
+    language = code(filter.language);
+    if (language < 0) return std::vector<SearchHit>{};
+  }
+  std::unordered_set<uint32_t> excluded;
+  for (const auto& id : filter.exclude_ids) {
+    if (auto it = slot_of_.find(id); it != slot_of_.end()) excluded.insert(it->second);
+  }
+
+  const uint32_t n = uint32_t(slots_.size());
+  const uint32_t ann_n = ann_ ? uint32_t(ann_->size()) : 0;
+  std::vector<uint8_t> bitmap((n + 7) / 8, 0);
+  uint32_t eligible_ann = 0, eligible = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    const Key& key = keys_[i];
+    if (!key.alive || !key.active || !(key.stages & stage_bit)) continue;
+    if (!types.empty() && std::find(types.begin(), types.end(), key.type) == types.end()) continue;
+    if (language != 0 && key.language != uint32_t(language)) continue;
+    if (!tags.empty() && std::none_of(tags.begin(), tags.end(), [&](uint32_t t) {
+          return std::binary_search(slots_[i].tags.begin(), slots_[i].tags.end(), t);
+        })) {
+      continue;
+    }
+    if (!excluded.empty() && excluded.count(i)) continue;
+    bitmap[i / 8] |= uint8_t(1u << (i % 8));
+    ++eligible;
+    if (i < ann_n) ++eligible_ann;
+  }
+
+  TopK top(k);
+  uint32_t exact_from = 0;
+  if (ann_n > 0 && eligible_ann >= options_.exact_below_fraction * ann_n && k > 0) {
+    OneOmpThread();
+    std::vector<std::pair<float, uint32_t>> found;
+    const int ef = int(std::max<size_t>(options_.hnsw_ef_search, k));
+    ann_->Search(q.data(), k, bitmap.data(), (ann_n + 7) / 8, ef, &found);
+    // Re-score exactly so both paths rank on the same numbers.
+    for (const auto& [sim, slot] : found) {
+      top.Push(faiss::fvec_inner_product(q.data(), vectors_->row(slot), dim_), slot);
+    }
+    exact_from = ann_n;
+  }
+  for (uint32_t i = exact_from; i < n; ++i) {
+    if (bitmap[i / 8] & (1u << (i % 8))) {
+      top.Push(faiss::fvec_inner_product(q.data(), vectors_->row(i), dim_), i);
+    }
+  }
+  std::vector<SearchHit> hits;
+  for (const auto& [score, slot] : top.Sorted()) hits.push_back({slots_[slot].id, score});
+  (void)eligible;
+  return hits;
+}
+
+std::vector<const std::string*> AssetIndex::NamesLocked() const {
+  std::vector<const std::string*> names(dict_.size() + 1, nullptr);
+  for (const auto& [s, c] : dict_) names[c] = &s;
+  return names;
+}
+
+SlotFields AssetIndex::FieldsLocked(uint32_t slot, const std::vector<const std::string*>& names) const {
+  const Slot& s = slots_[slot];
+  auto name = [&](uint32_t c) { return c == 0 ? std::string() : *names[c]; };
+  SlotFields f;
+  f.id = s.id;
+  for (size_t b = 0; b < stages_.size(); ++b) {
+    if (s.stages & (uint64_t(1) << b)) f.stages.push_back(stages_[b]);
+  }
+  f.type = name(s.type);
+  f.language = name(s.language);
+  for (uint32_t t : s.tags) f.tags.push_back(name(t));
+  f.active = s.active;
+  return f;
+}
+
+AssetIndex::Snapshot AssetIndex::TakeSnapshot() {
+  std::unique_lock lock(mu_);
+  Snapshot snap;
+  snap.watermark = uint32_t(slots_.size());
+  snap.fields.reserve(live_);
+  snap.vectors.reserve(size_t(live_) * dim_);
+  const auto names = NamesLocked();
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (!slots_[i].alive) continue;
+    snap.fields.push_back(FieldsLocked(i, names));
+    const float* row = vectors_->row(i);
+    snap.vectors.insert(snap.vectors.end(), row, row + dim_);
+    snap.slots.push_back(i);
+  }
+  recording_ = true;
+  killed_since_snapshot_.clear();
+  return snap;
+}
+
+void AssetIndex::Install(Snapshot snap, std::unique_ptr<AnnIndex> ann) {
+  std::unique_lock lock(mu_);
+  // The old slots that changed after the snapshot, before the swap.
+  std::unordered_set<uint32_t> killed(killed_since_snapshot_.begin(), killed_since_snapshot_.end());
+  std::vector<uint32_t> replay;
+  for (uint32_t i = snap.watermark; i < slots_.size(); ++i) {
+    if (slots_[i].alive) replay.push_back(i);
+  }
+  std::vector<SlotFields> replay_fields;
+  std::vector<float> replay_vectors;
+  const auto names = NamesLocked();
+  for (uint32_t i : replay) {
+    replay_fields.push_back(FieldsLocked(i, names));
+    const float* row = vectors_->row(i);
+    replay_vectors.insert(replay_vectors.end(), row, row + dim_);
+  }
+
+  slots_.clear();
+  keys_.clear();
+  slot_of_.clear();
+  vectors_ = std::make_unique<VectorStore>(dim_);
+  live_ = 0;
+  for (size_t i = 0; i < snap.fields.size(); ++i) {
+    const uint32_t slot = AddSlotLocked(snap.fields[i], snap.vectors.data() + i * dim_);
+    if (killed.count(snap.slots[i])) KillLocked(slot);
+  }
+  ann_ = std::move(ann);
+  for (size_t i = 0; i < replay_fields.size(); ++i) {
+    AddSlotLocked(replay_fields[i], replay_vectors.data() + i * dim_);
+  }
+  recording_ = false;
+  killed_since_snapshot_.clear();
+  adds_since_build_ = replay_fields.size();
+}
+
+uint64_t AssetIndex::live() const {
+  std::shared_lock lock(mu_);
+  return live_;
+}
+
+uint64_t AssetIndex::ann_size() const {
+  std::shared_lock lock(mu_);
+  return ann_ ? ann_->size() : 0;
+}
+
+uint64_t AssetIndex::exact_size() const {
+  std::shared_lock lock(mu_);
+  const uint32_t ann_n = ann_ ? uint32_t(ann_->size()) : 0;
+  uint64_t n = 0;
+  for (uint32_t i = ann_n; i < slots_.size(); ++i) n += slots_[i].alive;
+  return n;
+}
+
+std::string AssetIndex::Describe() const {
+  std::shared_lock lock(mu_);
+  return ann_ ? ann_->Describe() + "+exact" : "exact";
+}
+
+}  // namespace playbook

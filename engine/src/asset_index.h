@@ -1,0 +1,179 @@
+// The searchable mirror of the catalog: one slot per asset version, its
+// filter fields and its vector, an optional HNSW graph over the first slots,
+// and exact scans for everything else. Derived state: rebuilt from RocksDB
+// whenever the saved copy does not match. Private to engine/.
+//
+// Thread safety: Search and the getters may run concurrently with each other
+// and with one writer (Upsert, Remove, Install) at a time; the caller
+// serialises writers.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "playbook/engine/options.h"
+#include "playbook/engine/status.h"
+#include "playbook/engine/types.h"
+
+namespace playbook {
+
+class AnnIndex;
+
+struct AssetIndexSlot {
+  std::string id;
+  uint64_t stages = 0;  // bit i = stages_[i]
+  uint32_t type = 0;
+  uint32_t language = 0;  // 0 = none
+  std::vector<uint32_t> tags;
+  bool active = true;
+  bool alive = true;
+};
+
+// Rows in fixed-size chunks so that appending never moves a row a reader uses.
+class VectorStore {
+ public:
+  explicit VectorStore(uint32_t dim) : dim_(dim) {}
+  const float* row(uint32_t i) const { return chunks_[i / kRows].get() + size_t(i % kRows) * dim_; }
+  float* Append() {
+    if (n_ % kRows == 0) chunks_.push_back(std::make_unique<float[]>(size_t(kRows) * dim_));
+    float* r = chunks_.back().get() + size_t(n_ % kRows) * dim_;
+    ++n_;
+    return r;
+  }
+  uint32_t size() const { return n_; }
+
+ private:
+  static constexpr uint32_t kRows = 4096;
+  uint32_t dim_;
+  uint32_t n_ = 0;
+  std::vector<std::unique_ptr<float[]>> chunks_;
+};
+
+
+// What a slot knows of its asset: the fields filters look at.
+struct SlotFields {
+  std::string id;
+  std::vector<std::string> stages;
+  std::string type;
+  std::string language;
+  std::vector<std::string> tags;
+  bool active = true;
+};
+
+class AssetIndex {
+ public:
+  AssetIndex(uint32_t dimension, std::vector<std::string> stages, IndexOptions options);
+  ~AssetIndex();
+
+  // Adds new versions of assets; older versions of the same ids become
+  // unreachable at once. vectors: fields.size() rows of dimension floats
+  // (normalised here).
+  void Upsert(const std::vector<SlotFields>& fields, const float* vectors);
+  // Makes the assets unreachable. Unknown ids are ignored.
+  void Remove(const std::vector<std::string>& ids);
+
+  Result<std::vector<SearchHit>> Search(const float* query, const AssetFilter& filter,
+                                        size_t k) const;
+
+  // A consistent copy of the live slots, for a rebuild.
+  struct Snapshot {
+    std::vector<SlotFields> fields;
+    std::vector<float> vectors;     // fields.size() * dimension
+    std::vector<uint32_t> slots;    // the slot each came from
+    uint32_t watermark = 0;         // slots at the time of the copy
+  };
+  // Starts recording removals so Install can replay them.
+  Snapshot TakeSnapshot();
+  // Replaces the index by one built from `snap` (with `ann` over all of its
+  // rows, or null for exact only), replaying what changed since TakeSnapshot.
+  void Install(Snapshot snap, std::unique_ptr<AnnIndex> ann);
+
+  // Save/Load of the derived state, tagged with the catalog sequence and the
+  // embedder name it reflects. Load fails (Corruption/NotFound) rather than
+  // return anything inconsistent; the caller then rebuilds.
+  Status Save(const std::string& path, uint64_t catalog_seq, const std::string& embedder) const;
+  // `fields_of(id)` returns the filter fields of a live asset, or nullopt.
+  struct LoadInfo {
+    uint64_t catalog_seq = 0;
+    std::string embedder;
+  };
+  static Result<LoadInfo> PeekFile(const std::string& path);
+  Status Load(const std::string& path,
+              const std::unordered_map<std::string, SlotFields>& live_fields);
+
+  uint64_t live() const;
+  uint64_t ann_size() const;
+  uint64_t exact_size() const;  // live slots outside the graph
+  uint64_t adds_since_build() const { return adds_since_build_.load(); }
+  std::string Describe() const;
+  uint32_t dimension() const { return dim_; }
+  const IndexOptions& options() const { return options_; }
+
+ private:
+  using Slot = AssetIndexSlot;
+  uint32_t AddSlotLocked(const SlotFields& f, const float* v);
+  // Interned code -> name (index 0 unused), and a slot's fields spelled out.
+  std::vector<const std::string*> NamesLocked() const;
+  SlotFields FieldsLocked(uint32_t slot, const std::vector<const std::string*>& names) const;
+  void KillLocked(uint32_t slot);
+  uint64_t StageMask(const std::vector<std::string>& stages) const;
+  uint32_t Intern(const std::string& s);
+
+  const uint32_t dim_;
+  const std::vector<std::string> stages_;
+  const IndexOptions options_;
+
+  mutable std::shared_mutex mu_;  // guards everything below
+  std::vector<Slot> slots_;
+  // The fields every search reads, packed beside slots_ (same index) so the
+  // eligibility scan streams through 24 bytes per slot.
+  struct Key {
+    uint64_t stages;
+    uint32_t type;
+    uint32_t language;
+    bool active;
+    bool alive;
+  };
+  std::vector<Key> keys_;
+  std::unique_ptr<VectorStore> vectors_;
+  std::unordered_map<std::string, uint32_t> slot_of_;  // id -> live slot
+  std::unordered_map<std::string, uint32_t> dict_;     // interned type/language/tag -> code
+  std::unique_ptr<AnnIndex> ann_;                      // over slots [0, ann_->size())
+  uint64_t live_ = 0;
+  bool recording_ = false;
+  std::vector<uint32_t> killed_since_snapshot_;
+  std::atomic<uint64_t> adds_since_build_{0};
+};
+
+// The faiss HNSW graph; the one place that calls faiss. Immutable once built.
+class AnnIndex {
+ public:
+  // Builds over n rows (row i = slot i); progress(done) now and then; a
+  // progress that returns false cancels the build (null is returned).
+  static std::unique_ptr<AnnIndex> Build(const float* x, size_t n, uint32_t dim,
+                                         const IndexOptions& options,
+                                         const std::function<bool(size_t)>& progress);
+  ~AnnIndex();
+  size_t size() const;
+  // Up to k (similarity, row) pairs among rows whose bit is set in bitmap.
+  void Search(const float* q, size_t k, const uint8_t* bitmap, size_t bitmap_bytes, int ef,
+              std::vector<std::pair<float, uint32_t>>* out) const;
+  std::string Describe() const;
+  std::vector<uint8_t> Serialize() const;
+  static Result<std::unique_ptr<AnnIndex>> Deserialize(const uint8_t* blob, size_t size, uint32_t dim);
+
+ private:
+  struct Impl;
+  explicit AnnIndex(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace playbook

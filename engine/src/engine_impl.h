@@ -1,0 +1,93 @@
+// The engine's implementation class, split by concern across files:
+// engine.cpp (open, close, status), catalog.cpp (assets), rebuild.cpp.
+// Private to engine/.
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "asset_index.h"
+#include "playbook/engine/engine.h"
+#include "playbook/models/embedder.h"
+
+namespace playbook {
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(EngineOptions options, std::shared_ptr<const models::Embedder> embedder);
+  ~EngineImpl() override;
+
+  // Opens RocksDB and loads (or rebuilds) the index. Called once by Open.
+  Status Init();
+
+  Status Health() const override;
+  Status Close() override;
+  const EngineOptions& options() const override { return options_; }
+
+  Result<UpsertResult> UpsertAssets(std::vector<Asset> assets) override;
+  Result<std::vector<Asset>> GetAssets(const std::vector<std::string>& ids, bool with_vectors,
+                                       std::vector<std::string>* missing) override;
+  Result<uint64_t> DeleteAssets(const std::vector<std::string>& ids) override;
+  Result<ListPage> ListAssets(const ListQuery& query) override;
+
+  Result<std::vector<SearchHit>> Search(const float* query, const AssetFilter& filter,
+                                        size_t k) const override;
+  void Embed(const std::string& text, float* out) const override;
+
+  IndexStatus GetIndexStatus() const override;
+  std::string OpenNote(bool* warning) const override {
+    if (warning) *warning = open_warning_;
+    return open_note_;
+  }
+  Result<std::string> StartRebuild(Progress progress) override;
+
+ private:
+  // catalog.cpp
+  Status ValidateAsset(const Asset& a, size_t i) const;
+  Status LoadIndex();  // engine.cpp
+  void RunRebuild(const std::function<void(uint64_t, uint64_t)>& progress);  // rebuild.cpp
+  bool WantsAnn(uint64_t assets) const;
+  void MaybeAutoRebuild();
+  std::string IndexPath() const { return options_.data_dir + "/index.pbidx"; }
+
+  const EngineOptions options_;
+  const std::shared_ptr<const models::Embedder> embedder_;
+
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* assets_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* vectors_cf_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  mutable std::mutex close_mu_;  // guards db_ against Close
+  bool closed_ = false;
+
+  // Serialises catalog writes: the catalog sequence and the index's writer side.
+  std::mutex write_mu_;
+  uint64_t catalog_seq_ = 0;  // guarded by write_mu_; read atomically below
+  std::atomic<uint64_t> catalog_seq_view_{0};
+
+  std::unique_ptr<AssetIndex> index_;  // replaced only during Init
+  std::string open_note_;
+  bool open_warning_ = false;
+  std::atomic<uint64_t> stale_vectors_{0};
+
+  std::mutex rebuild_mu_;  // guards rebuild_thread_
+  std::thread rebuild_thread_;
+  std::atomic<bool> rebuilding_{false};
+  std::atomic<bool> cancel_rebuild_{false};
+  std::atomic<uint64_t> rebuild_jobs_{0};
+};
+
+// Milliseconds since the epoch.
+int64_t NowMs();
+
+// The text the embedder sees for an asset.
+std::string AssetText(const Asset& a);
+
+}  // namespace playbook

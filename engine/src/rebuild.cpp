@@ -1,0 +1,117 @@
+// Rebuilding the index in the background while searches go on.
+#include <rocksdb/write_batch.h>
+
+#include <chrono>
+
+#include "codec.h"
+#include "engine_impl.h"
+
+namespace playbook {
+
+Result<std::string> EngineImpl::StartRebuild(Progress progress) {
+  std::lock_guard<std::mutex> lock(rebuild_mu_);
+  if (rebuilding_.exchange(true)) return Status::Overloaded("a rebuild is already running");
+  if (rebuild_thread_.joinable()) rebuild_thread_.join();  // the previous one, finished
+  cancel_rebuild_ = false;
+  const std::string job = "rebuild-" + std::to_string(++rebuild_jobs_) + "-" + std::to_string(NowMs());
+  rebuild_thread_ = std::thread([this, job, progress = std::move(progress)] {
+    RunRebuild([&](uint64_t done, uint64_t total) {
+      if (progress) progress(job, done, total);
+    });
+  });
+  return job;
+}
+
+void EngineImpl::MaybeAutoRebuild() {
+  if (rebuilding_.load() || !WantsAnn(index_->live())) return;
+  const bool no_graph_yet = index_->ann_size() == 0;
+  if (no_graph_yet || index_->adds_since_build() >= options_.index.rebuild_after_adds) {
+    (void)StartRebuild(nullptr);
+  }
+}
+
+void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progress) {
+  const std::string current = embedder_ ? embedder_->Name() : "";
+  uint64_t done = 0;
+  // 1. Re-embed what another embedder version made, in batches, each written
+  // only if the asset did not change meanwhile.
+  if (embedder_ && stale_vectors_.load() > 0) {
+    std::vector<Asset> stale;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), assets_cf_));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        Asset a;
+        if (!DecodeAsset(std::string_view(it->value().data(), it->value().size()), &a).ok()) continue;
+        if (!a.deleted && !a.vector_supplied && a.embedder != current) stale.push_back(std::move(a));
+      }
+    }
+    const uint64_t total = stale.size() + index_->live();
+    const uint32_t d = options_.dimension;
+    for (size_t from = 0; from < stale.size() && !cancel_rebuild_; from += 1024) {
+      const size_t to = std::min(stale.size(), from + 1024);
+      std::vector<float> vectors((to - from) * d);
+      for (size_t i = from; i < to; ++i) embedder_->Embed(AssetText(stale[i]), vectors.data() + (i - from) * d);
+      std::lock_guard<std::mutex> lock(write_mu_);
+      rocksdb::WriteBatch batch;
+      std::vector<SlotFields> fields;
+      std::vector<float> kept;
+      for (size_t i = from; i < to; ++i) {
+        std::string value;
+        Asset now;
+        if (!db_->Get(rocksdb::ReadOptions(), assets_cf_, stale[i].id, &value).ok() ||
+            !DecodeAsset(value, &now).ok() || now.deleted || now.updated_ms != stale[i].updated_ms ||
+            now.embedder == current) {
+          continue;  // changed since: the newer write wins
+        }
+        now.embedder = current;
+        batch.Put(assets_cf_, now.id, EncodeAsset(now));
+        batch.Put(vectors_cf_, now.id, EncodeVector(vectors.data() + (i - from) * d, d));
+        fields.push_back(SlotFields{now.id, now.stages, now.type, now.language, now.tags, now.active});
+        kept.insert(kept.end(), vectors.begin() + (i - from) * d, vectors.begin() + (i - from + 1) * d);
+      }
+      if (fields.empty()) continue;
+      batch.Put(default_cf_, "meta/catalog_seq", std::to_string(catalog_seq_ + 1));
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      if (!db_->Write(wo, &batch).ok()) break;
+      ++catalog_seq_;
+      catalog_seq_view_ = catalog_seq_;
+      index_->Upsert(fields, kept.data());
+      stale_vectors_ -= std::min<uint64_t>(stale_vectors_.load(), fields.size());
+      done += to - from;
+      if (progress) progress(done, total);
+    }
+  }
+
+  // 2. Build the new structure from a snapshot; writes meanwhile go to the old
+  // one and are replayed at the swap. When many arrived meanwhile (a bulk
+  // import), build again so they do not stay on the exact path.
+  const uint64_t base = done;
+  uint64_t total = base;
+  for (int round = 0; round < 4 && !cancel_rebuild_; ++round) {
+    AssetIndex::Snapshot snap = index_->TakeSnapshot();
+    total = base + snap.fields.size();
+    std::unique_ptr<AnnIndex> ann;
+    if (WantsAnn(snap.fields.size())) {
+      ann = AnnIndex::Build(snap.vectors.data(), snap.fields.size(), options_.dimension, options_.index,
+                            [&](size_t n) {
+                              if (progress) progress(base + n, total + 1);  // the end is reported once, below
+                              return !cancel_rebuild_.load();
+                            });
+      if (ann == nullptr) {  // cancelled: stop recording; exact until the next build
+        index_->Install(std::move(snap), nullptr);
+        break;
+      }
+    }
+    index_->Install(std::move(snap), std::move(ann));
+    {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      if (Health().ok()) (void)index_->Save(IndexPath(), catalog_seq_, current);
+    }
+    if (index_->adds_since_build() < options_.index.rebuild_after_adds || !WantsAnn(index_->live())) break;
+  }
+  rebuilding_ = false;
+  if (progress) progress(total, total);
+}
+
+}  // namespace playbook

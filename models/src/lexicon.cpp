@@ -1,0 +1,215 @@
+// The concept lexicon of the built-in embedder: parsing, exact phrase matching
+// and soft cues. See lexicon.h.
+#include "lexicon.h"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+#include <utility>
+
+namespace playbook::models::internal {
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+Status LineError(size_t line, const std::string& what) {
+  return Status::InvalidArgument("lexicon", "line " + std::to_string(line) + ": " + what);
+}
+
+constexpr size_t kMaxPhraseTokens = 32;
+
+
+// Words so common in sales notes that they say nothing about the topic; they
+// never serve as soft concept cues ("lead" is the prospect in a CRM note, not
+// lead management). Chinese entries contribute their characters.
+constexpr std::string_view kGenericCueText =
+    "lead customer client buyer prospect deal sale company team product system tool business "
+    "account contact rep people thing ask want need like know see make take "
+    "time today day week month quarter year "
+    "客户 销售 公司 产品 系统 业务 方案 东西 我们 他们 年 月 周 天 日 时";
+
+// The soft-cue keys of a token sequence: non-stop, non-number tokens, plus
+// adjacent CJK character pairs, minus the generic ones. Appended to `keys`.
+void CueKeys(const std::vector<Token>& tokens, const std::vector<uint64_t>& generic,
+             std::vector<uint64_t>* keys) {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const Token& t = tokens[i];
+    if (t.stop || t.kind == TokenKind::kNumber) continue;
+    if (std::binary_search(generic.begin(), generic.end(), t.id)) continue;
+    keys->push_back(t.id);
+    if (t.prefix_id != 0) keys->push_back(t.prefix_id);
+  }
+}
+
+}  // namespace
+
+uint32_t Lexicon::Child(uint32_t node, uint64_t token) const {
+  const auto it = edges_.find({node, token});
+  return it == edges_.end() ? 0 : it->second;
+}
+
+Status Lexicon::Parse(std::string_view text) {
+  concepts_.clear();
+  edges_.clear();
+  cues_.clear();
+  terminals_.assign(1, {});
+  // (token id, concept) -> number of the concept's phrases using the token.
+  std::vector<std::pair<uint64_t, uint32_t>> cue_uses;
+  generic_cues_.clear();
+  {
+    std::vector<Token> generic_tokens;
+    Tokenize(kGenericCueText, &generic_tokens);
+    for (const Token& t : generic_tokens) generic_cues_.push_back(t.id);
+    std::sort(generic_cues_.begin(), generic_cues_.end());
+  }
+  std::unordered_map<std::string, size_t> first_line;
+  std::vector<Token> tokens;
+  size_t line_no = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view raw = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    const std::string_view line = Trim(raw);
+    if (line.empty() || line.front() == '#') continue;
+    if (!IsValidUtf8(line)) return LineError(line_no, "invalid UTF-8");
+    const size_t tab = line.find('\t');
+    if (tab == std::string_view::npos)
+      return LineError(line_no, "expected concept_id<TAB>phrase|phrase|...");
+    const std::string id(Trim(line.substr(0, tab)));
+    const std::string_view phrases = line.substr(tab + 1);
+    if (id.empty()) return LineError(line_no, "empty concept id");
+    for (char c : id) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+        return LineError(line_no, "concept id '" + id + "' may only use a-z 0-9 _ . -");
+    }
+    if (phrases.find('\t') != std::string_view::npos)
+      return LineError(line_no, "more than one TAB; separate phrases with '|'");
+    if (const auto it = first_line.find(id); it != first_line.end())
+      return LineError(line_no, "duplicate concept id '" + id + "' (first on line " +
+                                    std::to_string(it->second) + ")");
+    first_line.emplace(id, line_no);
+    const auto concept_index = static_cast<uint32_t>(concepts_.size());
+    concepts_.push_back(id);
+
+    size_t count = 0;
+    size_t p = 0;
+    while (p <= phrases.size()) {
+      size_t bar = phrases.find('|', p);
+      if (bar == std::string_view::npos) bar = phrases.size();
+      const std::string_view phrase = Trim(phrases.substr(p, bar - p));
+      p = bar + 1;
+      ++count;
+      if (phrase.empty())
+        return LineError(line_no, "phrase " + std::to_string(count) + " of '" + id + "' is empty");
+      tokens.clear();
+      Tokenize(phrase, &tokens);
+      if (tokens.empty())
+        return LineError(line_no, "phrase '" + std::string(phrase) +
+                                      "' has no letters, digits or CJK characters");
+      if (tokens.size() > kMaxPhraseTokens)
+        return LineError(line_no, "phrase '" + std::string(phrase) + "' is longer than " +
+                                      std::to_string(kMaxPhraseTokens) + " tokens");
+      for (size_t k = 1; k < tokens.size(); ++k) {
+        if (tokens[k].gap >= 2)
+          return LineError(line_no, "phrase '" + std::string(phrase) +
+                                        "' contains punctuation, so it could never match");
+      }
+      std::vector<uint64_t> distinct;
+      CueKeys(tokens, generic_cues_, &distinct);
+      std::sort(distinct.begin(), distinct.end());
+      distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+      for (uint64_t id : distinct) cue_uses.emplace_back(id, concept_index);
+      uint32_t node = 0;
+      for (const Token& t : tokens) {
+        uint32_t next = Child(node, t.id);
+        if (next == 0) {
+          next = static_cast<uint32_t>(terminals_.size());
+          terminals_.emplace_back();
+          edges_.emplace(std::make_pair(node, t.id), next);
+        }
+        node = next;
+      }
+      auto& term = terminals_[node];
+      if (std::find(term.begin(), term.end(), concept_index) == term.end())
+        term.push_back(concept_index);
+    }
+  }
+  BuildCues(&cue_uses);
+  return Status::Ok();
+}
+
+void Lexicon::BuildCues(std::vector<std::pair<uint64_t, uint32_t>>* uses) {
+  std::sort(uses->begin(), uses->end());
+  const double concepts = static_cast<double>(concepts_.size());
+  for (size_t i = 0; i < uses->size();) {
+    size_t j = i;
+    while (j < uses->size() && (*uses)[j].first == (*uses)[i].first) ++j;
+    // uses[i, j) are one token's (token, concept) pairs, sorted by concept.
+    std::vector<std::pair<uint32_t, double>> per_concept;
+    for (size_t k = i; k < j; ++k) {
+      if (per_concept.empty() || per_concept.back().first != (*uses)[k].second)
+        per_concept.emplace_back((*uses)[k].second, 0.0);
+      per_concept.back().second += 1.0;
+    }
+    const double df = static_cast<double>(per_concept.size());
+    const double idf = DetLog(concepts / df);
+    if (idf > 0) {
+      double total = 0;
+      for (const auto& pc : per_concept) total += pc.second;
+      for (auto& pc : per_concept) pc.second = idf * pc.second / total;
+      cues_.emplace((*uses)[i].first, std::move(per_concept));
+    }
+    i = j;
+  }
+}
+
+void Lexicon::SoftMatch(const std::vector<Token>& tokens, std::vector<double>* score) const {
+  if (cues_.empty()) return;
+  std::vector<uint64_t> ids;
+  CueKeys(tokens, generic_cues_, &ids);
+  std::sort(ids.begin(), ids.end());
+  for (size_t i = 0; i < ids.size();) {
+    size_t j = i;
+    while (j < ids.size() && ids[j] == ids[i]) ++j;
+    const auto it = cues_.find(ids[i]);
+    if (it != cues_.end()) {
+      const double tf = 1.0 + DetLog(static_cast<double>(j - i));
+      for (const auto& [c, w] : it->second) (*score)[c] += tf * w;
+    }
+    i = j;
+  }
+}
+
+void Lexicon::Match(const std::vector<Token>& tokens, std::vector<uint32_t>* tf) const {
+  if (concepts_.empty()) return;
+  constexpr size_t kNone = std::numeric_limits<size_t>::max();
+  std::vector<size_t> covered_until(concepts_.size(), 0);
+  std::vector<size_t> match_start(concepts_.size(), kNone);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    uint32_t node = 0;
+    for (size_t j = i; j < tokens.size(); ++j) {
+      if (j > i && tokens[j].gap >= 2) break;
+      node = Child(node, tokens[j].id);
+      if (node == 0) break;
+      for (uint32_t c : terminals_[node]) {
+        if (match_start[c] == i) {
+          covered_until[c] = j + 1;  // a longer phrase of the same concept at the same start
+        } else if (i >= covered_until[c]) {
+          ++(*tf)[c];
+          match_start[c] = i;
+          covered_until[c] = j + 1;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace playbook::models::internal

@@ -1,0 +1,377 @@
+// Unit tests of the built-in LexicalEmbedder.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "playbook/models/lexical_embedder.h"
+
+namespace playbook::models {
+namespace {
+
+std::unique_ptr<LexicalEmbedder> Make(uint32_t dim = 384,
+                                      std::string lexicon = std::string(DefaultLexicon())) {
+  LexicalEmbedderOptions o;
+  o.dimension = dim;
+  o.lexicon = std::move(lexicon);
+  auto r = LexicalEmbedder::Create(o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+std::vector<float> Vec(const Embedder& e, std::string_view text) {
+  std::vector<float> v(e.Dimension(), -7.0f);
+  e.Embed(text, v.data());
+  return v;
+}
+
+double Dot(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += double{a[i]} * b[i];
+  return s;
+}
+
+double Cos(const Embedder& e, std::string_view a, std::string_view b) { return Dot(Vec(e, a), Vec(e, b)); }
+
+void ExpectUnit(const std::vector<float>& v, std::string_view what) {
+  double n = 0;
+  for (float x : v) {
+    ASSERT_TRUE(std::isfinite(x)) << what;
+    n += double{x} * x;
+  }
+  EXPECT_NEAR(n, 1.0, 1e-5) << what;
+}
+
+Status CreateStatus(const std::string& lexicon, uint32_t dim = 64) {
+  LexicalEmbedderOptions o;
+  o.dimension = dim;
+  o.lexicon = lexicon;
+  auto r = LexicalEmbedder::Create(o);
+  return r.status();
+}
+
+const char* const kUnrelatedZh = "今天下午三点在会议室开周会,讨论团建的安排";
+const char* const kUnrelatedEn = "The team offsite is on Friday; please book your train tickets early";
+
+TEST(LexicalEmbedder, DefaultLexiconParses) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  EXPECT_GE(e->ConceptCount(), 25u);
+  EXPECT_LE(e->ConceptCount(), 45u);
+  EXPECT_EQ(e->Dimension(), 384u);
+}
+
+TEST(LexicalEmbedder, DeterministicAcrossInstances) {
+  auto a = Make();
+  auto b = Make();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  for (const char* text : {"客户说太贵了,想再考虑一下", "Too expensive, no budget until Q3",
+                           "这个CRM的ROI怎么算? payback period 18 months", ""}) {
+    const auto va = Vec(*a, text);
+    const auto vb = Vec(*b, text);
+    const auto va2 = Vec(*a, text);
+    EXPECT_EQ(0, std::memcmp(va.data(), vb.data(), va.size() * sizeof(float))) << text;
+    EXPECT_EQ(0, std::memcmp(va.data(), va2.data(), va.size() * sizeof(float))) << text;
+  }
+}
+
+TEST(LexicalEmbedder, FixedTextHasFixedVector) {
+  // Guards against accidental algorithm changes that keep the name "lexical-v1":
+  // changing these numbers requires bumping the version in Name().
+  auto e = Make(32, "price_high\t太贵|too expensive\n");
+  ASSERT_NE(e, nullptr);
+  const auto v = Vec(*e, "太贵了 too expensive");
+  const auto w = Vec(*e, "太贵了 too expensive");
+  EXPECT_EQ(v, w);
+  double nonzero = 0;
+  for (float x : v) nonzero += x != 0.0f;
+  EXPECT_GE(nonzero, 4);
+  // Values recorded from this implementation (any change is a new version).
+  const std::vector<float> expected = {
+      0x1.8c97fp-1f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x1.6598a8p-2f, 0, 0, 0,
+      0, 0, 0, 0, 0, 0, 0x1.1e13bap-2f, 0, 0, -0x1.1e13bap-2f, 0x1.6598a8p-2f, 0, 0, 0, 0, 0};
+  ASSERT_EQ(expected.size(), v.size());
+  for (size_t i = 0; i < v.size(); ++i) EXPECT_EQ(expected[i], v[i]) << i;  // bit-exact
+}
+
+TEST(LexicalEmbedder, OutputIsUnitNorm) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  for (const char* text :
+       {"太贵了", "too expensive", "客户的CFO觉得ROI不够, wants a discount", "a",
+        "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor",
+        "12345 67890", "ＡＢＣ　全角字母ＲＯＩ", "😀😀😀 emoji only"}) {
+    ExpectUnit(Vec(*e, text), text);
+  }
+}
+
+TEST(LexicalEmbedder, FeaturelessTextsShareOneUnitVector) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  const auto empty = Vec(*e, "");
+  ExpectUnit(empty, "empty");
+  for (const char* text : {"", "   ", "!!!,。?", "的了吗呢", "the of and to", "\xff\xfe"}) {
+    EXPECT_EQ(empty, Vec(*e, text)) << text;
+  }
+  EXPECT_LT(std::abs(Dot(empty, Vec(*e, "太贵了"))), 0.5);
+}
+
+TEST(LexicalEmbedder, InvalidUtf8DoesNotCrash) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  const std::string cases[] = {
+      std::string("\xe5\xa4", 2),          // truncated 太
+      std::string("太贵\xe4", 7),            // truncated at the very end
+      std::string("\xc0\xaf\xed\xa0\x80"),  // overlong '/', surrogate
+      std::string("\xf4\x90\x80\x80 ok"),   // > U+10FFFF
+      std::string("\x80\x80\x80price\xbf"),
+      std::string("a\0b太贵", 9),
+  };
+  for (const auto& text : cases) ExpectUnit(Vec(*e, text), "invalid utf-8");
+  // Valid characters around invalid bytes still count.
+  EXPECT_GT(Cos(*e, std::string("\xff太贵了\xfe"), "太贵了"), 0.8);
+}
+
+TEST(LexicalEmbedder, NormalisesCaseAndWidth) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  EXPECT_NEAR(Cos(*e, "ROI Calculator", "roi calculator"), 1.0, 1e-6);
+  EXPECT_NEAR(Cos(*e, "ＲＯＩ　Ｃａｌｃｕｌａｔｏｒ", "roi calculator"), 1.0, 1e-6);
+  EXPECT_NEAR(Cos(*e, "太贵了!", "太贵了!"), 1.0, 1e-6);
+  EXPECT_NEAR(Cos(*e, "Prices", "price"), 1.0, 1e-6);  // stemming
+  EXPECT_NEAR(Cos(*e, "discounts offered", "discount offer"), 1.0, 1e-6);
+  EXPECT_NEAR(Cos(*e, "the vendor's contract", "vendor contract"), 1.0, 1e-6);  // possessive
+  EXPECT_NEAR(Cos(*e, "they paid", "pay"), 1.0, 1e-6);                          // irregular verb
+  EXPECT_NEAR(Cos(*e, "20% off", "20 percent off"), 1.0, 1e-6);
+  EXPECT_NEAR(Cos(*e, "２０％ＯＦＦ", "20 percent off"), 1.0, 1e-6);
+  EXPECT_LT(Cos(*e, "ROI calculator", "roi, calculator"), 0.999);  // the comma breaks the bigram
+}
+
+TEST(LexicalEmbedder, ChineseTextSimilarity) {
+  auto e = Make(384, "");  // lexical only: CJK n-grams alone
+  ASSERT_NE(e, nullptr);
+  const double related = Cos(*e, "客户觉得价格太高", "价格太高怎么办");
+  const double unrelated = Cos(*e, "客户觉得价格太高", kUnrelatedZh);
+  EXPECT_GT(related, 0.3);
+  EXPECT_GT(related, unrelated + 0.2);
+}
+
+TEST(LexicalEmbedder, EnglishTextSimilarity) {
+  auto e = Make(384, "");
+  ASSERT_NE(e, nullptr);
+  const double related = Cos(*e, "the prospect is worried about pricing", "Pricing worries of a prospect");
+  const double unrelated = Cos(*e, "the prospect is worried about pricing", kUnrelatedEn);
+  EXPECT_GT(related, 0.5);
+  EXPECT_GT(related, unrelated + 0.3);
+}
+
+TEST(LexicalEmbedder, MixedTextSimilarity) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  const char* mixed = "客户问我们的CRM integration能不能和SAP对接";
+  EXPECT_GT(Cos(*e, mixed, "CRM integration with SAP"), Cos(*e, mixed, kUnrelatedEn));
+  EXPECT_GT(Cos(*e, mixed, "和SAP系统对接"), Cos(*e, mixed, kUnrelatedZh));
+}
+
+TEST(LexicalEmbedder, LexiconBridgesChineseParaphrases) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  EXPECT_GT(Cos(*e, "价格有点高", "太贵了"), Cos(*e, "价格有点高", kUnrelatedZh) + 0.3);
+  EXPECT_GT(Cos(*e, "我们今年没有预算", "资金紧张,付不起"), Cos(*e, "我们今年没有预算", kUnrelatedZh) + 0.3);
+  EXPECT_GT(Cos(*e, "市场不景气", "经济下行,大环境不好"), Cos(*e, "市场不景气", kUnrelatedZh) + 0.3);
+  // Without the lexicon the first pair shares no character n-gram at all.
+  auto plain = Make(384, "");
+  ASSERT_NE(plain, nullptr);
+  EXPECT_LT(Cos(*plain, "价格有点高", "太贵了"), 0.2);
+}
+
+TEST(LexicalEmbedder, LexiconBridgesEnglishParaphrases) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  EXPECT_GT(Cos(*e, "too expensive", "over our budget"), Cos(*e, "too expensive", kUnrelatedEn));
+  EXPECT_GT(Cos(*e, "too expensive", "it's overpriced"), Cos(*e, "too expensive", kUnrelatedEn) + 0.3);
+  EXPECT_GT(Cos(*e, "let me think it over", "circle back next quarter"),
+            Cos(*e, "let me think it over", kUnrelatedEn) + 0.3);
+  EXPECT_GT(Cos(*e, "we're in a recession", "the economy is in a downturn"),
+            Cos(*e, "we're in a recession", kUnrelatedEn) + 0.3);
+}
+
+TEST(LexicalEmbedder, LexiconBridgesLanguages) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  EXPECT_GT(Cos(*e, "太贵了", "too expensive"), Cos(*e, "太贵了", kUnrelatedEn) + 0.3);
+  EXPECT_GT(Cos(*e, "too expensive", "价格有点高"), Cos(*e, "too expensive", kUnrelatedZh) + 0.3);
+  EXPECT_GT(Cos(*e, "没有预算", "no budget this year"), Cos(*e, "没有预算", kUnrelatedEn) + 0.3);
+  EXPECT_GT(Cos(*e, "我考虑一下", "let me think about it"), Cos(*e, "我考虑一下", kUnrelatedEn) + 0.3);
+  // Different concepts stay apart: price vs. security.
+  EXPECT_GT(Cos(*e, "太贵了", "too expensive"), Cos(*e, "太贵了", "data privacy and GDPR compliance") + 0.3);
+}
+
+TEST(LexicalEmbedder, SoftCuesLeanTowardsAConceptWithoutAnExactPhrase) {
+  // "refund" alone is no phrase, but only the risk concept's phrases use it, so
+  // the text leans towards risk; the texts share no word with each other.
+  auto e = Make(384, "risk\tmoney-back guarantee|full refund\nprice\ttoo expensive|pricey\n");
+  ASSERT_NE(e, nullptr);
+  const double to_risk = Cos(*e, "will they refund us", "money-back guarantee");
+  const double to_price = Cos(*e, "will they refund us", "pricey");
+  EXPECT_GT(to_risk, 0.2);
+  EXPECT_GT(to_risk, to_price + 0.2);
+  // The same holds character-wise in Chinese: 退 occurs only in the risk phrase.
+  auto zh = Make(384, "risk\t无条件退款\nprice\t太贵\n");
+  ASSERT_NE(zh, nullptr);
+  EXPECT_GT(Cos(*zh, "能不能退钱", "无条件退款"), Cos(*zh, "能不能退钱", "太贵") + 0.1);
+}
+
+TEST(LexicalEmbedder, LexicalSignalSurvivesConcepts) {
+  // Two texts with the same concept: the one sharing more words ranks higher.
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  const char* q = "too expensive compared to the annual licence";
+  EXPECT_GT(Cos(*e, q, "annual licence too expensive"), Cos(*e, q, "overpriced hardware"));
+}
+
+TEST(LexicalEmbedder, LatinPhrasesMatchOnWordBoundaries) {
+  // One concept: "autopilot" is another word, so it gets no concept feature and
+  // shares nothing with "pilot"; "a pilot project" shares the concept.
+  auto e = Make(384, "pilot\tpilot\n");
+  ASSERT_NE(e, nullptr);
+  EXPECT_LT(std::abs(Cos(*e, "autopilot mode", "pilot")), 0.3);
+  EXPECT_GT(Cos(*e, "a pilot project", "pilot"), 0.6);
+  EXPECT_GT(Cos(*e, "Pilots, pilot programs", "pilot"), 0.6);  // stemmed plural
+}
+
+TEST(LexicalEmbedder, PhrasesDoNotCrossPunctuation) {
+  // Texts with the same words: only the unbroken one matches the phrase, so
+  // only it is identical to the phrase itself.
+  auto e = Make(384, "price_high\ttoo expensive|太贵\n");
+  ASSERT_NE(e, nullptr);
+  EXPECT_GT(Cos(*e, "Too  expensive!", "too expensive"), 0.999);
+  EXPECT_LT(Cos(*e, "too. Expensive", "too expensive"), 0.7);
+  EXPECT_GT(Cos(*e, "太贵!", "太贵"), 0.999);
+  EXPECT_LT(Cos(*e, "太,贵", "太贵"), 0.7);
+}
+
+TEST(LexicalEmbedder, MalformedLexiconLinesAreRejectedWithTheLine) {
+  struct Case {
+    std::string text;
+    std::string line;
+  };
+  const Case cases[] = {
+      {"# comment\nprice\ttoo expensive\nno tab here\n", "line 3:"},
+      {"price\ttoo expensive\nprice\tpricey\n", "line 2:"},
+      {"\n\nPrice\ttoo expensive\n", "line 3:"},
+      {"price\ttoo expensive||pricey\n", "line 1:"},
+      {"price\t   \n", "line 1:"},
+      {"x\ta\nprice\t!!!\n", "line 2:"},
+      {"price\ttoo\texpensive\n", "line 1:"},
+      {"price\ttoo, expensive\n", "line 1:"},
+      {"a\tb\nb\tc\nc\t\xff\xfe\n", "line 3:"},
+      {"\tphrase\n", "line 1:"},
+  };
+  for (const auto& c : cases) {
+    const Status s = CreateStatus(c.text);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << c.text;
+    EXPECT_EQ(s.field(), "lexicon") << c.text;
+    EXPECT_EQ(s.message().rfind(c.line, 0), 0u) << s.message() << " for " << c.text;
+  }
+  EXPECT_TRUE(CreateStatus("# only comments\n\n  \r\nprice\ttoo expensive | 太贵 \r\n").ok());
+  EXPECT_TRUE(CreateStatus("").ok());
+}
+
+TEST(LexicalEmbedder, BadDimensionIsRejected) {
+  EXPECT_EQ(CreateStatus("", 0).field(), "dimension");
+  EXPECT_EQ(CreateStatus("", 4097).field(), "dimension");
+  EXPECT_TRUE(CreateStatus("", 1).ok());
+  EXPECT_TRUE(CreateStatus("", 4096).ok());
+}
+
+TEST(LexicalEmbedder, SmallDimensionHashesConceptsAndStillBridges) {
+  // 41 concepts do not fit in dedicated slots of a 64-float vector: concepts are
+  // hashed like any feature, and the bridge must survive.
+  auto e = Make(64);
+  ASSERT_NE(e, nullptr);
+  ExpectUnit(Vec(*e, "太贵了"), "d64");
+  EXPECT_GT(Cos(*e, "太贵了", "too expensive"), Cos(*e, "太贵了", kUnrelatedEn) + 0.3);
+}
+
+TEST(LexicalEmbedder, DimensionOneStillWorks) {
+  auto e = Make(1);
+  ASSERT_NE(e, nullptr);
+  const auto v = Vec(*e, "太贵了");
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_NEAR(std::abs(v[0]), 1.0f, 1e-6);
+}
+
+TEST(LexicalEmbedder, NameTracksDimensionAndLexicon) {
+  auto a = Make(384);
+  auto b = Make(256);
+  auto c = Make(384, std::string(DefaultLexicon()) + "\nextra_concept\tsome phrase\n");
+  auto d = Make(384);
+  ASSERT_TRUE(a && b && c && d);
+  EXPECT_EQ(a->Name().rfind("lexical-v1/d384/lex-", 0), 0u) << a->Name();
+  EXPECT_EQ(a->Name().size(), std::string("lexical-v1/d384/lex-").size() + 8);
+  EXPECT_EQ(b->Name().rfind("lexical-v1/d256/lex-", 0), 0u) << b->Name();
+  EXPECT_NE(a->Name(), c->Name());
+  EXPECT_EQ(a->Name(), d->Name());
+  EXPECT_EQ(a->Name().substr(a->Name().size() - 8), b->Name().substr(b->Name().size() - 8));
+  EXPECT_EQ(c->ConceptCount(), a->ConceptCount() + 1);
+}
+
+TEST(LexicalEmbedder, ConcurrentEmbedsAgree) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  const std::string text = "客户说别家更便宜 and the CFO wants a discount";
+  const auto expected = Vec(*e, text);
+  std::vector<std::vector<float>> got(4);
+  std::vector<std::thread> threads;
+  for (auto& g : got) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) g = Vec(*e, text);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& g : got) EXPECT_EQ(g, expected);
+}
+
+TEST(LexicalEmbedder, ComposeAssetTextUsesAllParts) {
+  const std::string s = ComposeAssetText("ROI calculator", "Payback in months", {"roi", "calculator"});
+  EXPECT_NE(s.find("ROI calculator"), std::string::npos);
+  EXPECT_NE(s.find("Payback in months"), std::string::npos);
+  EXPECT_NE(s.find("calculator"), s.rfind("calculator"));
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  // The title weighs more than a tag.
+  EXPECT_GT(Cos(*e, ComposeAssetText("数据安全白皮书", "", {"合同"}), "数据安全"),
+            Cos(*e, ComposeAssetText("合同模板", "", {"数据安全"}), "数据安全"));
+}
+
+TEST(LexicalEmbedder, EmbedSpeed) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  const std::string text = ComposeAssetText(
+      "应对“太贵了”:一分钱一分货的价值话术",
+      "当客户说价格太高时,先认同再拆解:把年费平均到每个用户每天,比较同类产品的质量与售后服务。"
+      "Then walk through the ROI calculator with the buyer's own numbers and show a case study "
+      "from a peer company that recovered its investment within a year.",
+      {"价格异议", "value", "negotiation"});
+  std::vector<float> v(e->Dimension());
+  const int n = 2000;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) e->Embed(text, v.data());
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double per_sec = n / s;
+  std::cout << "[ embed ] " << text.size() << " bytes: " << static_cast<long>(per_sec)
+            << " embeddings/s\n";
+  RecordProperty("embeddings_per_second", static_cast<int>(per_sec));
+  EXPECT_GT(per_sec, 1000.0);  // generous: a slow debug build still passes
+}
+
+}  // namespace
+}  // namespace playbook::models
