@@ -1,6 +1,5 @@
 #include "asset_index.h"
 
-#include <faiss/utils/distances.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -22,6 +21,20 @@ void Normalize(float* v, uint32_t d) {
   if (n <= 0) return;
   const float inv = float(1.0 / std::sqrt(n));
   for (uint32_t i = 0; i < d; ++i) v[i] *= inv;
+}
+
+// Inner product in 8 independent lanes, which the compiler turns into SIMD
+// without reassociating a single sum. (Debian's faiss 1.7.3 dispatches
+// fvec_inner_product to its scalar reference loop: 3-4x slower here.)
+float Dot(const float* a, const float* b, uint32_t d) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  uint32_t i = 0;
+  for (; i + 8 <= d; i += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i < d; ++i) sum += a[i] * b[i];
+  return sum;
 }
 
 // Serving threads search with one OpenMP thread: faiss otherwise starts a
@@ -71,7 +84,9 @@ class TopK {
 
 AssetIndex::AssetIndex(uint32_t dimension, std::vector<std::string> stages, IndexOptions options)
     : dim_(dimension), stages_(std::move(stages)), options_(std::move(options)),
-      vectors_(std::make_unique<VectorStore>(dimension)) {}
+      vectors_(std::make_unique<VectorStore>(dimension)) {
+  stage_bits_.resize(stages_.size());
+}
 
 AssetIndex::~AssetIndex() = default;
 
@@ -105,6 +120,13 @@ uint32_t AssetIndex::AddSlotLocked(const SlotFields& f, const float* v) {
   Normalize(row, dim_);
   const uint32_t slot = uint32_t(slots_.size());
   keys_.push_back(Key{s.stages, s.type, s.language, s.active, true});
+  const size_t words = slots_.size() / 64 + 1;
+  for (size_t b = 0; b < stage_bits_.size(); ++b) {
+    if (stage_bits_[b].size() < words) stage_bits_[b].resize(words, 0);
+    if (s.active && (s.stages & (uint64_t(1) << b))) {
+      stage_bits_[b][slots_.size() / 64] |= uint64_t(1) << (slots_.size() % 64);
+    }
+  }
   slots_.push_back(std::move(s));
   slot_of_[f.id] = slot;
   ++live_;
@@ -116,6 +138,7 @@ void AssetIndex::KillLocked(uint32_t slot) {
   if (!s.alive) return;
   s.alive = false;
   keys_[slot].alive = false;
+  for (auto& bits : stage_bits_) bits[slot / 64] &= ~(uint64_t(1) << (slot % 64));
   --live_;
   auto it = slot_of_.find(s.id);
   if (it != slot_of_.end() && it->second == slot) slot_of_.erase(it);
@@ -139,7 +162,6 @@ Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const Asse
                                                   size_t k) const {
   auto stage = std::find(stages_.begin(), stages_.end(), filter.stage);
   if (stage == stages_.end()) return Status::InvalidArgument("stage", "unknown stage '" + filter.stage + "'");
-  const uint64_t stage_bit = uint64_t(1) << (stage - stages_.begin());
   std::vector<float> q(query, query + dim_);
   Normalize(q.data(), dim_);
 
@@ -166,22 +188,33 @@ Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const Asse
 
   const uint32_t n = uint32_t(slots_.size());
   const uint32_t ann_n = ann_ ? uint32_t(ann_->size()) : 0;
-  std::vector<uint8_t> bitmap((n + 7) / 8, 0);
-  uint32_t eligible_ann = 0, eligible = 0;
-  for (uint32_t i = 0; i < n; ++i) {
-    const Key& key = keys_[i];
-    if (!key.alive || !key.active || !(key.stages & stage_bit)) continue;
-    if (!types.empty() && std::find(types.begin(), types.end(), key.type) == types.end()) continue;
-    if (language != 0 && key.language != uint32_t(language)) continue;
-    if (!tags.empty() && std::none_of(tags.begin(), tags.end(), [&](uint32_t t) {
-          return std::binary_search(slots_[i].tags.begin(), slots_[i].tags.end(), t);
-        })) {
-      continue;
+  const size_t stage_index = size_t(stage - stages_.begin());
+  std::vector<uint64_t> bits(stage_bits_[stage_index].begin(), stage_bits_[stage_index].end());
+  bits.resize(n / 64 + 1, 0);
+  const bool more = !types.empty() || language != 0 || !tags.empty() || !excluded.empty();
+  uint32_t eligible_ann = 0;
+  for (size_t w = 0; w < bits.size(); ++w) {
+    uint64_t word = bits[w];
+    if (more) {
+      for (uint64_t rest = word; rest != 0; rest &= rest - 1) {
+        const uint32_t i = uint32_t(w * 64 + uint32_t(__builtin_ctzll(rest)));
+        const Key& key = keys_[i];
+        bool ok = (types.empty() || std::find(types.begin(), types.end(), key.type) != types.end()) &&
+                  (language == 0 || key.language == uint32_t(language));
+        if (ok && !tags.empty()) {
+          ok = std::any_of(tags.begin(), tags.end(), [&](uint32_t t) {
+            return std::binary_search(slots_[i].tags.begin(), slots_[i].tags.end(), t);
+          });
+        }
+        if (ok && !excluded.empty()) ok = !excluded.count(i);
+        if (!ok) word &= ~(uint64_t(1) << (i % 64));
+      }
+      bits[w] = word;
     }
-    if (!excluded.empty() && excluded.count(i)) continue;
-    bitmap[i / 8] |= uint8_t(1u << (i % 8));
-    ++eligible;
-    if (i < ann_n) ++eligible_ann;
+    if (w * 64 < ann_n) {
+      const uint32_t below = ann_n - uint32_t(w * 64);
+      eligible_ann += uint32_t(__builtin_popcountll(below >= 64 ? word : word & ((uint64_t(1) << below) - 1)));
+    }
   }
 
   TopK top(k);
@@ -190,21 +223,19 @@ Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const Asse
     OneOmpThread();
     std::vector<std::pair<float, uint32_t>> found;
     const int ef = int(std::max<size_t>(options_.hnsw_ef_search, k));
-    ann_->Search(q.data(), k, bitmap.data(), (ann_n + 7) / 8, ef, &found);
+    ann_->Search(q.data(), k, reinterpret_cast<const uint8_t*>(bits.data()), (ann_n + 7) / 8, ef, &found);
     // Re-score exactly so both paths rank on the same numbers.
-    for (const auto& [sim, slot] : found) {
-      top.Push(faiss::fvec_inner_product(q.data(), vectors_->row(slot), dim_), slot);
-    }
+    for (const auto& [sim, slot] : found) top.Push(Dot(q.data(), vectors_->row(slot), dim_), slot);
     exact_from = ann_n;
   }
-  for (uint32_t i = exact_from; i < n; ++i) {
-    if (bitmap[i / 8] & (1u << (i % 8))) {
-      top.Push(faiss::fvec_inner_product(q.data(), vectors_->row(i), dim_), i);
+  for (size_t w = exact_from / 64; w < bits.size(); ++w) {
+    for (uint64_t rest = bits[w]; rest != 0; rest &= rest - 1) {
+      const uint32_t i = uint32_t(w * 64 + uint32_t(__builtin_ctzll(rest)));
+      if (i >= exact_from) top.Push(Dot(q.data(), vectors_->row(i), dim_), i);
     }
   }
   std::vector<SearchHit> hits;
   for (const auto& [score, slot] : top.Sorted()) hits.push_back({slots_[slot].id, score});
-  (void)eligible;
   return hits;
 }
 
@@ -267,6 +298,7 @@ void AssetIndex::Install(Snapshot snap, std::unique_ptr<AnnIndex> ann) {
 
   slots_.clear();
   keys_.clear();
+  for (auto& b : stage_bits_) b.clear();
   slot_of_.clear();
   vectors_ = std::make_unique<VectorStore>(dim_);
   live_ = 0;

@@ -143,6 +143,11 @@ class AssetIndex {
     bool alive;
   };
   std::vector<Key> keys_;
+  // Per stage, one bit per slot: live, active and eligible for that stage.
+  // A search starts from a copy of its stage's words (a memcpy) and checks
+  // its other filters only on the bits set there. 64-bit words laid out
+  // little-endian are the byte bitmap faiss's IDSelectorBitmap reads.
+  std::vector<std::vector<uint64_t>> stage_bits_;
   std::unique_ptr<VectorStore> vectors_;
   std::unordered_map<std::string, uint32_t> slot_of_;  // id -> live slot
   std::unordered_map<std::string, uint32_t> dict_;     // interned type/language/tag -> code

@@ -180,6 +180,7 @@ Status AssetIndex::Load(const std::string& path,
   std::unique_lock lock(mu_);
   slots_.clear();
   keys_.clear();
+  for (auto& b : stage_bits_) b.clear();
   slot_of_.clear();
   vectors_ = std::make_unique<VectorStore>(dim_);
   live_ = 0;
