@@ -162,8 +162,11 @@ Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const Asse
                                                   size_t k) const {
   auto stage = std::find(stages_.begin(), stages_.end(), filter.stage);
   if (stage == stages_.end()) return Status::InvalidArgument("stage", "unknown stage '" + filter.stage + "'");
-  std::vector<float> q(query, query + dim_);
-  Normalize(q.data(), dim_);
+  std::vector<float> q;
+  if (query != nullptr) {
+    q.assign(query, query + dim_);
+    Normalize(q.data(), dim_);
+  }
 
   std::shared_lock lock(mu_);
   // Codes of the filter's values; a value never seen matches nothing.
@@ -217,6 +220,16 @@ Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const Asse
     }
   }
 
+  if (query == nullptr) {  // no query: the eligible assets themselves
+    std::vector<SearchHit> all;
+    for (size_t w = 0; w < bits.size() && all.size() < k; ++w) {
+      for (uint64_t rest = bits[w]; rest != 0 && all.size() < k; rest &= rest - 1) {
+        all.push_back({slots_[w * 64 + uint32_t(__builtin_ctzll(rest))].id, 0.0f});
+      }
+    }
+    return all;
+  }
+
   TopK top(k);
   uint32_t exact_from = 0;
   if (ann_n > 0 && eligible_ann >= options_.exact_below_fraction * ann_n && k > 0) {
@@ -258,6 +271,19 @@ SlotFields AssetIndex::FieldsLocked(uint32_t slot, const std::vector<const std::
   for (uint32_t t : s.tags) f.tags.push_back(name(t));
   f.active = s.active;
   return f;
+}
+
+bool AssetIndex::VectorOf(const std::string& id, float* out) const {
+  std::shared_lock lock(mu_);
+  auto it = slot_of_.find(id);
+  if (it == slot_of_.end()) return false;
+  std::memcpy(out, vectors_->row(it->second), sizeof(float) * dim_);
+  return true;
+}
+
+bool AssetIndex::IsLive(const std::string& id) const {
+  std::shared_lock lock(mu_);
+  return slot_of_.count(id) > 0;
 }
 
 AssetIndex::Snapshot AssetIndex::TakeSnapshot() {

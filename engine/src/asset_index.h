@@ -80,8 +80,12 @@ class AssetIndex {
   // Makes the assets unreachable. Unknown ids are ignored.
   void Remove(const std::vector<std::string>& ids);
 
+  // With query == nullptr: up to k eligible assets, in slot order, score 0.
   Result<std::vector<SearchHit>> Search(const float* query, const AssetFilter& filter,
                                         size_t k) const;
+  // Copies the live asset's (normalised) vector to out; false when not live.
+  bool VectorOf(const std::string& id, float* out) const;
+  bool IsLive(const std::string& id) const;
 
   // A consistent copy of the live slots, for a rebuild.
   struct Snapshot {

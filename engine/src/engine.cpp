@@ -52,8 +52,11 @@ Status EngineImpl::Init() {
   dbo.IncreaseParallelism(2);
   dbo.keep_log_file_num = 5;
   rocksdb::ColumnFamilyOptions cfo;
+  rocksdb::ColumnFamilyOptions stats_cfo;
+  stats_cfo.merge_operator = NewCounterMergeOperator();
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, cfo}, {"assets", cfo}, {"vectors", cfo}};
+      {rocksdb::kDefaultColumnFamilyName, cfo}, {"assets", cfo}, {"vectors", cfo},
+      {"events", cfo}, {"event_ids", cfo}, {"leads", cfo}, {"stats", stats_cfo}};
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(dbo, options_.data_dir + "/db", cfs, &handles_, &raw);
   if (!s.ok()) {
@@ -68,6 +71,10 @@ Status EngineImpl::Init() {
   default_cf_ = handles_[0];
   assets_cf_ = handles_[1];
   vectors_cf_ = handles_[2];
+  feedback_ = std::make_unique<FeedbackStore>(
+      db_.get(), FeedbackColumns{default_cf_, handles_[3], handles_[4], handles_[5], handles_[6]}, options_,
+      [this](const std::string& id) { return index_->IsLive(id); });
+  if (Status f = feedback_->Open(); !f.ok()) return f;
 
   // Format and dimension: recorded on first open, checked after.
   const std::string dim = std::to_string(options_.dimension);
@@ -205,6 +212,7 @@ Status EngineImpl::Close() {
   std::lock_guard<std::mutex> lock(close_mu_);
   if (closed_ || !db_) return Status::Ok();
   closed_ = true;
+  if (feedback_) feedback_->Close();  // writes what is queued, then stops
   Status saved;
   {
     std::lock_guard<std::mutex> w(write_mu_);

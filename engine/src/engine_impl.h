@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "asset_index.h"
+#include "feedback.h"
 #include "playbook/engine/engine.h"
 #include "playbook/models/embedder.h"
 
@@ -39,6 +40,11 @@ class EngineImpl final : public Engine {
   Result<std::vector<SearchHit>> Search(const float* query, const AssetFilter& filter,
                                         size_t k) const override;
   void Embed(const std::string& text, float* out) const override;
+
+  Result<RecordResult> RecordEvents(std::vector<Event> events) override;
+  Result<Lead> GetLead(const std::string& lead_id) override;
+  Result<Recommendation> Recommend(const RecommendRequest& request) override;
+  AssetStageStats GetStats(const std::string& asset_id, const std::string& stage) const override;
 
   IndexStatus GetIndexStatus() const override;
   std::string OpenNote(bool* warning) const override {
@@ -73,6 +79,7 @@ class EngineImpl final : public Engine {
   std::atomic<uint64_t> catalog_seq_view_{0};
 
   std::unique_ptr<AssetIndex> index_;  // replaced only during Init
+  std::unique_ptr<FeedbackStore> feedback_;
   std::string open_note_;
   bool open_warning_ = false;
   std::atomic<uint64_t> stale_vectors_{0};

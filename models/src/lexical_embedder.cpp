@@ -134,6 +134,19 @@ std::string LexicalEmbedder::Name() const { return impl_->name; }
 uint32_t LexicalEmbedder::Dimension() const { return impl_->dimension; }
 size_t LexicalEmbedder::ConceptCount() const { return impl_->lexicon.size(); }
 
+std::vector<std::string> LexicalEmbedder::Concepts(std::string_view text) const {
+  std::vector<std::string> out;
+  if (impl_->lexicon.size() == 0) return out;
+  std::vector<internal::Token> tokens;
+  internal::Tokenize(text, &tokens);
+  std::vector<uint32_t> tf(impl_->lexicon.size(), 0);
+  impl_->lexicon.Match(tokens, &tf);
+  for (size_t c = 0; c < tf.size(); ++c) {
+    if (tf[c] > 0) out.push_back(impl_->lexicon.concept_id(c));
+  }
+  return out;
+}
+
 void LexicalEmbedder::Embed(std::string_view text, float* out) const {
   const uint32_t dim = impl_->dimension;
   std::vector<Token> tokens;

@@ -58,6 +58,8 @@ constexpr IntRange kHnswM{"index.hnsw_m", 4, 128};
 constexpr IntRange kHnswEfConstruction{"index.hnsw_ef_construction", 8, 4096};
 constexpr IntRange kHnswEfSearch{"index.hnsw_ef_search", 8, 4096};
 constexpr IntRange kRebuildAfterAdds{"index.rebuild_after_adds", 1, kU32Max};
+constexpr IntRange kSeed{"ranking.seed", 0, INT64_MAX};
+constexpr IntRange kCandidatesPerItem{"ranking.candidates_per_item", 1, 1000};
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view kLogLevelsText =
@@ -337,9 +339,9 @@ Handler Fraction(double* out, double lo, double hi) {
     if (const auto* f = n.as_floating_point()) v = f->get();
     if (const auto* i = n.as_integer()) v = static_cast<double>(i->get());
     if (!v || *v < lo || *v > hi) {
-      return Status::InvalidArgument(path, "expected a number " + std::to_string(lo).substr(0, 3) +
-                                               ".." + std::to_string(hi).substr(0, 3) + ", got " +
-                                               Describe(n));
+      char range[64];
+      std::snprintf(range, sizeof range, "%g..%g", lo, hi);
+      return Status::InvalidArgument(path, std::string("expected a number ") + range + ", got " + Describe(n));
     }
     *out = *v;
     return Status::Ok();
@@ -501,6 +503,23 @@ Status WalkDocument(const toml::table& doc, Config* c) {
                             {"rebuild_after_adds",
                              Integer(&eng.index.rebuild_after_adds, kRebuildAfterAdds)},
                         })},
+      {"ranking", section("in [ranking]",
+                          {
+                              {"similarity_weight", Fraction(&eng.ranking.similarity_weight, 0, 100)},
+                              {"effectiveness_weight", Fraction(&eng.ranking.effectiveness_weight, 0, 100)},
+                              {"use_weight", Fraction(&eng.ranking.use_weight, 0, 100)},
+                              {"win_weight", Fraction(&eng.ranking.win_weight, 0, 100)},
+                              {"advance_weight", Fraction(&eng.ranking.advance_weight, 0, 100)},
+                              {"dismiss_weight", Fraction(&eng.ranking.dismiss_weight, 0, 100)},
+                              {"prior_strength", Fraction(&eng.ranking.prior_strength, 0.1, 100000)},
+                              {"explore", Boolean(&eng.ranking.explore)},
+                              {"seed", Integer(&eng.ranking.seed, kSeed)},
+                              {"mmr_lambda", Fraction(&eng.ranking.mmr_lambda, 0, 1)},
+                              {"duplicate_similarity", Fraction(&eng.ranking.duplicate_similarity, 0, 1)},
+                              {"recency_weight", Fraction(&eng.ranking.recency_weight, 0, 100)},
+                              {"recency_half_life_days", Fraction(&eng.ranking.recency_half_life_days, 0.1, 100000)},
+                              {"candidates_per_item", Integer(&eng.ranking.candidates_per_item, kCandidatesPerItem)},
+                          })},
       {"embedder", section("in [embedder]", {{"lexicon", AnyString(&c->embedder.lexicon)}})},
       {"funnel", section("in [funnel]",
                          {

@@ -1,6 +1,7 @@
 // Unit tests of the built-in LexicalEmbedder.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -375,3 +376,15 @@ TEST(LexicalEmbedder, EmbedSpeed) {
 
 }  // namespace
 }  // namespace playbook::models
+
+TEST(LexicalEmbedder, ConceptsNameWhatTheTextStates) {
+  using playbook::models::DefaultLexicon;
+  using playbook::models::LexicalEmbedder;
+  auto e = LexicalEmbedder::Create({384, std::string(DefaultLexicon())});
+  ASSERT_TRUE(e.ok());
+  auto zh = e.value()->Concepts("客户说太贵了");
+  EXPECT_NE(std::find(zh.begin(), zh.end(), "price_high"), zh.end());
+  auto en = e.value()->Concepts("they have no budget this year");
+  EXPECT_NE(std::find(en.begin(), en.end(), "budget"), en.end());
+  EXPECT_TRUE(e.value()->Concepts("hello world").empty());
+}

@@ -120,6 +120,11 @@ TEST(Config, IndexAndEmbedderKeys) {
   ExpectInvalid("[index]\nrebuild_after_adds = 0\n", "index.rebuild_after_adds");
   ExpectInvalid("[embedder]\nlexicon = 3\n", "embedder.lexicon");
   ExpectInvalid("[embedder]\nmodel = \"bert\"\n", "embedder.model");
+  Config r = ParseOk("[ranking]\nexplore = false\nseed = 42\nmmr_lambda = 0.5\n");
+  EXPECT_FALSE(r.engine.ranking.explore);
+  EXPECT_EQ(r.engine.ranking.seed, 42u);
+  ExpectInvalid("[ranking]\nmmr_lambda = 2\n", "ranking.mmr_lambda");
+  ExpectInvalid("[ranking]\nexplore = 1\n", "ranking.explore");
 }
 
 TEST(Config, EmptyTextYieldsDefaults) {
@@ -151,6 +156,10 @@ TEST(Config, ExampleFileSetsEveryKey) {
        {"dimension", "kind", "hnsw_min_assets", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search",
         "exact_below_fraction", "rebuild_after_adds"}},
       {"embedder", {"lexicon"}},
+      {"ranking",
+       {"similarity_weight", "effectiveness_weight", "use_weight", "win_weight", "advance_weight",
+        "dismiss_weight", "prior_strength", "explore", "seed", "mmr_lambda", "duplicate_similarity",
+        "recency_weight", "recency_half_life_days", "candidates_per_item"}},
       {"funnel", {"stages", "attribution_window_days"}},
       {"log", {"level"}},
       {"debug", {"test_methods"}},

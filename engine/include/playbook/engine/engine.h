@@ -75,6 +75,25 @@ class Engine {
   // Embeds text with the engine's embedder into `out` (options.dimension floats).
   virtual void Embed(const std::string& text, float* out) const = 0;
 
+  // ---- Feedback and recommendations -------------------------------------------
+
+  // Validates every event (InvalidArgument naming "events[i].field"; nothing
+  // is written when one fails), then records them durably: the call returns
+  // after one synced write that concurrent callers share (group commit).
+  // Repeated event ids are counted once. Outcomes are attributed to the assets
+  // used with the lead (see docs/ranking.md).
+  virtual Result<RecordResult> RecordEvents(std::vector<Event> events) = 0;
+
+  // The lead's stage and history; NotFound for a lead never seen.
+  virtual Result<Lead> GetLead(const std::string& lead_id) = 0;
+
+  // The best eligible assets for a lead at a stage, each recorded as `shown`
+  // (durably) under the returned recommendation id.
+  virtual Result<Recommendation> Recommend(const RecommendRequest& request) = 0;
+
+  // What the ranking knows of an asset at a stage (zeros when nothing).
+  virtual AssetStageStats GetStats(const std::string& asset_id, const std::string& stage) const = 0;
+
   // ---- Index ----------------------------------------------------------------
 
   virtual IndexStatus GetIndexStatus() const = 0;

@@ -25,6 +25,35 @@ struct IndexOptions {
   uint32_t rebuild_after_adds = 20000;
 };
 
+// How recommend ranks eligible assets. See docs/ranking.md.
+struct RankingOptions {
+  double similarity_weight = 1.0;     // cosine similarity to the lead's context
+  double effectiveness_weight = 0.6;  // learned effectiveness at the stage
+  // Effectiveness = use_weight * P(used | shown) + win_weight * P(won | used,
+  // closed) + advance_weight * P(advanced | used) - dismiss_weight * P(dismissed | shown),
+  // each a Beta posterior smoothed toward the stage's average.
+  double use_weight = 0.3;
+  double win_weight = 0.4;
+  double advance_weight = 0.2;
+  double dismiss_weight = 0.3;
+  // Pseudo-observations of the stage average in every posterior: few
+  // observations can make an asset neither the best nor the worst.
+  double prior_strength = 10;
+  // Thompson sampling from the posteriors (exploration), else their means.
+  bool explore = true;
+  // Seed of the exploration; 0 = a random seed per process.
+  uint64_t seed = 0;
+  // MMR: 1 = relevance only; lower values favour diversity.
+  double mmr_lambda = 0.8;
+  // Candidates at least this similar to one already chosen are skipped.
+  double duplicate_similarity = 0.97;
+  // Newer assets get up to recency_weight, halving every recency_half_life_days.
+  double recency_weight = 0.0;
+  double recency_half_life_days = 90;
+  // Candidates retrieved by meaning before ranking, per item asked.
+  uint32_t candidates_per_item = 10;
+};
+
 struct EngineOptions {
   // Directory that holds everything durable (the RocksDB catalog and feedback
   // log) and the derived state (the saved vector index). Created when missing.
@@ -42,6 +71,7 @@ struct EngineOptions {
   uint32_t attribution_window_days = 90;
 
   IndexOptions index;
+  RankingOptions ranking;
 };
 
 }  // namespace playbook

@@ -77,4 +77,73 @@ struct IndexStatus {
   uint64_t catalog_seq = 0;   // bumped by every catalog write
 };
 
+// ---- Feedback ----------------------------------------------------------------
+
+enum class EventType { kShown, kUsed, kViewed, kDismissed, kStageChanged, kWon, kLost };
+// "shown", "used", ...; ParseEventType returns false for anything else.
+const char* EventTypeName(EventType type);
+bool ParseEventType(const std::string& name, EventType* type);
+
+// One thing that happened to a lead. `shown` events are recorded by recommend.
+struct Event {
+  std::string event_id;  // idempotency key, 1..256 bytes
+  EventType type = EventType::kUsed;
+  std::string lead_id;
+  std::string asset_id;  // required for used, viewed, dismissed (and shown)
+  // stage_changed: the new stage (required). Others: set by the engine to the
+  // lead's stage when the event was recorded.
+  std::string stage;
+  std::string rep_id;
+  std::string recommendation_id;
+  std::string reason;  // dismissed
+  double amount = 0;   // won: the deal's value
+  int64_t ts = 0;      // ms since the epoch; 0 on input = now
+};
+
+struct RecordResult {
+  uint64_t accepted = 0;
+  uint64_t duplicates = 0;      // event ids seen before (or twice in the call)
+  uint64_t unknown_leads = 0;   // accepted events about leads never seen before
+  uint64_t unknown_assets = 0;  // accepted events naming assets not in the catalog
+};
+
+struct Lead {
+  std::string id;
+  std::string stage;           // "" when no stage is known
+  std::vector<Event> history;  // oldest first
+};
+
+// What the ranking knows of one asset at one stage.
+struct AssetStageStats {
+  uint64_t shown = 0, used = 0, viewed = 0, dismissed = 0, won = 0, lost = 0, advanced = 0;
+  double won_amount = 0;
+};
+
+// ---- Recommendation ----------------------------------------------------------
+
+struct RecommendRequest {
+  std::string lead_id;
+  std::string stage;
+  std::string context;               // free text; may be empty
+  std::vector<float> vector;         // optional query vector
+  size_t k = 5;
+  AssetFilter filter;                // stage is taken from `stage`
+  bool exclude_seen = true;
+  std::string rep_id;
+};
+
+struct RecommendedItem {
+  std::string asset_id;
+  std::string title;
+  std::string type;
+  std::string url;
+  float score = 0;
+  std::vector<std::string> reasons;
+};
+
+struct Recommendation {
+  std::string id;
+  std::vector<RecommendedItem> items;
+};
+
 }  // namespace playbook

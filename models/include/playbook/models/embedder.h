@@ -21,6 +21,12 @@ class Embedder {
   virtual uint32_t Dimension() const = 0;
   // Writes Dimension() floats to `out` (caller-owned), L2-normalised.
   virtual void Embed(std::string_view text, float* out) const = 0;
+  // The named concepts the text states outright (e.g. "price_high",
+  // "budget"), for explanations; empty when the embedder has none.
+  virtual std::vector<std::string> Concepts(std::string_view text) const {
+    (void)text;
+    return {};
+  }
 };
 
 // The text embedded for an asset, composed the same way everywhere (engine,

@@ -37,6 +37,8 @@ class LexicalEmbedder final : public Embedder {
   std::string Name() const override;
   uint32_t Dimension() const override;
   void Embed(std::string_view text, float* out) const override;
+  // Concepts with an exact phrase match in `text`, in lexicon order.
+  std::vector<std::string> Concepts(std::string_view text) const override;
 
   // Number of concepts in the lexicon (for logs and index.status).
   size_t ConceptCount() const;

@@ -30,6 +30,9 @@ void AddServerMethods(Dispatcher& dispatcher, StatsSource stats);
 // index.status, index.rebuild (admin). `engine` must outlive the dispatcher.
 void AddCatalogMethods(Dispatcher& dispatcher, Engine& engine);
 
+// recommend, feedback.record, leads.get (crm).
+void AddFeedbackMethods(Dispatcher& dispatcher, Engine& engine);
+
 // debug.sleep and debug.fail (admin), for tests: only when [debug] test_methods.
 void AddDebugMethods(Dispatcher& dispatcher);
 

@@ -1,0 +1,421 @@
+#include "feedback.h"
+
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <unordered_set>
+
+namespace playbook {
+
+int64_t NowMs();  // engine.cpp
+
+namespace {
+
+constexpr int kCounters = 8;  // shown used viewed dismissed won lost advanced won_amount(cents)
+constexpr const char* kSeqKey = "meta/event_seq";
+constexpr uint8_t kEventFormat = 1;
+
+using Counters = std::array<int64_t, kCounters>;
+
+std::string EncodeCounters(const Counters& c) { return std::string(reinterpret_cast<const char*>(c.data()), sizeof(Counters)); }
+
+Counters DecodeCounters(const rocksdb::Slice& s) {
+  Counters c{};
+  if (s.size() == sizeof(Counters)) std::memcpy(c.data(), s.data(), sizeof(Counters));
+  return c;
+}
+
+class CounterMerge : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger*) const override {
+    Counters a = existing ? DecodeCounters(*existing) : Counters{};
+    const Counters b = DecodeCounters(value);
+    for (int i = 0; i < kCounters; ++i) a[size_t(i)] += b[size_t(i)];
+    *new_value = EncodeCounters(a);
+    return true;
+  }
+  const char* Name() const override { return "playbook.counters.v1"; }
+};
+
+AssetStageStats ToStats(const Counters& c) {
+  AssetStageStats s;
+  s.shown = uint64_t(c[0]);
+  s.used = uint64_t(c[1]);
+  s.viewed = uint64_t(c[2]);
+  s.dismissed = uint64_t(c[3]);
+  s.won = uint64_t(c[4]);
+  s.lost = uint64_t(c[5]);
+  s.advanced = uint64_t(c[6]);
+  s.won_amount = double(c[7]) / 100.0;
+  return s;
+}
+
+void Add(AssetStageStats* s, const Counters& c) {
+  s->shown += uint64_t(c[0]);
+  s->used += uint64_t(c[1]);
+  s->viewed += uint64_t(c[2]);
+  s->dismissed += uint64_t(c[3]);
+  s->won += uint64_t(c[4]);
+  s->lost += uint64_t(c[5]);
+  s->advanced += uint64_t(c[6]);
+  s->won_amount += double(c[7]) / 100.0;
+}
+
+void PutBE64(std::string* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out->push_back(char((v >> (8 * i)) & 0xff));
+}
+
+void PutStr(std::string* out, const std::string& s) {
+  const uint32_t n = uint32_t(s.size());
+  out->append(reinterpret_cast<const char*>(&n), 4);
+  out->append(s);
+}
+
+bool GetStr(std::string_view* in, std::string* s) {
+  uint32_t n;
+  if (in->size() < 4) return false;
+  std::memcpy(&n, in->data(), 4);
+  in->remove_prefix(4);
+  if (in->size() < n) return false;
+  s->assign(in->data(), n);
+  in->remove_prefix(n);
+  return true;
+}
+
+std::string EncodeEvent(const Event& e) {
+  std::string out;
+  out.push_back(char(kEventFormat));
+  out.push_back(char(e.type));
+  PutStr(&out, e.event_id);
+  PutStr(&out, e.lead_id);
+  PutStr(&out, e.asset_id);
+  PutStr(&out, e.stage);
+  PutStr(&out, e.rep_id);
+  PutStr(&out, e.recommendation_id);
+  PutStr(&out, e.reason);
+  out.append(reinterpret_cast<const char*>(&e.amount), 8);
+  out.append(reinterpret_cast<const char*>(&e.ts), 8);
+  return out;
+}
+
+bool DecodeEvent(std::string_view in, Event* e) {
+  if (in.size() < 2 || uint8_t(in[0]) != kEventFormat) return false;
+  e->type = EventType(uint8_t(in[1]));
+  in.remove_prefix(2);
+  if (!GetStr(&in, &e->event_id) || !GetStr(&in, &e->lead_id) || !GetStr(&in, &e->asset_id) ||
+      !GetStr(&in, &e->stage) || !GetStr(&in, &e->rep_id) || !GetStr(&in, &e->recommendation_id) ||
+      !GetStr(&in, &e->reason) || in.size() != 16) {
+    return false;
+  }
+  std::memcpy(&e->amount, in.data(), 8);
+  std::memcpy(&e->ts, in.data() + 8, 8);
+  return true;
+}
+
+std::string StatsKey(const std::string& asset, const std::string& stage) {
+  std::string k = asset;
+  k.push_back('\0');
+  k += stage;
+  return k;
+}
+
+std::string LeadPrefix(const std::string& lead) {
+  std::string k = lead;
+  k.push_back('\0');
+  return k;
+}
+
+}  // namespace
+
+const char* EventTypeName(EventType t) {
+  switch (t) {
+    case EventType::kShown: return "shown";
+    case EventType::kUsed: return "used";
+    case EventType::kViewed: return "viewed";
+    case EventType::kDismissed: return "dismissed";
+    case EventType::kStageChanged: return "stage_changed";
+    case EventType::kWon: return "won";
+    case EventType::kLost: return "lost";
+  }
+  return "unknown";
+}
+
+bool ParseEventType(const std::string& name, EventType* t) {
+  for (EventType e : {EventType::kShown, EventType::kUsed, EventType::kViewed, EventType::kDismissed,
+                      EventType::kStageChanged, EventType::kWon, EventType::kLost}) {
+    if (name == EventTypeName(e)) {
+      *t = e;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::shared_ptr<rocksdb::MergeOperator> NewCounterMergeOperator() { return std::make_shared<CounterMerge>(); }
+
+Status ValidateEvents(std::vector<Event>* events, const EngineOptions& options) {
+  if (events->empty()) return Status::InvalidArgument("events", "at least one event");
+  if (events->size() > 10000) return Status::InvalidArgument("events", "more than 10000 events in one call");
+  const int64_t now = NowMs();
+  for (size_t i = 0; i < events->size(); ++i) {
+    Event& e = (*events)[i];
+    const std::string at = "events[" + std::to_string(i) + "].";
+    if (e.event_id.empty() || e.event_id.size() > 256) return Status::InvalidArgument(at + "event_id", "must be 1..256 bytes");
+    if (e.lead_id.empty() || e.lead_id.size() > 256) return Status::InvalidArgument(at + "lead_id", "must be 1..256 bytes");
+    const bool about_asset = e.type == EventType::kUsed || e.type == EventType::kViewed ||
+                             e.type == EventType::kDismissed || e.type == EventType::kShown;
+    if (about_asset && (e.asset_id.empty() || e.asset_id.size() > 128)) {
+      return Status::InvalidArgument(at + "asset_id", std::string("required for ") + EventTypeName(e.type));
+    }
+    if (e.type == EventType::kStageChanged) {
+      if (std::find(options.stages.begin(), options.stages.end(), e.stage) == options.stages.end()) {
+        std::string valid;
+        for (const auto& s : options.stages) valid += (valid.empty() ? "" : ", ") + s;
+        return Status::InvalidArgument(at + "stage", (e.stage.empty() ? std::string("required for stage_changed")
+                                                                      : "unknown stage '" + e.stage + "'") +
+                                                         "; valid stages: " + valid);
+      }
+    } else if (!e.stage.empty() && e.type != EventType::kShown) {
+      return Status::InvalidArgument(at + "stage", "only for stage_changed");
+    }
+    if (!std::isfinite(e.amount) || e.amount < 0) return Status::InvalidArgument(at + "amount", "must be a number >= 0");
+    if (e.amount != 0 && e.type != EventType::kWon) return Status::InvalidArgument(at + "amount", "only for won");
+    if (e.reason.size() > 1000) return Status::InvalidArgument(at + "reason", "longer than 1000 bytes");
+    if (!e.reason.empty() && e.type != EventType::kDismissed) return Status::InvalidArgument(at + "reason", "only for dismissed");
+    if (e.ts < 0 || e.ts > now + 24 * 3600 * 1000LL) return Status::InvalidArgument(at + "ts", "must be ms since the epoch, not in the future");
+    if (e.ts == 0) e.ts = now;
+  }
+  return Status::Ok();
+}
+
+FeedbackStore::FeedbackStore(rocksdb::DB* db, FeedbackColumns cfs, const EngineOptions& options,
+                             std::function<bool(const std::string&)> asset_known)
+    : db_(db), cf_(cfs), options_(options), asset_known_(std::move(asset_known)) {}
+
+FeedbackStore::~FeedbackStore() { Close(); }
+
+Status FeedbackStore::Open() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.stats));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string key = it->key().ToString();
+    const size_t nul = key.find('\0');
+    if (nul == std::string::npos) continue;
+    const Counters c = DecodeCounters(it->value());
+    stats_[key] = ToStats(c);
+    Add(&stage_totals_[key.substr(nul + 1)], c);
+  }
+  if (!it->status().ok()) return Status::IOError("reading counters: " + it->status().ToString());
+  std::string seq;
+  if (db_->Get(rocksdb::ReadOptions(), cf_.meta, kSeqKey, &seq).ok()) next_seq_ = std::stoull(seq);
+  writer_ = std::thread([this] { WriterLoop(); });
+  return Status::Ok();
+}
+
+void FeedbackStore::Close() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+Result<RecordResult> FeedbackStore::Record(std::vector<Event> events) {
+  Pending p;
+  p.events = std::move(events);
+  auto done = p.done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (stopping_) return Status::IOError("the feedback store is closed");
+    queue_.push_back(&p);
+  }
+  queue_cv_.notify_one();
+  return done.get();
+}
+
+void FeedbackStore::WriterLoop() {
+  while (true) {
+    std::vector<Pending*> group;
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      group.assign(queue_.begin(), queue_.end());
+      queue_.clear();
+    }
+    WriteGroup(group);
+  }
+}
+
+int FeedbackStore::StageIndex(const std::string& stage) const {
+  auto it = std::find(options_.stages.begin(), options_.stages.end(), stage);
+  return it == options_.stages.end() ? -1 : int(it - options_.stages.begin());
+}
+
+// One synced WriteBatch for every call in the group: the events, their ids,
+// the touched leads, and the counter deltas (merges). Reads see the database
+// plus what this group already wrote (the overlays).
+void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
+  rocksdb::WriteBatch batch;
+  std::vector<RecordResult> results(group.size());
+  std::unordered_set<std::string> ids_in_group;
+  std::unordered_map<std::string, LeadState> leads;                  // overlay
+  std::unordered_map<std::string, std::vector<Event>> lead_events;  // overlay
+  std::unordered_map<std::string, Counters> deltas;                 // asset \0 stage
+  const int64_t window_ms = int64_t(options_.attribution_window_days) * 24 * 3600 * 1000;
+
+  auto lead_state = [&](const std::string& id) -> LeadState& {
+    auto it = leads.find(id);
+    if (it != leads.end()) return it->second;
+    LeadState st;
+    std::string v;
+    if (db_->Get(rocksdb::ReadOptions(), cf_.leads, id, &v).ok()) {
+      std::string_view in(v);
+      int64_t since = 0;
+      if (GetStr(&in, &st.stage) && in.size() == 8) std::memcpy(&since, in.data(), 8);
+      st.stage_since = since;
+      st.known = true;
+    }
+    return leads.emplace(id, st).first->second;
+  };
+  auto used_events = [&](const std::string& lead, int64_t from, int64_t to) {
+    std::vector<Event> used;
+    for (const Event& e : LeadEvents(lead)) {
+      if (e.type == EventType::kUsed && e.ts >= from && e.ts <= to) used.push_back(e);
+    }
+    for (const Event& e : lead_events[lead]) {
+      if (e.type == EventType::kUsed && e.ts >= from && e.ts <= to) used.push_back(e);
+    }
+    return used;
+  };
+  // Credits field `f` once per distinct asset among `used`, at its stage of use.
+  auto credit = [&](const std::vector<Event>& used, int f, int64_t amount_cents) {
+    std::set<std::pair<std::string, std::string>> once;
+    for (const Event& u : used) {
+      if (!once.insert({u.asset_id, u.stage}).second) continue;
+      Counters& c = deltas[StatsKey(u.asset_id, u.stage)];
+      c[size_t(f)] += 1;
+      if (amount_cents) c[7] += amount_cents;
+    }
+  };
+
+  for (size_t g = 0; g < group.size(); ++g) {
+    for (Event& e : group[g]->events) {
+      std::string existing;
+      if (!ids_in_group.insert(e.event_id).second ||
+          db_->Get(rocksdb::ReadOptions(), cf_.event_ids, e.event_id, &existing).ok()) {
+        results[g].duplicates++;
+        continue;
+      }
+      LeadState& lead = lead_state(e.lead_id);
+      if (!lead.known && e.type != EventType::kShown) results[g].unknown_leads++;
+      lead.known = true;
+      if (!e.asset_id.empty() && !asset_known_(e.asset_id)) results[g].unknown_assets++;
+      switch (e.type) {
+        case EventType::kShown:
+          if (lead.stage != e.stage) {  // the CRM states the lead's stage when it asks
+            lead.stage = e.stage;
+            lead.stage_since = e.ts;
+          }
+          deltas[StatsKey(e.asset_id, e.stage)][0] += 1;
+          break;
+        case EventType::kUsed:
+        case EventType::kViewed:
+        case EventType::kDismissed:
+          e.stage = lead.stage;
+          deltas[StatsKey(e.asset_id, e.stage)][e.type == EventType::kUsed ? 1 : e.type == EventType::kViewed ? 2 : 3] += 1;
+          break;
+        case EventType::kStageChanged: {
+          const int from = StageIndex(lead.stage), to = StageIndex(e.stage);
+          if (from >= 0 && to > from) credit(used_events(e.lead_id, lead.stage_since, e.ts), 6, 0);
+          lead.stage = e.stage;
+          lead.stage_since = e.ts;
+          break;
+        }
+        case EventType::kWon:
+        case EventType::kLost:
+          if (e.type == EventType::kWon) {
+            credit(used_events(e.lead_id, e.ts - window_ms, e.ts), 4, int64_t(std::llround(e.amount * 100)));
+          } else {
+            credit(used_events(e.lead_id, e.ts - window_ms, e.ts), 5, 0);
+          }
+          if (e.stage.empty()) e.stage = lead.stage;
+          break;
+      }
+      std::string key = LeadPrefix(e.lead_id);
+      PutBE64(&key, uint64_t(e.ts));
+      PutBE64(&key, next_seq_++);
+      batch.Put(cf_.events, key, EncodeEvent(e));
+      batch.Put(cf_.event_ids, e.event_id, key);
+      lead_events[e.lead_id].push_back(e);
+      results[g].accepted++;
+    }
+  }
+  for (const auto& [id, st] : leads) {
+    std::string v;
+    PutStr(&v, st.stage);
+    v.append(reinterpret_cast<const char*>(&st.stage_since), 8);
+    batch.Put(cf_.leads, id, v);
+  }
+  for (const auto& [key, c] : deltas) batch.Merge(cf_.stats, key, EncodeCounters(c));
+  batch.Put(cf_.meta, kSeqKey, std::to_string(next_seq_));
+
+  rocksdb::WriteOptions wo;
+  wo.sync = true;  // acknowledged means durable
+  rocksdb::Status s = batch.Count() > 0 ? db_->Write(wo, &batch) : rocksdb::Status::OK();
+  if (!s.ok()) {
+    for (Pending* p : group) p->done.set_value(Status::IOError("writing events: " + s.ToString()));
+    return;
+  }
+  {
+    std::unique_lock lock(stats_mu_);
+    for (const auto& [key, c] : deltas) {
+      Add(&stats_[key], c);
+      Add(&stage_totals_[key.substr(key.find('\0') + 1)], c);
+    }
+  }
+  for (size_t g = 0; g < group.size(); ++g) group[g]->done.set_value(results[g]);
+}
+
+std::vector<Event> FeedbackStore::LeadEvents(const std::string& lead_id) const {
+  std::vector<Event> out;
+  const std::string prefix = LeadPrefix(lead_id);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.events));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    Event e;
+    if (DecodeEvent(std::string_view(it->value().data(), it->value().size()), &e)) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<Lead> FeedbackStore::GetLead(const std::string& lead_id) const {
+  Lead lead;
+  lead.id = lead_id;
+  lead.history = LeadEvents(lead_id);
+  std::string v;
+  const bool known = db_->Get(rocksdb::ReadOptions(), cf_.leads, lead_id, &v).ok();
+  if (!known && lead.history.empty()) return Status::NotFound("no lead '" + lead_id + "'");
+  std::string_view in(v);
+  if (known) (void)GetStr(&in, &lead.stage);
+  return lead;
+}
+
+AssetStageStats FeedbackStore::Stats(const std::string& asset_id, const std::string& stage) const {
+  std::shared_lock lock(stats_mu_);
+  auto it = stats_.find(StatsKey(asset_id, stage));
+  return it == stats_.end() ? AssetStageStats{} : it->second;
+}
+
+AssetStageStats FeedbackStore::StageTotals(const std::string& stage) const {
+  std::shared_lock lock(stats_mu_);
+  auto it = stage_totals_.find(stage);
+  return it == stage_totals_.end() ? AssetStageStats{} : it->second;
+}
+
+}  // namespace playbook

@@ -1,0 +1,101 @@
+// The feedback store: events, idempotency keys, lead state and per-(asset,
+// stage) counters in RocksDB, written by one group-commit writer thread, with
+// an in-memory mirror of the counters for the ranking. Private to engine/.
+//
+// Column families: "events" (lead \0 ts \0 seq -> event), "event_ids"
+// (event id -> events key), "leads" (lead -> stage and since when), "stats"
+// (asset \0 stage -> counters, merged with the "playbook.counters.v1" operator).
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/merge_operator.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "playbook/engine/options.h"
+#include "playbook/engine/status.h"
+#include "playbook/engine/types.h"
+
+namespace playbook {
+
+// Adds counter vectors element-wise: associative, so counters are never read
+// to be written.
+std::shared_ptr<rocksdb::MergeOperator> NewCounterMergeOperator();
+
+struct FeedbackColumns {
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* events = nullptr;
+  rocksdb::ColumnFamilyHandle* event_ids = nullptr;
+  rocksdb::ColumnFamilyHandle* leads = nullptr;
+  rocksdb::ColumnFamilyHandle* stats = nullptr;
+};
+
+class FeedbackStore {
+ public:
+  // `asset_known(id)` says whether an asset is in the catalog (thread-safe).
+  FeedbackStore(rocksdb::DB* db, FeedbackColumns cfs, const EngineOptions& options,
+                std::function<bool(const std::string&)> asset_known);
+  ~FeedbackStore();
+
+  // Loads the counters into memory and starts the writer.
+  Status Open();
+  // Stops the writer after the queued calls are written.
+  void Close();
+
+  // REQUIRES: events validated (ValidateEvents). Blocks until durable.
+  Result<RecordResult> Record(std::vector<Event> events);
+
+  // The lead's events, oldest first.
+  std::vector<Event> LeadEvents(const std::string& lead_id) const;
+  Result<Lead> GetLead(const std::string& lead_id) const;
+
+  AssetStageStats Stats(const std::string& asset_id, const std::string& stage) const;
+  // Sums over every asset at the stage.
+  AssetStageStats StageTotals(const std::string& stage) const;
+
+ private:
+  struct Pending {
+    std::vector<Event> events;
+    std::promise<Result<RecordResult>> done;
+  };
+  struct LeadState {
+    std::string stage;
+    int64_t stage_since = 0;
+    bool known = false;
+  };
+  void WriterLoop();
+  void WriteGroup(std::vector<Pending*>& group);
+  int StageIndex(const std::string& stage) const;
+
+  rocksdb::DB* db_;
+  const FeedbackColumns cf_;
+  const EngineOptions& options_;
+  std::function<bool(const std::string&)> asset_known_;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Pending*> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+  uint64_t next_seq_ = 0;  // writer thread only
+
+  mutable std::shared_mutex stats_mu_;
+  std::unordered_map<std::string, AssetStageStats> stats_;        // asset \0 stage
+  std::unordered_map<std::string, AssetStageStats> stage_totals_;  // stage
+};
+
+// InvalidArgument naming "events[i].field" for the first invalid event;
+// fills in ts = now where it is 0.
+Status ValidateEvents(std::vector<Event>* events, const EngineOptions& options);
+
+}  // namespace playbook

@@ -1,0 +1,261 @@
+// recommend: retrieve eligible candidates by meaning (or all eligible ones
+// without context), rank them by similarity and learned effectiveness,
+// diversify, explain, and record what was shown.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <random>
+#include <unordered_set>
+
+#include "engine_impl.h"
+#include "feedback.h"
+
+namespace playbook {
+namespace {
+
+constexpr size_t kMaxCandidatesWithoutQuery = 2000;
+
+// A Beta(a, b) posterior: its mean, or a Thompson sample from it.
+double Beta(double a, double b, std::mt19937_64* rng) {
+  if (rng == nullptr) return a / (a + b);
+  std::gamma_distribution<double> ga(a, 1.0), gb(b, 1.0);
+  const double x = ga(*rng), y = gb(*rng);
+  return x + y > 0 ? x / (x + y) : a / (a + b);
+}
+
+// The stage's average rate with add-one smoothing: the prior mean.
+double PriorMean(uint64_t hits, uint64_t trials) { return (double(hits) + 1.0) / (double(trials) + 2.0); }
+
+// Posterior of hits/trials toward `prior` with `strength` pseudo-observations.
+double Posterior(uint64_t hits, uint64_t trials, double prior, double strength, std::mt19937_64* rng) {
+  const double misses = trials > hits ? double(trials - hits) : 0.0;
+  return Beta(prior * strength + double(hits), (1 - prior) * strength + misses, rng);
+}
+
+float Dot(const std::vector<float>& a, const std::vector<float>& b) {
+  float s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+std::string Percent(double x) { return std::to_string(int(std::lround(100 * x))) + "%"; }
+
+std::string Readable(std::string concept_id) {
+  std::replace(concept_id.begin(), concept_id.end(), '_', ' ');
+  return concept_id;
+}
+
+struct Candidate {
+  std::string id;
+  float similarity = 0;
+  double effectiveness = 0;
+  double score = 0;
+  AssetStageStats stats;
+  std::vector<float> vector;
+};
+
+}  // namespace
+
+Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
+  const RankingOptions& ro = options_.ranking;
+  if (std::find(options_.stages.begin(), options_.stages.end(), req.stage) == options_.stages.end()) {
+    std::string valid;
+    for (const auto& s : options_.stages) valid += (valid.empty() ? "" : ", ") + s;
+    return Status::InvalidArgument("lead.stage", "unknown stage '" + req.stage + "'; valid stages: " + valid);
+  }
+  if (!req.vector.empty() && req.vector.size() != options_.dimension) {
+    return Status::InvalidArgument("lead.vector", "expected " + std::to_string(options_.dimension) + " numbers, got " +
+                                                      std::to_string(req.vector.size()));
+  }
+  AssetFilter filter = req.filter;
+  filter.stage = req.stage;
+  if (req.exclude_seen) {
+    for (const Event& e : feedback_->LeadEvents(req.lead_id)) {
+      if (e.type == EventType::kUsed || e.type == EventType::kViewed || e.type == EventType::kDismissed) {
+        filter.exclude_ids.push_back(e.asset_id);
+      }
+    }
+  }
+
+  // 1. Candidates: by meaning when there is context, else every eligible asset.
+  std::vector<float> query;
+  if (!req.vector.empty()) {
+    query = req.vector;
+  } else if (!req.context.empty() && embedder_) {
+    query.resize(options_.dimension);
+    embedder_->Embed(req.context, query.data());
+  }
+  const size_t want = query.empty() ? kMaxCandidatesWithoutQuery
+                                    : std::max<size_t>(req.k * ro.candidates_per_item, 50);
+  auto hits = index_->Search(query.empty() ? nullptr : query.data(), filter, want);
+  if (!hits.ok()) return hits.status();
+
+  // 2. Effectiveness at the stage, smoothed toward the stage's averages.
+  std::mt19937_64 rng_storage;
+  std::mt19937_64* rng = nullptr;
+  if (ro.explore) {
+    static std::atomic<uint64_t> calls{0};
+    const uint64_t seed = ro.seed != 0 ? ro.seed : std::random_device{}();
+    rng_storage.seed(seed ^ (std::hash<std::string>{}(req.lead_id) * 0x9E3779B97F4A7C15ull) ^ calls++);
+    rng = &rng_storage;
+  }
+  const AssetStageStats totals = feedback_->StageTotals(req.stage);
+  const double prior_use = PriorMean(totals.used, totals.shown);
+  const double prior_win = PriorMean(totals.won, totals.won + totals.lost);
+  const double prior_advance = PriorMean(totals.advanced, totals.used);
+  const double prior_dismiss = PriorMean(totals.dismissed, totals.shown);
+  std::vector<Candidate> cands;
+  cands.reserve(hits.value().size());
+  for (const SearchHit& h : hits.value()) {
+    Candidate c;
+    c.id = h.asset_id;
+    c.similarity = h.score;
+    c.stats = feedback_->Stats(h.asset_id, req.stage);
+    const AssetStageStats& s = c.stats;
+    const double n0 = ro.prior_strength;
+    c.effectiveness = ro.use_weight * Posterior(s.used, s.shown, prior_use, n0, rng) +
+                      ro.win_weight * Posterior(s.won, s.won + s.lost, prior_win, n0, rng) +
+                      ro.advance_weight * Posterior(s.advanced, s.used, prior_advance, n0, rng) -
+                      ro.dismiss_weight * Posterior(s.dismissed, s.shown, prior_dismiss, n0, rng);
+    c.score = ro.similarity_weight * c.similarity + ro.effectiveness_weight * c.effectiveness;
+    cands.push_back(std::move(c));
+  }
+  if (ro.recency_weight > 0 && !cands.empty()) {  // newer assets get a decaying bonus
+    std::vector<std::string> ids;
+    for (const Candidate& c : cands) ids.push_back(c.id);
+    auto records = GetAssets(ids, false, nullptr);
+    if (records.ok()) {
+      const int64_t now = NowMs();
+      for (size_t i = 0, j = 0; i < cands.size() && j < records.value().size(); ++i) {
+        if (records.value()[j].id != cands[i].id) continue;
+        const double age_days = double(std::max<int64_t>(0, now - records.value()[j++].created_ms)) / 86400000.0;
+        cands[i].score += ro.recency_weight * std::pow(0.5, age_days / ro.recency_half_life_days);
+      }
+    }
+  }
+  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+    return a.score > b.score || (a.score == b.score && a.id < b.id);
+  });
+
+  // 3. Diversify (MMR over the asset vectors), skipping near-duplicates.
+  std::vector<Candidate*> chosen;
+  std::vector<bool> taken(cands.size(), false);
+  const size_t pool = std::min(cands.size(), std::max<size_t>(req.k * 4, 20));
+  for (size_t i = 0; i < pool; ++i) {
+    cands[i].vector.resize(options_.dimension);
+    if (!index_->VectorOf(cands[i].id, cands[i].vector.data())) cands[i].vector.clear();
+  }
+  while (chosen.size() < req.k) {
+    double best = -1e9;
+    size_t pick = cands.size();
+    for (size_t i = 0; i < pool; ++i) {
+      if (taken[i]) continue;
+      double max_sim = 0;
+      bool duplicate = false;
+      for (const Candidate* c : chosen) {
+        if (cands[i].vector.empty() || c->vector.empty()) continue;
+        const double sim = Dot(cands[i].vector, c->vector);
+        max_sim = std::max(max_sim, sim);
+        if (sim >= ro.duplicate_similarity) duplicate = true;
+      }
+      if (duplicate) {
+        taken[i] = true;
+        continue;
+      }
+      const double mmr = ro.mmr_lambda * cands[i].score - (1 - ro.mmr_lambda) * max_sim;
+      if (mmr > best) {
+        best = mmr;
+        pick = i;
+      }
+    }
+    if (pick == cands.size()) {
+      // The pool ran out (or was all near-duplicates): fill from the rest in score order.
+      for (size_t i = pool; i < cands.size() && chosen.size() < req.k; ++i) {
+        if (!taken[i]) {
+          taken[i] = true;
+          chosen.push_back(&cands[i]);
+        }
+      }
+      for (size_t i = 0; i < pool && chosen.size() < req.k; ++i) {
+        if (taken[i] && std::find(chosen.begin(), chosen.end(), &cands[i]) == chosen.end() &&
+            !cands[i].vector.empty()) {
+          chosen.push_back(&cands[i]);  // a near-duplicate beats returning fewer than k
+        }
+      }
+      break;
+    }
+    taken[pick] = true;
+    chosen.push_back(&cands[pick]);
+  }
+
+  // 4. Explain and record.
+  std::vector<std::string> ids;
+  for (const Candidate* c : chosen) ids.push_back(c->id);
+  auto assets = GetAssets(ids, false, nullptr);
+  if (!assets.ok()) return assets.status();
+  std::vector<std::string> context_concepts;
+  if (!req.context.empty() && embedder_) context_concepts = embedder_->Concepts(req.context);
+
+  Recommendation rec;
+  rec.id = "rec-" + std::to_string(NowMs()) + "-" + std::to_string(std::random_device{}() % 1000000);
+  std::vector<Event> shown;
+  for (const Candidate* c : chosen) {
+    auto a = std::find_if(assets.value().begin(), assets.value().end(), [&](const Asset& x) { return x.id == c->id; });
+    if (a == assets.value().end()) continue;  // deleted meanwhile
+    RecommendedItem item;
+    item.asset_id = c->id;
+    item.title = a->title;
+    item.type = a->type;
+    item.url = a->url;
+    item.score = float(c->score);
+    if (!context_concepts.empty()) {
+      for (const std::string& concept_id : embedder_->Concepts(AssetText(*a))) {
+        if (std::find(context_concepts.begin(), context_concepts.end(), concept_id) != context_concepts.end()) {
+          item.reasons.push_back("matches the " + Readable(concept_id) + " concern in the lead's context");
+          break;
+        }
+      }
+    }
+    if (!query.empty() && item.reasons.empty() && c->similarity >= 0.2f) {
+      item.reasons.push_back("close to the lead's context (similarity " + std::to_string(c->similarity).substr(0, 4) + ")");
+    }
+    const AssetStageStats& s = c->stats;
+    if (s.won > 0) {
+      item.reasons.push_back("used in " + std::to_string(s.won) + " won deal" + (s.won > 1 ? "s" : "") + " at " + req.stage);
+    }
+    if (s.shown >= 10 && s.used > 0) {
+      item.reasons.push_back("reps use it " + Percent(double(s.used) / double(s.shown)) + " of the times it is shown at " + req.stage);
+    }
+    if (s.shown < 5 && s.used == 0 && s.won + s.lost == 0) item.reasons.push_back("new: not yet rated at " + req.stage);
+    if (item.reasons.empty()) item.reasons.push_back("eligible at " + req.stage + "; ranked on what works there");
+    Event e;
+    e.event_id = rec.id + ":" + c->id;
+    e.type = EventType::kShown;
+    e.lead_id = req.lead_id;
+    e.asset_id = c->id;
+    e.stage = req.stage;
+    e.rep_id = req.rep_id;
+    e.recommendation_id = rec.id;
+    e.ts = NowMs();
+    shown.push_back(std::move(e));
+    rec.items.push_back(std::move(item));
+  }
+  if (!shown.empty()) {
+    auto recorded = feedback_->Record(std::move(shown));
+    if (!recorded.ok()) return recorded.status();
+  }
+  return rec;
+}
+
+Result<RecordResult> EngineImpl::RecordEvents(std::vector<Event> events) {
+  if (Status s = ValidateEvents(&events, options_); !s.ok()) return s;
+  return feedback_->Record(std::move(events));
+}
+
+Result<Lead> EngineImpl::GetLead(const std::string& lead_id) { return feedback_->GetLead(lead_id); }
+
+AssetStageStats EngineImpl::GetStats(const std::string& asset_id, const std::string& stage) const {
+  return feedback_->Stats(asset_id, stage);
+}
+
+}  // namespace playbook
