@@ -5,6 +5,7 @@
 //   playbook import  [options] FILE|-
 //   playbook export  [options] [FILE|-]
 //   playbook reindex [options]
+//   playbook simulate [options]
 //
 // Exit status: 0 success, 1 the server answered with a JSON-RPC error (import:
 // some lines failed), 2 usage error (nothing was sent), 3 connection, handshake
@@ -20,6 +21,10 @@
 
 #include "cli/common.h"
 #include "playbook/server/version.h"
+
+namespace playbook::cli {
+int RunSimulate(Args args);  // tools/cli/simulate.cpp
+}  // namespace playbook::cli
 
 namespace {
 
@@ -41,6 +46,9 @@ constexpr Subcommand kSubcommands[] = {
      "write the assets as JSON Lines that import reads back", RunExport},
     {"reindex", "[options]", "rebuild the vector index, showing progress until it is done",
      RunReindex},
+    {"simulate", "[--leads N] [--seed S] [--follow P] [--k K] [--format table|json] [options]",
+     "run a simulated sales team against the daemon and measure whether its ranking learns",
+     RunSimulate},
 };
 
 void PrintUsage(std::ostream& out) {

@@ -12,7 +12,7 @@ namespace {
 constexpr size_t kMaxIds = 1000;
 
 // One asset of assets.upsert; `path` is "assets[3]".
-Asset ReadAsset(const json& v, const std::string& path, uint32_t dimension, Status* error) {
+Asset ReadAsset(const json& v, const std::string& path, Status* error) {
   Asset a;
   ParamReader r(v, path);
   a.id = r.String("id", 128);
@@ -24,20 +24,7 @@ Asset ReadAsset(const json& v, const std::string& path, uint32_t dimension, Stat
   a.stages = r.Strings("stages", /*required=*/true, 64);
   if (r.ok() && a.stages.empty()) r.Fail("stages", "at least one stage");
   a.tags = r.Strings("tags", /*required=*/false, 64);
-  if (const json* vec = r.Raw("vector"); vec != nullptr && !vec->is_null()) {
-    if (!vec->is_array()) {
-      r.Fail("vector", "expected an array of " + std::to_string(dimension) + " numbers");
-    } else {
-      a.vector.reserve(vec->size());
-      for (size_t i = 0; i < vec->size() && r.ok(); ++i) {
-        if (!(*vec)[i].is_number()) {
-          r.Fail("vector[" + std::to_string(i) + "]", "expected a number");
-        } else {
-          a.vector.push_back((*vec)[i].get<float>());
-        }
-      }
-    }
-  }
+  a.vector = r.Floats("vector", 4096);  // the engine checks the dimension
   a.active = r.Bool("active", true);
   *error = r.Finish();
   return a;
@@ -63,7 +50,7 @@ std::vector<std::string> ReadIds(ParamReader& r) {
 void AddCatalogMethods(Dispatcher& d, Engine& engine) {
   const uint32_t dim = engine.options().dimension;
 
-  d.Add({"assets.upsert", Role::kMarketing, [&engine, dim](const json& params, const CallContext&) -> Result<json> {
+  d.Add({"assets.upsert", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
            ParamReader r(params);
            const json* list = r.Raw("assets");
            if (Status s = r.Finish(); !s.ok()) return s;
@@ -75,7 +62,7 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
            assets.reserve(list->size());
            for (size_t i = 0; i < list->size(); ++i) {
              Status s;
-             assets.push_back(ReadAsset((*list)[i], "assets[" + std::to_string(i) + "]", dim, &s));
+             assets.push_back(ReadAsset((*list)[i], "assets[" + std::to_string(i) + "]", &s));
              if (!s.ok()) return s;
            }
            auto res = engine.UpsertAssets(std::move(assets));
@@ -130,7 +117,7 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
            AssetFilter f;
            f.stage = r.String("stage", 64);
            const std::optional<std::string> query = r.OptString("query", 1 << 16);
-           const json* vec = r.Raw("vector");
+           std::vector<float> q = r.Floats("vector", 4096);
            const size_t k = size_t(r.Int("k", 10, 1, 100));
            f.exclude_ids = r.Strings("exclude_ids", false, kMaxIds);
            if (const json* filter = r.Raw("filter"); filter != nullptr && !filter->is_null()) {
@@ -141,19 +128,14 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
              if (Status s = fr.Finish(); !s.ok()) return s;
            }
            if (Status s = r.Finish(); !s.ok()) return s;
-           std::vector<float> q(dim);
-           if (vec != nullptr && !vec->is_null()) {
-             if (!vec->is_array() || vec->size() != dim) {
-               return Status::InvalidArgument("vector", "expected an array of " + std::to_string(dim) + " numbers");
-             }
-             for (size_t i = 0; i < dim; ++i) {
-               if (!(*vec)[i].is_number()) return Status::InvalidArgument("vector[" + std::to_string(i) + "]", "expected a number");
-               q[i] = (*vec)[i].get<float>();
-             }
-           } else if (query) {
+           if (!q.empty() && q.size() != dim) {
+             return Status::InvalidArgument("vector", "expected " + std::to_string(dim) + " numbers, got " +
+                                                          std::to_string(q.size()));
+           }
+           if (q.empty()) {
+             if (!query) return Status::InvalidArgument("query", "required: a query text or a vector");
+             q.resize(dim);
              engine.Embed(*query, q.data());
-           } else {
-             return Status::InvalidArgument("query", "required: a query text or a vector");
            }
            auto hits = engine.Search(q.data(), f, k);
            if (!hits.ok()) return hits.status();

@@ -17,30 +17,10 @@ json EventJson(const Event& e) {
   return j;
 }
 
-std::vector<float> ReadVector(ParamReader& r, const char* key, uint32_t dim) {
-  std::vector<float> v;
-  const json* raw = r.Raw(key);
-  if (raw == nullptr || raw->is_null()) return v;
-  if (!raw->is_array() || raw->size() != dim) {
-    r.Fail(key, "expected an array of " + std::to_string(dim) + " numbers");
-    return v;
-  }
-  for (size_t i = 0; i < raw->size(); ++i) {
-    if (!(*raw)[i].is_number()) {
-      r.Fail(std::string(key) + "[" + std::to_string(i) + "]", "expected a number");
-      return {};
-    }
-    v.push_back((*raw)[i].get<float>());
-  }
-  return v;
-}
-
 }  // namespace
 
 void AddFeedbackMethods(Dispatcher& d, Engine& engine) {
-  const uint32_t dim = engine.options().dimension;
-
-  d.Add({"recommend", Role::kCrm, [&engine, dim](const json& params, const CallContext&) -> Result<json> {
+  d.Add({"recommend", Role::kCrm, [&engine](const json& params, const CallContext&) -> Result<json> {
            ParamReader r(params);
            RecommendRequest req;
            const json* lead = r.Raw("lead");
@@ -51,7 +31,7 @@ void AddFeedbackMethods(Dispatcher& d, Engine& engine) {
              req.lead_id = lr.String("id", 256);
              req.stage = lr.String("stage", 64);
              req.context = lr.OptString("context", 1 << 16).value_or("");
-             req.vector = ReadVector(lr, "vector", dim);
+             req.vector = lr.Floats("vector", 4096);  // the engine checks the dimension
              if (const json* attrs = lr.Raw("attributes"); attrs != nullptr && !attrs->is_null()) {
                if (!attrs->is_object()) {
                  lr.Fail("attributes", "expected an object of strings");

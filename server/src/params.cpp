@@ -156,6 +156,29 @@ std::vector<std::string> ParamReader::Strings(std::string_view key, bool require
   return out;
 }
 
+std::vector<float> ParamReader::Floats(std::string_view key, size_t max_items) {
+  std::vector<float> out;
+  const json* v = Member(key);
+  if (v == nullptr || v->is_null()) return out;
+  if (!v->is_array()) {
+    Fail(key, std::string("expected an array of numbers, got ") + TypeName(*v));
+    return out;
+  }
+  if (v->size() > max_items) {
+    Fail(key, "more than " + std::to_string(max_items) + " numbers");
+    return out;
+  }
+  out.reserve(v->size());
+  for (size_t i = 0; i < v->size(); ++i) {
+    if (!(*v)[i].is_number()) {
+      Fail(std::string(key) + "[" + std::to_string(i) + "]", std::string("expected a number, got ") + TypeName((*v)[i]));
+      return {};
+    }
+    out.push_back((*v)[i].get<float>());
+  }
+  return out;
+}
+
 Status ParamReader::Finish() {
   if (!error_->ok()) return *error_;
   for (auto it = object_.begin(); it != object_.end(); ++it) {

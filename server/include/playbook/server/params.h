@@ -43,6 +43,9 @@ class ParamReader {
   bool Bool(std::string_view key, bool fallback);
   // Array of strings; `required` makes absence an error. Empty elements are errors.
   std::vector<std::string> Strings(std::string_view key, bool required, size_t max_items = 100000);
+  // Array of numbers (a vector); empty when absent. Non-numbers are named
+  // ("vector[3]"); the length is the caller's to check.
+  std::vector<float> Floats(std::string_view key, size_t max_items);
   // The raw member, marked read; nullptr when absent. Type checks are the caller's.
   const json* Raw(std::string_view key);
 
