@@ -5,6 +5,11 @@
 //                              [--pipeline W] [--method M] [--params JSON]
 //
 // Each connection runs on its own thread and keeps W requests in flight.
+// In --params, every "{n}" becomes a number unique to the request (connection
+// and sequence), e.g. for idempotency keys:
+//   --method feedback.record --params '{"events":[{"event_id":"e{n}","type":"viewed","lead_id":"l{n}","asset_id":"a1"}]}'
+// --batch B repeats the first element of the params' array member "events" B
+// times, each with its own {n}-{i}.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -31,7 +36,18 @@ struct Options {
   int pipeline = 1;
   std::string method = "server.stats";
   std::string params = "{}";
+  int batch = 0;  // >0: build "events" arrays of this many elements from the template
 };
+
+// Replaces each "{n}" in `text` with `n`.
+std::string Fill(const std::string& text, const std::string& n) {
+  std::string out;
+  size_t from = 0;
+  for (size_t at; (at = text.find("{n}", from)) != std::string::npos; from = at + 3) {
+    out.append(text, from, at - from).append(n);
+  }
+  return out.append(text, from, std::string::npos);
+}
 
 bool Parse(int argc, char** argv, Options& o) {
   if (const char* u = std::getenv("PLAYBOOK_URL")) o.url = u;
@@ -50,6 +66,7 @@ bool Parse(int argc, char** argv, Options& o) {
     else if (a == "--pipeline") o.pipeline = std::max(1, std::atoi(v.c_str()));
     else if (a == "--method") o.method = v;
     else if (a == "--params") o.params = v;
+    else if (a == "--batch") o.batch = std::max(1, std::atoi(v.c_str()));
     else {
       std::cerr << "playbook-loadgen: unknown option " << a << "\n";
       return false;
@@ -86,8 +103,20 @@ int main(int argc, char** argv) {
       std::vector<Clock::time_point> sent_at;  // by id
       uint64_t next = 0, done = 0;
       auto send = [&] {
+        const std::string n = std::to_string(c) + "-" + std::to_string(next);
+        std::string params = Fill(o.params, n);
+        if (o.batch > 0) {
+          // {"events":[TEMPLATE]} -> {"events":[T(n-0),T(n-1),...]}
+          const size_t open = o.params.find('['), close = o.params.rfind(']');
+          if (open != std::string::npos && close != std::string::npos && close > open) {
+            const std::string item = o.params.substr(open + 1, close - open - 1);
+            std::string items;
+            for (int i = 0; i < o.batch; ++i) items += (i ? "," : "") + Fill(item, n + "-" + std::to_string(i));
+            params = o.params.substr(0, open + 1) + items + o.params.substr(close);
+          }
+        }
         std::string req = "{\"jsonrpc\":\"2.0\",\"id\":" + std::to_string(next) + ",\"method\":\"" +
-                          o.method + "\",\"params\":" + o.params + "}";
+                          o.method + "\",\"params\":" + params + "}";
         sent_at.push_back(Clock::now());
         ++next;
         return ws.Send(req).ok();
@@ -108,7 +137,6 @@ int main(int argc, char** argv) {
         ++done;
         if (Clock::now() < deadline && !send()) { failures++; break; }
       }
-      (void)c;
       std::lock_guard<std::mutex> lock(mu);
       latencies_us.insert(latencies_us.end(), local.begin(), local.end());
     });

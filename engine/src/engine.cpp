@@ -1,5 +1,7 @@
 // Opening, loading and closing the engine; status.
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <chrono>
@@ -52,7 +54,12 @@ Status EngineImpl::Init() {
   dbo.IncreaseParallelism(2);
   dbo.keep_log_file_num = 5;
   rocksdb::ColumnFamilyOptions cfo;
-  rocksdb::ColumnFamilyOptions stats_cfo;
+  // Point lookups of keys that mostly do not exist (a new event id, a new
+  // lead) should not read SST blocks: bloom filters answer them in memory.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  cfo.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::ColumnFamilyOptions stats_cfo = cfo;
   stats_cfo.merge_operator = NewCounterMergeOperator();
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, cfo}, {"assets", cfo}, {"vectors", cfo},

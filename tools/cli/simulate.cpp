@@ -479,7 +479,8 @@ struct Options {
   int batch = 20;
   bool json_output = false;
   bool progress = true;
-  std::array<bool, kArmCount> learn_from = {true, true, true};
+  // The oracle's choices reveal the hidden truth: not recorded unless asked.
+  std::array<bool, kArmCount> learn_from = {true, true, false};
 };
 
 void PrintSimulateUsage(std::ostream& out) {
@@ -489,8 +490,8 @@ void PrintSimulateUsage(std::ostream& out) {
          "helps a lead with a given objection at a given stage), loads its own catalog with\n"
          "assets.upsert (ids 'sim-SEED-*', tags 'sim' and 'sim:SEED'), and runs three arms over\n"
          "the same simulated prospects: 'daemon' (reps use what recommend returns), 'random'\n"
-         "(a random eligible asset) and 'oracle' (the truly best eligible asset). Every arm's\n"
-         "feedback goes to feedback.record. Prints a row every --report-every leads and a\n"
+         "(a random eligible asset) and 'oracle' (the truly best eligible asset). The daemon and\n"
+         "random arms' feedback goes to feedback.record. Prints a row every --report-every leads and a\n"
          "results table at the end. Use a scratch daemon: the simulation's assets and feedback\n"
          "stay in the daemon's data. docs/simulation.md explains the model.\n\n"
          "Options:\n"
@@ -505,7 +506,9 @@ void PrintSimulateUsage(std::ostream& out) {
          "                     instead of the synthetic catalog; they are upserted under the\n"
          "                     simulation's prefix and their hidden effects drawn from the seed\n"
          "  --batch N          feedback events per feedback.record call, 1..1000 (default: 20)\n"
-         "  --learn-from LIST  arms whose feedback is recorded (default: daemon,random,oracle)\n"
+         "  --learn-from LIST  arms whose feedback goes to feedback.record, comma-separated, or\n"
+         "                     none (default: daemon,random; the oracle's picks would reveal the\n"
+         "                     hidden truth)\n"
          "  --format F         table or json (default: table)\n"
          "  --no-progress      no progress output on stderr\n\n"
       << kConnectionOptions
@@ -536,7 +539,12 @@ struct LeadResult {
   int advanced = 0, steps = 0, used = 0, best_used = 0;
   double help = 0;  // summed over the assets used
   int top1 = 0, top1_best = 0;  // daemon arm: recommend calls, and those whose first item was the best
+  std::array<int, 6> used_kind{};  // what was used, by UseKind
 };
+
+// What an asset used with a lead truly is, for that lead.
+enum UseKind { kOnGreat, kOnGood, kOnMediocre, kOnHarmful, kGenericUse, kOffTopic };
+constexpr std::array<const char*, 6> kUseKindNames = {"great", "good", "mediocre", "harmful", "generic", "off_topic"};
 
 struct Lead {
   int arm = 0;
@@ -558,7 +566,9 @@ struct Pending {
 struct Totals {
   int64_t closed = 0, won = 0, advanced = 0, steps = 0, used = 0, best_used = 0, top1 = 0, top1_best = 0;
   double help = 0;
+  std::array<int64_t, 6> used_kind{};
   void Add(const LeadResult& r) {
+    for (std::size_t i = 0; i < used_kind.size(); ++i) used_kind[i] += r.used_kind[i];
     closed += r.closed;
     won += r.won;
     advanced += r.advanced;
@@ -705,6 +715,34 @@ class Simulation {
     }
     upsert_created_ = created;
     upsert_updated_ = updated;
+    return VerifyEligibility();
+  }
+
+  // The random and oracle arms choose among the assets eligible at a stage;
+  // assets.list by stage says which those are for the daemon. They must be
+  // the ones the simulation upserted.
+  bool VerifyEligibility() {
+    for (int s = 0; s < kStageCount; ++s) {
+      std::set<int> listed;
+      json cursor;
+      do {
+        json params = {{"stage", kStages[static_cast<std::size_t>(s)]}, {"limit", 1000}};
+        if (cursor.is_string()) params["cursor"] = cursor;
+        json r = CallOrFail("assets.list", params);
+        if (r.is_null()) return false;
+        for (const json& a : r.value("assets", json::array())) {
+          auto it = index_.find(a.value("id", std::string()));
+          if (it != index_.end()) listed.insert(it->second);
+        }
+        cursor = r.value("next_cursor", json());
+      } while (cursor.is_string());
+      const auto& mine = eligible_[static_cast<std::size_t>(s)];
+      if (listed != std::set<int>(mine.begin(), mine.end())) {
+        Violation("assets.list", "assets.list at stage " + kStages[static_cast<std::size_t>(s)] + " lists " +
+                                     std::to_string(listed.size()) + " of the simulation's assets, " +
+                                     std::to_string(mine.size()) + " were upserted with that stage");
+      }
+    }
     return true;
   }
 
@@ -748,6 +786,11 @@ class Simulation {
     lead->id = Prefix(o_.seed) + kArmNames[static_cast<std::size_t>(arm)] + "-" + std::to_string(slot + 1);
     lead->stage = Dice(o_.seed, "start", static_cast<uint64_t>(slot)) < 0.6 ? 0 : 1;
     open_[lead->id] = lead.get();
+    // The CRM tells the daemon where the new lead enters the funnel, so that
+    // what is used with it is counted at the right stage in every arm.
+    json e = MakeEvent(*lead, "stage_changed");
+    e["stage"] = kStages[static_cast<std::size_t>(lead->stage)];
+    Send(*lead, std::move(e), -1);
     return lead;
   }
 
@@ -767,7 +810,18 @@ class Simulation {
     e["type"] = type;
     e["lead_id"] = lead.id;
     e["rep_id"] = RepId(RepOf(lead.slot));
+    e["ts"] = NextTs();
     return e;
+  }
+
+  // Milliseconds since the epoch, strictly increasing: the daemon orders a
+  // lead's events by ts (a stage change credits what was used since the one
+  // before), and the events of one lead must not share a millisecond.
+  int64_t NextTs() {
+    const int64_t now =
+        std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
+    last_ts_ = std::max(now, last_ts_ + 1);
+    return last_ts_;
   }
 
   void Send(Lead& lead, json event, int asset) {
@@ -822,7 +876,14 @@ class Simulation {
                      {"filter", {{"tags_any", json::array({SeedTag(o_.seed)})}}},
                      {"exclude_seen", true},
                      {"rep_id", RepId(RepOf(lead.slot))}};
-      // Assets seen but not yet acknowledged: the daemon cannot know them yet.
+      // What happened to this lead so far reaches the daemon before the rep
+      // asks again, as it would from a CRM.
+      if (std::any_of(pending_.begin(), pending_.end(), [&](const Pending& p) { return p.lead_id == lead.id; }) &&
+          !Flush()) {
+        return false;
+      }
+      // Assets seen but not acknowledged (an arm whose feedback is not
+      // recorded): the daemon cannot know them.
       json exclude = json::array();
       std::set<int> excluded;
       for (int a : lead.seen) {
@@ -869,6 +930,13 @@ class Simulation {
       ++res.used;
       res.help += help;
       if (help >= best - 1e-12) ++res.best_used;
+      const UseKind kind = a.role == Role::kGeneric || a.objection < 0 ? kGenericUse
+                           : a.objection != objection                   ? kOffTopic
+                           : a.role == Role::kGreat                     ? kOnGreat
+                           : a.role == Role::kGood                      ? kOnGood
+                           : a.role == Role::kHarmful                   ? kOnHarmful
+                                                                        : kOnMediocre;
+      ++res.used_kind[kind];
       lead.seen.insert(chosen);
       json used = MakeEvent(lead, "used");
       used["asset_id"] = a.id;
@@ -954,10 +1022,7 @@ class Simulation {
         continue;
       }
       const double score = it["score"].get<double>();
-      if (score > last + 1e-9) {
-        Violation("recommend.order", "recommend items not best first (score " + std::to_string(score) + " after " +
-                                         std::to_string(last) + ") for lead " + lead.id);
-      }
+      if (score > last + 1e-9) ++score_inversions_;  // the contract orders items, not scores: a note
       last = score;
       auto f = index_.find(it["asset_id"].get<std::string>());
       if (f == index_.end()) {
@@ -1030,6 +1095,15 @@ class Simulation {
 
   // ---- Output
 
+  std::string LearnFromList() const {
+    std::string s;
+    for (int arm = 0; arm < kArmCount; ++arm) {
+      if (!o_.learn_from[static_cast<std::size_t>(arm)]) continue;
+      s += (s.empty() ? "" : ", ") + std::string(kArmNames[static_cast<std::size_t>(arm)]);
+    }
+    return s.empty() ? "none" : s;
+  }
+
   std::string CatalogLine() const {
     std::map<std::string, int> roles;
     for (const SimAsset& a : assets_) ++roles[RoleName(a.role)];
@@ -1047,7 +1121,7 @@ class Simulation {
   void PrintHeader() {
     std::cout << "simulate: seed " << o_.seed << ", " << o_.leads << " leads per arm (daemon, random, oracle; the "
               << "same prospects in each), " << o_.reps << " reps, follow " << Fixed(o_.follow, 2) << ", k " << o_.k
-              << "\ncatalog: " << CatalogLine() << "\n\n"
+              << "\nfeedback recorded from: " << LearnFromList() << "\ncatalog: " << CatalogLine() << "\n\n"
               << "  " << Pad("leads", 13) << Pad("daemon", 9, true) << Pad("random", 9, true) << Pad("oracle", 9, true)
               << Pad("top-1 best", 13, true) << Pad("daemon help", 13, true) << "\n"
               << "  " << Pad("", 13) << Pad("win rate", 27, true) << Pad("(daemon)", 13, true)
@@ -1075,6 +1149,17 @@ class Simulation {
                 << Pad(Fixed(t.AvgAdvanced(), 2), 12, true) << Pad(Pct(t.UsedShare()), 7, true)
                 << Pad(Signed(t.MeanHelp()), 11, true) << Pad(Pct(t.BestPick()), 11, true) << "\n";
     }
+    std::cout << "\nwhat the reps used, by its hidden truth for the lead (share of content used)\n" << Pad("arm", 8);
+    for (const char* k : kUseKindNames) std::cout << Pad(k, 11, true);
+    std::cout << "\n";
+    for (int arm = 0; arm < kArmCount; ++arm) {
+      const Totals t = ArmTotals(arm, 0, o_.leads);
+      std::cout << Pad(kArmNames[static_cast<std::size_t>(arm)], 8);
+      for (int64_t n : t.used_kind) {
+        std::cout << Pad(Pct(t.used ? static_cast<double>(n) / static_cast<double>(t.used) : 0), 11, true);
+      }
+      std::cout << "\n";
+    }
     const std::string first = "leads 1-" + std::to_string(q);
     const std::string last = "leads " + std::to_string(o_.leads - q + 1) + "-" + std::to_string(o_.leads);
     std::cout << "\nlearning: win rate in the first and last quarter of each arm's leads\n"
@@ -1092,6 +1177,10 @@ class Simulation {
     std::cout << "feedback: " << sent_ << " events in " << batches_ << " feedback.record calls (" << accepted_
               << " accepted, " << duplicates_ << " duplicates); " << recommend_calls_ << " recommend calls; "
               << Fixed(SecondsSince(start_), 1) << " s\n";
+    if (score_inversions_ > 0) {
+      std::cout << "note: " << score_inversions_ << " recommend items carried a higher score than the item "
+                << "before them (the items are in the daemon's order; their scores are not sorted)\n";
+    }
     if (violations_.empty()) {
       std::cout << "contract checks: ok\n";
     } else {
@@ -1100,6 +1189,12 @@ class Simulation {
       std::cout << "\n";
     }
     std::cout << std::flush;
+  }
+
+  static json UsedByTruth(const Totals& t) {
+    json j = json::object();
+    for (std::size_t i = 0; i < kUseKindNames.size(); ++i) j[kUseKindNames[i]] = t.used_kind[i];
+    return j;
   }
 
   json PrintJson() const {
@@ -1119,6 +1214,7 @@ class Simulation {
                 {"used", t.used},
                 {"mean_help", t.MeanHelp()},
                 {"best_pick_rate", t.BestPick()},
+                {"used_by_truth", UsedByTruth(t)},
                 {"first_quarter", {{"leads", json::array({1, q})}, {"win_rate", a.WinRate()}, {"mean_help", a.MeanHelp()}}},
                 {"last_quarter",
                  {{"leads", json::array({o_.leads - q + 1, o_.leads})}, {"win_rate", b.WinRate()}, {"mean_help", b.MeanHelp()}}}};
@@ -1136,6 +1232,8 @@ class Simulation {
     for (int arm = 0; arm < kArmCount; ++arm) {
       if (o_.learn_from[static_cast<std::size_t>(arm)]) learn.push_back(kArmNames[static_cast<std::size_t>(arm)]);
     }
+    json notes = json::object();
+    notes["score_inversions"] = score_inversions_;
     json v = json::object();
     for (const auto& [k, n] : violations_) v[k] = n;
     return {{"seed", o_.seed},
@@ -1155,7 +1253,7 @@ class Simulation {
             {"arms", arms},
             {"rows", rows_},
             {"feedback", {{"events", sent_}, {"batches", batches_}, {"accepted", accepted_}, {"duplicates", duplicates_}}},
-            {"contract", {{"ok", violations_.empty()}, {"violations", v}}},
+            {"contract", {{"ok", violations_.empty()}, {"violations", v}, {"notes", notes}}},
             {"elapsed_s", SecondsSince(start_)}};
   }
 
@@ -1176,7 +1274,9 @@ class Simulation {
   json rows_ = json::array();
   int64_t closed_ = 0, sent_ = 0, batches_ = 0, accepted_ = 0, duplicates_ = 0, recommend_calls_ = 0;
   int64_t upsert_created_ = 0, upsert_updated_ = 0;
+  int64_t last_ts_ = 0;
   std::map<std::string, int64_t> violations_;
+  int64_t score_inversions_ = 0;  // items whose score is above the score of the item before
   int fatal_ = 0;
   Clock::time_point start_;
 };

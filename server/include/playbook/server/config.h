@@ -34,7 +34,8 @@ struct ServerOptions {
   uint64_t max_frame_bytes = 4 * 1024 * 1024;
   // Threads running the network (Asio) loop. 0 = one.
   uint32_t io_threads = 1;
-  // Threads executing requests. 0 = one per core.
+  // Threads executing requests. 0 = four per core, at least 8 (handlers wait
+  // on synced writes; more waiting callers share each fsync).
   uint32_t worker_threads = 0;
   // Requests (frames) queued or running on the workers, all connections together,
   // beyond which new frames are answered -32003 overloaded.
