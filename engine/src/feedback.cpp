@@ -270,20 +270,42 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
   std::unordered_map<std::string, Counters> deltas;                 // asset \0 stage
   const int64_t window_ms = int64_t(options_.attribution_window_days) * 24 * 3600 * 1000;
 
-  auto lead_state = [&](const std::string& id) -> LeadState& {
-    auto it = leads.find(id);
-    if (it != leads.end()) return it->second;
-    LeadState st;
-    std::string v;
-    if (db_->Get(rocksdb::ReadOptions(), cf_.leads, id, &v).ok()) {
-      std::string_view in(v);
-      int64_t since = 0;
-      if (GetStr(&in, &st.stage) && in.size() == 8) std::memcpy(&since, in.data(), 8);
-      st.stage_since = since;
-      st.known = true;
+  // One MultiGet each for the group's event ids and leads, rather than two
+  // point lookups per event in the writer's loop.
+  std::unordered_set<std::string> known_ids;
+  {
+    std::vector<std::string> ids, lead_ids;
+    std::unordered_set<std::string> lead_set;
+    for (Pending* p : group) {
+      for (const Event& e : p->events) {
+        ids.push_back(e.event_id);
+        if (lead_set.insert(e.lead_id).second) lead_ids.push_back(e.lead_id);
+      }
     }
-    return leads.emplace(id, st).first->second;
-  };
+    std::vector<rocksdb::Slice> keys(ids.begin(), ids.end());
+    std::vector<std::string> values;
+    auto got = db_->MultiGet(rocksdb::ReadOptions(), std::vector<rocksdb::ColumnFamilyHandle*>(keys.size(), cf_.event_ids),
+                             keys, &values);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (got[i].ok()) known_ids.insert(ids[i]);
+    }
+    std::vector<rocksdb::Slice> lead_keys(lead_ids.begin(), lead_ids.end());
+    values.clear();
+    got = db_->MultiGet(rocksdb::ReadOptions(), std::vector<rocksdb::ColumnFamilyHandle*>(lead_keys.size(), cf_.leads),
+                        lead_keys, &values);
+    for (size_t i = 0; i < lead_ids.size(); ++i) {
+      LeadState st;
+      if (got[i].ok()) {
+        std::string_view in(values[i]);
+        int64_t since = 0;
+        if (GetStr(&in, &st.stage) && in.size() == 8) std::memcpy(&since, in.data(), 8);
+        st.stage_since = since;
+        st.known = true;
+      }
+      leads.emplace(lead_ids[i], std::move(st));
+    }
+  }
+  auto lead_state = [&](const std::string& id) -> LeadState& { return leads[id]; };
   auto used_events = [&](const std::string& lead, int64_t from, int64_t to) {
     std::vector<Event> used;
     for (const Event& e : LeadEvents(lead)) {
@@ -307,9 +329,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
 
   for (size_t g = 0; g < group.size(); ++g) {
     for (Event& e : group[g]->events) {
-      std::string existing;
-      if (!ids_in_group.insert(e.event_id).second ||
-          db_->Get(rocksdb::ReadOptions(), cf_.event_ids, e.event_id, &existing).ok()) {
+      if (!ids_in_group.insert(e.event_id).second || known_ids.count(e.event_id)) {
         results[g].duplicates++;
         continue;
       }

@@ -26,6 +26,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -495,7 +496,7 @@ void PrintSimulateUsage(std::ostream& out) {
          "results table at the end. Use a scratch daemon: the simulation's assets and feedback\n"
          "stay in the daemon's data. docs/simulation.md explains the model.\n\n"
          "Options:\n"
-         "  --leads N          simulated leads per arm, 1..1000000 (default: 2000)\n"
+         "  --leads N          simulated leads per arm, 1..200000 (default: 2000)\n"
          "  --seed S           seed of everything simulated, 0..2^53 (default: 1)\n"
          "  --reps R           sales reps, 1..10000 (default: 20)\n"
          "  --follow P         probability a rep uses the arm's pick, 0..1 (default: 0.7)\n"
@@ -762,8 +763,10 @@ class Simulation {
       Violation("feedback.counts", "feedback.record of " + std::to_string(pending_.size()) + " events answered " +
                                        OneLine(r) + " (accepted + duplicates should be the number of events)");
     }
+    // With duplicates (a rerun of a seed) it is unknown which events the
+    // daemon took as new: nothing counts as acknowledged, exclude_ids is used.
     for (const Pending& p : pending_) {
-      if (p.asset < 0) continue;
+      if (p.asset < 0 || duplicates != 0) continue;
       if (auto it = open_.find(p.lead_id); it != open_.end()) it->second->acknowledged.insert(p.asset);
     }
     pending_.clear();
@@ -1135,6 +1138,27 @@ class Simulation {
   }
   int64_t Quarter() const { return std::max<int64_t>(1, o_.leads / 4); }
 
+  // Learning, measured against the other arms on the same prospects: the
+  // daemon's position between random (0) and oracle (1), first and last quarter.
+  struct Learning {
+    std::array<double, 2> win_gap{}, help_gap{}, top1{};
+  };
+  Learning LearningOf() const {
+    const int64_t q = Quarter();
+    Learning l;
+    for (int i = 0; i < 2; ++i) {
+      const int64_t from = i == 0 ? 0 : o_.leads - q, to = i == 0 ? q : o_.leads;
+      const Totals d = ArmTotals(kDaemon, from, to), r = ArmTotals(kRandom, from, to), o = ArmTotals(kOracle, from, to);
+      auto gap = [](double dv, double rv, double ov) {
+        return std::abs(ov - rv) < 1e-9 ? std::numeric_limits<double>::quiet_NaN() : (dv - rv) / (ov - rv);
+      };
+      l.win_gap[static_cast<std::size_t>(i)] = gap(d.WinRate(), r.WinRate(), o.WinRate());
+      l.help_gap[static_cast<std::size_t>(i)] = gap(d.MeanHelp(), r.MeanHelp(), o.MeanHelp());
+      l.top1[static_cast<std::size_t>(i)] = d.Top1Best();
+    }
+    return l;
+  }
+
   void PrintSummary() {
     const int64_t q = Quarter();
     std::cout << "\n"
@@ -1162,18 +1186,23 @@ class Simulation {
     }
     const std::string first = "leads 1-" + std::to_string(q);
     const std::string last = "leads " + std::to_string(o_.leads - q + 1) + "-" + std::to_string(o_.leads);
-    std::cout << "\nlearning: win rate in the first and last quarter of each arm's leads\n"
-              << Pad("arm", 8) << Pad(first, 16, true) << Pad(last, 20, true) << Pad("change", 9, true) << "\n";
+    std::cout << "\nlearning: the first and last quarter of each arm's leads (the same prospects in every arm)\n"
+              << Pad("", 8) << Pad("win rate", 34, true) << Pad("mean help of content used", 34, true) << "\n"
+              << Pad("arm", 8) << Pad(first, 17, true) << Pad(last, 17, true) << Pad(first, 17, true)
+              << Pad(last, 17, true) << "\n";
     for (int arm = 0; arm < kArmCount; ++arm) {
-      const double a = ArmTotals(arm, 0, q).WinRate(), b = ArmTotals(arm, o_.leads - q, o_.leads).WinRate();
-      std::cout << Pad(kArmNames[static_cast<std::size_t>(arm)], 8) << Pad(Fixed(a, 3), 16, true)
-                << Pad(Fixed(b, 3), 20, true) << Pad(Signed(b - a), 9, true) << "\n";
+      const Totals a = ArmTotals(arm, 0, q), b = ArmTotals(arm, o_.leads - q, o_.leads);
+      std::cout << Pad(kArmNames[static_cast<std::size_t>(arm)], 8) << Pad(Fixed(a.WinRate(), 3), 17, true)
+                << Pad(Fixed(b.WinRate(), 3), 17, true) << Pad(Signed(a.MeanHelp()), 17, true)
+                << Pad(Signed(b.MeanHelp()), 17, true) << "\n";
     }
-    const Totals d1 = ArmTotals(kDaemon, 0, q), d4 = ArmTotals(kDaemon, o_.leads - q, o_.leads);
-    std::cout << "daemon ranking: its first item was the truly best eligible asset in " << Pct(d1.Top1Best())
-              << " of recommend calls in the first quarter, " << Pct(d4.Top1Best()) << " in the last; mean help of "
-              << "what reps used " << Signed(d1.MeanHelp()) << " -> " << Signed(d4.MeanHelp()) << " (oracle "
-              << Signed(ArmTotals(kOracle, 0, o_.leads).MeanHelp()) << ")\n\n";
+    const Learning l = LearningOf();
+    auto share = [](double v) { return std::isfinite(v) ? Pct(v) : std::string("n/a"); };
+    std::cout << "daemon's share of the oracle's lead over random (0% = random, 100% = oracle): win rate "
+              << share(l.win_gap[0]) << " -> " << share(l.win_gap[1]) << ", mean help " << share(l.help_gap[0])
+              << " -> " << share(l.help_gap[1]) << "\n"
+              << "daemon ranking: its first item was the truly best eligible asset in " << Pct(l.top1[0])
+              << " of recommend calls in the first quarter, " << Pct(l.top1[1]) << " in the last\n\n";
     std::cout << "feedback: " << sent_ << " events in " << batches_ << " feedback.record calls (" << accepted_
               << " accepted, " << duplicates_ << " duplicates); " << recommend_calls_ << " recommend calls; "
               << Fixed(SecondsSince(start_), 1) << " s\n";
@@ -1194,6 +1223,19 @@ class Simulation {
   static json UsedByTruth(const Totals& t) {
     json j = json::object();
     for (std::size_t i = 0; i < kUseKindNames.size(); ++i) j[kUseKindNames[i]] = t.used_kind[i];
+    return j;
+  }
+
+  json LearningJson() const {
+    const Learning l = LearningOf();
+    auto num = [](double v) { return std::isfinite(v) ? json(v) : json(); };
+    json j = json::object();
+    for (int i = 0; i < 2; ++i) {
+      j[i == 0 ? "first_quarter" : "last_quarter"] = {
+          {"daemon_share_of_oracle_lead_win_rate", num(l.win_gap[static_cast<std::size_t>(i)])},
+          {"daemon_share_of_oracle_lead_mean_help", num(l.help_gap[static_cast<std::size_t>(i)])},
+          {"daemon_top1_best_rate", l.top1[static_cast<std::size_t>(i)]}};
+    }
     return j;
   }
 
@@ -1251,6 +1293,7 @@ class Simulation {
               {"created", upsert_created_},
               {"updated", upsert_updated_}}},
             {"arms", arms},
+            {"learning", LearningJson()},
             {"rows", rows_},
             {"feedback", {{"events", sent_}, {"batches", batches_}, {"accepted", accepted_}, {"duplicates", duplicates_}}},
             {"contract", {{"ok", violations_.empty()}, {"violations", v}, {"notes", notes}}},
@@ -1306,7 +1349,7 @@ int RunSimulate(Args args) {
       PrintSimulateUsage(std::cout);
       return kExitOk;
     } else if (name == "--leads") {
-      err = integer(1, 1000000, o.leads);
+      err = integer(1, 200000, o.leads);
     } else if (name == "--seed") {
       if (!(err = integer(0, int64_t{1} << 53, n))) o.seed = static_cast<uint64_t>(n);
     } else if (name == "--reps") {

@@ -1,0 +1,193 @@
+// `playbook simulate` against the real daemon: the simulated sales team runs
+// through recommend and feedback.record over the real protocol.
+//
+// What is asserted at this size (300 leads per arm) and why: the oracle arm
+// (the truly best eligible asset) beats the random arm, and the daemon's
+// ranking picks content on the lead's topic far more often than random does.
+// That the daemon's last-quarter win rate beats the random arm's is NOT
+// asserted: with the default [ranking] weights the learned effectiveness term
+// is small next to similarity, and at 300 leads (or 5000, docs/simulation.md)
+// the daemon's win rate is within noise of the random arm's.
+#include <cmath>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/daemon.h"
+
+#ifndef PLAYBOOK_DATA_DIR
+#error "PLAYBOOK_DATA_DIR must point at the repository's data/ folder"
+#endif
+
+namespace playbook::testing {
+namespace {
+
+using nlohmann::json;
+
+// The daemon's exploration is seeded, so a seed gives one run.
+const char* const kSeededRanking = "[ranking]\nseed = 42\n";
+
+CommandResult Cli(std::vector<std::string> args) {
+  args.insert(args.begin(), Daemon::CliPath());
+  return RunCommand(args, {"PLAYBOOK_URL", "PLAYBOOK_TOKEN"}, std::chrono::milliseconds(180000));
+}
+
+std::string Describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+struct ArmRow {
+  int leads = 0, won = 0;
+  double win_rate = 0, avg_stages = 0, mean_help = 0;
+};
+
+// The rows of the final table: "daemon     300     49     0.163     0.122-0.205 ...".
+std::map<std::string, ArmRow> FinalTable(const std::string& out) {
+  static const std::regex kRow(
+      R"(^(daemon|random|oracle)\s+(\d+)\s+(\d+)\s+([0-9.]+)\s+[0-9.]+-[0-9.]+\s+([0-9.]+)\s+\d+%\s+([+-][0-9.]+)\s+\d+%\s*$)");
+  std::map<std::string, ArmRow> rows;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (!std::regex_match(line, m, kRow)) continue;
+    ArmRow r;
+    r.leads = std::stoi(m[2]);
+    r.won = std::stoi(m[3]);
+    r.win_rate = std::stod(m[4]);
+    r.avg_stages = std::stod(m[5]);
+    r.mean_help = std::stod(m[6]);
+    rows[m[1]] = r;
+  }
+  return rows;
+}
+
+json Arm(const json& result, const std::string& name) {
+  for (const json& a : result.at("arms")) {
+    if (a.at("arm") == name) return a;
+  }
+  return json();
+}
+
+double OffTopicShare(const json& arm) {
+  const json& u = arm.at("used_by_truth");
+  double total = 0;
+  for (auto it = u.begin(); it != u.end(); ++it) total += it->get<double>();
+  return total > 0 ? u.at("off_topic").get<double>() / total : 0;
+}
+
+TEST(Simulate, SmallRunPrintsTheTableWithAllThreeArms) {
+  Daemon d(WithConfig(kSeededRanking));
+  ASSERT_TRUE(d.Start()) << d.log();
+  CommandResult r = Cli({"simulate", "--url", d.ws_url(), "--leads", "300", "--no-progress"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r) << "\ndaemon log:\n" << d.log();
+  EXPECT_NE(r.out.find("contract checks: ok"), std::string::npos) << r.out;
+
+  const auto rows = FinalTable(r.out);
+  ASSERT_EQ(rows.size(), 3u) << r.out;
+  for (const auto& [arm, row] : rows) {
+    EXPECT_EQ(row.leads, 300) << arm;
+    EXPECT_NEAR(row.win_rate, row.won / 300.0, 0.0006) << arm;
+    EXPECT_GE(row.avg_stages, 0) << arm;
+    EXPECT_LE(row.avg_stages, 4) << arm;
+  }
+  EXPECT_GE(rows.at("oracle").win_rate, rows.at("random").win_rate) << r.out;
+  EXPECT_GT(rows.at("oracle").mean_help, rows.at("daemon").mean_help) << r.out;
+
+  // A row every 30 leads (the default is leads / 10), then the learning table.
+  EXPECT_NE(r.out.find("  1-30 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  271-300 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("leads 226-300"), std::string::npos) << r.out;
+}
+
+TEST(Simulate, OneSeedOneResultAndTheOracleBeatsRandom) {
+  json results[2];
+  for (json& result : results) {
+    Daemon d(WithConfig(kSeededRanking));  // a fresh daemon each time
+    ASSERT_TRUE(d.Start()) << d.log();
+    CommandResult r = Cli({"simulate", "--url", d.ws_url(), "--leads", "300", "--seed", "5", "--format", "json",
+                           "--no-progress"});
+    ASSERT_EQ(r.exit_code, 0) << Describe(r) << "\ndaemon log:\n" << d.log();
+    result = json::parse(r.out);
+    result.erase("elapsed_s");
+  }
+  EXPECT_EQ(results[0], results[1]) << "the same seed gave two different runs";
+
+  const json& res = results[0];
+  EXPECT_EQ(res.at("contract").at("ok"), true) << res.at("contract").dump();
+  EXPECT_EQ(res.at("feedback").at("duplicates"), 0);
+  EXPECT_EQ(res.at("feedback").at("accepted"), res.at("feedback").at("events"));
+  EXPECT_EQ(res.at("catalog").at("assets"), 60);
+  EXPECT_EQ(res.at("catalog").at("created"), 60);
+  ASSERT_EQ(res.at("rows").size(), 10u);
+
+  const json daemon = Arm(res, "daemon"), random = Arm(res, "random"), oracle = Arm(res, "oracle");
+  for (const json& a : {daemon, random, oracle}) {
+    ASSERT_TRUE(a.is_object()) << res.dump();
+    EXPECT_EQ(a.at("closed"), 300) << a.dump();
+  }
+  EXPECT_GT(daemon.at("recommend_calls").get<int>(), 300);
+  // The ground truth makes a difference: the oracle wins more than random.
+  EXPECT_GE(oracle.at("win_rate").get<double>(), random.at("win_rate").get<double>()) << res.dump();
+  EXPECT_GT(oracle.at("mean_help").get<double>(), random.at("mean_help").get<double>() + 0.3);
+  // The weaker, honest property of the daemon at this size: its ranking finds
+  // content about the lead's objection (similarity to the context) far more
+  // often than a random eligible asset is. Whether it learns which of those
+  // truly help is what docs/simulation.md measures; it is not asserted here.
+  EXPECT_LT(OffTopicShare(daemon), OffTopicShare(random) / 2) << daemon.dump() << "\n" << random.dump();
+}
+
+TEST(Simulate, CatalogFileRerunWarningAndRoles) {
+  Daemon d(WithConfig(std::string(kSeededRanking) +
+                      "[[auth.tokens]]\nrole = \"crm\"\ntoken = \"crm-token-0123456789abcdef\"\n"
+                      "[[auth.tokens]]\nrole = \"marketing\"\ntoken = \"mkt-token-0123456789abcdef\"\n"));
+  ASSERT_TRUE(d.Start()) << d.log();
+
+  // A crm token may not upsert the simulation's catalog.
+  CommandResult crm = Cli({"simulate", "--url", d.ws_url(), "--token", "crm-token-0123456789abcdef", "--leads",
+                           "10", "--no-progress"});
+  EXPECT_EQ(crm.exit_code, 1) << Describe(crm);
+  EXPECT_NE(crm.err.find("-32001"), std::string::npos) << crm.err;
+
+  // The sample catalog, under the simulation's prefix.
+  const std::string sample = std::string(PLAYBOOK_DATA_DIR) + "/catalog/sample.jsonl";
+  CommandResult file = Cli({"simulate", "--url", d.ws_url(), "--token", "mkt-token-0123456789abcdef", "--leads",
+                            "30", "--catalog", sample, "--format", "json", "--no-progress"});
+  ASSERT_EQ(file.exit_code, 0) << Describe(file);
+  const json res = json::parse(file.out);
+  EXPECT_EQ(res.at("catalog").at("source"), sample);
+  EXPECT_GE(res.at("catalog").at("assets").get<int>(), 80);
+  EXPECT_EQ(res.at("catalog").at("prefix"), "sim-1-");
+
+  // The same seed again: the daemon already holds its assets and feedback.
+  CommandResult again = Cli({"simulate", "--url", d.ws_url(), "--token", "mkt-token-0123456789abcdef", "--leads",
+                             "30", "--catalog", sample, "--no-progress"});
+  EXPECT_EQ(again.exit_code, 0) << Describe(again);
+  EXPECT_NE(again.err.find("already in the daemon"), std::string::npos) << again.err;
+}
+
+TEST(Simulate, UsageErrorsSendNothing) {
+  for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
+           {"--follow", "1.5"},
+           {"--leads", "0"},
+           {"--k", "101"},
+           {"--format", "xml"},
+           {"--learn-from", "nobody"},
+           {"--catalog", "/no/such/file.jsonl"},
+           {"extra"}}) {
+    bad.insert(bad.begin(), {"simulate", "--url", "ws://127.0.0.1:9/v1"});
+    CommandResult r = Cli(bad);
+    EXPECT_EQ(r.exit_code, 2) << bad[3] << "\n" << Describe(r);
+  }
+  CommandResult help = Cli({"simulate", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--follow"), std::string::npos) << help.out;
+}
+
+}  // namespace
+}  // namespace playbook::testing
