@@ -11,11 +11,13 @@
 //   daemon  the rep asks `recommend` and uses one of its items (position bias);
 //   random  the rep uses a uniformly random eligible asset;
 //   oracle  the rep uses the eligible asset that truly helps most.
-// Every arm's feedback is recorded (unless --learn-from says otherwise), so
-// the daemon learns from the whole organisation, as it would in production.
+// The daemon and random arms' feedback is recorded, so the daemon learns from
+// reps who follow it and reps who do not; the oracle's is not by default (its
+// picks would reveal the hidden truth): --learn-from.
 //
-// Determinism: everything the simulation draws comes from --seed (a
-// counter-based hash, not the order of calls), requests are sent one at a time
+// Determinism: everything the simulation draws comes from --seed (the dice of
+// a lead are a hash of seed, lead, stage and purpose, so they are the same in
+// every arm whatever happened before), requests are sent one at a time
 // and each feedback batch is acknowledged before the next request, so two runs
 // with one seed against fresh daemons are identical when the daemon's own
 // exploration is seeded ([ranking] seed in its config).
