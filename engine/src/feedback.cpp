@@ -18,7 +18,7 @@ namespace {
 
 constexpr int kCounters = 8;  // shown used viewed dismissed won lost advanced won_amount(cents)
 constexpr const char* kSeqKey = "meta/event_seq";
-constexpr uint8_t kEventFormat = 1;
+constexpr uint8_t kEventFormat = 2;  // 2 added the topic; 1 is still read
 
 using Counters = std::array<int64_t, kCounters>;
 
@@ -99,18 +99,20 @@ std::string EncodeEvent(const Event& e) {
   PutStr(&out, e.rep_id);
   PutStr(&out, e.recommendation_id);
   PutStr(&out, e.reason);
+  PutStr(&out, e.topic);
   out.append(reinterpret_cast<const char*>(&e.amount), 8);
   out.append(reinterpret_cast<const char*>(&e.ts), 8);
   return out;
 }
 
 bool DecodeEvent(std::string_view in, Event* e) {
-  if (in.size() < 2 || uint8_t(in[0]) != kEventFormat) return false;
+  if (in.size() < 2 || (uint8_t(in[0]) != kEventFormat && uint8_t(in[0]) != 1)) return false;
+  const bool has_topic = uint8_t(in[0]) >= 2;
   e->type = EventType(uint8_t(in[1]));
   in.remove_prefix(2);
   if (!GetStr(&in, &e->event_id) || !GetStr(&in, &e->lead_id) || !GetStr(&in, &e->asset_id) ||
       !GetStr(&in, &e->stage) || !GetStr(&in, &e->rep_id) || !GetStr(&in, &e->recommendation_id) ||
-      !GetStr(&in, &e->reason) || in.size() != 16) {
+      !GetStr(&in, &e->reason) || (has_topic && !GetStr(&in, &e->topic)) || in.size() != 16) {
     return false;
   }
   std::memcpy(&e->amount, in.data(), 8);
@@ -118,11 +120,23 @@ bool DecodeEvent(std::string_view in, Event* e) {
   return true;
 }
 
-std::string StatsKey(const std::string& asset, const std::string& stage) {
+// asset \0 stage, or asset \0 stage \0 topic.
+std::string StatsKey(const std::string& asset, const std::string& stage, const std::string& topic = "") {
   std::string k = asset;
   k.push_back('\0');
   k += stage;
+  if (!topic.empty()) {
+    k.push_back('\0');
+    k += topic;
+  }
   return k;
+}
+
+// The stage of a two-part key; "" for a topic key (not part of stage totals).
+std::string StageOfKey(const std::string& key) {
+  const size_t a = key.find('\0');
+  if (a == std::string::npos || key.find('\0', a + 1) != std::string::npos) return "";
+  return key.substr(a + 1);
 }
 
 std::string LeadPrefix(const std::string& lead) {
@@ -208,7 +222,7 @@ Status FeedbackStore::Open() {
     if (nul == std::string::npos) continue;
     const Counters c = DecodeCounters(it->value());
     stats_[key] = ToStats(c);
-    Add(&stage_totals_[key.substr(nul + 1)], c);
+    if (const std::string stage = StageOfKey(key); !stage.empty()) Add(&stage_totals_[stage], c);
   }
   if (!it->status().ok()) return Status::IOError("reading counters: " + it->status().ToString());
   std::string seq;
@@ -298,7 +312,9 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
       if (got[i].ok()) {
         std::string_view in(values[i]);
         int64_t since = 0;
-        if (GetStr(&in, &st.stage) && in.size() == 8) std::memcpy(&since, in.data(), 8);
+        if (GetStr(&in, &st.stage) && in.size() >= 8) std::memcpy(&since, in.data(), 8);
+        in.remove_prefix(std::min<size_t>(8, in.size()));
+        if (!in.empty()) (void)GetStr(&in, &st.topic);
         st.stage_since = since;
         st.known = true;
       }
@@ -316,15 +332,39 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
     }
     return used;
   };
-  // Credits field `f` once per distinct asset among `used`, at its stage of use.
+  // The used events after the lead's last stage change, in recorded order (a
+  // call's events share their default ts, so order, not ts, decides).
+  auto used_since_change = [&](const std::string& lead) {
+    std::vector<Event> used;
+    auto scan = [&](const std::vector<Event>& events) {
+      for (const Event& e : events) {
+        if (e.type == EventType::kStageChanged) used.clear();
+        if (e.type == EventType::kUsed) used.push_back(e);
+      }
+    };
+    scan(LeadEvents(lead));
+    scan(lead_events[lead]);
+    return used;
+  };
+  // Credits field `f` once per distinct asset among `used`, at its stage of
+  // use, and at its stage and topic.
   auto credit = [&](const std::vector<Event>& used, int f, int64_t amount_cents) {
     std::set<std::pair<std::string, std::string>> once;
     for (const Event& u : used) {
       if (!once.insert({u.asset_id, u.stage}).second) continue;
-      Counters& c = deltas[StatsKey(u.asset_id, u.stage)];
-      c[size_t(f)] += 1;
-      if (amount_cents) c[7] += amount_cents;
+      std::vector<std::string> keys = {StatsKey(u.asset_id, u.stage)};
+      if (!u.topic.empty()) keys.push_back(StatsKey(u.asset_id, u.stage, u.topic));
+      for (const std::string& key : keys) {
+        Counters& c = deltas[key];
+        c[size_t(f)] += 1;
+        if (amount_cents) c[7] += amount_cents;
+      }
     }
+  };
+  // Adds 1 to field `f` of the asset at the stage, and at the stage and topic.
+  auto count = [&](const Event& e, int f) {
+    deltas[StatsKey(e.asset_id, e.stage)][size_t(f)] += 1;
+    if (!e.topic.empty()) deltas[StatsKey(e.asset_id, e.stage, e.topic)][size_t(f)] += 1;
   };
 
   for (size_t g = 0; g < group.size(); ++g) {
@@ -343,17 +383,19 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
             lead.stage = e.stage;
             lead.stage_since = e.ts;
           }
-          deltas[StatsKey(e.asset_id, e.stage)][0] += 1;
+          lead.topic = e.topic;
+          count(e, 0);
           break;
         case EventType::kUsed:
         case EventType::kViewed:
         case EventType::kDismissed:
           e.stage = lead.stage;
-          deltas[StatsKey(e.asset_id, e.stage)][e.type == EventType::kUsed ? 1 : e.type == EventType::kViewed ? 2 : 3] += 1;
+          e.topic = lead.topic;
+          count(e, e.type == EventType::kUsed ? 1 : e.type == EventType::kViewed ? 2 : 3);
           break;
         case EventType::kStageChanged: {
           const int from = StageIndex(lead.stage), to = StageIndex(e.stage);
-          if (from >= 0 && to > from) credit(used_events(e.lead_id, lead.stage_since, e.ts), 6, 0);
+          if (from >= 0 && to > from) credit(used_since_change(e.lead_id), 6, 0);
           lead.stage = e.stage;
           lead.stage_since = e.ts;
           break;
@@ -381,6 +423,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
     std::string v;
     PutStr(&v, st.stage);
     v.append(reinterpret_cast<const char*>(&st.stage_since), 8);
+    PutStr(&v, st.topic);
     batch.Put(cf_.leads, id, v);
   }
   for (const auto& [key, c] : deltas) batch.Merge(cf_.stats, key, EncodeCounters(c));
@@ -397,7 +440,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
     std::unique_lock lock(stats_mu_);
     for (const auto& [key, c] : deltas) {
       Add(&stats_[key], c);
-      Add(&stage_totals_[key.substr(key.find('\0') + 1)], c);
+      if (const std::string stage = StageOfKey(key); !stage.empty()) Add(&stage_totals_[stage], c);
     }
   }
   for (size_t g = 0; g < group.size(); ++g) group[g]->done.set_value(results[g]);
@@ -426,9 +469,10 @@ Result<Lead> FeedbackStore::GetLead(const std::string& lead_id) const {
   return lead;
 }
 
-AssetStageStats FeedbackStore::Stats(const std::string& asset_id, const std::string& stage) const {
+AssetStageStats FeedbackStore::Stats(const std::string& asset_id, const std::string& stage,
+                                     const std::string& topic) const {
   std::shared_lock lock(stats_mu_);
-  auto it = stats_.find(StatsKey(asset_id, stage));
+  auto it = stats_.find(StatsKey(asset_id, stage, topic));
   return it == stats_.end() ? AssetStageStats{} : it->second;
 }
 

@@ -59,7 +59,10 @@ class FeedbackStore {
   std::vector<Event> LeadEvents(const std::string& lead_id) const;
   Result<Lead> GetLead(const std::string& lead_id) const;
 
-  AssetStageStats Stats(const std::string& asset_id, const std::string& stage) const;
+  // With a topic: the counters of the asset at the stage for leads whose
+  // context had that topic.
+  AssetStageStats Stats(const std::string& asset_id, const std::string& stage,
+                        const std::string& topic = "") const;
   // Sums over every asset at the stage.
   AssetStageStats StageTotals(const std::string& stage) const;
 
@@ -70,6 +73,7 @@ class FeedbackStore {
   };
   struct LeadState {
     std::string stage;
+    std::string topic;  // of the last recommend's context
     int64_t stage_since = 0;
     bool known = false;
   };

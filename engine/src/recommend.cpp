@@ -99,6 +99,12 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     rng_storage.seed(seed ^ (std::hash<std::string>{}(req.lead_id) * 0x9E3779B97F4A7C15ull) ^ calls++);
     rng = &rng_storage;
   }
+  // The context's topic (its first lexicon concept): effectiveness is also
+  // learnt per topic, since what helps against "too expensive" need not help
+  // against "not now".
+  std::vector<std::string> context_concepts;
+  if (!req.context.empty() && embedder_) context_concepts = embedder_->Concepts(req.context);
+  const std::string topic = context_concepts.empty() ? "" : context_concepts.front();
   const AssetStageStats totals = feedback_->StageTotals(req.stage);
   const double prior_use = PriorMean(totals.used, totals.shown);
   const double prior_win = PriorMean(totals.won, totals.won + totals.lost);
@@ -113,10 +119,21 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     c.stats = feedback_->Stats(h.asset_id, req.stage);
     const AssetStageStats& s = c.stats;
     const double n0 = ro.prior_strength;
-    c.effectiveness = ro.use_weight * Posterior(s.used, s.shown, prior_use, n0, rng) +
-                      ro.win_weight * Posterior(s.won, s.won + s.lost, prior_win, n0, rng) +
-                      ro.advance_weight * Posterior(s.advanced, s.used, prior_advance, n0, rng) -
-                      ro.dismiss_weight * Posterior(s.dismissed, s.shown, prior_dismiss, n0, rng);
+    // Two levels: the asset at the stage is smoothed toward the stage's
+    // average; with a topic, the asset at the stage for that topic is smoothed
+    // toward the asset's own stage estimate. Only the last level is sampled.
+    double use = Posterior(s.used, s.shown, prior_use, n0, nullptr);
+    double win = Posterior(s.won, s.won + s.lost, prior_win, n0, nullptr);
+    double advance = Posterior(s.advanced, s.used, prior_advance, n0, nullptr);
+    double dismiss = Posterior(s.dismissed, s.shown, prior_dismiss, n0, nullptr);
+    const AssetStageStats t = topic.empty() ? s : feedback_->Stats(h.asset_id, req.stage, topic);
+    if (topic.empty()) {
+      use = prior_use, win = prior_win, advance = prior_advance, dismiss = prior_dismiss;
+    }
+    c.effectiveness = ro.use_weight * Posterior(t.used, t.shown, use, n0, rng) +
+                      ro.win_weight * Posterior(t.won, t.won + t.lost, win, n0, rng) +
+                      ro.advance_weight * Posterior(t.advanced, t.used, advance, n0, rng) -
+                      ro.dismiss_weight * Posterior(t.dismissed, t.shown, dismiss, n0, rng);
     c.score = ro.similarity_weight * c.similarity + ro.effectiveness_weight * c.effectiveness;
     cands.push_back(std::move(c));
   }
@@ -185,6 +202,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
       break;
     }
     taken[pick] = true;
+    cands[pick].score = std::min(best, chosen.empty() ? best : chosen.back()->score);  // as ranked
     chosen.push_back(&cands[pick]);
   }
 
@@ -193,9 +211,6 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   for (const Candidate* c : chosen) ids.push_back(c->id);
   auto assets = GetAssets(ids, false, nullptr);
   if (!assets.ok()) return assets.status();
-  std::vector<std::string> context_concepts;
-  if (!req.context.empty() && embedder_) context_concepts = embedder_->Concepts(req.context);
-
   Recommendation rec;
   rec.id = "rec-" + std::to_string(NowMs()) + "-" + std::to_string(std::random_device{}() % 1000000);
   std::vector<Event> shown;
@@ -223,8 +238,9 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     if (s.won > 0) {
       item.reasons.push_back("used in " + std::to_string(s.won) + " won deal" + (s.won > 1 ? "s" : "") + " at " + req.stage);
     }
-    if (s.shown >= 10 && s.used > 0) {
-      item.reasons.push_back("reps use it " + Percent(double(s.used) / double(s.shown)) + " of the times it is shown at " + req.stage);
+    if (s.shown >= 10 && s.used > 0) {  // uses without a showing (outside recommend) do not inflate it
+      item.reasons.push_back("reps use it " + Percent(double(std::min(s.used, s.shown)) / double(s.shown)) +
+                             " of the times it is shown at " + req.stage);
     }
     if (s.shown < 5 && s.used == 0 && s.won + s.lost == 0) item.reasons.push_back("new: not yet rated at " + req.stage);
     if (item.reasons.empty()) item.reasons.push_back("eligible at " + req.stage + "; ranked on what works there");
@@ -236,6 +252,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     e.stage = req.stage;
     e.rep_id = req.rep_id;
     e.recommendation_id = rec.id;
+    e.topic = topic;
     e.ts = NowMs();
     shown.push_back(std::move(e));
     rec.items.push_back(std::move(item));

@@ -74,12 +74,6 @@ json Arm(const json& result, const std::string& name) {
   return json();
 }
 
-double OffTopicShare(const json& arm) {
-  const json& u = arm.at("used_by_truth");
-  double total = 0;
-  for (auto it = u.begin(); it != u.end(); ++it) total += it->get<double>();
-  return total > 0 ? u.at("off_topic").get<double>() / total : 0;
-}
 
 TEST(Simulate, SmallRunPrintsTheTableWithAllThreeArms) {
   Daemon d(WithConfig(kSeededRanking));
@@ -135,11 +129,25 @@ TEST(Simulate, OneSeedOneResultAndTheOracleBeatsRandom) {
   // The ground truth makes a difference: the oracle wins more than random.
   EXPECT_GE(oracle.at("win_rate").get<double>(), random.at("win_rate").get<double>()) << res.dump();
   EXPECT_GT(oracle.at("mean_help").get<double>(), random.at("mean_help").get<double>() + 0.3);
-  // The weaker, honest property of the daemon at this size: its ranking finds
-  // content about the lead's objection (similarity to the context) far more
-  // often than a random eligible asset is. Whether it learns which of those
-  // truly help is what docs/simulation.md measures; it is not asserted here.
-  EXPECT_LT(OffTopicShare(daemon), OffTopicShare(random) / 2) << daemon.dump() << "\n" << random.dump();
+}
+
+// Does the ranking learn? At 2,000 leads per arm (seeds 1, 2 and 3 measured:
+// daemon mean help +0.09..+0.18 against random's -0.05..-0.07, its first item
+// the truly best one in 16-19% of calls in the first quarter and 27-35% in the
+// last), the content the daemon's reps use helps clearly more than random
+// content, and its top pick gets better over time. Deterministic for a seed.
+TEST(Simulate, DaemonLearnsToPickHelpfulContent) {
+  Daemon d(WithConfig(kSeededRanking));
+  ASSERT_TRUE(d.Start()) << d.log();
+  CommandResult r = Cli({"simulate", "--url", d.ws_url(), "--leads", "2000", "--seed", "2", "--format", "json",
+                         "--no-progress"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r) << "\ndaemon log:\n" << d.log();
+  const json res = json::parse(r.out);
+  const json daemon = Arm(res, "daemon"), random = Arm(res, "random");
+  EXPECT_GT(daemon.at("mean_help").get<double>(), random.at("mean_help").get<double>() + 0.05) << r.out;
+  EXPECT_GT(daemon.at("last_quarter").at("top1_best_rate").get<double>(),
+            daemon.at("first_quarter").at("top1_best_rate").get<double>() + 0.05)
+      << r.out;
 }
 
 TEST(Simulate, CatalogFileRerunWarningAndRoles) {

@@ -28,13 +28,16 @@ struct IndexOptions {
 // How recommend ranks eligible assets. See docs/ranking.md.
 struct RankingOptions {
   double similarity_weight = 1.0;     // cosine similarity to the lead's context
-  double effectiveness_weight = 0.6;  // learned effectiveness at the stage
+  double effectiveness_weight = 2.0;  // learned effectiveness at the stage
   // Effectiveness = use_weight * P(used | shown) + win_weight * P(won | used,
   // closed) + advance_weight * P(advanced | used) - dismiss_weight * P(dismissed | shown),
   // each a Beta posterior smoothed toward the stage's average.
-  double use_weight = 0.3;
-  double win_weight = 0.4;
-  double advance_weight = 0.2;
+  // Defaults from `playbook simulate` (docs/simulation.md): P(used | shown)
+  // mostly reflects the position an item was shown at, so it weighs little;
+  // advancing is the most direct sign that an asset helped.
+  double use_weight = 0.05;
+  double win_weight = 0.5;
+  double advance_weight = 1.0;
   double dismiss_weight = 0.3;
   // Pseudo-observations of the stage average in every posterior: few
   // observations can make an asset neither the best nor the worst.

@@ -98,6 +98,9 @@ struct Event {
   std::string reason;  // dismissed
   double amount = 0;   // won: the deal's value
   int64_t ts = 0;      // ms since the epoch; 0 on input = now
+  // Set by the engine: the topic (first lexicon concept) of the lead's context
+  // when the event was recorded, so effectiveness is learnt per topic too.
+  std::string topic;
 };
 
 struct RecordResult {
