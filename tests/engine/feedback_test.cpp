@@ -159,6 +159,54 @@ TEST_F(FeedbackTest, AdvancingCreditsAssetsUsedSinceThePreviousStageChange) {
   EXPECT_EQ(lead.value().history.front().event_id, "1");  // oldest first
 }
 
+TEST_F(FeedbackTest, OneCallsStageChangesCreditEachUseOnce) {
+  Engine& e = Open();
+  // All events share the default ts: the recorded order decides what was
+  // used "since the previous stage change".
+  Event to_interest = Ev("1", EventType::kStageChanged, "L");
+  to_interest.stage = "interest";
+  Event to_consideration = Ev("3", EventType::kStageChanged, "L");
+  to_consideration.stage = "consideration";
+  Event to_evaluation = Ev("4", EventType::kStageChanged, "L");
+  to_evaluation.stage = "evaluation";
+  ASSERT_TRUE(e.RecordEvents({to_interest, Ev("2", EventType::kUsed, "L", "case-1"), to_consideration, to_evaluation}).ok());
+  EXPECT_EQ(e.GetStats("case-1", "interest").advanced, 1u);
+}
+
+TEST_F(FeedbackTest, EffectivenessIsLearntPerContextTopic) {
+  Engine& e = Open();
+  // Two assets that read alike; one truly helps price objections, the other timing ones.
+  ASSERT_TRUE(e.UpsertAssets({MakeAsset("helps-price", "objection handling guide", {"evaluation"}),
+                              MakeAsset("helps-timing", "objection handling guide", {"evaluation"})})
+                  .ok());
+  options_.ranking.duplicate_similarity = 1.01;
+  Engine& e2 = Open();
+  int n = 0;
+  auto lead_uses = [&](const std::string& topic, const std::string& asset, bool advances) {
+    const std::string lead = "lead-" + std::to_string(n++);
+    auto rec = Rec(lead, "evaluation", "#" + topic + " objection", 2, /*exclude_seen=*/false);
+    ASSERT_EQ(rec.items.size(), 2u);
+    std::vector<Event> events = {Ev(lead + "-u", EventType::kUsed, lead, asset)};
+    if (advances) {
+      Event adv = Ev(lead + "-a", EventType::kStageChanged, lead);
+      adv.stage = "negotiation";
+      events.push_back(adv);
+    }
+    ASSERT_TRUE(e2.RecordEvents(events).ok());
+  };
+  for (int i = 0; i < 25; ++i) {
+    lead_uses("price", "helps-price", true);
+    lead_uses("price", "helps-timing", false);
+    lead_uses("timing", "helps-timing", true);
+    lead_uses("timing", "helps-price", false);
+  }
+  // Per (asset, stage) both advanced half their leads; per topic they differ.
+  EXPECT_EQ(e2.GetStats("helps-price", "evaluation").advanced, 25u);
+  EXPECT_EQ(e2.GetStats("helps-timing", "evaluation").advanced, 25u);
+  EXPECT_EQ(Rec("fresh-1", "evaluation", "#price objection", 2).items[0].asset_id, "helps-price");
+  EXPECT_EQ(Rec("fresh-2", "evaluation", "#timing objection", 2).items[0].asset_id, "helps-timing");
+}
+
 TEST_F(FeedbackTest, RecommendNeverReturnsIneligibleAssets) {
   Engine& e = Open();
   std::mt19937 rng(3);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "playbook/models/embedder.h"
 
@@ -35,6 +36,18 @@ class WordEmbedder : public models::Embedder {
       return;
     }
     for (uint32_t d = 0; d < dim_; ++d) out[d] = float(out[d] / std::sqrt(n));
+  }
+  // Words starting with '#' name concepts: "#price too expensive" -> {"price"}.
+  std::vector<std::string> Concepts(std::string_view text) const override {
+    std::vector<std::string> out;
+    size_t i = 0;
+    while ((i = text.find('#', i)) != std::string_view::npos) {
+      size_t end = text.find_first_of(" \n", i);
+      if (end == std::string_view::npos) end = text.size();
+      if (end > i + 1) out.emplace_back(text.substr(i + 1, end - i - 1));
+      i = end;
+    }
+    return out;
   }
   // A different salt makes a different (but equally deterministic) embedder.
   void set_salt(uint64_t salt) { salt_ = salt; }
