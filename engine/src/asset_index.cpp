@@ -252,6 +252,15 @@ Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const Asse
   return hits;
 }
 
+void AssetIndex::ResetLocked() {
+  slots_.clear();
+  keys_.clear();
+  for (auto& b : stage_bits_) b.clear();
+  slot_of_.clear();
+  vectors_ = std::make_unique<VectorStore>(dim_);
+  live_ = 0;
+}
+
 std::vector<const std::string*> AssetIndex::NamesLocked() const {
   std::vector<const std::string*> names(dict_.size() + 1, nullptr);
   for (const auto& [s, c] : dict_) names[c] = &s;
@@ -322,12 +331,7 @@ void AssetIndex::Install(Snapshot snap, std::unique_ptr<AnnIndex> ann) {
     replay_vectors.insert(replay_vectors.end(), row, row + dim_);
   }
 
-  slots_.clear();
-  keys_.clear();
-  for (auto& b : stage_bits_) b.clear();
-  slot_of_.clear();
-  vectors_ = std::make_unique<VectorStore>(dim_);
-  live_ = 0;
+  ResetLocked();
   for (size_t i = 0; i < snap.fields.size(); ++i) {
     const uint32_t slot = AddSlotLocked(snap.fields[i], snap.vectors.data() + i * dim_);
     if (killed.count(snap.slots[i])) KillLocked(slot);

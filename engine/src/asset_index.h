@@ -124,6 +124,8 @@ class AssetIndex {
  private:
   using Slot = AssetIndexSlot;
   uint32_t AddSlotLocked(const SlotFields& f, const float* v);
+  // Empties the slots (keeps the interned names and the graph pointer).
+  void ResetLocked();
   // Interned code -> name (index 0 unused), and a slot's fields spelled out.
   std::vector<const std::string*> NamesLocked() const;
   SlotFields FieldsLocked(uint32_t slot, const std::vector<const std::string*>& names) const;

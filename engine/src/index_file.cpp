@@ -178,12 +178,7 @@ Status AssetIndex::Load(const std::string& path,
   }
 
   std::unique_lock lock(mu_);
-  slots_.clear();
-  keys_.clear();
-  for (auto& b : stage_bits_) b.clear();
-  slot_of_.clear();
-  vectors_ = std::make_unique<VectorStore>(dim_);
-  live_ = 0;
+  ResetLocked();
   size_t matched = 0;
   std::vector<float> row(dim_);
   for (uint32_t i = 0; i < n; ++i) {
