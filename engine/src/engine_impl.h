@@ -45,6 +45,7 @@ class EngineImpl final : public Engine {
   Result<Lead> GetLead(const std::string& lead_id) override;
   Result<Recommendation> Recommend(const RecommendRequest& request) override;
   AssetStageStats GetStats(const std::string& asset_id, const std::string& stage) const override;
+  Result<AssetReport> ReportAssets(const ReportQuery& query) override;
 
   IndexStatus GetIndexStatus() const override;
   std::string OpenNote(bool* warning) const override {

@@ -139,6 +139,27 @@ std::string StageOfKey(const std::string& key) {
   return key.substr(a + 1);
 }
 
+// Aggregate and last-used keys share the stats column family; asset ids
+// cannot start with these bytes.
+constexpr char kAggregatePrefix = '\x01';
+constexpr char kLastUsedPrefix = '\x02';
+const std::string kAllReps;
+
+uint32_t DayOf(int64_t ms) { return uint32_t(std::max<int64_t>(0, ms) / 86400000); }
+
+std::string AggregateKey(uint32_t day, const std::string& stage, const std::string& rep, const std::string& asset) {
+  std::string k(1, kAggregatePrefix);
+  for (int i = 3; i >= 0; --i) k.push_back(char((day >> (8 * i)) & 0xff));
+  k += stage;
+  k.push_back('\0');
+  k += rep;
+  k.push_back('\0');
+  k += asset;
+  return k;
+}
+
+std::string LastUsedKey(const std::string& asset) { return std::string(1, kLastUsedPrefix) + asset; }
+
 std::string LeadPrefix(const std::string& lead) {
   std::string k = lead;
   k.push_back('\0');
@@ -218,6 +239,16 @@ Status FeedbackStore::Open() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.stats));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::string key = it->key().ToString();
+    if (!key.empty() && key[0] == kAggregatePrefix) {
+      AddAggregate(key, DecodeCounters(it->value()));
+      continue;
+    }
+    if (!key.empty() && key[0] == kLastUsedPrefix) {
+      int64_t ts = 0;
+      if (it->value().size() == 8) std::memcpy(&ts, it->value().data(), 8);
+      last_used_[key.substr(1)] = ts;
+      continue;
+    }
     const size_t nul = key.find('\0');
     if (nul == std::string::npos) continue;
     const Counters c = DecodeCounters(it->value());
@@ -348,10 +379,23 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
   };
   // Credits field `f` once per distinct asset among `used`, at its stage of
   // use, and at its stage and topic.
-  auto credit = [&](const std::vector<Event>& used, int f, int64_t amount_cents) {
+  // Report aggregates: by UTC day of `ts`, stage, rep ("" = all reps) and asset.
+  std::unordered_map<std::string, Counters> agg_deltas;
+  std::unordered_map<std::string, int64_t> last_used;
+  auto agg = [&](int64_t ts, const std::string& stage, const std::string& rep, const std::string& asset, int f,
+                 int64_t cents) {
+    for (const std::string* r : {&kAllReps, &rep}) {
+      Counters& c = agg_deltas[AggregateKey(DayOf(ts), stage, *r, asset)];
+      c[size_t(f)] += 1;
+      c[7] += cents;
+      if (rep.empty()) break;
+    }
+  };
+  auto credit = [&](const std::vector<Event>& used, int f, int64_t amount_cents, int64_t outcome_ts) {
     std::set<std::pair<std::string, std::string>> once;
     for (const Event& u : used) {
       if (!once.insert({u.asset_id, u.stage}).second) continue;
+      agg(outcome_ts, u.stage, u.rep_id, u.asset_id, f, amount_cents);
       std::vector<std::string> keys = {StatsKey(u.asset_id, u.stage)};
       if (!u.topic.empty()) keys.push_back(StatsKey(u.asset_id, u.stage, u.topic));
       for (const std::string& key : keys) {
@@ -363,6 +407,8 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
   };
   // Adds 1 to field `f` of the asset at the stage, and at the stage and topic.
   auto count = [&](const Event& e, int f) {
+    agg(e.ts, e.stage, e.rep_id, e.asset_id, f, 0);
+    if (f == 1) last_used[e.asset_id] = std::max(last_used[e.asset_id], e.ts);
     deltas[StatsKey(e.asset_id, e.stage)][size_t(f)] += 1;
     if (!e.topic.empty()) deltas[StatsKey(e.asset_id, e.stage, e.topic)][size_t(f)] += 1;
   };
@@ -395,7 +441,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
           break;
         case EventType::kStageChanged: {
           const int from = StageIndex(lead.stage), to = StageIndex(e.stage);
-          if (from >= 0 && to > from) credit(used_since_change(e.lead_id), 6, 0);
+          if (from >= 0 && to > from) credit(used_since_change(e.lead_id), 6, 0, e.ts);
           lead.stage = e.stage;
           lead.stage_since = e.ts;
           break;
@@ -403,9 +449,12 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
         case EventType::kWon:
         case EventType::kLost:
           if (e.type == EventType::kWon) {
-            credit(used_events(e.lead_id, e.ts - window_ms, e.ts), 4, int64_t(std::llround(e.amount * 100)));
+            const int64_t cents = int64_t(std::llround(e.amount * 100));
+            credit(used_events(e.lead_id, e.ts - window_ms, e.ts), 4, cents, e.ts);
+            agg(e.ts, "", "", "", 4, cents);  // the lead itself closed: the baseline of lift
           } else {
-            credit(used_events(e.lead_id, e.ts - window_ms, e.ts), 5, 0);
+            credit(used_events(e.lead_id, e.ts - window_ms, e.ts), 5, 0, e.ts);
+            agg(e.ts, "", "", "", 5, 0);
           }
           if (e.stage.empty()) e.stage = lead.stage;
           break;
@@ -427,6 +476,15 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
     batch.Put(cf_.leads, id, v);
   }
   for (const auto& [key, c] : deltas) batch.Merge(cf_.stats, key, EncodeCounters(c));
+  for (const auto& [key, c] : agg_deltas) batch.Merge(cf_.stats, key, EncodeCounters(c));
+  {
+    std::shared_lock lock(stats_mu_);
+    for (auto& [asset, ts] : last_used) {
+      auto it = last_used_.find(asset);
+      if (it != last_used_.end()) ts = std::max(ts, it->second);
+      batch.Put(cf_.stats, LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
+    }
+  }
   batch.Put(cf_.meta, kSeqKey, std::to_string(next_seq_));
 
   rocksdb::WriteOptions wo;
@@ -442,8 +500,50 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
       Add(&stats_[key], c);
       if (const std::string stage = StageOfKey(key); !stage.empty()) Add(&stage_totals_[stage], c);
     }
+    for (const auto& [key, c] : agg_deltas) AddAggregate(key, c);
+    for (const auto& [asset, ts] : last_used) last_used_[asset] = ts;
   }
   for (size_t g = 0; g < group.size(); ++g) group[g]->done.set_value(results[g]);
+}
+
+// REQUIRES: stats_mu_ held exclusively (or during Open).
+void FeedbackStore::AddAggregate(const std::string& key, const std::array<int64_t, 8>& c) {
+  if (key.size() < 5) return;
+  uint32_t day = 0;
+  for (int i = 1; i <= 4; ++i) day = (day << 8) | uint8_t(key[size_t(i)]);
+  auto& slot = aggregates_[day][key.substr(5)];
+  for (size_t i = 0; i < c.size(); ++i) slot[i] += c[i];
+}
+
+FeedbackStore::AggregateSums FeedbackStore::Aggregate(int64_t from_ms, int64_t to_ms, const std::string& stage,
+                                                      const std::string& rep) const {
+  AggregateSums out;
+  const uint32_t first = DayOf(from_ms), last = DayOf(to_ms);
+  std::shared_lock lock(stats_mu_);
+  for (auto d = aggregates_.lower_bound(first); d != aggregates_.end() && d->first <= last; ++d) {
+    for (const auto& [rest, c] : d->second) {
+      const size_t a = rest.find('\0'), b = rest.find('\0', a + 1);
+      if (a == std::string::npos || b == std::string::npos) continue;
+      const std::string_view s(rest.data(), a), r(rest.data() + a + 1, b - a - 1), asset(rest.data() + b + 1);
+      if (asset.empty()) {  // a lead closed: the baseline, whatever the filters
+        if (s.empty() && r.empty()) {
+          out.leads_won += uint64_t(c[4]);
+          out.leads_lost += uint64_t(c[5]);
+          out.won_amount += double(c[7]) / 100.0;
+        }
+        continue;
+      }
+      if (r != rep) continue;  // rep "" is the all-reps row
+      if (!stage.empty() && s != stage) continue;
+      auto& sum = out.by_asset[std::string(asset)];
+      for (size_t i = 0; i < c.size(); ++i) sum[i] += c[i];
+    }
+  }
+  for (const auto& [asset, sum] : out.by_asset) {
+    auto it = last_used_.find(asset);
+    if (it != last_used_.end()) out.last_used[asset] = it->second;
+  }
+  return out;
 }
 
 std::vector<Event> FeedbackStore::LeadEvents(const std::string& lead_id) const {

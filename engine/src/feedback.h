@@ -10,7 +10,9 @@
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
 
+#include <array>
 #include <condition_variable>
+#include <map>
 #include <deque>
 #include <functional>
 #include <future>
@@ -66,6 +68,17 @@ class FeedbackStore {
   // Sums over every asset at the stage.
   AssetStageStats StageTotals(const std::string& stage) const;
 
+  // Report aggregates over the UTC days of [from_ms, to_ms]: per asset, the
+  // counters (shown, used, viewed, dismissed, won, lost, advanced, won cents)
+  // at `stage` ("" = all) for `rep` ("" = all reps); and the leads closed.
+  struct AggregateSums {
+    std::unordered_map<std::string, std::array<int64_t, 8>> by_asset;
+    std::unordered_map<std::string, int64_t> last_used;  // ever, ms
+    uint64_t leads_won = 0, leads_lost = 0;
+    double won_amount = 0;
+  };
+  AggregateSums Aggregate(int64_t from_ms, int64_t to_ms, const std::string& stage, const std::string& rep) const;
+
  private:
   struct Pending {
     std::vector<Event> events;
@@ -96,6 +109,10 @@ class FeedbackStore {
   mutable std::shared_mutex stats_mu_;
   std::unordered_map<std::string, AssetStageStats> stats_;        // asset \0 stage
   std::unordered_map<std::string, AssetStageStats> stage_totals_;  // stage
+  // day -> (stage \0 rep \0 asset) -> counters; asset "" = leads closed.
+  std::map<uint32_t, std::unordered_map<std::string, std::array<int64_t, 8>>> aggregates_;
+  std::unordered_map<std::string, int64_t> last_used_;
+  void AddAggregate(const std::string& key, const std::array<int64_t, 8>& c);
 };
 
 // InvalidArgument naming "events[i].field" for the first invalid event;

@@ -139,6 +139,7 @@ Status Server::Start() {
   AddServerMethods(m.state.dispatcher, std::move(stats));
   AddCatalogMethods(m.state.dispatcher, *m.engine);
   AddFeedbackMethods(m.state.dispatcher, *m.engine);
+  AddReportMethods(m.state.dispatcher, *m.engine);
   if (m.config.debug.test_methods) AddDebugMethods(m.state.dispatcher);
 
   boost::system::error_code ec;

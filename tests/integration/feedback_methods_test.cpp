@@ -139,5 +139,32 @@ TEST_F(FeedbackMethods, ConcurrentWritersOverTheWireLoseNothing) {
   }
 }
 
+TEST_F(FeedbackMethods, ReportsAssetsCountsWhatTheClientSent) {
+  json rec = crm_->Call("recommend", {{"lead", {{"id", "lead-r"}, {"stage", "evaluation"}, {"context", "太贵了"}}}, {"k", 2}, {"rep_id", "rep-1"}});
+  ASSERT_TRUE(rec.contains("result")) << rec;
+  json events = json::array({
+      {{"event_id", "r1"}, {"type", "used"}, {"lead_id", "lead-r"}, {"asset_id", "zh-price-01"}, {"rep_id", "rep-1"}},
+      {{"event_id", "r2"}, {"type", "won"}, {"lead_id", "lead-r"}, {"amount", 2500}},
+  });
+  ASSERT_TRUE(crm_->Call("feedback.record", {{"events", events}}).contains("result"));
+  ASSERT_EQ(crm_->Call("feedback.record", {{"events", events}})["result"]["duplicates"], 2);
+  TestClient admin(d_->ws_url(), "admin-token-0123456789abcd");
+  EXPECT_EQ(ErrorCode(crm_->Call("reports.assets")), -32001);  // marketing and admin only
+  json report = admin.Call("reports.assets", {{"sort", "influenced_revenue"}});
+  ASSERT_TRUE(report.contains("result")) << report;
+  const json& row = report["result"]["rows"][0];
+  EXPECT_EQ(row["asset_id"], "zh-price-01");
+  EXPECT_EQ(row["shown"], 1);
+  EXPECT_EQ(row["used"], 1);
+  EXPECT_EQ(row["usage_rate"], 1.0);
+  EXPECT_EQ(row["won"], 1);
+  EXPECT_EQ(row["win_rate"], 1.0);
+  EXPECT_EQ(row["influenced_revenue"], 2500.0);
+  EXPECT_TRUE(row["last_used"].is_number());
+  EXPECT_EQ(report["result"]["totals"]["leads_won"], 1);
+  EXPECT_EQ(ErrorField(admin.Call("reports.assets", {{"sort", "colour"}})), "sort");
+  EXPECT_EQ(ErrorField(admin.Call("reports.assets", {{"stage", "closing"}})), "stage");
+}
+
 }  // namespace
 }  // namespace playbook::testing

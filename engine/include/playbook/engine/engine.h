@@ -94,6 +94,13 @@ class Engine {
   // What the ranking knows of an asset at a stage (zeros when nothing).
   virtual AssetStageStats GetStats(const std::string& asset_id, const std::string& stage) const = 0;
 
+  // ---- Reports ----------------------------------------------------------------
+
+  // Content effectiveness per asset over whole UTC days, from aggregates kept
+  // as events arrive (never a scan of raw events). InvalidArgument for an
+  // unknown stage or sort column.
+  virtual Result<AssetReport> ReportAssets(const ReportQuery& query) = 0;
+
   // ---- Index ----------------------------------------------------------------
 
   virtual IndexStatus GetIndexStatus() const = 0;

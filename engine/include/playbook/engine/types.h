@@ -149,4 +149,35 @@ struct Recommendation {
   std::vector<RecommendedItem> items;
 };
 
+// ---- Reports -------------------------------------------------------------------
+
+struct ReportQuery {
+  int64_t from_ms = 0;          // whole UTC days: the day of from_ms ...
+  int64_t to_ms = INT64_MAX / 2;  // ... through the day of to_ms
+  std::string stage;   // "" = all
+  std::string rep_id;  // "" = all
+  std::string type;    // "" = all
+  std::string sort = "used";  // a numeric column, descending
+  uint32_t limit = 100;
+};
+
+struct AssetReportRow {
+  std::string asset_id, title, type;
+  bool deleted = false;
+  uint64_t shown = 0, used = 0, viewed = 0, dismissed = 0, won = 0, lost = 0;
+  double usage_rate = 0;           // used / shown; 0 when shown is 0
+  std::optional<double> win_rate;  // won / (won + lost)
+  std::optional<double> lift;      // win_rate / the win rate of all leads closed in the window
+  double influenced_revenue = 0;   // amounts of won leads credited to the asset
+  std::optional<int64_t> last_used;
+};
+
+struct AssetReport {
+  std::vector<AssetReportRow> rows;
+  AssetReportRow totals;  // sums over every matching asset (not only the rows returned)
+  uint64_t matching = 0;  // assets with activity that pass the filters
+  uint64_t leads_won = 0, leads_lost = 0;
+  std::optional<double> leads_win_rate;
+};
+
 }  // namespace playbook

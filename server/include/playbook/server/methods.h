@@ -33,6 +33,9 @@ void AddCatalogMethods(Dispatcher& dispatcher, Engine& engine);
 // recommend, feedback.record, leads.get (crm).
 void AddFeedbackMethods(Dispatcher& dispatcher, Engine& engine);
 
+// reports.assets (marketing).
+void AddReportMethods(Dispatcher& dispatcher, Engine& engine);
+
 // debug.sleep and debug.fail (admin), for tests: only when [debug] test_methods.
 void AddDebugMethods(Dispatcher& dispatcher);
 

@@ -1,0 +1,105 @@
+// Content effectiveness reports from the aggregates the feedback writer keeps.
+#include <algorithm>
+#include <functional>
+#include <map>
+
+#include "codec.h"
+#include "engine_impl.h"
+#include "feedback.h"
+
+namespace playbook {
+namespace {
+
+using Column = std::function<double(const AssetReportRow&)>;
+
+// The sortable columns; null values sort last.
+const std::map<std::string, Column>& Columns() {
+  static const std::map<std::string, Column> columns = {
+      {"shown", [](const AssetReportRow& r) { return double(r.shown); }},
+      {"used", [](const AssetReportRow& r) { return double(r.used); }},
+      {"usage_rate", [](const AssetReportRow& r) { return r.usage_rate; }},
+      {"viewed", [](const AssetReportRow& r) { return double(r.viewed); }},
+      {"dismissed", [](const AssetReportRow& r) { return double(r.dismissed); }},
+      {"won", [](const AssetReportRow& r) { return double(r.won); }},
+      {"lost", [](const AssetReportRow& r) { return double(r.lost); }},
+      {"win_rate", [](const AssetReportRow& r) { return r.win_rate.value_or(-1); }},
+      {"lift", [](const AssetReportRow& r) { return r.lift.value_or(-1); }},
+      {"influenced_revenue", [](const AssetReportRow& r) { return r.influenced_revenue; }},
+      {"last_used", [](const AssetReportRow& r) { return double(r.last_used.value_or(-1)); }},
+  };
+  return columns;
+}
+
+}  // namespace
+
+Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
+  if (!q.stage.empty() && std::find(options_.stages.begin(), options_.stages.end(), q.stage) == options_.stages.end()) {
+    std::string valid;
+    for (const auto& s : options_.stages) valid += (valid.empty() ? "" : ", ") + s;
+    return Status::InvalidArgument("stage", "unknown stage '" + q.stage + "'; valid stages: " + valid);
+  }
+  auto column = Columns().find(q.sort);
+  if (column == Columns().end()) {
+    std::string valid;
+    for (const auto& [name, fn] : Columns()) valid += (valid.empty() ? "" : ", ") + name;
+    return Status::InvalidArgument("sort", "unknown column '" + q.sort + "'; one of " + valid);
+  }
+  if (q.to_ms < q.from_ms) return Status::InvalidArgument("to", "before from");
+  if (Status h = Health(); !h.ok()) return h;
+
+  const FeedbackStore::AggregateSums sums = feedback_->Aggregate(q.from_ms, q.to_ms, q.stage, q.rep_id);
+  AssetReport report;
+  report.leads_won = sums.leads_won;
+  report.leads_lost = sums.leads_lost;
+  if (sums.leads_won + sums.leads_lost > 0) {
+    report.leads_win_rate = double(sums.leads_won) / double(sums.leads_won + sums.leads_lost);
+  }
+  // Titles and types, deleted assets included (reports keep their history).
+  for (const auto& [asset_id, c] : sums.by_asset) {
+    AssetReportRow row;
+    row.asset_id = asset_id;
+    std::string value;
+    Asset a;
+    if (db_->Get(rocksdb::ReadOptions(), assets_cf_, asset_id, &value).ok() && DecodeAsset(value, &a).ok()) {
+      row.title = a.title;
+      row.type = a.type;
+      row.deleted = a.deleted;
+    }
+    if (!q.type.empty() && row.type != q.type) continue;
+    row.shown = uint64_t(c[0]);
+    row.used = uint64_t(c[1]);
+    row.viewed = uint64_t(c[2]);
+    row.dismissed = uint64_t(c[3]);
+    row.won = uint64_t(c[4]);
+    row.lost = uint64_t(c[5]);
+    row.influenced_revenue = double(c[7]) / 100.0;
+    row.usage_rate = row.shown > 0 ? double(row.used) / double(row.shown) : 0.0;
+    if (row.won + row.lost > 0) row.win_rate = double(row.won) / double(row.won + row.lost);
+    if (row.win_rate && report.leads_win_rate && *report.leads_win_rate > 0) {
+      row.lift = *row.win_rate / *report.leads_win_rate;
+    }
+    if (auto it = sums.last_used.find(asset_id); it != sums.last_used.end() && row.used > 0) row.last_used = it->second;
+    AssetReportRow& t = report.totals;
+    t.shown += row.shown;
+    t.used += row.used;
+    t.viewed += row.viewed;
+    t.dismissed += row.dismissed;
+    t.won += row.won;
+    t.lost += row.lost;
+    t.influenced_revenue += row.influenced_revenue;
+    report.rows.push_back(std::move(row));
+  }
+  AssetReportRow& t = report.totals;
+  t.usage_rate = t.shown > 0 ? double(t.used) / double(t.shown) : 0.0;
+  if (t.won + t.lost > 0) t.win_rate = double(t.won) / double(t.won + t.lost);
+  const Column& key = column->second;
+  std::sort(report.rows.begin(), report.rows.end(), [&](const AssetReportRow& a, const AssetReportRow& b) {
+    const double x = key(a), y = key(b);
+    return x > y || (x == y && a.asset_id < b.asset_id);
+  });
+  report.matching = report.rows.size();
+  if (report.rows.size() > q.limit) report.rows.resize(q.limit);
+  return report;
+}
+
+}  // namespace playbook

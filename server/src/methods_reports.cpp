@@ -1,0 +1,66 @@
+// Handlers of reports.*.
+#include "playbook/engine/engine.h"
+#include "playbook/server/methods.h"
+#include "playbook/server/params.h"
+
+namespace playbook::server {
+namespace {
+
+json Optional(const std::optional<double>& v) { return v ? json(*v) : json(); }
+
+json RowJson(const AssetReportRow& r) {
+  return json{{"asset_id", r.asset_id},
+              {"title", r.title},
+              {"type", r.type},
+              {"deleted", r.deleted},
+              {"shown", r.shown},
+              {"used", r.used},
+              {"usage_rate", r.usage_rate},
+              {"viewed", r.viewed},
+              {"dismissed", r.dismissed},
+              {"won", r.won},
+              {"lost", r.lost},
+              {"win_rate", Optional(r.win_rate)},
+              {"lift", Optional(r.lift)},
+              {"influenced_revenue", r.influenced_revenue},
+              {"last_used", r.last_used ? json(*r.last_used) : json()}};
+}
+
+}  // namespace
+
+void AddReportMethods(Dispatcher& d, Engine& engine) {
+  d.Add({"reports.assets", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
+           ParamReader r(params);
+           ReportQuery q;
+           q.from_ms = r.Int("from", 0, 0, INT64_MAX / 2);
+           q.to_ms = r.Int("to", INT64_MAX / 2, 0, INT64_MAX / 2);
+           q.stage = r.OptString("stage", 64).value_or("");
+           q.rep_id = r.OptString("rep_id", 256).value_or("");
+           q.type = r.OptString("type", 64).value_or("");
+           q.sort = r.OptString("sort", 64).value_or("used");
+           q.limit = uint32_t(r.Int("limit", 100, 1, 100000));
+           if (Status s = r.Finish(); !s.ok()) return s;
+           auto report = engine.ReportAssets(q);
+           if (!report.ok()) return report.status();
+           const AssetReport& rep = report.value();
+           json rows = json::array();
+           for (const AssetReportRow& row : rep.rows) rows.push_back(RowJson(row));
+           const AssetReportRow& t = rep.totals;
+           json totals{{"assets", rep.matching},
+                       {"shown", t.shown},
+                       {"used", t.used},
+                       {"usage_rate", t.usage_rate},
+                       {"viewed", t.viewed},
+                       {"dismissed", t.dismissed},
+                       {"won", t.won},
+                       {"lost", t.lost},
+                       {"win_rate", Optional(t.win_rate)},
+                       {"influenced_revenue", t.influenced_revenue},
+                       {"leads_won", rep.leads_won},
+                       {"leads_lost", rep.leads_lost},
+                       {"leads_win_rate", Optional(rep.leads_win_rate)}};
+           return json{{"rows", std::move(rows)}, {"totals", std::move(totals)}};
+         }});
+}
+
+}  // namespace playbook::server

@@ -1,0 +1,206 @@
+// reports.assets' numbers against a hand-computed fixture.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+
+#include "playbook/engine/engine.h"
+#include "test_embedder.h"
+
+namespace playbook {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr int64_t kDay = 86400000;
+
+int64_t DayStart(int64_t ms) { return ms / kDay * kDay; }
+
+class ReportsTest : public ::testing::Test {
+ protected:
+  ReportsTest() {
+    dir_ = fs::temp_directory_path() / ("playbook-reports-test-" + std::to_string(std::random_device{}()));
+    options_.data_dir = dir_.string();
+    options_.dimension = 32;
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    d0_ = DayStart(now) - 10 * kDay + kDay / 2;  // noon, ten days ago
+    d5_ = d0_ + 5 * kDay;
+  }
+  ~ReportsTest() override {
+    engine_.reset();
+    fs::remove_all(dir_);
+  }
+  void Open() {
+    engine_.reset();
+    auto e = Engine::Open(options_, std::make_shared<testing::WordEmbedder>(options_.dimension));
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    engine_ = std::move(e).value();
+  }
+  static Event Ev(const std::string& id, EventType type, const std::string& lead, const std::string& asset,
+                  const std::string& rep, int64_t ts, const std::string& stage = "") {
+    Event e;
+    e.event_id = id;
+    e.type = type;
+    e.lead_id = lead;
+    e.asset_id = asset;
+    e.rep_id = rep;
+    e.ts = ts;
+    e.stage = stage;
+    return e;
+  }
+  // The fixture:
+  //   L1 (rep r1, evaluation, day 0): shown A, B; used A; viewed A; won 1000.
+  //   L2 (rep r2, evaluation, day 0): shown A, C; used C; dismissed A; lost.
+  //   L3 (rep r1, negotiation, day 5): shown B; used B; won 500.
+  void Seed() {
+    Asset a, b, c;
+    a.id = "A", a.title = "太贵了：价值拆解", a.type = "objection_script", a.stages = {"evaluation"};
+    b.id = "B", b.title = "ROI calculator", b.type = "roi_calculator", b.stages = {"evaluation", "negotiation"};
+    c.id = "C", c.title = "Competitor comparison", c.type = "competitor_comparison", c.stages = {"evaluation"};
+    ASSERT_TRUE(engine_->UpsertAssets({a, b, c}).ok());
+    const int64_t t = d0_;
+    std::vector<Event> events = {
+        Ev("1", EventType::kStageChanged, "L1", "", "r1", t, "evaluation"),
+        Ev("2", EventType::kShown, "L1", "A", "r1", t + 1, "evaluation"),
+        Ev("3", EventType::kShown, "L1", "B", "r1", t + 2, "evaluation"),
+        Ev("4", EventType::kUsed, "L1", "A", "r1", t + 3),
+        Ev("5", EventType::kViewed, "L1", "A", "r1", t + 4),
+        Ev("6", EventType::kWon, "L1", "", "r1", t + 5),
+        Ev("11", EventType::kStageChanged, "L2", "", "r2", t, "evaluation"),
+        Ev("12", EventType::kShown, "L2", "A", "r2", t + 1, "evaluation"),
+        Ev("13", EventType::kShown, "L2", "C", "r2", t + 2, "evaluation"),
+        Ev("14", EventType::kUsed, "L2", "C", "r2", t + 3),
+        Ev("15", EventType::kDismissed, "L2", "A", "r2", t + 4),
+        Ev("16", EventType::kLost, "L2", "", "r2", t + 5),
+        Ev("21", EventType::kStageChanged, "L3", "", "r1", d5_, "negotiation"),
+        Ev("22", EventType::kShown, "L3", "B", "r1", d5_ + 1, "negotiation"),
+        Ev("23", EventType::kUsed, "L3", "B", "r1", d5_ + 2),
+        Ev("24", EventType::kWon, "L3", "", "r1", d5_ + 3),
+    };
+    events[5].amount = 1000;
+    events[15].amount = 500;
+    auto r = engine_->RecordEvents(events);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    // Duplicates are not counted again.
+    ASSERT_EQ(engine_->RecordEvents({events[3], events[14]}).value().duplicates, 2u);
+  }
+  const AssetReportRow* Row(const AssetReport& r, const std::string& id) {
+    for (const auto& row : r.rows) {
+      if (row.asset_id == id) return &row;
+    }
+    return nullptr;
+  }
+
+  fs::path dir_;
+  EngineOptions options_;
+  std::unique_ptr<Engine> engine_;
+  int64_t d0_ = 0, d5_ = 0;
+};
+
+TEST_F(ReportsTest, ExactCountsRatesLiftAndRevenue) {
+  Open();
+  Seed();
+  auto r = engine_->ReportAssets(ReportQuery{});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r.value().leads_won, 2u);
+  EXPECT_EQ(r.value().leads_lost, 1u);
+  const AssetReportRow* a = Row(r.value(), "A");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->title, "太贵了：价值拆解");
+  EXPECT_EQ(a->shown, 2u);
+  EXPECT_EQ(a->used, 1u);
+  EXPECT_DOUBLE_EQ(a->usage_rate, 0.5);
+  EXPECT_EQ(a->viewed, 1u);
+  EXPECT_EQ(a->dismissed, 1u);
+  EXPECT_EQ(a->won, 1u);
+  EXPECT_EQ(a->lost, 0u);
+  EXPECT_DOUBLE_EQ(a->win_rate.value(), 1.0);
+  EXPECT_DOUBLE_EQ(a->lift.value(), 1.5);  // 1 / (2 of 3 leads won)
+  EXPECT_DOUBLE_EQ(a->influenced_revenue, 1000);
+  EXPECT_EQ(a->last_used.value(), d0_ + 3);
+  const AssetReportRow* b = Row(r.value(), "B");
+  EXPECT_EQ(b->shown, 2u);
+  EXPECT_EQ(b->used, 1u);
+  EXPECT_EQ(b->won, 1u);
+  EXPECT_DOUBLE_EQ(b->influenced_revenue, 500);
+  const AssetReportRow* c = Row(r.value(), "C");
+  EXPECT_EQ(c->used, 1u);
+  EXPECT_DOUBLE_EQ(c->usage_rate, 1.0);
+  EXPECT_EQ(c->lost, 1u);
+  EXPECT_DOUBLE_EQ(c->win_rate.value(), 0.0);
+  EXPECT_DOUBLE_EQ(c->lift.value(), 0.0);
+  EXPECT_EQ(r.value().totals.used, 3u);
+  EXPECT_EQ(r.value().totals.shown, 5u);
+  EXPECT_DOUBLE_EQ(r.value().totals.influenced_revenue, 1500);
+  // Sorted by used, then id; sort by another column.
+  EXPECT_EQ(r.value().rows[0].asset_id, "A");
+  ReportQuery by_revenue;
+  by_revenue.sort = "influenced_revenue";
+  EXPECT_EQ(engine_->ReportAssets(by_revenue).value().rows[0].asset_id, "A");
+  by_revenue.sort = "colour";
+  EXPECT_EQ(engine_->ReportAssets(by_revenue).status().field(), "sort");
+}
+
+TEST_F(ReportsTest, FiltersByStageRepTypeAndWindow) {
+  Open();
+  Seed();
+  ReportQuery q;
+  q.stage = "negotiation";
+  auto neg = engine_->ReportAssets(q).value();
+  ASSERT_EQ(neg.rows.size(), 1u);
+  EXPECT_EQ(neg.rows[0].asset_id, "B");
+  EXPECT_EQ(neg.rows[0].shown, 1u);
+  EXPECT_EQ(neg.rows[0].won, 1u);
+
+  ReportQuery rep;
+  rep.rep_id = "r2";
+  auto r2 = engine_->ReportAssets(rep).value();
+  EXPECT_EQ(Row(r2, "A")->shown, 1u);
+  EXPECT_EQ(Row(r2, "A")->dismissed, 1u);
+  EXPECT_EQ(Row(r2, "A")->used, 0u);
+  EXPECT_EQ(Row(r2, "C")->lost, 1u);
+  EXPECT_EQ(Row(r2, "B"), nullptr);
+
+  ReportQuery type;
+  type.type = "roi_calculator";
+  auto t = engine_->ReportAssets(type).value();
+  ASSERT_EQ(t.rows.size(), 1u);
+  EXPECT_EQ(t.rows[0].asset_id, "B");
+
+  // Whole UTC days: from day 1 leaves out day 0, so only L3 counts.
+  ReportQuery window;
+  window.from_ms = DayStart(d0_) + kDay;
+  auto w = engine_->ReportAssets(window).value();
+  ASSERT_EQ(w.rows.size(), 1u);
+  EXPECT_EQ(w.rows[0].asset_id, "B");
+  EXPECT_EQ(w.leads_won, 1u);
+  EXPECT_EQ(w.leads_lost, 0u);
+  EXPECT_DOUBLE_EQ(w.rows[0].lift.value(), 1.0);
+  // The last millisecond of day 0 still includes day 0.
+  window.from_ms = 0;
+  window.to_ms = DayStart(d0_) + kDay - 1;
+  auto day0 = engine_->ReportAssets(window).value();
+  EXPECT_EQ(day0.leads_won, 1u);
+  EXPECT_EQ(day0.leads_lost, 1u);
+  EXPECT_EQ(Row(day0, "B")->shown, 1u);  // the evaluation showing only
+}
+
+TEST_F(ReportsTest, DeletedAssetsKeepTheirHistoryAndAggregatesSurviveARestart) {
+  Open();
+  Seed();
+  ASSERT_EQ(engine_->DeleteAssets({"C"}).value(), 1u);
+  ASSERT_TRUE(engine_->Close().ok());
+  Open();
+  auto r = engine_->ReportAssets(ReportQuery{}).value();
+  const AssetReportRow* c = Row(r, "C");
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->deleted);
+  EXPECT_EQ(c->title, "Competitor comparison");
+  EXPECT_EQ(c->used, 1u);
+  EXPECT_EQ(Row(r, "A")->used, 1u);
+  EXPECT_EQ(r.leads_won, 2u);
+}
+
+}  // namespace
+}  // namespace playbook
