@@ -46,6 +46,7 @@ class EngineImpl final : public Engine {
   Result<Recommendation> Recommend(const RecommendRequest& request) override;
   AssetStageStats GetStats(const std::string& asset_id, const std::string& stage) const override;
   Result<AssetReport> ReportAssets(const ReportQuery& query) override;
+  Result<DismissalReport> ReportDismissals(const ReportQuery& query) override;
 
   IndexStatus GetIndexStatus() const override;
   std::string OpenNote(bool* warning) const override {

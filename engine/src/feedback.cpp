@@ -143,6 +143,7 @@ std::string StageOfKey(const std::string& key) {
 // cannot start with these bytes.
 constexpr char kAggregatePrefix = '\x01';
 constexpr char kLastUsedPrefix = '\x02';
+constexpr char kDismissalPrefix = '\x03';
 const std::string kAllReps;
 
 uint32_t DayOf(int64_t ms) { return uint32_t(std::max<int64_t>(0, ms) / 86400000); }
@@ -159,6 +160,25 @@ std::string AggregateKey(uint32_t day, const std::string& stage, const std::stri
 }
 
 std::string LastUsedKey(const std::string& asset) { return std::string(1, kLastUsedPrefix) + asset; }
+
+// A dismissal reason as reported: trimmed, "(no reason)" when empty.
+std::string ReasonOf(const std::string& reason) {
+  const size_t a = reason.find_first_not_of(" \t\r\n");
+  if (a == std::string::npos) return "(no reason)";
+  const size_t b = reason.find_last_not_of(" \t\r\n");
+  return reason.substr(a, b - a + 1);
+}
+
+std::string DismissalKey(uint32_t day, const std::string& stage, const std::string& asset, const std::string& reason) {
+  std::string k(1, kDismissalPrefix);
+  for (int i = 3; i >= 0; --i) k.push_back(char((day >> (8 * i)) & 0xff));
+  k += stage;
+  k.push_back('\0');
+  k += asset;
+  k.push_back('\0');
+  k += ReasonOf(reason);
+  return k;
+}
 
 std::string LeadPrefix(const std::string& lead) {
   std::string k = lead;
@@ -239,7 +259,7 @@ Status FeedbackStore::Open() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.stats));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::string key = it->key().ToString();
-    if (!key.empty() && key[0] == kAggregatePrefix) {
+    if (!key.empty() && (key[0] == kAggregatePrefix || key[0] == kDismissalPrefix)) {
       AddAggregate(key, DecodeCounters(it->value()));
       continue;
     }
@@ -408,6 +428,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
   // Adds 1 to field `f` of the asset at the stage, and at the stage and topic.
   auto count = [&](const Event& e, int f) {
     agg(e.ts, e.stage, e.rep_id, e.asset_id, f, 0);
+    if (e.type == EventType::kDismissed) agg_deltas[DismissalKey(DayOf(e.ts), e.stage, e.asset_id, e.reason)][0] += 1;
     if (f == 1) last_used[e.asset_id] = std::max(last_used[e.asset_id], e.ts);
     deltas[StatsKey(e.asset_id, e.stage)][size_t(f)] += 1;
     if (!e.topic.empty()) deltas[StatsKey(e.asset_id, e.stage, e.topic)][size_t(f)] += 1;
@@ -511,6 +532,10 @@ void FeedbackStore::AddAggregate(const std::string& key, const std::array<int64_
   if (key.size() < 5) return;
   uint32_t day = 0;
   for (int i = 1; i <= 4; ++i) day = (day << 8) | uint8_t(key[size_t(i)]);
+  if (key[0] == kDismissalPrefix) {
+    dismissals_[day][key.substr(5)] += c[0];
+    return;
+  }
   auto& slot = aggregates_[day][key.substr(5)];
   for (size_t i = 0; i < c.size(); ++i) slot[i] += c[i];
 }
@@ -542,6 +567,21 @@ FeedbackStore::AggregateSums FeedbackStore::Aggregate(int64_t from_ms, int64_t t
   for (const auto& [asset, sum] : out.by_asset) {
     auto it = last_used_.find(asset);
     if (it != last_used_.end()) out.last_used[asset] = it->second;
+  }
+  return out;
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> FeedbackStore::Dismissals(int64_t from_ms, int64_t to_ms,
+                                                                                const std::string& stage) const {
+  std::map<std::pair<std::string, std::string>, uint64_t> out;  // (asset, reason) -> count
+  std::shared_lock lock(stats_mu_);
+  for (auto d = dismissals_.lower_bound(DayOf(from_ms)); d != dismissals_.end() && d->first <= DayOf(to_ms); ++d) {
+    for (const auto& [rest, n] : d->second) {
+      const size_t a = rest.find('\0'), b = rest.find('\0', a + 1);
+      if (a == std::string::npos || b == std::string::npos) continue;
+      if (!stage.empty() && rest.compare(0, a, stage) != 0) continue;
+      out[{rest.substr(a + 1, b - a - 1), rest.substr(b + 1)}] += uint64_t(n);
+    }
   }
   return out;
 }

@@ -78,6 +78,9 @@ class FeedbackStore {
     double won_amount = 0;
   };
   AggregateSums Aggregate(int64_t from_ms, int64_t to_ms, const std::string& stage, const std::string& rep) const;
+  // (asset, reason) -> dismissals over the UTC days of [from_ms, to_ms] at `stage` ("" = all).
+  std::map<std::pair<std::string, std::string>, uint64_t> Dismissals(int64_t from_ms, int64_t to_ms,
+                                                                     const std::string& stage) const;
 
  private:
   struct Pending {
@@ -112,6 +115,8 @@ class FeedbackStore {
   // day -> (stage \0 rep \0 asset) -> counters; asset "" = leads closed.
   std::map<uint32_t, std::unordered_map<std::string, std::array<int64_t, 8>>> aggregates_;
   std::unordered_map<std::string, int64_t> last_used_;
+  // day -> (stage \0 asset \0 reason) -> dismissals.
+  std::map<uint32_t, std::unordered_map<std::string, int64_t>> dismissals_;
   void AddAggregate(const std::string& key, const std::array<int64_t, 8>& c);
 };
 

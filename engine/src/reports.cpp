@@ -102,4 +102,32 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
   return report;
 }
 
+Result<DismissalReport> EngineImpl::ReportDismissals(const ReportQuery& q) {
+  if (!q.stage.empty() && std::find(options_.stages.begin(), options_.stages.end(), q.stage) == options_.stages.end()) {
+    return Status::InvalidArgument("stage", "unknown stage '" + q.stage + "'");
+  }
+  if (Status h = Health(); !h.ok()) return h;
+  DismissalReport report;
+  std::map<std::string, uint64_t> overall;
+  for (const auto& [key, n] : feedback_->Dismissals(q.from_ms, q.to_ms, q.stage)) {
+    overall[key.second] += n;
+    DismissalReport::AssetReason row;
+    row.asset_id = key.first;
+    row.reason = key.second;
+    row.count = n;
+    std::string value;
+    Asset a;
+    if (db_->Get(rocksdb::ReadOptions(), assets_cf_, key.first, &value).ok() && DecodeAsset(value, &a).ok()) {
+      row.title = a.title;
+    }
+    report.by_asset.push_back(std::move(row));
+  }
+  for (const auto& [reason, n] : overall) report.reasons.push_back({reason, n});
+  std::stable_sort(report.reasons.begin(), report.reasons.end(),
+                   [](const auto& a, const auto& b) { return a.count > b.count; });
+  std::stable_sort(report.by_asset.begin(), report.by_asset.end(),
+                   [](const auto& a, const auto& b) { return a.count > b.count; });
+  return report;
+}
+
 }  // namespace playbook

@@ -29,6 +29,23 @@ json RowJson(const AssetReportRow& r) {
 }  // namespace
 
 void AddReportMethods(Dispatcher& d, Engine& engine) {
+  d.Add({"reports.dismissals", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
+           ParamReader r(params);
+           ReportQuery q;
+           q.from_ms = r.Int("from", 0, 0, INT64_MAX / 2);
+           q.to_ms = r.Int("to", INT64_MAX / 2, 0, INT64_MAX / 2);
+           q.stage = r.OptString("stage", 64).value_or("");
+           if (Status s = r.Finish(); !s.ok()) return s;
+           auto report = engine.ReportDismissals(q);
+           if (!report.ok()) return report.status();
+           json reasons = json::array(), by_asset = json::array();
+           for (const auto& x : report.value().reasons) reasons.push_back({{"reason", x.reason}, {"count", x.count}});
+           for (const auto& x : report.value().by_asset) {
+             by_asset.push_back({{"asset_id", x.asset_id}, {"title", x.title}, {"reason", x.reason}, {"count", x.count}});
+           }
+           return json{{"reasons", std::move(reasons)}, {"by_asset", std::move(by_asset)}};
+         }});
+
   d.Add({"reports.assets", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
            ParamReader r(params);
            ReportQuery q;
@@ -64,3 +81,4 @@ void AddReportMethods(Dispatcher& d, Engine& engine) {
 }
 
 }  // namespace playbook::server
+

@@ -186,6 +186,33 @@ TEST_F(ReportsTest, FiltersByStageRepTypeAndWindow) {
   EXPECT_EQ(Row(day0, "B")->shown, 1u);  // the evaluation showing only
 }
 
+TEST_F(ReportsTest, DismissalReasonsOverallAndPerAsset) {
+  Open();
+  Seed();  // one dismissal of A by r2 at evaluation, no reason given
+  const int64_t t = d5_ + 10;
+  Event d1 = Ev("d1", EventType::kDismissed, "L2", "A", "r2", t);
+  d1.reason = "客户已经看过";
+  Event d2 = Ev("d2", EventType::kDismissed, "L2", "B", "r2", t + 1);
+  d2.reason = " 客户已经看过 ";
+  Event d3 = Ev("d3", EventType::kDismissed, "L2", "B", "r2", t + 2);
+  d3.reason = "not relevant";
+  ASSERT_TRUE(engine_->RecordEvents({d1, d2, d3}).ok());
+  auto r = engine_->ReportDismissals(ReportQuery{});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r.value().reasons.size(), 3u);
+  EXPECT_EQ(r.value().reasons[0].reason, "客户已经看过");
+  EXPECT_EQ(r.value().reasons[0].count, 2u);
+  uint64_t total = 0;
+  for (const auto& x : r.value().by_asset) total += x.count;
+  EXPECT_EQ(total, 4u);
+  ReportQuery window;
+  window.to_ms = DayStart(d0_) + kDay - 1;  // day 0: only the reasonless one
+  auto day0 = engine_->ReportDismissals(window).value();
+  ASSERT_EQ(day0.reasons.size(), 1u);
+  EXPECT_EQ(day0.reasons[0].reason, "(no reason)");
+  EXPECT_EQ(day0.by_asset[0].title, "太贵了：价值拆解");
+}
+
 TEST_F(ReportsTest, DeletedAssetsKeepTheirHistoryAndAggregatesSurviveARestart) {
   Open();
   Seed();

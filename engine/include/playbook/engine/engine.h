@@ -100,6 +100,9 @@ class Engine {
   // as events arrive (never a scan of raw events). InvalidArgument for an
   // unknown stage or sort column.
   virtual Result<AssetReport> ReportAssets(const ReportQuery& query) = 0;
+  // The reasons reps gave for dismissals, overall and per asset (uses
+  // query.from_ms, to_ms and stage).
+  virtual Result<DismissalReport> ReportDismissals(const ReportQuery& query) = 0;
 
   // ---- Index ----------------------------------------------------------------
 

@@ -180,4 +180,17 @@ struct AssetReport {
   std::optional<double> leads_win_rate;
 };
 
+struct DismissalReport {
+  struct Reason {
+    std::string reason;
+    uint64_t count = 0;
+  };
+  struct AssetReason {
+    std::string asset_id, title, reason;
+    uint64_t count = 0;
+  };
+  std::vector<Reason> reasons;        // overall, most frequent first
+  std::vector<AssetReason> by_asset;  // most frequent first
+};
+
 }  // namespace playbook
