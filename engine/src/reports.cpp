@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <unordered_map>
 
 #include "codec.h"
 #include "engine_impl.h"
@@ -99,6 +100,43 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
   });
   report.matching = report.rows.size();
   if (report.rows.size() > q.limit) report.rows.resize(q.limit);
+  return report;
+}
+
+Result<UnusedReport> EngineImpl::ReportUnused(const ReportQuery& q, uint64_t rarely_shown_min, double rarely_rate) {
+  ReportQuery all = q;
+  all.type.clear();
+  all.sort = "used";
+  all.limit = UINT32_MAX;
+  auto activity = ReportAssets(all);
+  if (!activity.ok()) return activity.status();
+  std::unordered_map<std::string, const AssetReportRow*> by_id;
+  for (const auto& row : activity.value().rows) by_id[row.asset_id] = &row;
+  UnusedReport report;
+  // The catalog itself (not the events): assets never shown have no row.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), assets_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Asset a;
+    if (!DecodeAsset(std::string_view(it->value().data(), it->value().size()), &a).ok()) continue;
+    if (a.deleted || !a.active) continue;
+    if (!q.type.empty() && a.type != q.type) continue;
+    if (!q.stage.empty() && std::find(a.stages.begin(), a.stages.end(), q.stage) == a.stages.end()) continue;
+    AssetReportRow row;
+    if (auto r = by_id.find(a.id); r != by_id.end()) row = *r->second;
+    row.asset_id = a.id;
+    row.title = a.title;
+    row.type = a.type;
+    if (row.used == 0) {
+      report.never_used.push_back(row);
+    } else if (row.shown >= rarely_shown_min && row.usage_rate < rarely_rate) {
+      report.rarely_used.push_back(row);
+    }
+  }
+  auto by_shown = [](const AssetReportRow& x, const AssetReportRow& y) {
+    return x.shown > y.shown || (x.shown == y.shown && x.asset_id < y.asset_id);
+  };
+  std::sort(report.never_used.begin(), report.never_used.end(), by_shown);
+  std::sort(report.rarely_used.begin(), report.rarely_used.end(), by_shown);
   return report;
 }
 

@@ -29,6 +29,25 @@ json RowJson(const AssetReportRow& r) {
 }  // namespace
 
 void AddReportMethods(Dispatcher& d, Engine& engine) {
+  d.Add({"reports.unused", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
+           ParamReader r(params);
+           ReportQuery q;
+           q.from_ms = r.Int("from", 0, 0, INT64_MAX / 2);
+           q.to_ms = r.Int("to", INT64_MAX / 2, 0, INT64_MAX / 2);
+           q.stage = r.OptString("stage", 64).value_or("");
+           q.type = r.OptString("type", 64).value_or("");
+           const int64_t min_shown = r.Int("min_shown", 10, 1, INT64_MAX / 2);
+           const double max_rate = r.OptNumber("max_usage_rate").value_or(0.05);
+           if (max_rate < 0 || max_rate > 1) r.Fail("max_usage_rate", "must be in 0..1");
+           if (Status s = r.Finish(); !s.ok()) return s;
+           auto report = engine.ReportUnused(q, uint64_t(min_shown), max_rate);
+           if (!report.ok()) return report.status();
+           json never = json::array(), rarely = json::array();
+           for (const auto& row : report.value().never_used) never.push_back(RowJson(row));
+           for (const auto& row : report.value().rarely_used) rarely.push_back(RowJson(row));
+           return json{{"never_used", std::move(never)}, {"rarely_used", std::move(rarely)}};
+         }});
+
   d.Add({"reports.dismissals", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
            ParamReader r(params);
            ReportQuery q;

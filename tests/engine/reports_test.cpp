@@ -186,6 +186,30 @@ TEST_F(ReportsTest, FiltersByStageRepTypeAndWindow) {
   EXPECT_EQ(Row(day0, "B")->shown, 1u);  // the evaluation showing only
 }
 
+TEST_F(ReportsTest, UnusedContentIncludesAssetsNeverShown) {
+  Open();
+  Seed();
+  Asset idle;
+  idle.id = "D", idle.title = "Never shown whitepaper", idle.type = "whitepaper", idle.stages = {"awareness"};
+  Asset off = idle;
+  off.id = "E", off.active = false;  // inactive: not "unused", just off
+  ASSERT_TRUE(engine_->UpsertAssets({idle, off}).ok());
+  auto r = engine_->ReportUnused(ReportQuery{}, /*rarely_shown_min=*/2, /*rarely_rate=*/0.6);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r.value().never_used.size(), 1u);
+  EXPECT_EQ(r.value().never_used[0].asset_id, "D");
+  EXPECT_EQ(r.value().never_used[0].shown, 0u);
+  // A and B were shown twice and used once (50% < 60%); C was used every time.
+  ASSERT_EQ(r.value().rarely_used.size(), 2u);
+  EXPECT_EQ(r.value().rarely_used[0].asset_id, "A");
+  EXPECT_EQ(r.value().rarely_used[1].asset_id, "B");
+  ReportQuery neg;
+  neg.stage = "negotiation";  // B only is eligible there, and was used
+  auto n = engine_->ReportUnused(neg, 2, 0.6).value();
+  EXPECT_TRUE(n.never_used.empty());
+  EXPECT_TRUE(n.rarely_used.empty());
+}
+
 TEST_F(ReportsTest, DismissalReasonsOverallAndPerAsset) {
   Open();
   Seed();  // one dismissal of A by r2 at evaluation, no reason given

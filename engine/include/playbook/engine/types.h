@@ -180,6 +180,13 @@ struct AssetReport {
   std::optional<double> leads_win_rate;
 };
 
+// Live, active assets sales does not use: never in the window, or shown
+// often (at least rarely_shown_min times) but used in under rarely_rate of the showings.
+struct UnusedReport {
+  std::vector<AssetReportRow> never_used;
+  std::vector<AssetReportRow> rarely_used;
+};
+
 struct DismissalReport {
   struct Reason {
     std::string reason;
