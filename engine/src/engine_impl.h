@@ -47,6 +47,7 @@ class EngineImpl final : public Engine {
   AssetStageStats GetStats(const std::string& asset_id, const std::string& stage) const override;
   Result<AssetReport> ReportAssets(const ReportQuery& query) override;
   Result<DismissalReport> ReportDismissals(const ReportQuery& query) override;
+  Result<std::vector<RepReportRow>> ReportReps(const ReportQuery& query) override;
   Result<UnusedReport> ReportUnused(const ReportQuery& query, uint64_t rarely_shown_min, double rarely_rate) override;
 
   IndexStatus GetIndexStatus() const override;

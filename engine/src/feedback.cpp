@@ -472,10 +472,10 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
           if (e.type == EventType::kWon) {
             const int64_t cents = int64_t(std::llround(e.amount * 100));
             credit(used_events(e.lead_id, e.ts - window_ms, e.ts), 4, cents, e.ts);
-            agg(e.ts, "", "", "", 4, cents);  // the lead itself closed: the baseline of lift
+            agg(e.ts, "", e.rep_id, "", 4, cents);  // the lead itself closed: the baseline of lift
           } else {
             credit(used_events(e.lead_id, e.ts - window_ms, e.ts), 5, 0, e.ts);
-            agg(e.ts, "", "", "", 5, 0);
+            agg(e.ts, "", e.rep_id, "", 5, 0);
           }
           if (e.stage.empty()) e.stage = lead.stage;
           break;
@@ -567,6 +567,27 @@ FeedbackStore::AggregateSums FeedbackStore::Aggregate(int64_t from_ms, int64_t t
   for (const auto& [asset, sum] : out.by_asset) {
     auto it = last_used_.find(asset);
     if (it != last_used_.end()) out.last_used[asset] = it->second;
+  }
+  return out;
+}
+
+std::map<std::string, std::array<int64_t, 8>> FeedbackStore::Reps(int64_t from_ms, int64_t to_ms,
+                                                                 std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const {
+  std::map<std::string, std::array<int64_t, 8>> out;
+  std::shared_lock lock(stats_mu_);
+  for (auto d = aggregates_.lower_bound(DayOf(from_ms)); d != aggregates_.end() && d->first <= DayOf(to_ms); ++d) {
+    for (const auto& [rest, c] : d->second) {
+      const size_t a = rest.find('\0'), b = rest.find('\0', a + 1);
+      if (a == std::string::npos || b == std::string::npos || b == a + 1) continue;  // all-reps rows
+      const std::string rep = rest.substr(a + 1, b - a - 1);
+      if (b + 1 == rest.size()) {  // a lead this rep closed
+        (*closed)[rep].first += uint64_t(c[4]);
+        (*closed)[rep].second += uint64_t(c[5]);
+        continue;
+      }
+      auto& sum = out[rep];
+      for (size_t i = 0; i < c.size(); ++i) sum[i] += c[i];
+    }
   }
   return out;
 }

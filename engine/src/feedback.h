@@ -78,6 +78,9 @@ class FeedbackStore {
     double won_amount = 0;
   };
   AggregateSums Aggregate(int64_t from_ms, int64_t to_ms, const std::string& stage, const std::string& rep) const;
+  // rep -> counters summed over assets and stages; *closed: rep -> (leads won, lost).
+  std::map<std::string, std::array<int64_t, 8>> Reps(int64_t from_ms, int64_t to_ms,
+                                                     std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const;
   // (asset, reason) -> dismissals over the UTC days of [from_ms, to_ms] at `stage` ("" = all).
   std::map<std::pair<std::string, std::string>, uint64_t> Dismissals(int64_t from_ms, int64_t to_ms,
                                                                      const std::string& stage) const;

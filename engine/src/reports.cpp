@@ -140,6 +140,32 @@ Result<UnusedReport> EngineImpl::ReportUnused(const ReportQuery& q, uint64_t rar
   return report;
 }
 
+Result<std::vector<RepReportRow>> EngineImpl::ReportReps(const ReportQuery& q) {
+  if (Status h = Health(); !h.ok()) return h;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> closed;
+  const auto sums = feedback_->Reps(q.from_ms, q.to_ms, &closed);
+  std::map<std::string, RepReportRow> rows;
+  for (const auto& [rep, c] : sums) {
+    RepReportRow& row = rows[rep];
+    row.shown = uint64_t(c[0]);
+    row.used = uint64_t(c[1]);
+    row.dismissed = uint64_t(c[3]);
+  }
+  for (const auto& [rep, wl] : closed) {
+    rows[rep].leads_won = wl.first;
+    rows[rep].leads_lost = wl.second;
+  }
+  std::vector<RepReportRow> out;
+  for (auto& [rep, row] : rows) {
+    row.rep_id = rep;
+    row.usage_rate = row.shown > 0 ? double(row.used) / double(row.shown) : 0.0;
+    if (row.leads_won + row.leads_lost > 0) row.win_rate = double(row.leads_won) / double(row.leads_won + row.leads_lost);
+    out.push_back(std::move(row));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const RepReportRow& a, const RepReportRow& b) { return a.used > b.used; });
+  return out;
+}
+
 Result<DismissalReport> EngineImpl::ReportDismissals(const ReportQuery& q) {
   if (!q.stage.empty() && std::find(options_.stages.begin(), options_.stages.end(), q.stage) == options_.stages.end()) {
     return Status::InvalidArgument("stage", "unknown stage '" + q.stage + "'");

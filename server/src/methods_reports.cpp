@@ -29,6 +29,23 @@ json RowJson(const AssetReportRow& r) {
 }  // namespace
 
 void AddReportMethods(Dispatcher& d, Engine& engine) {
+  d.Add({"reports.reps", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
+           ParamReader r(params);
+           ReportQuery q;
+           q.from_ms = r.Int("from", 0, 0, INT64_MAX / 2);
+           q.to_ms = r.Int("to", INT64_MAX / 2, 0, INT64_MAX / 2);
+           if (Status s = r.Finish(); !s.ok()) return s;
+           auto rows = engine.ReportReps(q);
+           if (!rows.ok()) return rows.status();
+           json out = json::array();
+           for (const RepReportRow& x : rows.value()) {
+             out.push_back({{"rep_id", x.rep_id}, {"shown", x.shown}, {"used", x.used}, {"usage_rate", x.usage_rate},
+                            {"dismissed", x.dismissed}, {"leads_won", x.leads_won}, {"leads_lost", x.leads_lost},
+                            {"win_rate", Optional(x.win_rate)}});
+           }
+           return json{{"rows", std::move(out)}};
+         }});
+
   d.Add({"reports.unused", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
            ParamReader r(params);
            ReportQuery q;

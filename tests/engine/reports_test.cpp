@@ -210,6 +210,26 @@ TEST_F(ReportsTest, UnusedContentIncludesAssetsNeverShown) {
   EXPECT_TRUE(n.rarely_used.empty());
 }
 
+TEST_F(ReportsTest, PerRepUsageAndTheirLeadsWinRate) {
+  Open();
+  Seed();
+  auto r = engine_->ReportReps(ReportQuery{});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r.value().size(), 2u);
+  const RepReportRow& r1 = r.value()[0].rep_id == "r1" ? r.value()[0] : r.value()[1];
+  const RepReportRow& r2 = r.value()[0].rep_id == "r2" ? r.value()[0] : r.value()[1];
+  EXPECT_EQ(r1.shown, 3u);  // A, B for L1; B for L3
+  EXPECT_EQ(r1.used, 2u);
+  EXPECT_NEAR(r1.usage_rate, 2.0 / 3.0, 1e-12);
+  EXPECT_EQ(r1.leads_won, 2u);
+  EXPECT_DOUBLE_EQ(r1.win_rate.value(), 1.0);
+  EXPECT_EQ(r2.shown, 2u);
+  EXPECT_EQ(r2.used, 1u);
+  EXPECT_EQ(r2.dismissed, 1u);
+  EXPECT_EQ(r2.leads_lost, 1u);
+  EXPECT_DOUBLE_EQ(r2.win_rate.value(), 0.0);
+}
+
 TEST_F(ReportsTest, DismissalReasonsOverallAndPerAsset) {
   Open();
   Seed();  // one dismissal of A by r2 at evaluation, no reason given

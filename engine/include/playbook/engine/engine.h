@@ -103,6 +103,9 @@ class Engine {
   // The reasons reps gave for dismissals, overall and per asset (uses
   // query.from_ms, to_ms and stage).
   virtual Result<DismissalReport> ReportDismissals(const ReportQuery& query) = 0;
+  // Per rep over the window: recommendations received, used, usage rate,
+  // and the win rate of the leads they closed.
+  virtual Result<std::vector<RepReportRow>> ReportReps(const ReportQuery& query) = 0;
   // Content sales ignores (uses query.from_ms, to_ms, stage, type).
   virtual Result<UnusedReport> ReportUnused(const ReportQuery& query, uint64_t rarely_shown_min,
                                             double rarely_rate) = 0;

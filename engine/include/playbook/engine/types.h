@@ -187,6 +187,16 @@ struct UnusedReport {
   std::vector<AssetReportRow> rarely_used;
 };
 
+struct RepReportRow {
+  std::string rep_id;
+  uint64_t shown = 0;  // items recommended to the rep
+  uint64_t used = 0;
+  double usage_rate = 0;
+  uint64_t dismissed = 0;
+  uint64_t leads_won = 0, leads_lost = 0;  // outcomes the rep's CRM reported with this rep_id
+  std::optional<double> win_rate;
+};
+
 struct DismissalReport {
   struct Reason {
     std::string reason;
