@@ -144,6 +144,18 @@ std::string StageOfKey(const std::string& key) {
 constexpr char kAggregatePrefix = '\x01';
 constexpr char kLastUsedPrefix = '\x02';
 constexpr char kDismissalPrefix = '\x03';
+constexpr char kFunnelPrefix = '\x04';
+
+// Funnel counters per day and stage, split by whether content was used at
+// the stage: [0] entered, [1] advanced, [2] won, [3] lost.
+std::string FunnelKey(uint32_t day, const std::string& stage, bool with_content) {
+  std::string k(1, kFunnelPrefix);
+  for (int i = 3; i >= 0; --i) k.push_back(char((day >> (8 * i)) & 0xff));
+  k += stage;
+  k.push_back('\0');
+  k.push_back(with_content ? '1' : '0');
+  return k;
+}
 const std::string kAllReps;
 
 uint32_t DayOf(int64_t ms) { return uint32_t(std::max<int64_t>(0, ms) / 86400000); }
@@ -259,7 +271,7 @@ Status FeedbackStore::Open() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.stats));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::string key = it->key().ToString();
-    if (!key.empty() && (key[0] == kAggregatePrefix || key[0] == kDismissalPrefix)) {
+    if (!key.empty() && (key[0] == kAggregatePrefix || key[0] == kDismissalPrefix || key[0] == kFunnelPrefix)) {
       AddAggregate(key, DecodeCounters(it->value()));
       continue;
     }
@@ -462,13 +474,22 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
           break;
         case EventType::kStageChanged: {
           const int from = StageIndex(lead.stage), to = StageIndex(e.stage);
-          if (from >= 0 && to > from) credit(used_since_change(e.lead_id), 6, 0, e.ts);
+          const std::vector<Event> used = used_since_change(e.lead_id);
+          if (from >= 0 && to > from) {
+            credit(used, 6, 0, e.ts);
+            agg_deltas[FunnelKey(DayOf(e.ts), lead.stage, !used.empty())][1] += 1;
+          }
+          if (from != to) agg_deltas[FunnelKey(DayOf(e.ts), e.stage, false)][0] += 1;
           lead.stage = e.stage;
           lead.stage_since = e.ts;
           break;
         }
         case EventType::kWon:
         case EventType::kLost:
+          if (!lead.stage.empty()) {
+            agg_deltas[FunnelKey(DayOf(e.ts), lead.stage, !used_since_change(e.lead_id).empty())]
+                      [e.type == EventType::kWon ? 2 : 3] += 1;
+          }
           if (e.type == EventType::kWon) {
             const int64_t cents = int64_t(std::llround(e.amount * 100));
             credit(used_events(e.lead_id, e.ts - window_ms, e.ts), 4, cents, e.ts);
@@ -536,6 +557,11 @@ void FeedbackStore::AddAggregate(const std::string& key, const std::array<int64_
     dismissals_[day][key.substr(5)] += c[0];
     return;
   }
+  if (key[0] == kFunnelPrefix) {
+    auto& slot = funnel_[day][key.substr(5)];
+    for (size_t i = 0; i < 4; ++i) slot[i] += c[i];
+    return;
+  }
   auto& slot = aggregates_[day][key.substr(5)];
   for (size_t i = 0; i < c.size(); ++i) slot[i] += c[i];
 }
@@ -567,6 +593,18 @@ FeedbackStore::AggregateSums FeedbackStore::Aggregate(int64_t from_ms, int64_t t
   for (const auto& [asset, sum] : out.by_asset) {
     auto it = last_used_.find(asset);
     if (it != last_used_.end()) out.last_used[asset] = it->second;
+  }
+  return out;
+}
+
+std::map<std::string, std::array<int64_t, 8>> FeedbackStore::Funnel(int64_t from_ms, int64_t to_ms) const {
+  std::map<std::string, std::array<int64_t, 8>> out;  // stage \0 with -> [entered, advanced, won, lost]
+  std::shared_lock lock(stats_mu_);
+  for (auto d = funnel_.lower_bound(DayOf(from_ms)); d != funnel_.end() && d->first <= DayOf(to_ms); ++d) {
+    for (const auto& [rest, c] : d->second) {
+      auto& sum = out[rest];
+      for (size_t i = 0; i < 4; ++i) sum[i] += c[i];
+    }
   }
   return out;
 }

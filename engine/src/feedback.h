@@ -78,6 +78,8 @@ class FeedbackStore {
     double won_amount = 0;
   };
   AggregateSums Aggregate(int64_t from_ms, int64_t to_ms, const std::string& stage, const std::string& rep) const;
+  // (stage \0 '1'|'0' content used at the stage) -> [entered, advanced, won, lost].
+  std::map<std::string, std::array<int64_t, 8>> Funnel(int64_t from_ms, int64_t to_ms) const;
   // rep -> counters summed over assets and stages; *closed: rep -> (leads won, lost).
   std::map<std::string, std::array<int64_t, 8>> Reps(int64_t from_ms, int64_t to_ms,
                                                      std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const;
@@ -120,6 +122,7 @@ class FeedbackStore {
   std::unordered_map<std::string, int64_t> last_used_;
   // day -> (stage \0 asset \0 reason) -> dismissals.
   std::map<uint32_t, std::unordered_map<std::string, int64_t>> dismissals_;
+  std::map<uint32_t, std::unordered_map<std::string, std::array<int64_t, 8>>> funnel_;
   void AddAggregate(const std::string& key, const std::array<int64_t, 8>& c);
 };
 

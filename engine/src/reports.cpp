@@ -140,6 +140,27 @@ Result<UnusedReport> EngineImpl::ReportUnused(const ReportQuery& q, uint64_t rar
   return report;
 }
 
+Result<std::vector<FunnelReportRow>> EngineImpl::ReportFunnel(const ReportQuery& q) {
+  if (Status h = Health(); !h.ok()) return h;
+  const auto sums = feedback_->Funnel(q.from_ms, q.to_ms);
+  std::vector<FunnelReportRow> rows;
+  for (const std::string& stage : options_.stages) {
+    FunnelReportRow row;
+    row.stage = stage;
+    for (const bool with : {true, false}) {
+      auto it = sums.find(stage + std::string(1, '\0') + (with ? "1" : "0"));
+      if (it == sums.end()) continue;
+      const auto& c = it->second;
+      row.entered += uint64_t(c[0]);
+      (with ? row.advanced_with_content : row.advanced_without_content) += uint64_t(c[1]);
+      (with ? row.won_with_content : row.won_without_content) += uint64_t(c[2]);
+      (with ? row.lost_with_content : row.lost_without_content) += uint64_t(c[3]);
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
 Result<std::vector<RepReportRow>> EngineImpl::ReportReps(const ReportQuery& q) {
   if (Status h = Health(); !h.ok()) return h;
   std::map<std::string, std::pair<uint64_t, uint64_t>> closed;

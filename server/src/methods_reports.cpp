@@ -29,6 +29,25 @@ json RowJson(const AssetReportRow& r) {
 }  // namespace
 
 void AddReportMethods(Dispatcher& d, Engine& engine) {
+  d.Add({"reports.funnel", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
+           ParamReader r(params);
+           ReportQuery q;
+           q.from_ms = r.Int("from", 0, 0, INT64_MAX / 2);
+           q.to_ms = r.Int("to", INT64_MAX / 2, 0, INT64_MAX / 2);
+           if (Status s = r.Finish(); !s.ok()) return s;
+           auto rows = engine.ReportFunnel(q);
+           if (!rows.ok()) return rows.status();
+           json out = json::array();
+           for (const FunnelReportRow& x : rows.value()) {
+             out.push_back({{"stage", x.stage},
+                            {"entered", x.entered},
+                            {"advanced", {{"with_content", x.advanced_with_content}, {"without_content", x.advanced_without_content}}},
+                            {"won", {{"with_content", x.won_with_content}, {"without_content", x.won_without_content}}},
+                            {"lost", {{"with_content", x.lost_with_content}, {"without_content", x.lost_without_content}}}});
+           }
+           return json{{"stages", std::move(out)}};
+         }});
+
   d.Add({"reports.reps", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
            ParamReader r(params);
            ReportQuery q;

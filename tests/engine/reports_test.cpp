@@ -230,6 +230,31 @@ TEST_F(ReportsTest, PerRepUsageAndTheirLeadsWinRate) {
   EXPECT_DOUBLE_EQ(r2.win_rate.value(), 0.0);
 }
 
+TEST_F(ReportsTest, FunnelPerStageWithAndWithoutContent) {
+  Open();
+  Seed();
+  // L4 enters at interest, uses nothing, advances to evaluation, is lost there.
+  const int64_t t = d5_ + 100;
+  ASSERT_TRUE(engine_->RecordEvents({Ev("41", EventType::kStageChanged, "L4", "", "r2", t, "interest"),
+                                     Ev("42", EventType::kStageChanged, "L4", "", "r2", t + 1, "evaluation"),
+                                     Ev("43", EventType::kLost, "L4", "", "r2", t + 2)})
+                  .ok());
+  auto r = engine_->ReportFunnel(ReportQuery{});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r.value().size(), 5u);
+  const FunnelReportRow& interest = r.value()[1];
+  const FunnelReportRow& evaluation = r.value()[3];
+  const FunnelReportRow& negotiation = r.value()[4];
+  EXPECT_EQ(interest.entered, 1u);
+  EXPECT_EQ(interest.advanced_without_content, 1u);
+  EXPECT_EQ(evaluation.entered, 3u);  // L1, L2, L4
+  EXPECT_EQ(evaluation.won_with_content, 1u);   // L1 used A
+  EXPECT_EQ(evaluation.lost_with_content, 1u);  // L2 used C
+  EXPECT_EQ(evaluation.lost_without_content, 1u);  // L4
+  EXPECT_EQ(negotiation.entered, 1u);
+  EXPECT_EQ(negotiation.won_with_content, 1u);  // L3 used B
+}
+
 TEST_F(ReportsTest, DismissalReasonsOverallAndPerAsset) {
   Open();
   Seed();  // one dismissal of A by r2 at evaluation, no reason given

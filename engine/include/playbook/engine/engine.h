@@ -106,6 +106,9 @@ class Engine {
   // Per rep over the window: recommendations received, used, usage rate,
   // and the win rate of the leads they closed.
   virtual Result<std::vector<RepReportRow>> ReportReps(const ReportQuery& query) = 0;
+  // Per stage, in funnel order: leads entering, advancing, won and lost,
+  // with and without content used at the stage.
+  virtual Result<std::vector<FunnelReportRow>> ReportFunnel(const ReportQuery& query) = 0;
   // Content sales ignores (uses query.from_ms, to_ms, stage, type).
   virtual Result<UnusedReport> ReportUnused(const ReportQuery& query, uint64_t rarely_shown_min,
                                             double rarely_rate) = 0;

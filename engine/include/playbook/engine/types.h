@@ -197,6 +197,16 @@ struct RepReportRow {
   std::optional<double> win_rate;
 };
 
+struct FunnelReportRow {
+  std::string stage;
+  uint64_t entered = 0;
+  // Leads that advanced from / were won / were lost at this stage, with and
+  // without content used while they were at it.
+  uint64_t advanced_with_content = 0, advanced_without_content = 0;
+  uint64_t won_with_content = 0, won_without_content = 0;
+  uint64_t lost_with_content = 0, lost_without_content = 0;
+};
+
 struct DismissalReport {
   struct Reason {
     std::string reason;
