@@ -13,6 +13,7 @@ packages=(
   libtomlplusplus-dev               # config
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro benchmarks
   procps                            # pgrep/kill used by the scripts
+  chromium                          # headless browser for the dashboard test (tests/integration/dashboard_test.cpp)
 )
 
 missing=()

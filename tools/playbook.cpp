@@ -6,6 +6,7 @@
 //   playbook export  [options] [FILE|-]
 //   playbook reindex [options]
 //   playbook simulate [options]
+//   playbook report  [options] assets|dismissals
 //
 // Exit status: 0 success, 1 the server answered with a JSON-RPC error (import:
 // some lines failed), 2 usage error (nothing was sent), 3 connection, handshake
@@ -24,6 +25,7 @@
 
 namespace playbook::cli {
 int RunSimulate(Args args);  // tools/cli/simulate.cpp
+int RunReport(Args args);    // tools/cli/report.cpp
 }  // namespace playbook::cli
 
 namespace {
@@ -49,6 +51,10 @@ constexpr Subcommand kSubcommands[] = {
     {"simulate", "[--leads N] [--seed S] [--follow P] [--k K] [--format table|json] [options]",
      "run a simulated sales team against the daemon and measure whether its ranking learns",
      RunSimulate},
+    {"report",
+     "assets|dismissals [--from DATE] [--to DATE] [--stage S] [--rep REP] [--type T] [--sort COL] "
+     "[--limit N] [--format table|csv|json] [options]",
+     "print the asset usage or dismissal-reasons report as a table, CSV or JSON", RunReport},
 };
 
 void PrintUsage(std::ostream& out) {

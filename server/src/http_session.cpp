@@ -1,5 +1,6 @@
-// Plain HTTP on the daemon's port: /healthz, /metrics, 404 for anything
-// else, and the upgrade to WebSocket at /v1 (after the token check).
+// Plain HTTP on the daemon's port: /healthz, /metrics, the dashboard (GET /
+// and /web/*), 404 for anything else, and the upgrade to WebSocket at /v1
+// (after the token check).
 #include <boost/asio/dispatch.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -9,12 +10,15 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "connection_count.h"
 #include "playbook/server/jsonrpc.h"
 #include "playbook/server/version.h"
 #include "sessions.h"
 #include "shared_state.h"
+#include "web_assets.h"
 #include "ws_session.h"
 
 namespace playbook::server {
@@ -28,6 +32,18 @@ namespace net = boost::asio;
 constexpr auto kReadTimeout = std::chrono::seconds(30);
 constexpr size_t kHeaderLimit = 16 * 1024;
 constexpr size_t kBodyLimit = 64 * 1024;
+
+// Browsers cannot set Authorization on a WebSocket upgrade, so the dashboard
+// offers its token as a subprotocol: Sec-WebSocket-Protocol: playbook.v1,
+// bearer.TOKEN (the server selects playbook.v1; see ws_session.cpp). Returns
+// TOKEN, or nullopt when no "bearer." entry was offered.
+std::optional<std::string_view> SubprotocolToken(const http::request<http::string_body>& req) {
+  constexpr std::string_view kPrefix = "bearer.";
+  for (std::string_view item : OfferedSubprotocols(req)) {
+    if (item.size() > kPrefix.size() && item.substr(0, kPrefix.size()) == kPrefix) return item.substr(kPrefix.size());
+  }
+  return std::nullopt;
+}
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
@@ -76,17 +92,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return Respond(http::status::service_unavailable, "application/json",
                        R"({"error":"shutting down"})", false);
       }
+      // Authorization: Bearer TOKEN, else the subprotocol bearer.TOKEN (browsers).
       const auto auth = req.find(http::field::authorization);
-      const std::optional<Role> role = state_.auth.Authenticate(
-          auth == req.end() ? std::string_view() : std::string_view(auth->value().data(),
-                                                                    auth->value().size()));
+      std::string credential;
+      if (auth != req.end()) {
+        credential.assign(auth->value().data(), auth->value().size());
+      } else if (const auto token = SubprotocolToken(req)) {
+        credential = "Bearer " + std::string(*token);
+      }
+      const std::optional<Role> role = state_.auth.Authenticate(credential);
       if (!role) {
         state_.metrics.AuthRefused();
         spdlog::info("refused upgrade from {}: {} token", Peer(),
-                     auth == req.end() ? "missing" : "unknown");
+                     credential.empty() ? "missing" : "unknown");
         return Respond(http::status::unauthorized, "application/json",
-                       auth == req.end() ? R"({"error":"missing token: send Authorization: Bearer TOKEN"})"
-                                         : R"({"error":"unknown token"})",
+                       credential.empty() ? R"({"error":"missing token: send Authorization: Bearer TOKEN"})"
+                                          : R"({"error":"unknown token"})",
                        false, /*bearer_challenge=*/true);
       }
       stream_.expires_never();  // the WebSocket session sets its own timeouts
@@ -94,6 +115,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return;
     }
     if (req.method() == http::verb::get && path == "/healthz") return Healthz();
+    if (req.method() == http::verb::get) {
+      if (const WebAsset* asset = FindWebAsset(path)) return ServeWebAsset(*asset);
+    }
     if (req.method() == http::verb::get && path == "/metrics") {
       const double uptime =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - state_.started).count();
@@ -111,6 +135,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     else if (state_.draining) body["reason"] = "shutting down";
     Respond(ok ? http::status::ok : http::status::service_unavailable, "application/json",
             Serialize(body), keep_alive_);
+  }
+
+  // A dashboard file: same-origin only, never cached stale.
+  void ServeWebAsset(const WebAsset& asset) {
+    auto& res = res_.emplace(http::status::ok, 11);
+    res.set(http::field::server, std::string("playbookd/") + BuildVersion());
+    res.set(http::field::content_type,
+            beast::string_view(asset.content_type.data(), asset.content_type.size()));
+    res.set(http::field::cache_control, "no-cache");
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("Referrer-Policy", "no-referrer");
+    res.set("Content-Security-Policy",
+            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+    res.keep_alive(keep_alive_);
+    res.body().assign(asset.body.data(), asset.body.size());
+    res.prepare_payload();
+    state_.metrics.HttpResponse(200);
+    http::async_write(stream_, res,
+                      beast::bind_front_handler(&HttpSession::OnWrite, shared_from_this()));
   }
 
   void Respond(http::status status, std::string_view content_type, std::string body,

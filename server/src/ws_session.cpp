@@ -14,9 +14,11 @@
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "playbook/server/version.h"
 #include "sessions.h"
@@ -29,6 +31,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 namespace net = boost::asio;
+
 
 class WsSessionImpl final : public WsSession, public std::enable_shared_from_this<WsSessionImpl> {
  public:
@@ -46,8 +49,13 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
 
   void Run(http::request<http::string_body> req) {
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+    // A browser that offered subprotocols (the dashboard: "playbook.v1" and
+    // "bearer.TOKEN") fails the connection unless one of them is selected.
+    const auto offered = OfferedSubprotocols(req);
+    const bool playbook_v1 = std::find(offered.begin(), offered.end(), "playbook.v1") != offered.end();
+    ws_.set_option(websocket::stream_base::decorator([playbook_v1](websocket::response_type& res) {
       res.set(http::field::server, std::string("playbookd/") + BuildVersion());
+      if (playbook_v1) res.set(http::field::sec_websocket_protocol, "playbook.v1");
     }));
     ws_.read_message_max(0);  // enforced in OnRead; see ReadSome
     ws_.async_accept(req, beast::bind_front_handler(&WsSessionImpl::OnAccept, shared_from_this()));
@@ -226,6 +234,24 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
 };
 
 }  // namespace
+
+std::vector<std::string_view> OfferedSubprotocols(const http::request<http::string_body>& req) {
+  std::vector<std::string_view> out;
+  const auto [first, last] = req.equal_range(http::field::sec_websocket_protocol);
+  for (auto field = first; field != last; ++field) {
+    std::string_view list(field->value().data(), field->value().size());
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      std::string_view item = list.substr(0, comma);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (!item.empty()) out.push_back(item);
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  return out;
+}
 
 void StartWsSession(beast::tcp_stream stream, http::request<http::string_body> req, Role role,
                     SharedState& state, ConnectionCount count) {

@@ -6,12 +6,20 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <string_view>
+#include <vector>
+
 #include "connection_count.h"
 #include "playbook/server/config.h"
 
 namespace playbook::server {
 
 class SharedState;
+
+// The entries of the request's Sec-WebSocket-Protocol headers, trimmed; they
+// point into `req`.
+std::vector<std::string_view> OfferedSubprotocols(
+    const boost::beast::http::request<boost::beast::http::string_body>& req);
 
 // Accepts the upgrade `req` on `stream` and serves JSON-RPC frames for a
 // caller with `role`. The session keeps itself alive.

@@ -79,7 +79,7 @@ TEST_F(Transport, MetricsCountRequestsByMethodAndOutcome) {
 }
 
 TEST_F(Transport, AnythingElseIs404) {
-  EXPECT_EQ(Get("/").status, 404);
+  EXPECT_EQ(Get("/nope").status, 404);  // "/" is the dashboard (dashboard_test.cpp)
   EXPECT_EQ(Get("/v2").status, 404);
   EXPECT_EQ(Get("/v1").status, 404);  // without an upgrade
   EXPECT_EQ(Get("/healthz/x").status, 404);

@@ -1,0 +1,337 @@
+// The dashboard (GET /, server/web/) against the real playbookd, in a real
+// browser: headless Chromium (/usr/bin/chromium, installed by
+// tools/install-deps.sh) loads the page with a token in the URL fragment, the
+// page speaks the WebSocket protocol with the token as a subprotocol, and the
+// rendered DOM must show the numbers seeded through the protocol and no error.
+// Also: the static files, and the subprotocol handshake on the wire.
+// See docs/dashboard.md.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "support/daemon.h"
+#include "support/test_client.h"
+
+namespace playbook::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kChromium = "/usr/bin/chromium";
+constexpr const char* kCrmToken = "crm-token-dash-0123456789";
+constexpr const char* kMarketingToken = "marketing-token-dash-0123456789";
+
+const char* const kZhTitle = "制造业客户案例：六个月降低三成采购成本";
+
+std::string TokensConfig() {
+  return std::string("[[auth.tokens]]\nrole = \"crm\"\ntoken = \"") + kCrmToken +
+         "\"\n[[auth.tokens]]\nrole = \"marketing\"\ntoken = \"" + kMarketingToken + "\"\n";
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// What one headless Chromium run rendered.
+struct Rendered {
+  CommandResult run;
+  std::string dom;  // --dump-dom: the DOM after the page settled
+};
+
+// Loads `url` in headless Chromium (flags from /work/shared/STACK.md: no
+// sandbox, no GPU, nothing that reaches the internet) and dumps the DOM; with
+// `screenshot`, also writes a 1400x1000 PNG there.
+Rendered RenderPage(const std::string& url, const std::string& screenshot = "") {
+  TempDir profile;
+  std::vector<std::string> argv = {kChromium,
+                                   "--headless",
+                                   "--no-sandbox",
+                                   "--disable-gpu",
+                                   "--disable-quic",
+                                   "--no-first-run",
+                                   "--disable-background-networking",
+                                   "--disable-component-update",
+                                   "--disable-sync",
+                                   "--disable-dev-shm-usage",
+                                   "--user-data-dir=" + profile.path(),
+                                   "--window-size=1400,1000",
+                                   "--virtual-time-budget=10000"};
+  if (!screenshot.empty()) argv.push_back("--screenshot=" + screenshot);
+  argv.push_back("--dump-dom");
+  argv.push_back(url);
+  Rendered r;
+  r.run = RunCommand(argv, {}, 90s);
+  r.dom = r.run.out;
+  return r;
+}
+
+// Renders until the page says it is done loading (data-state is not
+// "loading"); a slow machine may need a second try.
+Rendered RenderSettled(const std::string& url, const std::string& screenshot = "") {
+  Rendered r;
+  for (int attempt = 1; attempt <= 5; ++attempt) {
+    r = RenderPage(url, screenshot);
+    if (r.run.exit_code == 0 && r.dom.find("data-state=\"loading\"") == std::string::npos &&
+        r.dom.find("data-state=") != std::string::npos) {
+      break;
+    }
+    std::cerr << "dashboard: attempt " << attempt << " dumped the page before it settled\n";
+  }
+  return r;
+}
+
+// The text of the element that starts with `open_tag_prefix` up to the
+// first `close_tag` after it ("" when absent).
+std::string Between(const std::string& dom, const std::string& open_tag_prefix,
+                    const std::string& close_tag) {
+  const size_t at = dom.find(open_tag_prefix);
+  if (at == std::string::npos) return "";
+  const size_t body = dom.find('>', at);
+  if (body == std::string::npos) return "";
+  const size_t end = dom.find(close_tag, body);
+  return dom.substr(body + 1, end == std::string::npos ? std::string::npos : end - body - 1);
+}
+
+// The <tr data-asset="id"> row of the asset table.
+std::string AssetRow(const std::string& dom, const std::string& asset_id) {
+  return Between(dom, "<tr data-asset=\"" + asset_id + "\"", "</tr>");
+}
+
+// The text of the cell of column `col` in `row` ("<missing>" when absent).
+std::string Cell(const std::string& row, const std::string& col) {
+  std::smatch m;
+  const std::regex re("data-col=\"" + col + "\"[^>]*>([^<]*)<");
+  if (!std::regex_search(row, m, re)) return "<missing>";
+  return m[1].str();
+}
+
+// A screenshot that outlives the test: $PLAYBOOK_SCREENSHOT_DIR, else the
+// gtest temp dir.
+std::string ScreenshotPath() {
+  const char* dir = std::getenv("PLAYBOOK_SCREENSHOT_DIR");
+  std::string base = dir && *dir ? dir : ::testing::TempDir();
+  if (!base.empty() && base.back() != '/') base += '/';
+  return base + "playbook-dashboard-" + std::to_string(::getpid()) + ".png";
+}
+
+class Dashboard : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    daemon_ = new Daemon(WithConfig(TokensConfig()));
+    ASSERT_TRUE(daemon_->Start()) << daemon_->log();
+  }
+  static void TearDownTestSuite() {
+    delete daemon_;
+    daemon_ = nullptr;
+  }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "---- daemon log ----\n" << daemon_->log() << "\n";
+  }
+  static std::string PageUrl(const std::string& fragment = "") {
+    return "http://127.0.0.1:" + std::to_string(daemon_->port()) + "/" + fragment;
+  }
+  // A raw upgrade request offering `protocols` in Sec-WebSocket-Protocol.
+  static client::HttpResponse Upgrade(const std::string& protocols) {
+    std::map<std::string, std::string> headers = {
+        {"Connection", "Upgrade"},
+        {"Upgrade", "websocket"},
+        {"Sec-WebSocket-Version", "13"},
+        {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}};
+    if (!protocols.empty()) headers["Sec-WebSocket-Protocol"] = protocols;
+    auto r = client::HttpRequest(daemon_->host(), daemon_->port(), "GET", "/v1", headers);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r.value() : client::HttpResponse{};
+  }
+  static Daemon* daemon_;
+};
+Daemon* Dashboard::daemon_ = nullptr;
+
+TEST_F(Dashboard, ServesThePageAndItsFilesFromTheBinary) {
+  auto page = client::HttpGet(daemon_->host(), daemon_->port(), "/");
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page.value().status, 200);
+  EXPECT_EQ(page.value().headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_NE(page.value().headers["content-security-policy"].find("default-src 'self'"),
+            std::string::npos);
+  EXPECT_NE(page.value().body.find("<div id=\"errors\""), std::string::npos);
+  // Everything the page loads comes from the daemon: no other origin named.
+  for (const char* file : {"/", "/web/app.js", "/web/style.css"}) {
+    auto r = client::HttpGet(daemon_->host(), daemon_->port(), file);
+    ASSERT_TRUE(r.ok()) << file;
+    EXPECT_EQ(r.value().status, 200) << file;
+    std::string body = r.value().body;
+    const std::string svg_ns = "http://www.w3.org/2000/svg";  // a name, never fetched
+    for (size_t at; (at = body.find(svg_ns)) != std::string::npos;) body.erase(at, svg_ns.size());
+    EXPECT_EQ(body.find("https://"), std::string::npos) << file;
+    EXPECT_EQ(body.find("http://"), std::string::npos) << file;
+  }
+  auto js = client::HttpGet(daemon_->host(), daemon_->port(), "/web/app.js");
+  ASSERT_TRUE(js.ok());
+  EXPECT_EQ(js.value().headers["content-type"], "text/javascript; charset=utf-8");
+  auto missing = client::HttpGet(daemon_->host(), daemon_->port(), "/web/nope.js");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing.value().status, 404);
+}
+
+TEST_F(Dashboard, BrowsersAuthenticateWithABearerSubprotocol) {
+  // The server selects playbook.v1 and authenticates with the bearer entry.
+  client::HttpResponse ok = Upgrade(std::string("playbook.v1, bearer.") + kMarketingToken);
+  EXPECT_EQ(ok.status, 101);
+  EXPECT_EQ(ok.headers["sec-websocket-protocol"], "playbook.v1");
+  client::HttpResponse unknown = Upgrade("playbook.v1, bearer.not-a-token");
+  EXPECT_EQ(unknown.status, 401);
+  EXPECT_EQ(unknown.headers["www-authenticate"], "Bearer");
+  EXPECT_EQ(Upgrade("playbook.v1").status, 401);
+  // The Authorization header still works and selects no subprotocol unasked.
+  TestClient header_client(daemon_->ws_url(), kMarketingToken);
+  EXPECT_TRUE(header_client.connected()) << header_client.connect_status().ToString();
+}
+
+TEST_F(Dashboard, BrowserShowsTheSeededNumbersWithoutErrors) {
+  ASSERT_TRUE(std::filesystem::exists(kChromium))
+      << kChromium << " is missing: the dashboard test needs headless Chromium. "
+      << "Install it with tools/install-deps.sh (apt-get install chromium).";
+
+  // Seed through the protocol: three assets (one with a Chinese title), two
+  // leads that are each shown all three, then what the reps did.
+  TestClient marketing(daemon_->ws_url(), kMarketingToken);
+  ASSERT_TRUE(marketing.connected());
+  json upsert = marketing.Call(
+      "assets.upsert",
+      {{"assets",
+        {{{"id", "dash-roi"}, {"title", "ROI calculator for manufacturing"},
+          {"type", "roi_calculator"}, {"stages", {"evaluation"}}, {"language", "en"}},
+         {{"id", "dash-zh"}, {"title", kZhTitle}, {"type", "case_study"},
+          {"stages", {"evaluation"}}, {"language", "zh"}},
+         {{"id", "dash-idle"}, {"title", "Competitor comparison vs Acme"},
+          {"type", "competitor_comparison"}, {"stages", {"evaluation"}}}}}});
+  ASSERT_EQ(upsert["result"]["created"], 3) << upsert.dump();
+
+  TestClient crm(daemon_->ws_url(), kCrmToken);
+  ASSERT_TRUE(crm.connected());
+  for (const char* lead : {"dash-lead-1", "dash-lead-2"}) {
+    json rec = crm.Call("recommend", {{"lead", {{"id", lead}, {"stage", "evaluation"}}},
+                                      {"k", 3}, {"rep_id", "rep-1"}});
+    ASSERT_EQ(rec["result"]["items"].size(), 3u) << rec.dump();
+  }
+  json fb = crm.Call(
+      "feedback.record",
+      {{"events",
+        {{{"event_id", "d1"}, {"type", "used"}, {"lead_id", "dash-lead-1"},
+          {"asset_id", "dash-roi"}, {"rep_id", "rep-1"}},
+         {{"event_id", "d2"}, {"type", "viewed"}, {"lead_id", "dash-lead-1"},
+          {"asset_id", "dash-roi"}},
+         {{"event_id", "d3"}, {"type", "won"}, {"lead_id", "dash-lead-1"}, {"amount", 48000}},
+         {{"event_id", "d4"}, {"type", "used"}, {"lead_id", "dash-lead-2"},
+          {"asset_id", "dash-zh"}, {"rep_id", "rep-1"}},
+         {{"event_id", "d5"}, {"type", "dismissed"}, {"lead_id", "dash-lead-2"},
+          {"asset_id", "dash-idle"}, {"reason", "too long"}},
+         {{"event_id", "d6"}, {"type", "lost"}, {"lead_id", "dash-lead-2"}}}}});
+  ASSERT_EQ(fb["result"]["accepted"], 6) << fb.dump();
+
+  const std::string shot = ScreenshotPath();
+  std::filesystem::remove(shot);
+  Rendered r = RenderSettled(PageUrl(std::string("#token=") + kMarketingToken), shot);
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  const std::string& dom = r.dom;
+  ASSERT_NE(dom.find("data-state=\"ready\""), std::string::npos)
+      << "the page did not finish loading\n" << dom.substr(0, 4000) << "\n" << r.run.err;
+
+  // No script error, console.error or failed call.
+  const size_t errors_at = dom.find("<div id=\"errors\"");
+  ASSERT_NE(errors_at, std::string::npos);
+  EXPECT_EQ(Between(dom, "<div id=\"errors\"", "</div>"), "")
+      << "the page reported errors: " << dom.substr(errors_at, 2000);
+
+  // The table shows what was seeded.
+  const std::string roi = AssetRow(dom, "dash-roi");
+  ASSERT_FALSE(roi.empty()) << dom;
+  EXPECT_NE(roi.find("ROI calculator for manufacturing"), std::string::npos);
+  EXPECT_EQ(Cell(roi, "shown"), "2") << roi;
+  EXPECT_EQ(Cell(roi, "used"), "1") << roi;
+  EXPECT_EQ(Cell(roi, "usage_rate"), "50.0%") << roi;
+  EXPECT_EQ(Cell(roi, "viewed"), "1") << roi;
+  EXPECT_EQ(Cell(roi, "won"), "1") << roi;
+  EXPECT_EQ(Cell(roi, "lost"), "0") << roi;
+  EXPECT_EQ(Cell(roi, "win_rate"), "100.0%") << roi;
+  EXPECT_EQ(Cell(roi, "influenced_revenue"), "48,000") << roi;
+
+  const std::string zh = AssetRow(dom, "dash-zh");
+  ASSERT_FALSE(zh.empty()) << dom;
+  EXPECT_NE(zh.find(kZhTitle), std::string::npos) << zh;  // UTF-8 intact end to end
+  EXPECT_EQ(Cell(zh, "shown"), "2") << zh;
+  EXPECT_EQ(Cell(zh, "used"), "1") << zh;
+  EXPECT_EQ(Cell(zh, "lost"), "1") << zh;
+  EXPECT_EQ(Cell(zh, "win_rate"), "0.0%") << zh;
+
+  const std::string idle = AssetRow(dom, "dash-idle");
+  ASSERT_FALSE(idle.empty()) << dom;
+  EXPECT_EQ(Cell(idle, "shown"), "2") << idle;
+  EXPECT_EQ(Cell(idle, "used"), "0") << idle;
+  EXPECT_EQ(Cell(idle, "dismissed"), "1") << idle;
+  EXPECT_EQ(Cell(idle, "win_rate"), "—") << idle;
+
+  // The other views: the shown-but-never-used asset is listed as unused; the
+  // scatter has one dot per asset; the trend's current week counts both uses;
+  // dismissals show the reason, or say the report is not available.
+  const std::string unused = Between(dom, "<div id=\"unused\"", "</ul>");
+  EXPECT_NE(unused.find("Competitor comparison vs Acme"), std::string::npos) << unused;
+  const std::string scatter = Between(dom, "<div id=\"scatter\"", "</svg>");
+  size_t dots = 0;
+  for (size_t at = scatter.find("data-asset=\""); at != std::string::npos;
+       at = scatter.find("data-asset=\"", at + 1)) {
+    ++dots;
+  }
+  EXPECT_EQ(dots, 3u) << scatter;
+  EXPECT_NE(dom.find("used 2, shown 6"), std::string::npos) << "trend bars";
+  const std::string dismissals = Between(dom, "<div id=\"dismissals\"", "</section>");
+  EXPECT_TRUE(dismissals.find("too long") != std::string::npos ||
+              dismissals.find("Not available") != std::string::npos)
+      << dismissals;
+
+  // The screenshot.
+  ASSERT_TRUE(std::filesystem::exists(shot)) << r.run.err;
+  const std::string png = ReadAll(shot);
+  EXPECT_GT(png.size(), 10000u);
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  std::cout << "dashboard screenshot: " << shot << "\n";
+  RecordProperty("screenshot", shot);
+}
+
+TEST_F(Dashboard, AsksForATokenAndRefusesWrongOnes) {
+  ASSERT_TRUE(std::filesystem::exists(kChromium))
+      << kChromium << " is missing: install it with tools/install-deps.sh";
+  // No token: the sign-in form.
+  Rendered none = RenderSettled(PageUrl());
+  ASSERT_EQ(none.run.exit_code, 0) << none.run.err;
+  EXPECT_NE(none.dom.find("data-state=\"login\""), std::string::npos) << none.dom;
+  EXPECT_EQ(Between(none.dom, "<div id=\"errors\"", "</div>"), "");
+  // An unknown token: refused at the handshake, back to the form with a reason.
+  Rendered wrong = RenderSettled(PageUrl("#token=not-a-token"));
+  EXPECT_NE(wrong.dom.find("data-state=\"login\""), std::string::npos) << wrong.dom;
+  EXPECT_NE(Between(wrong.dom, "<p id=\"login-msg\"", "</p>").find("refused"), std::string::npos)
+      << wrong.dom;
+  // A crm token connects but may not read reports.
+  Rendered crm = RenderSettled(PageUrl(std::string("#token=") + kCrmToken));
+  EXPECT_NE(crm.dom.find("data-state=\"login\""), std::string::npos) << crm.dom;
+  EXPECT_NE(Between(crm.dom, "<p id=\"login-msg\"", "</p>").find("marketing or admin"),
+            std::string::npos)
+      << crm.dom;
+}
+
+}  // namespace
+}  // namespace playbook::testing

@@ -1,0 +1,420 @@
+// playbook report assets|dismissals: reports.assets / reports.dismissals as an
+// aligned terminal table (CJK-aware), RFC 4180 CSV or the JSON result.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common.h"
+
+namespace playbook::cli {
+int RunReport(Args args);
+
+namespace {
+
+constexpr std::size_t kTitleWidth = 40;  // display columns of a title in the table
+
+void PrintReportUsage(std::ostream& out) {
+  out << "Usage: playbook report assets|dismissals [options]\n\n"
+         "assets: per-asset usage and outcomes (reports.assets); dismissals: the reasons reps gave\n"
+         "when they dismissed a suggestion, overall and per asset (reports.dismissals).\n\n"
+         "Options:\n"
+         "  --from DATE        first day, YYYY-MM-DD (UTC) or ms since the epoch\n"
+         "  --to DATE          last day, inclusive (YYYY-MM-DD: to the end of that day) or ms\n"
+         "  --stage STAGE      only activity at this funnel stage\n"
+         "  --rep REP          assets: only activity of this rep\n"
+         "  --type TYPE        assets: only assets of this type\n"
+         "  --sort COL         assets: sort column, descending (default used): shown, used,\n"
+         "                     usage_rate, viewed, dismissed, won, lost, win_rate, lift,\n"
+         "                     influenced_revenue, last_used\n"
+         "  --limit N          assets: at most N rows, 1..100000 (default 100)\n"
+         "  --format F         table (default), csv (RFC 4180, header row, raw numbers) or json\n"
+         "                     (the result as the daemon returned it)\n\n"
+      << kConnectionOptions
+      << "\nExit status: 0 success, 1 the daemon returned an error, 2 usage error,\n"
+         "3 connection failure or timeout.\n";
+}
+
+// ---------------------------------------------------------------------------
+// Dates
+
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+// "YYYY-MM-DD" (start of the UTC day, or its last millisecond when `end_of_day`)
+// or whole milliseconds since the epoch.
+std::optional<int64_t> ParseDate(const std::string& text, bool end_of_day) {
+  constexpr int64_t kDay = 86400000;
+  if (text.size() == 10 && text[4] == '-' && text[7] == '-') {
+    auto y = ParseInt(std::string_view(text).substr(0, 4), 1970, 9999);
+    auto m = ParseInt(std::string_view(text).substr(5, 2), 1, 12);
+    auto d = ParseInt(std::string_view(text).substr(8, 2), 1, 31);
+    if (!y || !m || !d) return std::nullopt;
+    static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const bool leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
+    if (*d > kDays[*m - 1] + (*m == 2 && leap ? 1 : 0)) return std::nullopt;
+    const int64_t start = DaysFromCivil(*y, unsigned(*m), unsigned(*d)) * kDay;
+    return end_of_day ? start + kDay - 1 : start;
+  }
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return ParseInt(text, 0, INT64_MAX / 2);
+}
+
+std::string FormatTime(const json& ms) {
+  if (!ms.is_number()) return "-";
+  const std::time_t t = static_cast<std::time_t>(ms.get<int64_t>() / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
+  return buf;
+}
+
+// ---------------------------------------------------------------------------
+// Display width
+
+// Decodes one UTF-8 code point at s[i], advancing i (invalid bytes: U+FFFD, one byte).
+char32_t NextCodePoint(std::string_view s, std::size_t& i) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  int len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+  if (len == 0 || i + std::size_t(len) > s.size()) {
+    ++i;
+    return 0xFFFD;
+  }
+  char32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
+  for (int k = 1; k < len; ++k) {
+    const auto c = static_cast<unsigned char>(s[i + std::size_t(k)]);
+    if ((c & 0xC0) != 0x80) {
+      ++i;
+      return 0xFFFD;
+    }
+    cp = (cp << 6) | (c & 0x3F);
+  }
+  i += std::size_t(len);
+  return cp;
+}
+
+int CodePointWidth(char32_t c) {
+  if (c < 0x20 || (c >= 0x7F && c < 0xA0)) return 0;
+  if ((c >= 0x0300 && c <= 0x036F) || (c >= 0x200B && c <= 0x200F) || c == 0xFE0F) return 0;
+  if ((c >= 0x1100 && c <= 0x115F) || (c >= 0x2E80 && c <= 0x303E) || (c >= 0x3041 && c <= 0x33FF) ||
+      (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xA000 && c <= 0xA4CF) ||
+      (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0xF900 && c <= 0xFAFF) || (c >= 0xFE30 && c <= 0xFE4F) ||
+      (c >= 0xFF00 && c <= 0xFF60) || (c >= 0xFFE0 && c <= 0xFFE6) || (c >= 0x1F300 && c <= 0x1F64F) ||
+      (c >= 0x1F900 && c <= 0x1F9FF) || (c >= 0x20000 && c <= 0x3FFFD)) {
+    return 2;
+  }
+  return 1;
+}
+
+std::size_t DisplayWidth(std::string_view s) {
+  std::size_t w = 0;
+  for (std::size_t i = 0; i < s.size();) w += std::size_t(CodePointWidth(NextCodePoint(s, i)));
+  return w;
+}
+
+// At most `max` columns; longer text ends in "…". Control characters become spaces.
+std::string Truncate(std::string_view s, std::size_t max) {
+  std::string clean;
+  for (char c : s) clean += (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) ? ' ' : c;
+  if (DisplayWidth(clean) <= max) return clean;
+  std::string out;
+  std::size_t w = 0;
+  for (std::size_t i = 0; i < clean.size();) {
+    const std::size_t at = i;
+    const std::size_t cw = std::size_t(CodePointWidth(NextCodePoint(clean, i)));
+    if (w + cw > max - 1) break;
+    out.append(clean, at, i - at);
+    w += cw;
+  }
+  return out + "…";
+}
+
+// ---------------------------------------------------------------------------
+// Table and CSV
+
+struct Table {
+  std::vector<std::string> header;
+  std::vector<bool> right;  // numeric columns are right-aligned
+  std::vector<std::vector<std::string>> rows;
+
+  void Print(std::ostream& out) const {
+    std::vector<std::size_t> width(header.size(), 0);
+    auto measure = [&](const std::vector<std::string>& r) {
+      for (std::size_t c = 0; c < r.size() && c < width.size(); ++c) width[c] = std::max(width[c], DisplayWidth(r[c]));
+    };
+    measure(header);
+    for (const auto& r : rows) measure(r);
+    auto line = [&](const std::vector<std::string>& r) {
+      std::string s;
+      for (std::size_t c = 0; c < r.size() && c < width.size(); ++c) {
+        const std::string pad(width[c] - DisplayWidth(r[c]), ' ');
+        if (c) s += "  ";
+        s += right[c] ? pad + r[c] : r[c] + (c + 1 < r.size() ? pad : "");
+      }
+      while (!s.empty() && s.back() == ' ') s.pop_back();
+      out << s << '\n';
+    };
+    line(header);
+    std::vector<std::string> rule;
+    for (std::size_t w : width) rule.push_back(std::string(w, '-'));
+    line(rule);
+    for (const auto& r : rows) line(r);
+  }
+};
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// A raw value for CSV: strings as they are, numbers and bools as JSON, null empty.
+std::string CsvValue(const json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void PrintCsv(std::ostream& out, const std::vector<std::string>& columns, const json& rows) {
+  for (std::size_t c = 0; c < columns.size(); ++c) out << (c ? "," : "") << CsvField(columns[c]);
+  out << "\r\n";
+  for (const json& r : rows) {
+    for (std::size_t c = 0; c < columns.size(); ++c) {
+      out << (c ? "," : "") << CsvField(CsvValue(r.is_object() ? r.value(columns[c], json()) : json()));
+    }
+    out << "\r\n";
+  }
+}
+
+std::string Str(const json& row, const char* key) {
+  const json v = row.is_object() ? row.value(key, json()) : json();
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "-";
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string Percent(const json& v) { return v.is_number() ? Fixed(v.get<double>() * 100.0, 1) + "%" : "-"; }
+std::string Number(const json& v, int decimals) {
+  if (!v.is_number()) return "-";
+  if (v.is_number_integer()) return v.dump();
+  const double d = v.get<double>();
+  if (decimals > 0 && d == std::floor(d) && std::fabs(d) < 1e15) return Fixed(d, 0);
+  return Fixed(d, decimals);
+}
+
+std::string Lift(const json& v) { return v.is_number() ? Fixed(v.get<double>(), 2) : "-"; }
+
+// ---------------------------------------------------------------------------
+// The two reports
+
+const std::vector<std::string> kAssetColumns = {
+    "asset_id", "title", "type", "deleted", "shown", "used", "usage_rate", "viewed",
+    "dismissed", "won", "lost", "win_rate", "lift", "influenced_revenue", "last_used"};
+
+bool AllObjects(const json& a) {
+  return a.is_array() && std::all_of(a.begin(), a.end(), [](const json& x) { return x.is_object(); });
+}
+
+bool ValidAssets(const json& r) {
+  return r.is_object() && r.contains("rows") && AllObjects(r["rows"]);
+}
+
+void PrintAssetsTable(std::ostream& out, const json& result) {
+  Table t;
+  t.header = {"asset_id", "title", "type", "shown", "used", "usage", "viewed", "dismissed",
+              "won", "lost", "win_rate", "lift", "revenue", "last_used (UTC)"};
+  t.right = {false, false, false, true, true, true, true, true, true, true, true, true, true, false};
+  for (const json& r : result["rows"]) {
+    std::string id = Str(r, "asset_id");
+    if (r.is_object() && r.value("deleted", false)) id += " (deleted)";
+    t.rows.push_back({id, Truncate(Str(r, "title"), kTitleWidth), Str(r, "type"),
+                      Number(r.value("shown", json()), 0), Number(r.value("used", json()), 0),
+                      Percent(r.value("usage_rate", json())), Number(r.value("viewed", json()), 0),
+                      Number(r.value("dismissed", json()), 0), Number(r.value("won", json()), 0),
+                      Number(r.value("lost", json()), 0), Percent(r.value("win_rate", json())),
+                      Lift(r.value("lift", json())), Number(r.value("influenced_revenue", json()), 2),
+                      FormatTime(r.value("last_used", json()))});
+  }
+  const json tot = result.value("totals", json::object());
+  if (tot.is_object()) {
+    t.rows.push_back({"total", std::to_string(result["rows"].size()) + " of " + Str(tot, "assets") + " assets",
+                      "", Number(tot.value("shown", json()), 0), Number(tot.value("used", json()), 0),
+                      Percent(tot.value("usage_rate", json())), Number(tot.value("viewed", json()), 0),
+                      Number(tot.value("dismissed", json()), 0), Number(tot.value("won", json()), 0),
+                      Number(tot.value("lost", json()), 0), Percent(tot.value("win_rate", json())), "",
+                      Number(tot.value("influenced_revenue", json()), 2), ""});
+  }
+  if (result["rows"].empty()) {
+    out << "no asset activity in the window\n";
+  } else {
+    t.Print(out);
+  }
+  if (tot.is_object()) {
+    out << "leads closed in the window: " << Number(tot.value("leads_won", json()), 0) << " won, "
+        << Number(tot.value("leads_lost", json()), 0) << " lost, win rate "
+        << Percent(tot.value("leads_win_rate", json())) << "\n";
+  }
+}
+
+bool ValidDismissals(const json& r) {
+  return r.is_object() && r.contains("reasons") && AllObjects(r["reasons"]) && r.contains("by_asset") &&
+         AllObjects(r["by_asset"]);
+}
+
+void PrintDismissalsTable(std::ostream& out, const json& result) {
+  int64_t total = 0;
+  for (const json& r : result["reasons"]) {
+    if (r.is_object() && r.value("count", json()).is_number_integer()) total += r["count"].get<int64_t>();
+  }
+  if (result["reasons"].empty()) {
+    out << "no dismissals in the window\n";
+    return;
+  }
+  Table reasons;
+  reasons.header = {"reason", "count", "share"};
+  reasons.right = {false, true, true};
+  for (const json& r : result["reasons"]) {
+    const json c = r.is_object() ? r.value("count", json()) : json();
+    reasons.rows.push_back({Truncate(Str(r, "reason"), 60), Number(c, 0),
+                            total > 0 && c.is_number() ? Percent(c.get<double>() / double(total)) : "-"});
+  }
+  reasons.rows.push_back({"total", std::to_string(total), total > 0 ? "100.0%" : "-"});
+  reasons.Print(out);
+  out << "\n";
+  Table by;
+  by.header = {"asset_id", "title", "reason", "count"};
+  by.right = {false, false, false, true};
+  for (const json& r : result["by_asset"]) {
+    by.rows.push_back({Str(r, "asset_id"), Truncate(Str(r, "title"), kTitleWidth), Truncate(Str(r, "reason"), 40),
+                       Number(r.is_object() ? r.value("count", json()) : json(), 0)});
+  }
+  by.Print(out);
+}
+
+}  // namespace
+
+int RunReport(Args args) {
+  ParsedArgs parsed;
+  if (auto err = SplitArgs(args,
+                           {"--url", "--token", "--timeout", "--from", "--to", "--stage", "--rep", "--type",
+                            "--sort", "--limit", "--format"},
+                           {"--help", "-h"}, parsed)) {
+    return UsageError("report: " + *err);
+  }
+  ConnectionOptions conn = DefaultConnectionOptions();
+  json params = json::object();
+  std::string format = "table";
+  std::vector<std::string> assets_only;
+  for (const auto& [name, value] : parsed.options) {
+    if (name == "--help" || name == "-h") {
+      PrintReportUsage(std::cout);
+      return kExitOk;
+    }
+    if (name == "--from" || name == "--to") {
+      auto ms = ParseDate(value, name == "--to");
+      if (!ms) return UsageError("report: " + name + " '" + value + "' is not a date (YYYY-MM-DD) or ms since the epoch");
+      params[name.substr(2)] = *ms;
+    } else if (name == "--stage" || name == "--rep" || name == "--type" || name == "--sort") {
+      if (value.empty()) return UsageError("report: " + name + " is empty");
+      params[name == "--rep" ? "rep_id" : name.substr(2)] = value;
+      if (name != "--stage") assets_only.push_back(name);
+    } else if (name == "--limit") {
+      auto n = ParseInt(value, 1, 100000);
+      if (!n) return UsageError("report: --limit must be an integer in 1..100000");
+      params["limit"] = *n;
+      assets_only.push_back(name);
+    } else if (name == "--format") {
+      if (value != "table" && value != "csv" && value != "json") {
+        return UsageError("report: --format must be table, csv or json");
+      }
+      format = value;
+    } else if (auto err = ApplyConnectionOption(name, value, conn)) {
+      return UsageError("report: " + *err);
+    }
+  }
+  if (parsed.positional.empty()) return UsageError("report: missing the report: assets or dismissals");
+  if (parsed.positional.size() > 1) return UsageError("report: expected one report: assets or dismissals");
+  const std::string& which = parsed.positional[0];
+  if (which != "assets" && which != "dismissals") {
+    return UsageError("report: unknown report '" + which + "' (assets or dismissals)");
+  }
+  if (which == "dismissals" && !assets_only.empty()) {
+    return UsageError("report: dismissals takes no " + assets_only.front() + " (only --from, --to, --stage)");
+  }
+  if (params.contains("from") && params.contains("to") && params["from"].get<int64_t>() > params["to"].get<int64_t>()) {
+    return UsageError("report: --from is after --to");
+  }
+
+  const std::string method = "reports." + which;
+  RpcConnection rpc(conn);
+  if (!rpc.Connect()) return kExitConnection;
+  json response = rpc.Call(method, params);
+  rpc.Close();
+  if (response.is_null()) return kExitConnection;
+  if (response.contains("error")) {
+    if (ErrorCode(response) == -32601) {
+      std::cerr << "playbook: report: this daemon has no " << method << "\n";
+      return kExitRpcError;
+    }
+    std::cerr << "playbook: report: " << method << " failed: " << DescribeError(response);
+    const json& e = response["error"];
+    if (e.is_object() && e.contains("data") && e["data"].is_object() && e["data"].contains("field")) {
+      std::cerr << " (field " << OneLine(e["data"]["field"]) << ")";
+    }
+    std::cerr << "\n";
+    return kExitRpcError;
+  }
+  const json result = response.value("result", json());
+  if (which == "assets" ? !ValidAssets(result) : !ValidDismissals(result)) {
+    std::cerr << "playbook: report: " << method << " answered an unexpected result: " << OneLine(response) << "\n";
+    return kExitRpcError;
+  }
+
+  std::ostringstream out;
+  if (format == "json") {
+    out << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  } else if (format == "csv") {
+    if (which == "assets") {
+      PrintCsv(out, kAssetColumns, result["rows"]);
+    } else {
+      // One table: the overall reasons first (empty asset_id), then per asset.
+      json rows = json::array();
+      for (const json& r : result["reasons"]) {
+        rows.push_back({{"asset_id", ""}, {"title", ""}, {"reason", r.value("reason", json())},
+                        {"count", r.value("count", json())}});
+      }
+      for (const json& r : result["by_asset"]) rows.push_back(r);
+      PrintCsv(out, {"asset_id", "title", "reason", "count"}, rows);
+    }
+  } else if (which == "assets") {
+    PrintAssetsTable(out, result);
+  } else {
+    PrintDismissalsTable(out, result);
+  }
+  std::cout << out.str() << std::flush;
+  if (!std::cout) {
+    std::cerr << "playbook: report: writing stdout failed\n";
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
+}  // namespace playbook::cli
