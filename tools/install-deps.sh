@@ -13,8 +13,12 @@ packages=(
   libtomlplusplus-dev               # config
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro benchmarks
   procps                            # pgrep/kill used by the scripts
-  chromium                          # headless browser for the dashboard test (tests/integration/dashboard_test.cpp)
 )
+
+# --with-test-tools: also what only the tests need (tools/test.sh passes it).
+if [ "${1:-}" = "--with-test-tools" ]; then
+  packages+=(chromium)  # headless browser for tests/integration/dashboard_test.cpp
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+tools/install-deps.sh --with-test-tools
 tools/build.sh -DPLAYBOOK_BUILD_TESTS=ON -DPLAYBOOK_WERROR=ON
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j "${JOBS:-$(nproc)}" "$@"
