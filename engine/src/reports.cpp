@@ -56,17 +56,21 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
     report.leads_win_rate = double(sums.leads_won) / double(sums.leads_won + sums.leads_lost);
   }
   // Titles and types, deleted assets included (reports keep their history).
+  auto describe = [&](AssetReportRow& row) {
+    std::string value;
+    Asset a;
+    if (!db_->Get(rocksdb::ReadOptions(), assets_cf_, row.asset_id, &value).ok() || !DecodeAsset(value, &a).ok()) return false;
+    row.title = a.title;
+    row.type = a.type;
+    row.deleted = a.deleted;
+    return true;
+  };
   for (const auto& [asset_id, c] : sums.by_asset) {
     AssetReportRow row;
     row.asset_id = asset_id;
-    std::string value;
-    Asset a;
-    if (db_->Get(rocksdb::ReadOptions(), assets_cf_, asset_id, &value).ok() && DecodeAsset(value, &a).ok()) {
-      row.title = a.title;
-      row.type = a.type;
-      row.deleted = a.deleted;
-    }
-    if (!q.type.empty() && row.type != q.type) continue;
+    // The catalog record is read here only to filter by type; otherwise only
+    // for the rows returned, below.
+    if (!q.type.empty() && (!describe(row) || row.type != q.type)) continue;
     row.shown = uint64_t(c[0]);
     row.used = uint64_t(c[1]);
     row.viewed = uint64_t(c[2]);
@@ -100,6 +104,9 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
   });
   report.matching = report.rows.size();
   if (report.rows.size() > q.limit) report.rows.resize(q.limit);
+  if (q.type.empty()) {
+    for (AssetReportRow& row : report.rows) describe(row);
+  }
   return report;
 }
 

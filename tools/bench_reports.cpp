@@ -1,0 +1,127 @@
+// playbook-bench-reports: report latency over a long history, through the
+// engine API on a real RocksDB. Records N feedback events (random leads, reps,
+// stages, assets, spread over D days) in synced batches, then times the
+// reports over the whole window and with filters.
+//
+//   build/bin/playbook-bench-reports [--events 1000000] [--assets 10000] [--days 90] [--dir /tmp/pb-bench-reports]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "playbook/engine/engine.h"
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double Ms(Clock::time_point a) { return std::chrono::duration<double, std::milli>(Clock::now() - a).count(); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  size_t events = 1000000, assets = 10000, days = 90;
+  std::string dir = "/tmp/pb-bench-reports";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--events") events = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (a == "--assets") assets = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (a == "--days") days = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (a == "--dir") dir = argv[i + 1];
+  }
+  std::filesystem::remove_all(dir);
+  playbook::EngineOptions o;
+  o.data_dir = dir;
+  o.dimension = 8;
+  o.index.kind = "exact";
+  auto opened = playbook::Engine::Open(o, nullptr);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "%s\n", opened.status().ToString().c_str());
+    return 1;
+  }
+  auto engine = std::move(opened).value();
+  std::mt19937_64 rng(11);
+  for (size_t from = 0; from < assets; from += 5000) {
+    std::vector<playbook::Asset> batch;
+    for (size_t i = from; i < std::min(assets, from + 5000); ++i) {
+      playbook::Asset a;
+      a.id = "a" + std::to_string(i);
+      a.title = "asset " + std::to_string(i);
+      a.type = i % 2 ? "case_study" : "objection_script";
+      a.stages = {o.stages[i % 5]};
+      a.vector.assign(8, 0.f);
+      a.vector[i % 8] = 1.f;
+      batch.push_back(std::move(a));
+    }
+    (void)engine->UpsertAssets(std::move(batch));
+  }
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  const int64_t span = int64_t(days) * 86400000;
+  const playbook::EventType kinds[] = {playbook::EventType::kShown, playbook::EventType::kShown, playbook::EventType::kShown,
+                                       playbook::EventType::kUsed,  playbook::EventType::kViewed, playbook::EventType::kDismissed,
+                                       playbook::EventType::kStageChanged, playbook::EventType::kWon, playbook::EventType::kLost};
+  auto t0 = Clock::now();
+  size_t sent = 0;
+  for (size_t from = 0; from < events; from += 1000) {
+    std::vector<playbook::Event> batch;
+    for (size_t i = from; i < std::min(events, from + 1000); ++i) {
+      playbook::Event e;
+      e.event_id = "e" + std::to_string(i);
+      e.type = kinds[rng() % 9];
+      e.lead_id = "lead" + std::to_string(rng() % (events / 20 + 1));
+      e.rep_id = "rep" + std::to_string(rng() % 50);
+      e.ts = now - span + int64_t(rng() % uint64_t(span));
+      if (e.type == playbook::EventType::kStageChanged) {
+        e.stage = o.stages[rng() % 5];
+      } else if (e.type == playbook::EventType::kShown) {
+        e.stage = o.stages[rng() % 5];
+        e.asset_id = "a" + std::to_string(rng() % assets);
+      } else if (e.type != playbook::EventType::kWon && e.type != playbook::EventType::kLost) {
+        e.asset_id = "a" + std::to_string(rng() % assets);
+      } else if (e.type == playbook::EventType::kWon) {
+        e.amount = double(rng() % 100000);
+      }
+      if (e.type == playbook::EventType::kDismissed) e.reason = rng() % 2 ? "not relevant" : "客户已经看过";
+      batch.push_back(std::move(e));
+    }
+    auto r = engine->RecordEvents(std::move(batch));
+    if (!r.ok()) {
+      std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
+      return 1;
+    }
+    sent += r.value().accepted;
+  }
+  const double ingest_ms = Ms(t0);
+  std::printf("ingest: %zu events over %zu days, %zu assets, in %.1f s (%.0f events/s, synced batches of 1000)\n", sent,
+              days, assets, ingest_ms / 1000, double(sent) / (ingest_ms / 1000));
+  auto time = [&](const char* name, auto fn) {
+    std::vector<double> runs;
+    for (int i = 0; i < 7; ++i) {
+      auto t = Clock::now();
+      fn();
+      runs.push_back(Ms(t));
+    }
+    std::sort(runs.begin(), runs.end());
+    std::printf("%-52s median %.1f ms, max %.1f ms\n", name, runs[3], runs.back());
+  };
+  playbook::ReportQuery all;
+  all.from_ms = now - span;
+  all.to_ms = now;
+  time("reports.assets, 90 days, all assets (limit 100)", [&] { (void)engine->ReportAssets(all); });
+  playbook::ReportQuery stage = all;
+  stage.stage = "evaluation";
+  time("reports.assets, 90 days, stage filter", [&] { (void)engine->ReportAssets(stage); });
+  playbook::ReportQuery rep = all;
+  rep.rep_id = "rep7";
+  time("reports.assets, 90 days, one rep", [&] { (void)engine->ReportAssets(rep); });
+  playbook::ReportQuery week = all;
+  week.from_ms = now - 7 * 86400000LL;
+  time("reports.assets, last 7 days", [&] { (void)engine->ReportAssets(week); });
+  time("reports.unused, 90 days", [&] { (void)engine->ReportUnused(all, 10, 0.05); });
+  time("reports.dismissals, 90 days", [&] { (void)engine->ReportDismissals(all); });
+  time("reports.reps, 90 days", [&] { (void)engine->ReportReps(all); });
+  time("reports.funnel, 90 days", [&] { (void)engine->ReportFunnel(all); });
+  return 0;
+}
