@@ -385,28 +385,29 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
     }
   }
   auto lead_state = [&](const std::string& id) -> LeadState& { return leads[id]; };
-  auto used_events = [&](const std::string& lead, int64_t from, int64_t to) {
+  // A lead's events so far, in recorded order: the stored ones (one prefix
+  // scan) and those this group already processed.
+  auto history = [&](const std::string& lead) {
+    std::vector<Event> events = LeadEvents(lead);
+    const auto& pending = lead_events[lead];
+    events.insert(events.end(), pending.begin(), pending.end());
+    return events;
+  };
+  auto used_between = [](const std::vector<Event>& events, int64_t from, int64_t to) {
     std::vector<Event> used;
-    for (const Event& e : LeadEvents(lead)) {
-      if (e.type == EventType::kUsed && e.ts >= from && e.ts <= to) used.push_back(e);
-    }
-    for (const Event& e : lead_events[lead]) {
+    for (const Event& e : events) {
       if (e.type == EventType::kUsed && e.ts >= from && e.ts <= to) used.push_back(e);
     }
     return used;
   };
-  // The used events after the lead's last stage change, in recorded order (a
-  // call's events share their default ts, so order, not ts, decides).
-  auto used_since_change = [&](const std::string& lead) {
+  // The uses after the lead's last stage change, in recorded order (a call's
+  // events share their default ts, so order, not ts, decides).
+  auto used_since_change = [](const std::vector<Event>& events) {
     std::vector<Event> used;
-    auto scan = [&](const std::vector<Event>& events) {
-      for (const Event& e : events) {
-        if (e.type == EventType::kStageChanged) used.clear();
-        if (e.type == EventType::kUsed) used.push_back(e);
-      }
-    };
-    scan(LeadEvents(lead));
-    scan(lead_events[lead]);
+    for (const Event& e : events) {
+      if (e.type == EventType::kStageChanged) used.clear();
+      if (e.type == EventType::kUsed) used.push_back(e);
+    }
     return used;
   };
   // Credits field `f` once per distinct asset among `used`, at its stage of
@@ -474,7 +475,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
           break;
         case EventType::kStageChanged: {
           const int from = StageIndex(lead.stage), to = StageIndex(e.stage);
-          const std::vector<Event> used = used_since_change(e.lead_id);
+          const std::vector<Event> used = used_since_change(history(e.lead_id));
           if (from >= 0 && to > from) {
             credit(used, 6, 0, e.ts);
             agg_deltas[FunnelKey(DayOf(e.ts), lead.stage, !used.empty())][1] += 1;
@@ -486,16 +487,17 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
         }
         case EventType::kWon:
         case EventType::kLost:
+          const std::vector<Event> events = history(e.lead_id);
           if (!lead.stage.empty()) {
-            agg_deltas[FunnelKey(DayOf(e.ts), lead.stage, !used_since_change(e.lead_id).empty())]
+            agg_deltas[FunnelKey(DayOf(e.ts), lead.stage, !used_since_change(events).empty())]
                       [e.type == EventType::kWon ? 2 : 3] += 1;
           }
           if (e.type == EventType::kWon) {
             const int64_t cents = int64_t(std::llround(e.amount * 100));
-            credit(used_events(e.lead_id, e.ts - window_ms, e.ts), 4, cents, e.ts);
+            credit(used_between(events, e.ts - window_ms, e.ts), 4, cents, e.ts);
             agg(e.ts, "", e.rep_id, "", 4, cents);  // the lead itself closed: the baseline of lift
           } else {
-            credit(used_events(e.lead_id, e.ts - window_ms, e.ts), 5, 0, e.ts);
+            credit(used_between(events, e.ts - window_ms, e.ts), 5, 0, e.ts);
             agg(e.ts, "", e.rep_id, "", 5, 0);
           }
           if (e.stage.empty()) e.stage = lead.stage;
