@@ -43,19 +43,6 @@ class CounterMerge : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "playbook.counters.v1"; }
 };
 
-AssetStageStats ToStats(const Counters& c) {
-  AssetStageStats s;
-  s.shown = uint64_t(c[0]);
-  s.used = uint64_t(c[1]);
-  s.viewed = uint64_t(c[2]);
-  s.dismissed = uint64_t(c[3]);
-  s.won = uint64_t(c[4]);
-  s.lost = uint64_t(c[5]);
-  s.advanced = uint64_t(c[6]);
-  s.won_amount = double(c[7]) / 100.0;
-  return s;
-}
-
 void Add(AssetStageStats* s, const Counters& c) {
   s->shown += uint64_t(c[0]);
   s->used += uint64_t(c[1]);
@@ -65,6 +52,12 @@ void Add(AssetStageStats* s, const Counters& c) {
   s->lost += uint64_t(c[5]);
   s->advanced += uint64_t(c[6]);
   s->won_amount += double(c[7]) / 100.0;
+}
+
+AssetStageStats ToStats(const Counters& c) {
+  AssetStageStats s;
+  Add(&s, c);
+  return s;
 }
 
 void PutBE64(std::string* out, uint64_t v) {
@@ -588,8 +581,7 @@ FeedbackStore::AggregateSums FeedbackStore::Aggregate(int64_t from_ms, int64_t t
       }
       if (r != rep) continue;  // rep "" is the all-reps row
       if (!stage.empty() && s != stage) continue;
-      auto& sum = out.by_asset[std::string(asset)];
-      for (size_t i = 0; i < c.size(); ++i) sum[i] += c[i];
+      Add(&out.by_asset[std::string(asset)], c);
     }
   }
   for (const auto& [asset, sum] : out.by_asset) {
@@ -611,9 +603,9 @@ std::map<std::string, std::array<int64_t, 8>> FeedbackStore::Funnel(int64_t from
   return out;
 }
 
-std::map<std::string, std::array<int64_t, 8>> FeedbackStore::Reps(int64_t from_ms, int64_t to_ms,
-                                                                 std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const {
-  std::map<std::string, std::array<int64_t, 8>> out;
+std::map<std::string, AssetStageStats> FeedbackStore::Reps(
+    int64_t from_ms, int64_t to_ms, std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const {
+  std::map<std::string, AssetStageStats> out;
   std::shared_lock lock(stats_mu_);
   for (auto d = aggregates_.lower_bound(DayOf(from_ms)); d != aggregates_.end() && d->first <= DayOf(to_ms); ++d) {
     for (const auto& [rest, c] : d->second) {
@@ -625,8 +617,7 @@ std::map<std::string, std::array<int64_t, 8>> FeedbackStore::Reps(int64_t from_m
         (*closed)[rep].second += uint64_t(c[5]);
         continue;
       }
-      auto& sum = out[rep];
-      for (size_t i = 0; i < c.size(); ++i) sum[i] += c[i];
+      Add(&out[rep], c);
     }
   }
   return out;

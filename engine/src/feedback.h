@@ -72,7 +72,7 @@ class FeedbackStore {
   // counters (shown, used, viewed, dismissed, won, lost, advanced, won cents)
   // at `stage` ("" = all) for `rep` ("" = all reps); and the leads closed.
   struct AggregateSums {
-    std::unordered_map<std::string, std::array<int64_t, 8>> by_asset;
+    std::unordered_map<std::string, AssetStageStats> by_asset;
     std::unordered_map<std::string, int64_t> last_used;  // ever, ms
     uint64_t leads_won = 0, leads_lost = 0;
     double won_amount = 0;
@@ -81,7 +81,7 @@ class FeedbackStore {
   // (stage \0 '1'|'0' content used at the stage) -> [entered, advanced, won, lost].
   std::map<std::string, std::array<int64_t, 8>> Funnel(int64_t from_ms, int64_t to_ms) const;
   // rep -> counters summed over assets and stages; *closed: rep -> (leads won, lost).
-  std::map<std::string, std::array<int64_t, 8>> Reps(int64_t from_ms, int64_t to_ms,
+  std::map<std::string, AssetStageStats> Reps(int64_t from_ms, int64_t to_ms,
                                                      std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const;
   // (asset, reason) -> dismissals over the UTC days of [from_ms, to_ms] at `stage` ("" = all).
   std::map<std::pair<std::string, std::string>, uint64_t> Dismissals(int64_t from_ms, int64_t to_ms,

@@ -71,13 +71,13 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
     // The catalog record is read here only to filter by type; otherwise only
     // for the rows returned, below.
     if (!q.type.empty() && (!describe(row) || row.type != q.type)) continue;
-    row.shown = uint64_t(c[0]);
-    row.used = uint64_t(c[1]);
-    row.viewed = uint64_t(c[2]);
-    row.dismissed = uint64_t(c[3]);
-    row.won = uint64_t(c[4]);
-    row.lost = uint64_t(c[5]);
-    row.influenced_revenue = double(c[7]) / 100.0;
+    row.shown = c.shown;
+    row.used = c.used;
+    row.viewed = c.viewed;
+    row.dismissed = c.dismissed;
+    row.won = c.won;
+    row.lost = c.lost;
+    row.influenced_revenue = c.won_amount;
     row.usage_rate = row.shown > 0 ? double(row.used) / double(row.shown) : 0.0;
     if (row.won + row.lost > 0) row.win_rate = double(row.won) / double(row.won + row.lost);
     if (row.win_rate && report.leads_win_rate && *report.leads_win_rate > 0) {
@@ -175,9 +175,9 @@ Result<std::vector<RepReportRow>> EngineImpl::ReportReps(const ReportQuery& q) {
   std::map<std::string, RepReportRow> rows;
   for (const auto& [rep, c] : sums) {
     RepReportRow& row = rows[rep];
-    row.shown = uint64_t(c[0]);
-    row.used = uint64_t(c[1]);
-    row.dismissed = uint64_t(c[3]);
+    row.shown = c.shown;
+    row.used = c.used;
+    row.dismissed = c.dismissed;
   }
   for (const auto& [rep, wl] : closed) {
     rows[rep].leads_won = wl.first;
