@@ -16,49 +16,23 @@ int64_t NowMs();  // engine.cpp
 
 namespace {
 
-constexpr int kCounters = 8;  // shown used viewed dismissed won lost advanced won_amount(cents)
 constexpr const char* kSeqKey = "meta/event_seq";
+// Present while re-aggregated counters are being written: Open finishes the job.
+constexpr const char* kReaggregatingKey = "meta/reaggregating";
 constexpr uint8_t kEventFormat = 2;  // 2 added the topic; 1 is still read
-
-using Counters = std::array<int64_t, kCounters>;
-
-std::string EncodeCounters(const Counters& c) { return std::string(reinterpret_cast<const char*>(c.data()), sizeof(Counters)); }
-
-Counters DecodeCounters(const rocksdb::Slice& s) {
-  Counters c{};
-  if (s.size() == sizeof(Counters)) std::memcpy(c.data(), s.data(), sizeof(Counters));
-  return c;
-}
 
 class CounterMerge : public rocksdb::AssociativeMergeOperator {
  public:
   bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
              std::string* new_value, rocksdb::Logger*) const override {
-    Counters a = existing ? DecodeCounters(*existing) : Counters{};
-    const Counters b = DecodeCounters(value);
+    Counters a = existing ? DecodeCounters(std::string_view(existing->data(), existing->size())) : Counters{};
+    const Counters b = DecodeCounters(std::string_view(value.data(), value.size()));
     for (int i = 0; i < kCounters; ++i) a[size_t(i)] += b[size_t(i)];
     *new_value = EncodeCounters(a);
     return true;
   }
   const char* Name() const override { return "playbook.counters.v1"; }
 };
-
-void Add(AssetStageStats* s, const Counters& c) {
-  s->shown += uint64_t(c[0]);
-  s->used += uint64_t(c[1]);
-  s->viewed += uint64_t(c[2]);
-  s->dismissed += uint64_t(c[3]);
-  s->won += uint64_t(c[4]);
-  s->lost += uint64_t(c[5]);
-  s->advanced += uint64_t(c[6]);
-  s->won_amount += double(c[7]) / 100.0;
-}
-
-AssetStageStats ToStats(const Counters& c) {
-  AssetStageStats s;
-  Add(&s, c);
-  return s;
-}
 
 void PutBE64(std::string* out, uint64_t v) {
   for (int i = 7; i >= 0; --i) out->push_back(char((v >> (8 * i)) & 0xff));
@@ -113,78 +87,6 @@ bool DecodeEvent(std::string_view in, Event* e) {
   return true;
 }
 
-// asset \0 stage, or asset \0 stage \0 topic.
-std::string StatsKey(const std::string& asset, const std::string& stage, const std::string& topic = "") {
-  std::string k = asset;
-  k.push_back('\0');
-  k += stage;
-  if (!topic.empty()) {
-    k.push_back('\0');
-    k += topic;
-  }
-  return k;
-}
-
-// The stage of a two-part key; "" for a topic key (not part of stage totals).
-std::string StageOfKey(const std::string& key) {
-  const size_t a = key.find('\0');
-  if (a == std::string::npos || key.find('\0', a + 1) != std::string::npos) return "";
-  return key.substr(a + 1);
-}
-
-// Aggregate and last-used keys share the stats column family; asset ids
-// cannot start with these bytes.
-constexpr char kAggregatePrefix = '\x01';
-constexpr char kLastUsedPrefix = '\x02';
-constexpr char kDismissalPrefix = '\x03';
-constexpr char kFunnelPrefix = '\x04';
-
-// Funnel counters per day and stage, split by whether content was used at
-// the stage: [0] entered, [1] advanced, [2] won, [3] lost.
-std::string FunnelKey(uint32_t day, const std::string& stage, bool with_content) {
-  std::string k(1, kFunnelPrefix);
-  for (int i = 3; i >= 0; --i) k.push_back(char((day >> (8 * i)) & 0xff));
-  k += stage;
-  k.push_back('\0');
-  k.push_back(with_content ? '1' : '0');
-  return k;
-}
-const std::string kAllReps;
-
-uint32_t DayOf(int64_t ms) { return uint32_t(std::max<int64_t>(0, ms) / 86400000); }
-
-std::string AggregateKey(uint32_t day, const std::string& stage, const std::string& rep, const std::string& asset) {
-  std::string k(1, kAggregatePrefix);
-  for (int i = 3; i >= 0; --i) k.push_back(char((day >> (8 * i)) & 0xff));
-  k += stage;
-  k.push_back('\0');
-  k += rep;
-  k.push_back('\0');
-  k += asset;
-  return k;
-}
-
-std::string LastUsedKey(const std::string& asset) { return std::string(1, kLastUsedPrefix) + asset; }
-
-// A dismissal reason as reported: trimmed, "(no reason)" when empty.
-std::string ReasonOf(const std::string& reason) {
-  const size_t a = reason.find_first_not_of(" \t\r\n");
-  if (a == std::string::npos) return "(no reason)";
-  const size_t b = reason.find_last_not_of(" \t\r\n");
-  return reason.substr(a, b - a + 1);
-}
-
-std::string DismissalKey(uint32_t day, const std::string& stage, const std::string& asset, const std::string& reason) {
-  std::string k(1, kDismissalPrefix);
-  for (int i = 3; i >= 0; --i) k.push_back(char((day >> (8 * i)) & 0xff));
-  k += stage;
-  k.push_back('\0');
-  k += asset;
-  k.push_back('\0');
-  k += ReasonOf(reason);
-  return k;
-}
-
 std::string LeadPrefix(const std::string& lead) {
   std::string k = lead;
   k.push_back('\0');
@@ -228,6 +130,12 @@ Status ValidateEvents(std::vector<Event>* events, const EngineOptions& options) 
     const std::string at = "events[" + std::to_string(i) + "].";
     if (e.event_id.empty() || e.event_id.size() > 256) return Status::InvalidArgument(at + "event_id", "must be 1..256 bytes");
     if (e.lead_id.empty() || e.lead_id.size() > 256) return Status::InvalidArgument(at + "lead_id", "must be 1..256 bytes");
+    // Ids are parts of keys separated by NUL bytes.
+    for (const auto& [name, value] : {std::pair<const char*, const std::string*>{"event_id", &e.event_id},
+                                      {"lead_id", &e.lead_id}, {"asset_id", &e.asset_id}, {"rep_id", &e.rep_id},
+                                      {"stage", &e.stage}, {"reason", &e.reason}}) {
+      if (value->find('\0') != std::string::npos) return Status::InvalidArgument(at + name, "must not contain NUL characters");
+    }
     const bool about_asset = e.type == EventType::kUsed || e.type == EventType::kViewed ||
                              e.type == EventType::kDismissed || e.type == EventType::kShown;
     if (about_asset && (e.asset_id.empty() || e.asset_id.size() > 128)) {
@@ -256,33 +164,39 @@ Status ValidateEvents(std::vector<Event>* events, const EngineOptions& options) 
 
 FeedbackStore::FeedbackStore(rocksdb::DB* db, FeedbackColumns cfs, const EngineOptions& options,
                              std::function<bool(const std::string&)> asset_known)
-    : db_(db), cf_(cfs), options_(options), asset_known_(std::move(asset_known)) {}
+    : db_(db), cf_(cfs), options_(options), asset_known_(std::move(asset_known)), tally_(options),
+      derived_(std::make_unique<Derived>()) {}
 
 FeedbackStore::~FeedbackStore() { Close(); }
 
-Status FeedbackStore::Open() {
+Status FeedbackStore::LoadDerived(Derived* out) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.stats));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    const std::string key = it->key().ToString();
-    if (!key.empty() && (key[0] == kAggregatePrefix || key[0] == kDismissalPrefix || key[0] == kFunnelPrefix)) {
-      AddAggregate(key, DecodeCounters(it->value()));
-      continue;
-    }
+    const std::string_view key(it->key().data(), it->key().size());
     if (!key.empty() && key[0] == kLastUsedPrefix) {
       int64_t ts = 0;
       if (it->value().size() == 8) std::memcpy(&ts, it->value().data(), 8);
-      last_used_[key.substr(1)] = ts;
+      out->ApplyLastUsed(std::string(key.substr(1)), ts);
       continue;
     }
-    const size_t nul = key.find('\0');
-    if (nul == std::string::npos) continue;
-    const Counters c = DecodeCounters(it->value());
-    stats_[key] = ToStats(c);
-    if (const std::string stage = StageOfKey(key); !stage.empty()) Add(&stage_totals_[stage], c);
+    out->Apply(key, DecodeCounters(std::string_view(it->value().data(), it->value().size())));
   }
   if (!it->status().ok()) return Status::IOError("reading counters: " + it->status().ToString());
+  return Status::Ok();
+}
+
+Status FeedbackStore::Open() {
   std::string seq;
   if (db_->Get(rocksdb::ReadOptions(), cf_.meta, kSeqKey, &seq).ok()) next_seq_ = std::stoull(seq);
+  std::string marker;
+  if (db_->Get(rocksdb::ReadOptions(), cf_.meta, kReaggregatingKey, &marker).ok()) {
+    // A re-aggregation stopped while writing: its counters are partial. Redo
+    // it from the log before anything is served.
+    auto redone = Reaggregate(true, nullptr);
+    if (!redone.ok()) return redone.status();
+  } else if (Status s = LoadDerived(derived_.get()); !s.ok()) {
+    return s;
+  }
   writer_ = std::thread([this] { WriterLoop(); });
   return Status::Ok();
 }
@@ -319,13 +233,9 @@ void FeedbackStore::WriterLoop() {
       group.assign(queue_.begin(), queue_.end());
       queue_.clear();
     }
+    std::lock_guard<std::mutex> lock(writer_mu_);
     WriteGroup(group);
   }
-}
-
-int FeedbackStore::StageIndex(const std::string& stage) const {
-  auto it = std::find(options_.stages.begin(), options_.stages.end(), stage);
-  return it == options_.stages.end() ? -1 : int(it - options_.stages.begin());
 }
 
 // One synced WriteBatch for every call in the group: the events, their ids,
@@ -337,8 +247,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
   std::unordered_set<std::string> ids_in_group;
   std::unordered_map<std::string, LeadState> leads;                  // overlay
   std::unordered_map<std::string, std::vector<Event>> lead_events;  // overlay
-  std::unordered_map<std::string, Counters> deltas;                 // asset \0 stage
-  const int64_t window_ms = int64_t(options_.attribution_window_days) * 24 * 3600 * 1000;
+  Deltas deltas;
 
   // One MultiGet each for the group's event ids and leads, rather than two
   // point lookups per event in the writer's loop.
@@ -377,68 +286,6 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
       leads.emplace(lead_ids[i], std::move(st));
     }
   }
-  auto lead_state = [&](const std::string& id) -> LeadState& { return leads[id]; };
-  // A lead's events so far, in recorded order: the stored ones (one prefix
-  // scan) and those this group already processed.
-  auto history = [&](const std::string& lead) {
-    std::vector<Event> events = LeadEvents(lead);
-    const auto& pending = lead_events[lead];
-    events.insert(events.end(), pending.begin(), pending.end());
-    return events;
-  };
-  auto used_between = [](const std::vector<Event>& events, int64_t from, int64_t to) {
-    std::vector<Event> used;
-    for (const Event& e : events) {
-      if (e.type == EventType::kUsed && e.ts >= from && e.ts <= to) used.push_back(e);
-    }
-    return used;
-  };
-  // The uses after the lead's last stage change, in recorded order (a call's
-  // events share their default ts, so order, not ts, decides).
-  auto used_since_change = [](const std::vector<Event>& events) {
-    std::vector<Event> used;
-    for (const Event& e : events) {
-      if (e.type == EventType::kStageChanged) used.clear();
-      if (e.type == EventType::kUsed) used.push_back(e);
-    }
-    return used;
-  };
-  // Credits field `f` once per distinct asset among `used`, at its stage of
-  // use, and at its stage and topic.
-  // Report aggregates: by UTC day of `ts`, stage, rep ("" = all reps) and asset.
-  std::unordered_map<std::string, Counters> agg_deltas;
-  std::unordered_map<std::string, int64_t> last_used;
-  auto agg = [&](int64_t ts, const std::string& stage, const std::string& rep, const std::string& asset, int f,
-                 int64_t cents) {
-    for (const std::string* r : {&kAllReps, &rep}) {
-      Counters& c = agg_deltas[AggregateKey(DayOf(ts), stage, *r, asset)];
-      c[size_t(f)] += 1;
-      c[7] += cents;
-      if (rep.empty()) break;
-    }
-  };
-  auto credit = [&](const std::vector<Event>& used, int f, int64_t amount_cents, int64_t outcome_ts) {
-    std::set<std::pair<std::string, std::string>> once;
-    for (const Event& u : used) {
-      if (!once.insert({u.asset_id, u.stage}).second) continue;
-      agg(outcome_ts, u.stage, u.rep_id, u.asset_id, f, amount_cents);
-      std::vector<std::string> keys = {StatsKey(u.asset_id, u.stage)};
-      if (!u.topic.empty()) keys.push_back(StatsKey(u.asset_id, u.stage, u.topic));
-      for (const std::string& key : keys) {
-        Counters& c = deltas[key];
-        c[size_t(f)] += 1;
-        if (amount_cents) c[7] += amount_cents;
-      }
-    }
-  };
-  // Adds 1 to field `f` of the asset at the stage, and at the stage and topic.
-  auto count = [&](const Event& e, int f) {
-    agg(e.ts, e.stage, e.rep_id, e.asset_id, f, 0);
-    if (e.type == EventType::kDismissed) agg_deltas[DismissalKey(DayOf(e.ts), e.stage, e.asset_id, e.reason)][0] += 1;
-    if (f == 1) last_used[e.asset_id] = std::max(last_used[e.asset_id], e.ts);
-    deltas[StatsKey(e.asset_id, e.stage)][size_t(f)] += 1;
-    if (!e.topic.empty()) deltas[StatsKey(e.asset_id, e.stage, e.topic)][size_t(f)] += 1;
-  };
 
   for (size_t g = 0; g < group.size(); ++g) {
     for (Event& e : group[g]->events) {
@@ -446,56 +293,20 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
         results[g].duplicates++;
         continue;
       }
-      LeadState& lead = lead_state(e.lead_id);
+      LeadState& lead = leads[e.lead_id];
       if (!lead.known && e.type != EventType::kShown) results[g].unknown_leads++;
       lead.known = true;
       if (!e.asset_id.empty() && !asset_known_(e.asset_id)) results[g].unknown_assets++;
-      switch (e.type) {
-        case EventType::kShown:
-          if (lead.stage != e.stage) {  // the CRM states the lead's stage when it asks
-            lead.stage = e.stage;
-            lead.stage_since = e.ts;
-          }
-          lead.topic = e.topic;
-          count(e, 0);
-          break;
-        case EventType::kUsed:
-        case EventType::kViewed:
-        case EventType::kDismissed:
-          e.stage = lead.stage;
-          e.topic = lead.topic;
-          count(e, e.type == EventType::kUsed ? 1 : e.type == EventType::kViewed ? 2 : 3);
-          break;
-        case EventType::kStageChanged: {
-          const int from = StageIndex(lead.stage), to = StageIndex(e.stage);
-          const std::vector<Event> used = used_since_change(history(e.lead_id));
-          if (from >= 0 && to > from) {
-            credit(used, 6, 0, e.ts);
-            agg_deltas[FunnelKey(DayOf(e.ts), lead.stage, !used.empty())][1] += 1;
-          }
-          if (from != to) agg_deltas[FunnelKey(DayOf(e.ts), e.stage, false)][0] += 1;
-          lead.stage = e.stage;
-          lead.stage_since = e.ts;
-          break;
-        }
-        case EventType::kWon:
-        case EventType::kLost:
-          const std::vector<Event> events = history(e.lead_id);
-          if (!lead.stage.empty()) {
-            agg_deltas[FunnelKey(DayOf(e.ts), lead.stage, !used_since_change(events).empty())]
-                      [e.type == EventType::kWon ? 2 : 3] += 1;
-          }
-          if (e.type == EventType::kWon) {
-            const int64_t cents = int64_t(std::llround(e.amount * 100));
-            credit(used_between(events, e.ts - window_ms, e.ts), 4, cents, e.ts);
-            agg(e.ts, "", e.rep_id, "", 4, cents);  // the lead itself closed: the baseline of lift
-          } else {
-            credit(used_between(events, e.ts - window_ms, e.ts), 5, 0, e.ts);
-            agg(e.ts, "", e.rep_id, "", 5, 0);
-          }
-          if (e.stage.empty()) e.stage = lead.stage;
-          break;
-      }
+      // The lead's earlier events: the stored ones and those this group
+      // already processed, by ts and then arrival (as re-aggregation sees them).
+      auto history = [&] {
+        std::vector<Event> events = LeadEvents(e.lead_id);
+        const auto& pending = lead_events[e.lead_id];
+        events.insert(events.end(), pending.begin(), pending.end());
+        std::stable_sort(events.begin(), events.end(), [](const Event& x, const Event& y) { return x.ts < y.ts; });
+        return events;
+      };
+      tally_.Apply(e, lead, history, &deltas);
       std::string key = LeadPrefix(e.lead_id);
       PutBE64(&key, uint64_t(e.ts));
       PutBE64(&key, next_seq_++);
@@ -512,13 +323,12 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
     PutStr(&v, st.topic);
     batch.Put(cf_.leads, id, v);
   }
-  for (const auto& [key, c] : deltas) batch.Merge(cf_.stats, key, EncodeCounters(c));
-  for (const auto& [key, c] : agg_deltas) batch.Merge(cf_.stats, key, EncodeCounters(c));
+  for (const auto& [key, c] : deltas.counters) batch.Merge(cf_.stats, key, EncodeCounters(c));
   {
     std::shared_lock lock(stats_mu_);
-    for (auto& [asset, ts] : last_used) {
-      auto it = last_used_.find(asset);
-      if (it != last_used_.end()) ts = std::max(ts, it->second);
+    for (auto& [asset, ts] : deltas.last_used) {
+      auto it = derived_->last_used().find(asset);
+      if (it != derived_->last_used().end()) ts = std::max(ts, it->second);
       batch.Put(cf_.stats, LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
     }
   }
@@ -531,121 +341,258 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
     for (Pending* p : group) p->done.set_value(Status::IOError("writing events: " + s.ToString()));
     return;
   }
+  if (touched_leads_) {
+    for (const auto& [lead, events] : lead_events) touched_leads_->insert(lead);
+  }
   {
     std::unique_lock lock(stats_mu_);
-    for (const auto& [key, c] : deltas) {
-      Add(&stats_[key], c);
-      if (const std::string stage = StageOfKey(key); !stage.empty()) Add(&stage_totals_[stage], c);
-    }
-    for (const auto& [key, c] : agg_deltas) AddAggregate(key, c);
-    for (const auto& [asset, ts] : last_used) last_used_[asset] = ts;
+    for (const auto& [key, c] : deltas.counters) derived_->Apply(key, c);
+    for (const auto& [asset, ts] : deltas.last_used) derived_->ApplyLastUsed(asset, ts);
   }
   for (size_t g = 0; g < group.size(); ++g) group[g]->done.set_value(results[g]);
 }
 
-// REQUIRES: stats_mu_ held exclusively (or during Open).
-void FeedbackStore::AddAggregate(const std::string& key, const std::array<int64_t, 8>& c) {
-  if (key.size() < 5) return;
-  uint32_t day = 0;
-  for (int i = 1; i <= 4; ++i) day = (day << 8) | uint8_t(key[size_t(i)]);
-  if (key[0] == kDismissalPrefix) {
-    dismissals_[day][key.substr(5)] += c[0];
-    return;
+// ---------------------------------------------------------------------------
+// Re-aggregation
+
+void FeedbackStore::ReplayLead(std::vector<std::pair<uint64_t, Event>> events, Derived* out, int sign) const {
+  std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  LeadState lead;
+  Deltas deltas;
+  std::vector<std::pair<uint64_t, Event>> seen;  // by (ts, seq), as the live writer reads the history
+  for (auto& [seq, e] : events) {
+    auto history = [&] {
+      std::vector<Event> h;
+      h.reserve(seen.size());
+      for (const auto& [s, x] : seen) h.push_back(x);
+      return h;
+    };
+    tally_.Apply(e, lead, history, &deltas);
+    auto at = std::upper_bound(seen.begin(), seen.end(), std::make_pair(e.ts, seq), [](const auto& k, const auto& x) {
+      return k < std::make_pair(x.second.ts, x.first);
+    });
+    seen.emplace(at, seq, e);
   }
-  if (key[0] == kFunnelPrefix) {
-    auto& slot = funnel_[day][key.substr(5)];
-    for (size_t i = 0; i < 4; ++i) slot[i] += c[i];
-    return;
+  for (auto& [key, c] : deltas.counters) {
+    if (sign < 0) {
+      for (int64_t& v : c) v = -v;
+    }
+    out->Apply(key, c);
   }
-  auto& slot = aggregates_[day][key.substr(5)];
-  for (size_t i = 0; i < c.size(); ++i) slot[i] += c[i];
+  if (sign > 0) {
+    for (const auto& [asset, ts] : deltas.last_used) out->ApplyLastUsed(asset, ts);
+  }
 }
+
+namespace {
+
+// The lead and the arrival sequence of an events-CF key (lead \0 ts seq).
+bool SplitEventKey(const rocksdb::Slice& key, std::string_view* lead, uint64_t* seq) {
+  if (key.size() < 17 || key[key.size() - 17] != '\0') return false;
+  *lead = std::string_view(key.data(), key.size() - 17);
+  *seq = 0;
+  for (size_t i = key.size() - 8; i < key.size(); ++i) *seq = (*seq << 8) | uint8_t(key[i]);
+  return true;
+}
+
+}  // namespace
+
+Status FeedbackStore::ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out, uint64_t total,
+                                const std::function<void(uint64_t, uint64_t)>& progress, uint64_t* events,
+                                uint64_t* leads) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_.events));
+  std::string lead;
+  std::vector<std::pair<uint64_t, Event>> batch;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    ReplayLead(std::move(batch), out, +1);
+    batch.clear();
+    ++*leads;
+  };
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view key_lead;
+    uint64_t seq = 0;
+    Event e;
+    if (!SplitEventKey(it->key(), &key_lead, &seq) ||
+        !DecodeEvent(std::string_view(it->value().data(), it->value().size()), &e)) {
+      continue;
+    }
+    if (key_lead != lead) {
+      flush();
+      lead.assign(key_lead);
+    }
+    batch.emplace_back(seq, std::move(e));
+    if (++*events % 100000 == 0 && progress) progress(*events, std::max(total, *events));
+  }
+  flush();
+  if (!it->status().ok()) return Status::IOError("reading events: " + it->status().ToString());
+  return Status::Ok();
+}
+
+std::vector<std::pair<uint64_t, Event>> FeedbackStore::LeadLog(const std::string& lead_id,
+                                                               const rocksdb::Snapshot* snapshot) const {
+  std::vector<std::pair<uint64_t, Event>> out;
+  const std::string prefix = LeadPrefix(lead_id);
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_.events));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view lead;
+    uint64_t seq;
+    Event e;
+    if (SplitEventKey(it->key(), &lead, &seq) && lead == lead_id &&
+        DecodeEvent(std::string_view(it->value().data(), it->value().size()), &e)) {
+      out.emplace_back(seq, std::move(e));
+    }
+  }
+  return out;
+}
+
+Status FeedbackStore::WriteDerived(const Derived& fresh, uint64_t* keys) {
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  rocksdb::WriteBatch batch;
+  // The marker goes with the range delete: a crash before the last batch
+  // leaves it, and Open re-aggregates again.
+  batch.Put(cf_.meta, kReaggregatingKey, "1");
+  batch.DeleteRange(cf_.stats, "", std::string(300, '\xff'));  // keys start with an asset id of <= 128 bytes
+  rocksdb::Status s = db_->Write(synced, &batch);
+  batch.Clear();
+  auto add = [&](const std::string& key, const std::string& value) {
+    if (!s.ok()) return;
+    batch.Put(cf_.stats, key, value);
+    if (batch.Count() >= 100000) {
+      s = db_->Write(rocksdb::WriteOptions(), &batch);
+      batch.Clear();
+    }
+  };
+  fresh.Enumerate(
+      [&](const std::string& key, const Counters& c) {
+        ++*keys;
+        add(key, EncodeCounters(c));
+      },
+      [&](const std::string& asset, int64_t ts) {
+        add(LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
+      });
+  if (s.ok()) {
+    batch.Delete(cf_.meta, kReaggregatingKey);
+    s = db_->Write(synced, &batch);
+  }
+  if (!s.ok()) return Status::IOError("writing re-aggregated counters: " + s.ToString());
+  return Status::Ok();
+}
+
+Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
+                                                     const std::function<void(uint64_t, uint64_t)>& progress) {
+  bool expected = false;
+  if (!reaggregating_.compare_exchange_strong(expected, true)) {
+    return Status::Overloaded("a re-aggregation is already running");
+  }
+  struct Done {
+    std::atomic<bool>* flag;
+    ~Done() { *flag = false; }
+  } done{&reaggregating_};
+  const auto t0 = std::chrono::steady_clock::now();
+  ReaggregateResult result;
+  const rocksdb::Snapshot* snapshot;
+  uint64_t total;
+  {
+    std::lock_guard<std::mutex> lock(writer_mu_);
+    snapshot = db_->GetSnapshot();
+    total = next_seq_;
+    touched_leads_ = std::make_unique<std::unordered_set<std::string>>();
+  }
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* snapshot;
+    std::unique_ptr<std::unordered_set<std::string>>* touched;
+    std::mutex* mu;
+    ~Release() {
+      db->ReleaseSnapshot(snapshot);
+      std::lock_guard<std::mutex> lock(*mu);
+      touched->reset();
+    }
+  } release{db_, snapshot, &touched_leads_, &writer_mu_};
+
+  auto fresh = std::make_unique<Derived>();
+  if (Status s = ReplayAll(snapshot, fresh.get(), total, progress, &result.events, &result.leads); !s.ok()) return s;
+
+  // The writer pauses from here: replay again the leads written to since the
+  // snapshot (out with their old events, in with all of them), compare, swap.
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  for (const std::string& lead : *touched_leads_) {
+    auto old_log = LeadLog(lead, snapshot), new_log = LeadLog(lead, nullptr);
+    const uint64_t before = old_log.size(), after = new_log.size();
+    ReplayLead(std::move(old_log), fresh.get(), -1);
+    ReplayLead(std::move(new_log), fresh.get(), +1);
+    result.events += after - before;
+    if (before == 0) ++result.leads;
+  }
+  {
+    std::shared_lock read(stats_mu_);
+    result.differing = fresh->CountDifferences(*derived_);
+  }
+  if (write) {
+    if (Status s = WriteDerived(*fresh, &result.keys); !s.ok()) return s;
+    result.written = true;
+    std::unique_lock swap(stats_mu_);
+    derived_ = std::move(fresh);
+  } else {
+    fresh->Enumerate([&](const std::string&, const Counters&) { ++result.keys; }, [](const std::string&, int64_t) {});
+  }
+  if (progress) progress(result.events, result.events);
+  result.ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Reads
 
 FeedbackStore::AggregateSums FeedbackStore::Aggregate(int64_t from_ms, int64_t to_ms, const std::string& stage,
                                                       const std::string& rep) const {
   AggregateSums out;
-  const uint32_t first = DayOf(from_ms), last = DayOf(to_ms);
   std::shared_lock lock(stats_mu_);
-  for (auto d = aggregates_.lower_bound(first); d != aggregates_.end() && d->first <= last; ++d) {
-    for (const auto& [rest, c] : d->second) {
-      const size_t a = rest.find('\0'), b = rest.find('\0', a + 1);
-      if (a == std::string::npos || b == std::string::npos) continue;
-      const std::string_view s(rest.data(), a), r(rest.data() + a + 1, b - a - 1), asset(rest.data() + b + 1);
-      if (asset.empty()) {  // a lead closed: the baseline, whatever the filters
-        if (s.empty() && r.empty()) {
-          out.leads_won += uint64_t(c[4]);
-          out.leads_lost += uint64_t(c[5]);
-          out.won_amount += double(c[7]) / 100.0;
-        }
-        continue;
-      }
-      if (r != rep) continue;  // rep "" is the all-reps row
-      if (!stage.empty() && s != stage) continue;
-      Add(&out.by_asset[std::string(asset)], c);
-    }
-  }
-  for (const auto& [asset, sum] : out.by_asset) {
-    auto it = last_used_.find(asset);
-    if (it != last_used_.end()) out.last_used[asset] = it->second;
+  Derived::AssetSums sums = derived_->SumAssets(DayOf(from_ms), DayOf(to_ms), stage, rep);
+  out.leads_won = uint64_t(sums.closed[4]);
+  out.leads_lost = uint64_t(sums.closed[5]);
+  out.won_amount = double(sums.closed[7]) / 100.0;
+  out.by_asset.reserve(sums.by_asset.size());
+  const auto& last_used = derived_->last_used();
+  for (auto& [asset, c] : sums.by_asset) {
+    AssetActivity a;
+    AddTo(&a.stats, c);
+    if (auto it = last_used.find(asset); it != last_used.end()) a.last_used = it->second;
+    a.asset_id = std::move(asset);
+    out.by_asset.push_back(std::move(a));
   }
   return out;
 }
 
 std::map<std::string, std::array<int64_t, 8>> FeedbackStore::Funnel(int64_t from_ms, int64_t to_ms) const {
-  std::map<std::string, std::array<int64_t, 8>> out;  // stage \0 with -> [entered, advanced, won, lost]
   std::shared_lock lock(stats_mu_);
-  for (auto d = funnel_.lower_bound(DayOf(from_ms)); d != funnel_.end() && d->first <= DayOf(to_ms); ++d) {
-    for (const auto& [rest, c] : d->second) {
-      auto& sum = out[rest];
-      for (size_t i = 0; i < 4; ++i) sum[i] += c[i];
-    }
-  }
-  return out;
+  return derived_->SumFunnel(DayOf(from_ms), DayOf(to_ms));
 }
 
 std::map<std::string, AssetStageStats> FeedbackStore::Reps(
     int64_t from_ms, int64_t to_ms, std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const {
   std::map<std::string, AssetStageStats> out;
   std::shared_lock lock(stats_mu_);
-  for (auto d = aggregates_.lower_bound(DayOf(from_ms)); d != aggregates_.end() && d->first <= DayOf(to_ms); ++d) {
-    for (const auto& [rest, c] : d->second) {
-      const size_t a = rest.find('\0'), b = rest.find('\0', a + 1);
-      if (a == std::string::npos || b == std::string::npos || b == a + 1) continue;  // all-reps rows
-      const std::string rep = rest.substr(a + 1, b - a - 1);
-      if (b + 1 == rest.size()) {  // a lead this rep closed
-        (*closed)[rep].first += uint64_t(c[4]);
-        (*closed)[rep].second += uint64_t(c[5]);
-        continue;
-      }
-      Add(&out[rep], c);
-    }
-  }
+  derived_->SumReps(DayOf(from_ms), DayOf(to_ms), &out, closed);
   return out;
 }
 
 std::map<std::pair<std::string, std::string>, uint64_t> FeedbackStore::Dismissals(int64_t from_ms, int64_t to_ms,
                                                                                 const std::string& stage) const {
-  std::map<std::pair<std::string, std::string>, uint64_t> out;  // (asset, reason) -> count
   std::shared_lock lock(stats_mu_);
-  for (auto d = dismissals_.lower_bound(DayOf(from_ms)); d != dismissals_.end() && d->first <= DayOf(to_ms); ++d) {
-    for (const auto& [rest, n] : d->second) {
-      const size_t a = rest.find('\0'), b = rest.find('\0', a + 1);
-      if (a == std::string::npos || b == std::string::npos) continue;
-      if (!stage.empty() && rest.compare(0, a, stage) != 0) continue;
-      out[{rest.substr(a + 1, b - a - 1), rest.substr(b + 1)}] += uint64_t(n);
-    }
-  }
-  return out;
+  return derived_->SumDismissals(DayOf(from_ms), DayOf(to_ms), stage);
 }
 
 std::vector<Event> FeedbackStore::LeadEvents(const std::string& lead_id) const {
   std::vector<Event> out;
-  const std::string prefix = LeadPrefix(lead_id);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.events));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    Event e;
-    if (DecodeEvent(std::string_view(it->value().data(), it->value().size()), &e)) out.push_back(std::move(e));
-  }
+  for (auto& [seq, e] : LeadLog(lead_id, nullptr)) out.push_back(std::move(e));
   return out;
 }
 
@@ -664,14 +611,12 @@ Result<Lead> FeedbackStore::GetLead(const std::string& lead_id) const {
 AssetStageStats FeedbackStore::Stats(const std::string& asset_id, const std::string& stage,
                                      const std::string& topic) const {
   std::shared_lock lock(stats_mu_);
-  auto it = stats_.find(StatsKey(asset_id, stage, topic));
-  return it == stats_.end() ? AssetStageStats{} : it->second;
+  return derived_->Stats(StatsKey(asset_id, stage, topic));
 }
 
 AssetStageStats FeedbackStore::StageTotals(const std::string& stage) const {
   std::shared_lock lock(stats_mu_);
-  auto it = stage_totals_.find(stage);
-  return it == stage_totals_.end() ? AssetStageStats{} : it->second;
+  return derived_->StageTotals(stage);
 }
 
 }  // namespace playbook

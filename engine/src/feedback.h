@@ -11,6 +11,8 @@
 #include <rocksdb/merge_operator.h>
 
 #include <array>
+#include <atomic>
+#include <unordered_set>
 #include <condition_variable>
 #include <map>
 #include <deque>
@@ -27,6 +29,8 @@
 #include "playbook/engine/options.h"
 #include "playbook/engine/status.h"
 #include "playbook/engine/types.h"
+#include "derived.h"
+#include "tally.h"
 
 namespace playbook {
 
@@ -68,12 +72,16 @@ class FeedbackStore {
   // Sums over every asset at the stage.
   AssetStageStats StageTotals(const std::string& stage) const;
 
-  // Report aggregates over the UTC days of [from_ms, to_ms]: per asset, the
-  // counters (shown, used, viewed, dismissed, won, lost, advanced, won cents)
-  // at `stage` ("" = all) for `rep` ("" = all reps); and the leads closed.
+  // Report aggregates over the UTC days of [from_ms, to_ms]: per asset with
+  // activity, the counters at `stage` ("" = all) for `rep` ("" = all reps),
+  // and its last use ever (-1: never); and the leads closed in the window.
+  struct AssetActivity {
+    std::string asset_id;
+    AssetStageStats stats;
+    int64_t last_used = -1;
+  };
   struct AggregateSums {
-    std::unordered_map<std::string, AssetStageStats> by_asset;
-    std::unordered_map<std::string, int64_t> last_used;  // ever, ms
+    std::vector<AssetActivity> by_asset;
     uint64_t leads_won = 0, leads_lost = 0;
     double won_amount = 0;
   };
@@ -82,48 +90,61 @@ class FeedbackStore {
   std::map<std::string, std::array<int64_t, 8>> Funnel(int64_t from_ms, int64_t to_ms) const;
   // rep -> counters summed over assets and stages; *closed: rep -> (leads won, lost).
   std::map<std::string, AssetStageStats> Reps(int64_t from_ms, int64_t to_ms,
-                                                     std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const;
+                                              std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const;
   // (asset, reason) -> dismissals over the UTC days of [from_ms, to_ms] at `stage` ("" = all).
   std::map<std::pair<std::string, std::string>, uint64_t> Dismissals(int64_t from_ms, int64_t to_ms,
                                                                      const std::string& stage) const;
+
+  // Recomputes every derived counter from the raw event log with the current
+  // options (attribution window, stages) and compares it with the live
+  // counters. With `write`, replaces the stored and in-memory counters with
+  // the recomputed ones. Feedback keeps being recorded meanwhile: the log is
+  // read from a snapshot and the leads written to since are replayed again
+  // with the writer paused, at the end.
+  Result<ReaggregateResult> Reaggregate(bool write, const std::function<void(uint64_t done, uint64_t total)>& progress);
 
  private:
   struct Pending {
     std::vector<Event> events;
     std::promise<Result<RecordResult>> done;
   };
-  struct LeadState {
-    std::string stage;
-    std::string topic;  // of the last recommend's context
-    int64_t stage_since = 0;
-    bool known = false;
-  };
   void WriterLoop();
   void WriteGroup(std::vector<Pending*>& group);
-  int StageIndex(const std::string& stage) const;
+  // The lead's events with their arrival sequence numbers, oldest first (by
+  // ts, then arrival), as of `snapshot` (nullptr: now).
+  std::vector<std::pair<uint64_t, Event>> LeadLog(const std::string& lead_id, const rocksdb::Snapshot* snapshot) const;
+  // Replays every lead of the log as of `snapshot` into `out`; returns the
+  // events and leads replayed.
+  Status ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out, uint64_t total,
+                   const std::function<void(uint64_t, uint64_t)>& progress, uint64_t* events, uint64_t* leads) const;
+  // Replays one lead's events (any order; replayed in arrival order) into
+  // `out`, counters multiplied by `sign`.
+  void ReplayLead(std::vector<std::pair<uint64_t, Event>> events, Derived* out, int sign) const;
+  // REQUIRES: writer_mu_ held. Replaces the stored counters with `fresh`'s.
+  Status WriteDerived(const Derived& fresh, uint64_t* keys);
+  Status LoadDerived(Derived* out) const;
 
   rocksdb::DB* db_;
   const FeedbackColumns cf_;
   const EngineOptions& options_;
   std::function<bool(const std::string&)> asset_known_;
+  const Tally tally_;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<Pending*> queue_;
   bool stopping_ = false;
   std::thread writer_;
-  uint64_t next_seq_ = 0;  // writer thread only
+  uint64_t next_seq_ = 0;  // guarded by writer_mu_
+
+  // Held by the writer for each group; re-aggregation holds it to pause it.
+  std::mutex writer_mu_;
+  // While a re-aggregation reads its snapshot: the leads written to since.
+  std::unique_ptr<std::unordered_set<std::string>> touched_leads_;  // guarded by writer_mu_
+  std::atomic<bool> reaggregating_{false};
 
   mutable std::shared_mutex stats_mu_;
-  std::unordered_map<std::string, AssetStageStats> stats_;        // asset \0 stage
-  std::unordered_map<std::string, AssetStageStats> stage_totals_;  // stage
-  // day -> (stage \0 rep \0 asset) -> counters; asset "" = leads closed.
-  std::map<uint32_t, std::unordered_map<std::string, std::array<int64_t, 8>>> aggregates_;
-  std::unordered_map<std::string, int64_t> last_used_;
-  // day -> (stage \0 asset \0 reason) -> dismissals.
-  std::map<uint32_t, std::unordered_map<std::string, int64_t>> dismissals_;
-  std::map<uint32_t, std::unordered_map<std::string, std::array<int64_t, 8>>> funnel_;
-  void AddAggregate(const std::string& key, const std::array<int64_t, 8>& c);
+  std::unique_ptr<Derived> derived_;  // guarded by stats_mu_
 };
 
 // InvalidArgument naming "events[i].field" for the first invalid event;

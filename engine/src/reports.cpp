@@ -65,9 +65,10 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
     row.deleted = a.deleted;
     return true;
   };
-  for (const auto& [asset_id, c] : sums.by_asset) {
+  for (const FeedbackStore::AssetActivity& activity : sums.by_asset) {
+    const AssetStageStats& c = activity.stats;
     AssetReportRow row;
-    row.asset_id = asset_id;
+    row.asset_id = activity.asset_id;
     // The catalog record is read here only to filter by type; otherwise only
     // for the rows returned, below.
     if (!q.type.empty() && (!describe(row) || row.type != q.type)) continue;
@@ -83,7 +84,7 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
     if (row.win_rate && report.leads_win_rate && *report.leads_win_rate > 0) {
       row.lift = *row.win_rate / *report.leads_win_rate;
     }
-    if (auto it = sums.last_used.find(asset_id); it != sums.last_used.end() && row.used > 0) row.last_used = it->second;
+    if (activity.last_used >= 0 && row.used > 0) row.last_used = activity.last_used;
     AssetReportRow& t = report.totals;
     t.shown += row.shown;
     t.used += row.used;
@@ -192,6 +193,11 @@ Result<std::vector<RepReportRow>> EngineImpl::ReportReps(const ReportQuery& q) {
   }
   std::stable_sort(out.begin(), out.end(), [](const RepReportRow& a, const RepReportRow& b) { return a.used > b.used; });
   return out;
+}
+
+Result<ReaggregateResult> EngineImpl::Reaggregate(bool write, std::function<void(uint64_t, uint64_t)> progress) {
+  if (Status h = Health(); !h.ok()) return h;
+  return feedback_->Reaggregate(write, progress);
 }
 
 Result<DismissalReport> EngineImpl::ReportDismissals(const ReportQuery& q) {

@@ -110,6 +110,13 @@ TEST_F(FeedbackTest, ValidationIsAllOrNothingAndNamesTheField) {
   amount.amount = 5;
   EXPECT_EQ(field({amount}), "events[0].amount");
   EXPECT_EQ(field({Ev("f", EventType::kUsed, "lead-x", "a", NowForTest() + 7 * 86400000LL)}), "events[0].ts");
+  // Ids are parts of keys separated by NUL bytes.
+  std::string nul_lead = "lead";
+  nul_lead.push_back('\0');
+  EXPECT_EQ(field({Ev("n", EventType::kUsed, nul_lead, "a")}), "events[0].lead_id");
+  Event rep = Ev("r", EventType::kUsed, "lead-x", "a");
+  rep.rep_id = nul_lead;
+  EXPECT_EQ(field({rep}), "events[0].rep_id");
   EXPECT_FALSE(e.GetLead("lead-x").ok());  // nothing written
 }
 
@@ -338,8 +345,11 @@ TEST_F(FeedbackTest, ConcurrentWritersLoseNothingAndSurviveARestart) {
       for (int c = 0; c < kCalls; ++c) {
         std::vector<Event> batch;
         for (int i = 0; i < kPerCall; ++i) {
-          batch.push_back(Ev("t" + std::to_string(t) + "-" + std::to_string(c) + "-" + std::to_string(i),
-                             EventType::kViewed, "lead-" + std::to_string(t), "asset-" + std::to_string(i)));
+          std::string id = "t", lead = "lead-", asset = "asset-";
+          id.append(std::to_string(t)).append("-").append(std::to_string(c)).append("-").append(std::to_string(i));
+          lead.append(std::to_string(t));
+          asset.append(std::to_string(i));
+          batch.push_back(Ev(id, EventType::kViewed, lead, asset));
         }
         auto r = e.RecordEvents(batch);
         if (r.ok()) accepted += r.value().accepted;

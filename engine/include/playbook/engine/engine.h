@@ -112,6 +112,15 @@ class Engine {
   // Content sales ignores (uses query.from_ms, to_ms, stage, type).
   virtual Result<UnusedReport> ReportUnused(const ReportQuery& query, uint64_t rarely_shown_min,
                                             double rarely_rate) = 0;
+  // Recomputes every aggregate (report and ranking counters) from the raw
+  // event log with the current options, and counts the keys where the live
+  // aggregates differ. With `write`, the recomputed aggregates replace the
+  // live ones (stored and in memory). Feedback keeps being recorded; the
+  // writer pauses only to replay the leads written meanwhile and to swap.
+  // `progress(done, total)` counts replayed events. Overloaded when one is
+  // already running.
+  virtual Result<ReaggregateResult> Reaggregate(bool write,
+                                                std::function<void(uint64_t done, uint64_t total)> progress) = 0;
 
   // ---- Index ----------------------------------------------------------------
 

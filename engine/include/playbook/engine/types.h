@@ -207,6 +207,16 @@ struct FunnelReportRow {
   uint64_t lost_with_content = 0, lost_without_content = 0;
 };
 
+// What a re-aggregation of the raw event log found and did.
+struct ReaggregateResult {
+  uint64_t events = 0;     // events replayed
+  uint64_t leads = 0;      // leads replayed
+  uint64_t keys = 0;       // derived counters recomputed (non-zero keys)
+  uint64_t differing = 0;  // keys whose recomputed value differs from the live one
+  bool written = false;    // the recomputed counters replaced the live ones
+  int64_t ms = 0;          // wall time
+};
+
 struct DismissalReport {
   struct Reason {
     std::string reason;

@@ -1,0 +1,388 @@
+#include "derived.h"
+
+#include <cstring>
+#include <initializer_list>
+
+namespace playbook {
+
+std::string EncodeCounters(const Counters& c) { return std::string(reinterpret_cast<const char*>(c.data()), sizeof(Counters)); }
+
+Counters DecodeCounters(std::string_view s) {
+  Counters c{};
+  if (s.size() == sizeof(Counters)) std::memcpy(c.data(), s.data(), sizeof(Counters));
+  return c;
+}
+
+void AddTo(AssetStageStats* s, const Counters& c) {
+  s->shown += uint64_t(c[0]);
+  s->used += uint64_t(c[1]);
+  s->viewed += uint64_t(c[2]);
+  s->dismissed += uint64_t(c[3]);
+  s->won += uint64_t(c[4]);
+  s->lost += uint64_t(c[5]);
+  s->advanced += uint64_t(c[6]);
+  s->won_amount += double(c[7]) / 100.0;
+}
+
+bool IsZero(const Counters& c) {
+  for (int64_t v : c) {
+    if (v != 0) return false;
+  }
+  return true;
+}
+
+namespace {
+
+void Plus(Counters* a, const Counters& b) {
+  for (size_t i = 0; i < a->size(); ++i) (*a)[i] += b[i];
+}
+
+void PutDay(std::string* k, uint32_t day) {
+  for (int i = 3; i >= 0; --i) k->push_back(char((day >> (8 * i)) & 0xff));
+}
+
+// The day of a prefixed key, and the rest split at NULs into `parts`.
+bool SplitKey(std::string_view key, uint32_t* day, std::string_view* parts, size_t n) {
+  if (key.size() < 5) return false;
+  *day = 0;
+  for (size_t i = 1; i <= 4; ++i) *day = (*day << 8) | uint8_t(key[i]);
+  std::string_view rest = key.substr(5);
+  for (size_t i = 0; i + 1 < n; ++i) {
+    const size_t z = rest.find('\0');
+    if (z == std::string_view::npos) return false;
+    parts[i] = rest.substr(0, z);
+    rest.remove_prefix(z + 1);
+  }
+  parts[n - 1] = rest;
+  return true;
+}
+
+// The stage of a two-part ranking key; "" for a topic key (not in the stage totals).
+std::string_view StageOfKey(std::string_view key) {
+  const size_t a = key.find('\0');
+  if (a == std::string_view::npos || key.find('\0', a + 1) != std::string_view::npos) return {};
+  return key.substr(a + 1);
+}
+
+}  // namespace
+
+uint32_t DayOf(int64_t ms) {
+  return uint32_t(std::min<int64_t>(std::max<int64_t>(0, ms) / 86400000, UINT32_MAX - 7));
+}
+
+std::string StatsKey(const std::string& asset, const std::string& stage, const std::string& topic) {
+  std::string k = asset;
+  k.push_back('\0');
+  k += stage;
+  if (!topic.empty()) {
+    k.push_back('\0');
+    k += topic;
+  }
+  return k;
+}
+
+namespace {
+// prefix, day, then the parts joined by NULs.
+std::string DayKey(char prefix, uint32_t day, std::initializer_list<std::string_view> parts) {
+  std::string k(1, prefix);
+  PutDay(&k, day);
+  bool first = true;
+  for (std::string_view p : parts) {
+    if (!first) k.push_back('\0');
+    first = false;
+    k += p;
+  }
+  return k;
+}
+}  // namespace
+
+std::string AggregateKey(uint32_t day, std::string_view stage, std::string_view rep, std::string_view asset) {
+  return DayKey(kAggregatePrefix, day, {stage, rep, asset});
+}
+
+std::string DismissalKey(uint32_t day, std::string_view stage, std::string_view asset, std::string_view reason) {
+  return DayKey(kDismissalPrefix, day, {stage, asset, reason});
+}
+
+std::string FunnelKey(uint32_t day, std::string_view stage, bool with_content) {
+  return DayKey(kFunnelPrefix, day, {stage, with_content ? "1" : "0"});
+}
+
+std::string LastUsedKey(const std::string& asset) { return std::string(1, kLastUsedPrefix) + asset; }
+
+std::string ReasonOf(const std::string& reason) {
+  const size_t a = reason.find_first_not_of(" \t\r\n");
+  if (a == std::string::npos) return "(no reason)";
+  const size_t b = reason.find_last_not_of(" \t\r\n");
+  return reason.substr(a, b - a + 1);
+}
+
+// ---------------------------------------------------------------------------
+
+uint32_t Dictionary::Intern(std::string_view s) {
+  auto [it, added] = ids_.try_emplace(std::string(s), uint32_t(names_.size()));
+  if (added) names_.push_back(it->first);
+  return it->second;
+}
+
+uint32_t Dictionary::Find(std::string_view s) const {
+  auto it = ids_.find(std::string(s));
+  return it == ids_.end() ? UINT32_MAX : it->second;
+}
+
+// ---------------------------------------------------------------------------
+
+namespace {
+uint32_t Hash(uint32_t asset) { return asset * 2654435761u; }
+}  // namespace
+
+const Cube::Entry* Cube::Cell::Find(uint32_t asset) const {
+  if (slots.empty()) return nullptr;
+  const size_t mask = slots.size() - 1;
+  for (size_t i = Hash(asset) & mask;; i = (i + 1) & mask) {
+    if (slots[i] == UINT32_MAX) return nullptr;
+    if (entries[slots[i]].asset == asset) return &entries[slots[i]];
+  }
+}
+
+Cube::Entry& Cube::Cell::At(uint32_t asset) {
+  if ((entries.size() + 1) * 2 > slots.size()) {  // keep the load under 1/2
+    slots.assign(std::max<size_t>(8, slots.size() * 2), UINT32_MAX);
+    const size_t mask = slots.size() - 1;
+    for (uint32_t e = 0; e < entries.size(); ++e) {
+      size_t i = Hash(entries[e].asset) & mask;
+      while (slots[i] != UINT32_MAX) i = (i + 1) & mask;
+      slots[i] = e;
+    }
+  }
+  const size_t mask = slots.size() - 1;
+  size_t i = Hash(asset) & mask;
+  for (; slots[i] != UINT32_MAX; i = (i + 1) & mask) {
+    if (entries[slots[i]].asset == asset) return entries[slots[i]];
+  }
+  slots[i] = uint32_t(entries.size());
+  Entry& e = entries.emplace_back();
+  std::memset(&e, 0, sizeof e);
+  e.asset = asset;
+  return e;
+}
+
+Counters Cube::ToCounters(const Entry& e) {
+  Counters c{};
+  for (int i = 0; i < kCounters - 1; ++i) c[size_t(i)] = int64_t(int32_t(e.n[i]));
+  c[kCounters - 1] = e.cents;
+  return c;
+}
+
+void Cube::AddTo(Bucket& b, uint32_t row, uint32_t stage, uint32_t asset, const Counters& c) {
+  Entry& e = b[(uint64_t(row) << 32) | stage].At(asset);
+  for (int i = 0; i < kCounters - 1; ++i) e.n[i] += uint32_t(c[size_t(i)]);
+  e.cents += c[kCounters - 1];
+}
+
+void Cube::Add(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset, const Counters& c) {
+  AddTo(days_[day], row, stage, asset, c);
+  AddTo(weeks_[day / 7], row, stage, asset, c);
+}
+
+void Cube::ForEachDay(const std::function<void(uint32_t, uint32_t, uint32_t, const Entry&)>& fn) const {
+  for (const auto& [day, bucket] : days_) {
+    for (const auto& [key, cell] : bucket) {
+      for (const Entry& e : cell.entries) fn(day, uint32_t(key >> 32), uint32_t(key), e);
+    }
+  }
+}
+
+const Cube::Entry* Cube::Find(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset) const {
+  auto d = days_.find(day);
+  if (d == days_.end()) return nullptr;
+  auto c = d->second.find((uint64_t(row) << 32) | stage);
+  return c == d->second.end() ? nullptr : c->second.Find(asset);
+}
+
+// ---------------------------------------------------------------------------
+
+void Derived::Apply(std::string_view key, const Counters& c) {
+  uint32_t day = 0;
+  std::string_view p[3];
+  if (!key.empty() && key[0] == kAggregatePrefix) {
+    if (!SplitKey(key, &day, p, 3)) return;
+    if (reps_.size() == 0) reps_.Intern("");
+    reports_.Add(day, reps_.Intern(p[1]), stages_.Intern(p[0]), assets_.Intern(p[2]), c);
+  } else if (!key.empty() && key[0] == kDismissalPrefix) {
+    if (!SplitKey(key, &day, p, 3)) return;
+    dismissals_.Add(day, reasons_.Intern(p[2]), stages_.Intern(p[0]), assets_.Intern(p[1]), c);
+  } else if (!key.empty() && key[0] == kFunnelPrefix) {
+    if (key.size() < 5 || !SplitKey(key, &day, p, 1)) return;
+    Plus(&funnel_[day][std::string(p[0])], c);
+  } else if (!key.empty() && key[0] != kLastUsedPrefix && key.find('\0') != std::string_view::npos) {
+    Plus(&stats_[std::string(key)], c);
+    if (std::string_view stage = StageOfKey(key); !stage.empty()) Plus(&stage_totals_[std::string(stage)], c);
+  }
+}
+
+void Derived::ApplyLastUsed(const std::string& asset, int64_t ts) {
+  auto [it, added] = last_used_.try_emplace(asset, ts);
+  if (!added) it->second = std::max(it->second, ts);
+}
+
+void Derived::Enumerate(const std::function<void(const std::string&, const Counters&)>& counters,
+                        const std::function<void(const std::string&, int64_t)>& last_used) const {
+  for (const auto& [key, c] : stats_) {
+    if (!IsZero(c)) counters(key, c);
+  }
+  reports_.ForEachDay([&](uint32_t day, uint32_t row, uint32_t stage, const Cube::Entry& e) {
+    const Counters c = Cube::ToCounters(e);
+    if (!IsZero(c)) counters(AggregateKey(day, stages_.Name(stage), reps_.Name(row), assets_.Name(e.asset)), c);
+  });
+  dismissals_.ForEachDay([&](uint32_t day, uint32_t row, uint32_t stage, const Cube::Entry& e) {
+    const Counters c = Cube::ToCounters(e);
+    if (!IsZero(c)) counters(DismissalKey(day, stages_.Name(stage), assets_.Name(e.asset), reasons_.Name(row)), c);
+  });
+  for (const auto& [day, cells] : funnel_) {
+    for (const auto& [rest, c] : cells) {
+      if (IsZero(c)) continue;
+      std::string key(1, kFunnelPrefix);
+      PutDay(&key, day);
+      key += rest;
+      counters(key, c);
+    }
+  }
+  for (const auto& [asset, ts] : last_used_) last_used(asset, ts);
+}
+
+bool Derived::Lookup(std::string_view key, Counters* c) const {
+  uint32_t day = 0;
+  std::string_view p[3];
+  if (!key.empty() && (key[0] == kAggregatePrefix || key[0] == kDismissalPrefix)) {
+    if (!SplitKey(key, &day, p, 3)) return false;
+    const bool report = key[0] == kAggregatePrefix;
+    const uint32_t row = report ? reps_.Find(p[1]) : reasons_.Find(p[2]);
+    const uint32_t stage = stages_.Find(p[0]), asset = assets_.Find(report ? p[2] : p[1]);
+    if (row == UINT32_MAX || stage == UINT32_MAX || asset == UINT32_MAX) return false;
+    const Cube::Entry* e = (report ? reports_ : dismissals_).Find(day, row, stage, asset);
+    if (e) *c = Cube::ToCounters(*e);
+    return e != nullptr;
+  }
+  if (!key.empty() && key[0] == kFunnelPrefix) {
+    if (!SplitKey(key, &day, p, 1)) return false;
+    auto d = funnel_.find(day);
+    if (d == funnel_.end()) return false;
+    auto it = d->second.find(std::string(p[0]));
+    if (it != d->second.end()) *c = it->second;
+    return it != d->second.end();
+  }
+  auto it = stats_.find(std::string(key));
+  if (it != stats_.end()) *c = it->second;
+  return it != stats_.end();
+}
+
+uint64_t Derived::CountDifferences(const Derived& other) const {
+  uint64_t n = 0;
+  Enumerate(
+      [&](const std::string& key, const Counters& c) {
+        Counters o{};
+        other.Lookup(key, &o);
+        if (o != c) ++n;
+      },
+      [&](const std::string& asset, int64_t ts) {
+        auto it = other.last_used_.find(asset);
+        if (it == other.last_used_.end() || it->second != ts) ++n;
+      });
+  other.Enumerate(
+      [&](const std::string& key, const Counters&) {
+        Counters mine{};
+        if (!Lookup(key, &mine) || IsZero(mine)) ++n;  // a nonzero key of theirs that we lack
+      },
+      [&](const std::string& asset, int64_t) {
+        if (!last_used_.count(asset)) ++n;
+      });
+  return n;
+}
+
+AssetStageStats Derived::Stats(const std::string& key) const {
+  AssetStageStats s;
+  if (auto it = stats_.find(key); it != stats_.end()) AddTo(&s, it->second);
+  return s;
+}
+
+AssetStageStats Derived::StageTotals(const std::string& stage) const {
+  AssetStageStats s;
+  if (auto it = stage_totals_.find(stage); it != stage_totals_.end()) AddTo(&s, it->second);
+  return s;
+}
+
+Derived::AssetSums Derived::SumAssets(uint32_t first, uint32_t last, const std::string& stage,
+                                      const std::string& rep) const {
+  AssetSums out;
+  const uint32_t all = reps_.Find(""), closed_asset = assets_.Find(""), no_stage = stages_.Find("");
+  // The baseline: every lead closed in the window, whatever the filters.
+  if (all != UINT32_MAX && closed_asset != UINT32_MAX && no_stage != UINT32_MAX) {
+    reports_.Visit(
+        first, last, [&](uint32_t r, uint32_t s) { return r == all && s == no_stage; },
+        [&](uint32_t, uint32_t, const Cube::Entry& e) {
+          if (e.asset == closed_asset) Plus(&out.closed, Cube::ToCounters(e));
+        });
+  }
+  const uint32_t row = reps_.Find(rep), want_stage = stage.empty() ? UINT32_MAX : stages_.Find(stage);
+  if (row == UINT32_MAX || (!stage.empty() && want_stage == UINT32_MAX)) return out;
+  std::vector<Counters> sums(assets_.size(), Counters{});
+  reports_.Visit(
+      first, last, [&](uint32_t r, uint32_t s) { return r == row && (stage.empty() || s == want_stage); },
+      [&](uint32_t, uint32_t, const Cube::Entry& e) {
+        Counters& c = sums[e.asset];
+        for (int i = 0; i < kCounters - 1; ++i) c[size_t(i)] += int32_t(e.n[i]);
+        c[kCounters - 1] += e.cents;
+      });
+  for (uint32_t a = 0; a < sums.size(); ++a) {
+    if (a != closed_asset && !IsZero(sums[a])) out.by_asset.emplace_back(assets_.Name(a), sums[a]);
+  }
+  return out;
+}
+
+void Derived::SumReps(uint32_t first, uint32_t last, std::map<std::string, AssetStageStats>* reps,
+                      std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const {
+  const uint32_t all = reps_.Find(""), closed_asset = assets_.Find("");
+  std::vector<Counters> used(reps_.size(), Counters{}), outcomes(reps_.size(), Counters{});
+  std::vector<bool> seen(reps_.size(), false), seen_closed(reps_.size(), false);
+  reports_.Visit(
+      first, last, [&](uint32_t r, uint32_t) { return r != all; },
+      [&](uint32_t r, uint32_t, const Cube::Entry& e) {
+        const bool lead = e.asset == closed_asset;
+        Plus(lead ? &outcomes[r] : &used[r], Cube::ToCounters(e));
+        (lead ? seen_closed : seen)[r] = true;
+      });
+  for (uint32_t r = 0; r < reps_.size(); ++r) {
+    if (seen[r]) AddTo(&(*reps)[reps_.Name(r)], used[r]);
+    if (seen_closed[r]) {
+      auto& wl = (*closed)[reps_.Name(r)];
+      wl.first += uint64_t(outcomes[r][4]);
+      wl.second += uint64_t(outcomes[r][5]);
+    }
+  }
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> Derived::SumDismissals(uint32_t first, uint32_t last,
+                                                                             const std::string& stage) const {
+  std::map<std::pair<uint32_t, uint32_t>, int64_t> ids;  // (asset, reason)
+  const uint32_t want_stage = stage.empty() ? UINT32_MAX : stages_.Find(stage);
+  std::map<std::pair<std::string, std::string>, uint64_t> out;
+  if (!stage.empty() && want_stage == UINT32_MAX) return out;
+  dismissals_.Visit(
+      first, last, [&](uint32_t, uint32_t s) { return stage.empty() || s == want_stage; },
+      [&](uint32_t reason, uint32_t, const Cube::Entry& e) { ids[{e.asset, reason}] += int32_t(e.n[0]); });
+  for (const auto& [k, n] : ids) {
+    if (n != 0) out[{assets_.Name(k.first), reasons_.Name(k.second)}] += uint64_t(n);
+  }
+  return out;
+}
+
+std::map<std::string, Counters> Derived::SumFunnel(uint32_t first, uint32_t last) const {
+  std::map<std::string, Counters> out;
+  for (auto d = funnel_.lower_bound(first); d != funnel_.end() && d->first <= last; ++d) {
+    for (const auto& [rest, c] : d->second) Plus(&out[rest], c);
+  }
+  return out;
+}
+
+}  // namespace playbook

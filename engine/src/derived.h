@@ -1,0 +1,167 @@
+// The feedback store's derived state: every counter computed from the event
+// log, as stored in the "stats" column family (keys below) and as held in
+// memory for the ranking and the reports. Private to engine/.
+//
+// Stats-CF keys (values: 8 little-endian int64 counters, merged by addition,
+// except last-used which is one int64 put):
+//   asset \0 stage [\0 topic]                 ranking counters
+//   \x01 day(BE32) stage \0 rep \0 asset      report counters; rep "" = all
+//                                             reps; asset "" = the lead closed
+//   \x02 asset                                last use, ms
+//   \x03 day stage \0 asset \0 reason         dismissals ([0])
+//   \x04 day stage \0 '1'|'0'                 funnel: entered, advanced, won,
+//                                             lost; '1' = content used
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "playbook/engine/types.h"
+
+namespace playbook {
+
+// shown used viewed dismissed won lost advanced won_amount(cents)
+constexpr int kCounters = 8;
+using Counters = std::array<int64_t, kCounters>;
+
+std::string EncodeCounters(const Counters& c);
+Counters DecodeCounters(std::string_view s);
+void AddTo(AssetStageStats* s, const Counters& c);
+bool IsZero(const Counters& c);
+
+constexpr char kAggregatePrefix = '\x01';
+constexpr char kLastUsedPrefix = '\x02';
+constexpr char kDismissalPrefix = '\x03';
+constexpr char kFunnelPrefix = '\x04';
+
+uint32_t DayOf(int64_t ms);
+std::string StatsKey(const std::string& asset, const std::string& stage, const std::string& topic = "");
+std::string AggregateKey(uint32_t day, std::string_view stage, std::string_view rep, std::string_view asset);
+std::string DismissalKey(uint32_t day, std::string_view stage, std::string_view asset, std::string_view reason);
+std::string FunnelKey(uint32_t day, std::string_view stage, bool with_content);
+std::string LastUsedKey(const std::string& asset);
+// A dismissal reason as reported: trimmed, "(no reason)" when empty.
+std::string ReasonOf(const std::string& reason);
+
+// Strings <-> dense ordinals, so that the cube below holds integers.
+class Dictionary {
+ public:
+  uint32_t Intern(std::string_view s);
+  // UINT32_MAX when absent.
+  uint32_t Find(std::string_view s) const;
+  const std::string& Name(uint32_t id) const { return names_[id]; }
+  size_t size() const { return names_.size(); }
+
+ private:
+  std::unordered_map<std::string, uint32_t> ids_;
+  std::vector<std::string> names_;
+};
+
+// Counters by (day, row, stage, asset), with rows and the rest as ordinals.
+// Each add also lands in a week bucket (day / 7), so a long window sums whole
+// weeks and only the days at its edges.
+class Cube {
+ public:
+  struct Entry {
+    uint32_t asset;
+    uint32_t n[kCounters - 1];  // modulo 2^32: negative deltas wrap back
+    int64_t cents;
+  };
+  void Add(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset, const Counters& c);
+  // Visits every entry of the cells over the days [first, last] whose (row,
+  // stage) passes `want`; an entry may stand for a week.
+  template <class Want, class Fn>
+  void Visit(uint32_t first, uint32_t last, const Want& want, const Fn& fn) const {
+    auto visit = [&](const Bucket& b) {
+      for (const auto& [key, cell] : b) {
+        const uint32_t row = uint32_t(key >> 32), stage = uint32_t(key);
+        if (!want(row, stage)) continue;
+        for (const Entry& e : cell.entries) fn(row, stage, e);
+      }
+    };
+    if (days_.empty()) return;
+    first = std::max(first, days_.begin()->first);
+    last = std::min(last, days_.rbegin()->first);
+    uint32_t d = first;
+    while (d <= last) {
+      if (d % 7 == 0 && d + 6 <= last) {  // a whole week
+        if (auto w = weeks_.find(d / 7); w != weeks_.end()) visit(w->second);
+        d += 7;
+        continue;
+      }
+      if (auto it = days_.find(d); it != days_.end()) visit(it->second);
+      ++d;
+    }
+  }
+  // Day-level cells only, for enumeration.
+  void ForEachDay(const std::function<void(uint32_t day, uint32_t row, uint32_t stage, const Entry&)>& fn) const;
+  const Entry* Find(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset) const;
+
+  static Counters ToCounters(const Entry& e);
+
+ private:
+  struct Cell {
+    std::vector<Entry> entries;
+    std::vector<uint32_t> slots;  // open addressing: index into entries, or UINT32_MAX
+    Entry& At(uint32_t asset);
+    const Entry* Find(uint32_t asset) const;
+  };
+  using Bucket = std::unordered_map<uint64_t, Cell>;  // row << 32 | stage
+  static void AddTo(Bucket& b, uint32_t row, uint32_t stage, uint32_t asset, const Counters& c);
+  std::map<uint32_t, Bucket> days_, weeks_;
+};
+
+// Everything derived from the events. Not thread-safe: the feedback store
+// guards it.
+class Derived {
+ public:
+  // Adds a stats-CF key's counters (any kind but last-used).
+  void Apply(std::string_view key, const Counters& c);
+  void ApplyLastUsed(const std::string& asset, int64_t ts);
+  // Every stored key with its counters (zero counters skipped), and every
+  // last-used value; stage totals are not stored.
+  void Enumerate(const std::function<void(const std::string& key, const Counters& c)>& counters,
+                 const std::function<void(const std::string& asset, int64_t ts)>& last_used) const;
+  // Keys whose counters differ (missing = zero), last-used values included.
+  uint64_t CountDifferences(const Derived& other) const;
+
+  // Ranking counters.
+  AssetStageStats Stats(const std::string& key) const;
+  AssetStageStats StageTotals(const std::string& stage) const;
+
+  // Reports over the UTC days [first, last].
+  struct AssetSums {
+    std::vector<std::pair<std::string, Counters>> by_asset;  // assets with any count
+    Counters closed{};  // the leads closed (won, lost, cents): the lift baseline
+  };
+  // stage "" = every stage; rep "" = every rep.
+  AssetSums SumAssets(uint32_t first, uint32_t last, const std::string& stage, const std::string& rep) const;
+  // rep -> counters over assets and stages; rep -> the leads it closed (won, lost).
+  void SumReps(uint32_t first, uint32_t last, std::map<std::string, AssetStageStats>* reps,
+               std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const;
+  std::map<std::pair<std::string, std::string>, uint64_t> SumDismissals(uint32_t first, uint32_t last,
+                                                                       const std::string& stage) const;
+  std::map<std::string, Counters> SumFunnel(uint32_t first, uint32_t last) const;  // stage \0 '1'|'0'
+  const std::unordered_map<std::string, int64_t>& last_used() const { return last_used_; }
+
+ private:
+  bool Lookup(std::string_view key, Counters* c) const;  // false when absent
+
+  std::unordered_map<std::string, Counters> stats_;        // asset \0 stage [\0 topic]
+  std::unordered_map<std::string, Counters> stage_totals_;  // stage
+  Dictionary assets_, reps_, stages_, reasons_;  // reps_: "" (all) is 0
+  Cube reports_;                                 // rows: reps
+  Cube dismissals_;                              // rows: reasons; [0] = count
+  std::map<uint32_t, std::unordered_map<std::string, Counters>> funnel_;  // day -> stage \0 with
+  std::unordered_map<std::string, int64_t> last_used_;
+};
+
+}  // namespace playbook
