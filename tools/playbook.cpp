@@ -6,7 +6,8 @@
 //   playbook export  [options] [FILE|-]
 //   playbook reindex [options]
 //   playbook simulate [options]
-//   playbook report  [options] assets|dismissals
+//   playbook report  [options] assets|unused|dismissals|reps|funnel
+//   playbook reaggregate [--check] [options]
 //
 // Exit status: 0 success, 1 the server answered with a JSON-RPC error (import:
 // some lines failed), 2 usage error (nothing was sent), 3 connection, handshake
@@ -26,6 +27,7 @@
 namespace playbook::cli {
 int RunSimulate(Args args);  // tools/cli/simulate.cpp
 int RunReport(Args args);    // tools/cli/report.cpp
+int RunReaggregate(Args args);  // tools/cli/reaggregate.cpp
 }  // namespace playbook::cli
 
 namespace {
@@ -52,9 +54,12 @@ constexpr Subcommand kSubcommands[] = {
      "run a simulated sales team against the daemon and measure whether its ranking learns",
      RunSimulate},
     {"report",
-     "assets|dismissals [--from DATE] [--to DATE] [--stage S] [--rep REP] [--type T] [--sort COL] "
-     "[--limit N] [--format table|csv|json] [options]",
-     "print the asset usage or dismissal-reasons report as a table, CSV or JSON", RunReport},
+     "assets|unused|dismissals|reps|funnel [--from DATE] [--to DATE] [--stage S] [--format table|csv|json] "
+     "[report options] [options]",
+     "print a content-effectiveness report (playbook report --help) as a table, CSV or JSON", RunReport},
+    {"reaggregate", "[--check] [--no-progress] [options]",
+     "rebuild the report and ranking aggregates from the raw event log (--check: compare only)",
+     RunReaggregate},
 };
 
 void PrintUsage(std::ostream& out) {

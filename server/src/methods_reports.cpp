@@ -29,6 +29,22 @@ json RowJson(const AssetReportRow& r) {
 }  // namespace
 
 void AddReportMethods(Dispatcher& d, Engine& engine) {
+  // Re-aggregation: rebuilds every aggregate from the raw event log (admin:
+  // it rewrites stored state and pauses the feedback writer at the end).
+  d.Add({"aggregates.rebuild", Role::kAdmin, [&engine](const json& params, const CallContext& ctx) -> Result<json> {
+           ParamReader r(params);
+           const bool check = r.Bool("check", false);
+           if (Status s = r.Finish(); !s.ok()) return s;
+           auto notify = ctx.notify;
+           auto result = engine.Reaggregate(!check, [notify](uint64_t done, uint64_t total) {
+             if (notify) notify(MakeNotification("aggregates.progress", {{"done", done}, {"total", total}}));
+           });
+           if (!result.ok()) return result.status();
+           const ReaggregateResult& x = result.value();
+           return json{{"events", x.events},       {"leads", x.leads},     {"keys", x.keys},
+                       {"differing", x.differing}, {"written", x.written}, {"ms", x.ms}};
+         }});
+
   d.Add({"reports.funnel", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
            ParamReader r(params);
            ReportQuery q;
