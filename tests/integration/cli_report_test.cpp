@@ -59,6 +59,68 @@ std::vector<std::vector<std::string>> ParseCsv(const std::string& text) {
   return records;
 }
 
+// The first line of `text` containing `needle` ("" when none).
+std::string LineWith(const std::string& text, const std::string& needle) {
+  const auto at = text.find(needle);
+  if (at == std::string::npos) return "";
+  const auto start = text.rfind('\n', at);
+  const auto from = start == std::string::npos ? 0 : start + 1;
+  return text.substr(from, text.find('\n', from) - from);
+}
+
+// The first line of `text` that starts with `prefix` ("" when none).
+std::string LineStartingWith(const std::string& text, const std::string& prefix) {
+  if (text.rfind(prefix, 0) == 0) return text.substr(0, text.find('\n'));
+  return LineWith(text, "\n" + prefix);
+}
+
+// Words separated by spaces.
+std::vector<std::string> Words(const std::string& line) {
+  std::vector<std::string> out;
+  std::string word;
+  for (char c : line + " ") {
+    if (c != ' ') {
+      word += c;
+    } else if (!word.empty()) {
+      out.push_back(word);
+      word.clear();
+    }
+  }
+  return out;
+}
+
+// The last `n` words of a table line (titles may hold spaces; the numbers end the line).
+std::vector<std::string> LastWords(const std::string& line, std::size_t n) {
+  std::vector<std::string> w = Words(line);
+  if (w.size() > n) w.erase(w.begin(), w.end() - static_cast<std::ptrdiff_t>(n));
+  return w;
+}
+
+// Terminal columns: CJK ideographs and full-width forms count two.
+std::size_t DisplayWidth(const std::string& s) {
+  std::size_t w = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const std::size_t len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : 4;
+    char32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
+    for (std::size_t k = 1; k < len && i + k < s.size(); ++k) {
+      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    }
+    i += len;
+    const bool wide = (cp >= 0x2E80 && cp <= 0xA4CF) || (cp >= 0xAC00 && cp <= 0xD7A3) ||
+                      (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0xFF00 && cp <= 0xFF60) ||
+                      (cp >= 0xFFE0 && cp <= 0xFFE6);
+    w += wide ? 2 : 1;
+  }
+  return w;
+}
+
+// The display column at which `needle` starts in `line`.
+std::size_t ColumnOf(const std::string& line, const std::string& needle) {
+  const auto at = line.find(needle);
+  return at == std::string::npos ? std::string::npos : DisplayWidth(line.substr(0, at));
+}
+
 class CliReport : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -179,6 +241,328 @@ TEST_F(CliReport, Dismissals) {
   auto records = ParseCsv(csv.out);
   ASSERT_GE(records.size(), 3u) << csv.out;
   EXPECT_EQ(records[0], (std::vector<std::string>{"asset_id", "title", "reason", "count"}));
+}
+
+TEST_F(CliReport, OptionsOfOtherReportsAreUsageErrorsNamingTheOption) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"reps", "--stage", "evaluation"}, "reps takes no --stage"},
+      {{"funnel", "--stage", "evaluation"}, "funnel takes no --stage"},
+      {{"funnel", "--rep", "rep-1"}, "funnel takes no --rep"},
+      {{"reps", "--type", "case_study"}, "reps takes no --type"},
+      {{"reps", "--limit", "5"}, "reps takes no --limit"},
+      {{"dismissals", "--rep", "rep-1"}, "dismissals takes no --rep"},
+      {{"dismissals", "--min-shown", "3"}, "dismissals takes no --min-shown"},
+      {{"unused", "--sort", "shown"}, "unused takes no --sort"},
+      {{"unused", "--limit", "5"}, "unused takes no --limit"},
+      {{"unused", "--rep", "rep-1"}, "unused takes no --rep"},
+      {{"assets", "--max-usage-rate", "0.1"}, "assets takes no --max-usage-rate"},
+      {{"assets", "--min-shown=3"}, "assets takes no --min-shown"},
+      {{"funnel", "--max-usage-rate", "0.1"}, "funnel takes no --max-usage-rate"},
+      {{"unused", "--max-usage-rate", "1.5"}, "--max-usage-rate must be"},
+      {{"unused", "--max-usage-rate", "101%"}, "--max-usage-rate must be"},
+      {{"unused", "--max-usage-rate", "abc"}, "--max-usage-rate must be"},
+      {{"unused", "--min-shown", "0"}, "--min-shown must be"},
+      {{"funnel", "--format", "xml"}, "--format must be"},
+      {{"reps", "--from", "2024-02-30"}, "--from '2024-02-30'"},
+      {{}, "assets, unused, dismissals, reps or funnel"},
+      {{"repz"}, "unknown report 'repz'"},
+      {{"reps", "funnel"}, "expected one report"},
+  };
+  for (const Case& c : cases) {
+    // A daemon that does not exist: a usage error must come before any connection (else exit 3).
+    std::vector<std::string> args = c.args;
+    args.push_back("--url=ws://127.0.0.1:9/v1");
+    CommandResult r = Report(args);
+    EXPECT_EQ(r.exit_code, 2) << c.says << "\n" << Describe(r);
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << Describe(r);
+    EXPECT_TRUE(r.out.empty()) << Describe(r);
+  }
+  CommandResult funnel = Report({"funnel", "--stage", "evaluation"});
+  EXPECT_NE(funnel.err.find("reports.funnel has no stage filter: the funnel shows every stage"), std::string::npos)
+      << Describe(funnel);
+  CommandResult help = Report({"--help"});
+  ASSERT_EQ(help.exit_code, 0) << Describe(help);
+  for (const char* word : {"unused", "reps", "funnel", "--min-shown", "--max-usage-rate"}) {
+    EXPECT_NE(help.out.find(word), std::string::npos) << word << "\n" << help.out;
+  }
+}
+
+// The base seed plus more leads, reps and stages, all today (hand-computed below):
+//   lead-1 (base): shown zh-price-01, en-roi-01 to rep-1 at evaluation; rep-1 used zh-price-01,
+//                  dismissed en-roi-01; won 2500 (no rep_id).
+//   lead-2: 9 recommendations of zh-price-01 to rep-2 at evaluation; rep-2 used it twice; moved to
+//           negotiation; won 1000 by rep-2.
+//   lead-3: entered interest, moved to consideration, lost by rep-2 (no content).
+//   lead-4: entered evaluation; rep-3 used zh-price-01; lost by rep-3.
+//   lead-5: entered evaluation, moved to negotiation, lost (no rep_id, no content).
+//   lead-6: entered evaluation, won 500 by rep-2 (no content).
+//   zh-case-01 (new, eligible at evaluation) is never shown nor used.
+// zh-price-01: shown 10, used 4 (usage 0.4), won 2 (lead-1, lead-2), lost 1 (lead-4).
+// en-roi-01: shown 1, used 0, dismissed 1.
+constexpr const char* kCaseTitle = "制造业客户案例：交付周期缩短三成";
+
+class CliReportFull : public CliReport {
+ protected:
+  void SetUp() override {
+    CliReport::SetUp();
+    if (HasFatalFailure()) return;
+    TestClient c(d_->ws_url(), kAdmin);
+    json asset = {{"id", "zh-case-01"}, {"title", kCaseTitle}, {"type", "case_study"},
+                  {"stages", json::array({"evaluation"})}, {"language", "zh"}};
+    ASSERT_TRUE(c.Call("assets.upsert", {{"assets", json::array({asset})}}).contains("result"));
+    for (int i = 0; i < 9; ++i) {
+      json rec = c.Call("recommend", {{"lead", {{"id", "lead-2"}, {"stage", "evaluation"}}},
+                                      {"k", 1},
+                                      {"rep_id", "rep-2"},
+                                      {"exclude_seen", false},
+                                      {"filter", {{"types", json::array({"objection_script"})}}}});
+      ASSERT_TRUE(rec.contains("result")) << rec;
+      ASSERT_EQ(rec["result"]["items"].size(), 1u) << rec;
+      ASSERT_EQ(rec["result"]["items"][0]["asset_id"], "zh-price-01") << rec;
+    }
+    auto ev = [](const char* id, const char* type, const char* lead, const json& extra) {
+      json e = {{"event_id", id}, {"type", type}, {"lead_id", lead}};
+      for (const auto& [k, v] : extra.items()) e[k] = v;
+      return e;
+    };
+    const json none = json::object();
+    json events = json::array({
+        ev("f1", "used", "lead-2", {{"asset_id", "zh-price-01"}, {"rep_id", "rep-2"}}),
+        ev("f2", "used", "lead-2", {{"asset_id", "zh-price-01"}, {"rep_id", "rep-2"}}),
+        ev("f3", "stage_changed", "lead-2", {{"stage", "negotiation"}, {"rep_id", "rep-2"}}),
+        ev("f4", "won", "lead-2", {{"rep_id", "rep-2"}, {"amount", 1000}}),
+        ev("f5", "stage_changed", "lead-3", {{"stage", "interest"}}),
+        ev("f6", "stage_changed", "lead-3", {{"stage", "consideration"}}),
+        ev("f7", "lost", "lead-3", {{"rep_id", "rep-2"}}),
+        ev("f8", "stage_changed", "lead-4", {{"stage", "evaluation"}}),
+        ev("f9", "used", "lead-4", {{"asset_id", "zh-price-01"}, {"rep_id", "rep-3"}}),
+        ev("f10", "lost", "lead-4", {{"rep_id", "rep-3"}}),
+        ev("f11", "stage_changed", "lead-5", {{"stage", "evaluation"}}),
+        ev("f12", "stage_changed", "lead-5", {{"stage", "negotiation"}}),
+        ev("f13", "lost", "lead-5", none),
+        ev("f14", "stage_changed", "lead-6", {{"stage", "evaluation"}}),
+        ev("f15", "won", "lead-6", {{"rep_id", "rep-2"}, {"amount", 500}}),
+    });
+    json fb = c.Call("feedback.record", {{"events", events}});
+    ASSERT_TRUE(fb.contains("result")) << fb;
+    ASSERT_EQ(fb["result"]["accepted"], 15) << fb;
+  }
+  // The daemon's own answer to `method` with `params`.
+  json Direct(const std::string& method, const json& params) {
+    TestClient c(d_->ws_url(), kAdmin);
+    json response = c.Call(method, params);
+    EXPECT_TRUE(response.contains("result")) << response;
+    return response.value("result", json());
+  }
+};
+
+TEST_F(CliReportFull, UnusedTableHasTwoTitledSections) {
+  CommandResult r = Report({"unused"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  const std::string& out = r.out;
+  EXPECT_NE(out.find("Never used (2): live, active assets not used in the window, most shown first\n"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("\nShown often but rarely used (0): shown at least 10 times, used in under 5.0% of the "
+                     "showings\n  none\n"),
+            std::string::npos) << out;
+  EXPECT_EQ(out.find("zh-price-01"), std::string::npos) << out;  // used 4 of 10: neither list
+  const std::string roi = LineWith(out, "en-roi-01");
+  const std::string zh = LineWith(out, "zh-case-01");
+  EXPECT_NE(roi.find("ROI calculator, \"payback\" in six months"), std::string::npos) << out;
+  EXPECT_EQ(LastWords(roi, 6), (std::vector<std::string>{"roi_calculator", "1", "0", "0.0%", "0", "1"})) << out;
+  EXPECT_NE(zh.find(kCaseTitle), std::string::npos) << out;
+  EXPECT_EQ(LastWords(zh, 6), (std::vector<std::string>{"case_study", "0", "0", "0.0%", "0", "0"})) << out;
+  EXPECT_LT(out.find("en-roi-01"), out.find("zh-case-01")) << out;  // most shown first
+  // The Chinese title is two columns a character: the type column lines up under its header.
+  const std::string header = LineStartingWith(out, "asset_id");
+  ASSERT_FALSE(header.empty()) << out;
+  EXPECT_EQ(ColumnOf(zh, "case_study"), ColumnOf(header, "type")) << out;
+  EXPECT_EQ(ColumnOf(roi, "roi_calculator"), ColumnOf(header, "type")) << out;
+  EXPECT_EQ(DisplayWidth(zh), DisplayWidth(header)) << out;  // the last column is right-aligned
+}
+
+TEST_F(CliReportFull, UnusedThresholdsDecideWhatIsRarelyUsed) {
+  // 4 uses in 10 showings: under 50%, shown at least 10 (the default min).
+  CommandResult r = Report({"unused", "--max-usage-rate", "0.5"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("Shown often but rarely used (1): shown at least 10 times, used in under 50.0% of the "
+                       "showings\n"),
+            std::string::npos) << r.out;
+  const std::string price = LineWith(r.out, "zh-price-01");
+  EXPECT_NE(price.find("太贵了"), std::string::npos) << r.out;
+  EXPECT_NE(price.find("…"), std::string::npos) << r.out;  // the long Chinese title is cut
+  EXPECT_EQ(LastWords(price, 6), (std::vector<std::string>{"objection_script", "10", "4", "40.0%", "0", "0"}))
+      << r.out;
+  EXPECT_GT(r.out.find("zh-price-01"), r.out.find("Shown often")) << r.out;
+  // Shown 10 < 11; and 40% is not under 40%.
+  CommandResult more = Report({"unused", "--min-shown", "11", "--max-usage-rate", "50%"});
+  ASSERT_EQ(more.exit_code, 0) << Describe(more);
+  EXPECT_NE(more.out.find("rarely used (0): shown at least 11 times, used in under 50.0%"), std::string::npos)
+      << more.out;
+  EXPECT_EQ(more.out.find("zh-price-01"), std::string::npos) << more.out;
+  CommandResult edge = Report({"unused", "--max-usage-rate", "40%"});
+  ASSERT_EQ(edge.exit_code, 0) << Describe(edge);
+  EXPECT_NE(edge.out.find("rarely used (0)"), std::string::npos) << edge.out;
+}
+
+TEST_F(CliReportFull, UnusedCsvSaysWhichListARowIsIn) {
+  CommandResult r = Report({"unused", "--format", "csv", "--max-usage-rate", "0.5"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("\r\n"), std::string::npos);
+  auto records = ParseCsv(r.out);
+  ASSERT_EQ(records.size(), 4u) << r.out;
+  EXPECT_EQ(records[0], (std::vector<std::string>{"list", "asset_id", "title", "type", "deleted", "shown", "used",
+                                                  "usage_rate", "viewed", "dismissed", "won", "lost", "win_rate",
+                                                  "lift", "influenced_revenue", "last_used"}));
+  for (const auto& rec : records) ASSERT_EQ(rec.size(), 16u) << r.out;
+  EXPECT_EQ(records[1], (std::vector<std::string>{"never_used", "en-roi-01", "ROI calculator, \"payback\" in six months",
+                                                  "roi_calculator", "false", "1", "0", "0.0", "0", "1", "0", "0", "",
+                                                  "", "0.0", ""}));
+  EXPECT_EQ(records[2], (std::vector<std::string>{"never_used", "zh-case-01", kCaseTitle, "case_study", "false", "0",
+                                                  "0", "0.0", "0", "0", "0", "0", "", "", "0.0", ""}));
+  const auto& price = records[3];
+  EXPECT_EQ(price[0], "rarely_used");
+  EXPECT_EQ(price[1], "zh-price-01");
+  EXPECT_EQ(price[2].rfind("太贵了：一分钱一分货", 0), 0u) << price[2];  // the whole title, not cut
+  EXPECT_EQ(price[5], "10");
+  EXPECT_EQ(price[6], "4");
+  EXPECT_EQ(price[7], "0.4");
+  EXPECT_EQ(price[10], "2");                                    // won: lead-1, lead-2
+  EXPECT_EQ(price[11], "1");                                    // lost: lead-4
+  EXPECT_EQ(price[12].substr(0, 6), "0.6666") << price[12];     // 2 / 3
+  EXPECT_EQ(price[13].substr(0, 6), "1.3333") << price[13];     // over 3 won of 6 closed
+  EXPECT_EQ(price[14], "3500.0");                               // 2500 + 1000
+  EXPECT_FALSE(price[15].empty());                              // last_used, ms
+}
+
+TEST_F(CliReportFull, UnusedJsonIsTheResultAndPassesStageAndType) {
+  CommandResult r = Report({"unused", "--format", "json", "--stage", "negotiation"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  json printed = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(printed.is_discarded()) << r.out;
+  EXPECT_EQ(printed, Direct("reports.unused", {{"stage", "negotiation"}}));
+  // At negotiation only zh-price-01 is eligible, and it was never used there.
+  ASSERT_EQ(printed["never_used"].size(), 1u) << r.out;
+  EXPECT_EQ(printed["never_used"][0]["asset_id"], "zh-price-01");
+  EXPECT_EQ(printed["never_used"][0]["shown"], 0);
+  EXPECT_TRUE(printed["rarely_used"].empty());
+
+  CommandResult t = Report({"unused", "--format=json", "--type", "case_study", "--min-shown", "3",
+                            "--max-usage-rate", "25%"});
+  ASSERT_EQ(t.exit_code, 0) << Describe(t);
+  printed = json::parse(t.out, nullptr, false);
+  EXPECT_EQ(printed, Direct("reports.unused", {{"type", "case_study"}, {"min_shown", 3}, {"max_usage_rate", 0.25}}));
+  ASSERT_EQ(printed["never_used"].size(), 1u) << t.out;
+  EXPECT_EQ(printed["never_used"][0]["title"], kCaseTitle);
+
+  CommandResult bad = Report({"unused", "--stage", "closing"});  // the daemon checks the stage
+  EXPECT_EQ(bad.exit_code, 1) << Describe(bad);
+  EXPECT_NE(bad.err.find("stage"), std::string::npos) << bad.err;
+}
+
+TEST_F(CliReportFull, RepsTable) {
+  CommandResult r = Report({"reps"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  const std::string& out = r.out;
+  EXPECT_EQ(Words(LineStartingWith(out, "rep ")),
+            (std::vector<std::string>{"rep", "shown", "used", "usage", "won", "lost", "win_rate"})) << out;
+  // rep-2: 9 shown, 2 used (22.2%), won lead-2 and lead-6, lost lead-3.
+  EXPECT_EQ(Words(LineStartingWith(out, "rep-2")),
+            (std::vector<std::string>{"rep-2", "9", "2", "22.2%", "2", "1", "66.7%"})) << out;
+  // rep-1: 2 shown, 1 used; lead-1's won event had no rep_id.
+  EXPECT_EQ(Words(LineStartingWith(out, "rep-1")),
+            (std::vector<std::string>{"rep-1", "2", "1", "50.0%", "0", "0", "-"})) << out;
+  // rep-3: used without a recommendation (usage 0 when nothing was shown), lost lead-4.
+  EXPECT_EQ(Words(LineStartingWith(out, "rep-3")),
+            (std::vector<std::string>{"rep-3", "0", "1", "0.0%", "0", "1", "0.0%"})) << out;
+  EXPECT_LT(out.find("\nrep-2"), out.find("\nrep-1")) << out;  // most used first
+  EXPECT_LT(out.find("\nrep-1"), out.find("\nrep-3")) << out;
+  CommandResult empty = Report({"reps", "--to", "2001-01-01"});
+  ASSERT_EQ(empty.exit_code, 0) << Describe(empty);
+  EXPECT_EQ(empty.out, "no rep activity in the window\n");
+}
+
+TEST_F(CliReportFull, RepsCsvAndJson) {
+  CommandResult r = Report({"reps", "--format", "csv"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  auto records = ParseCsv(r.out);
+  ASSERT_EQ(records.size(), 4u) << r.out;
+  EXPECT_EQ(records[0], (std::vector<std::string>{"rep_id", "shown", "used", "usage_rate", "dismissed", "leads_won",
+                                                  "leads_lost", "win_rate"}));
+  EXPECT_EQ(records[1],
+            (std::vector<std::string>{"rep-2", "9", "2", "0.2222222222222222", "0", "2", "1", "0.6666666666666666"}));
+  EXPECT_EQ(records[2], (std::vector<std::string>{"rep-1", "2", "1", "0.5", "1", "0", "0", ""}));
+  EXPECT_EQ(records[3], (std::vector<std::string>{"rep-3", "0", "1", "0.0", "0", "0", "1", "0.0"}));
+
+  CommandResult j = Report({"reps", "--format", "json", "--from", "2000-01-01"});
+  ASSERT_EQ(j.exit_code, 0) << Describe(j);
+  json printed = json::parse(j.out, nullptr, false);
+  ASSERT_FALSE(printed.is_discarded()) << j.out;
+  EXPECT_EQ(printed, Direct("reports.reps", {{"from", 946684800000}}));
+  ASSERT_EQ(printed["rows"].size(), 3u);
+  EXPECT_EQ(printed["rows"][0]["rep_id"], "rep-2");
+  EXPECT_EQ(printed["rows"][0]["leads_won"], 2);
+}
+
+TEST_F(CliReportFull, FunnelTable) {
+  CommandResult r = Report({"funnel"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  const std::string& out = r.out;
+  const std::string groups = out.substr(0, out.find('\n'));
+  const std::string header = LineStartingWith(out, "stage");
+  EXPECT_EQ(Words(groups), (std::vector<std::string>{"advanced", "won", "lost"})) << out;
+  EXPECT_EQ(Words(header), (std::vector<std::string>{"stage", "entered", "with", "content", "without", "with",
+                                                     "content", "without", "with", "content", "without"}))
+      << out;
+  // Each group label stands over its "with content" column.
+  EXPECT_EQ(ColumnOf(groups, "advanced"), ColumnOf(header, "with content")) << out;
+  EXPECT_EQ(ColumnOf(groups, "lost"), header.rfind("with content")) << out;
+  using W = std::vector<std::string>;
+  //                                   entered  advanced  won     lost
+  EXPECT_EQ(Words(LineStartingWith(out, "awareness")), (W{"awareness", "0", "0", "0", "0", "0", "0", "0"})) << out;
+  EXPECT_EQ(Words(LineStartingWith(out, "interest")), (W{"interest", "1", "0", "1", "0", "0", "0", "0"})) << out;
+  EXPECT_EQ(Words(LineStartingWith(out, "consideration")), (W{"consideration", "1", "0", "0", "0", "0", "0", "1"}))
+      << out;
+  EXPECT_EQ(Words(LineStartingWith(out, "evaluation")), (W{"evaluation", "3", "1", "1", "1", "1", "1", "0"})) << out;
+  EXPECT_EQ(Words(LineStartingWith(out, "negotiation")), (W{"negotiation", "2", "0", "0", "0", "1", "0", "1"}))
+      << out;
+  EXPECT_EQ(Words(LineStartingWith(out, "total")), (W{"total", "7", "1", "2", "1", "2", "1", "2"})) << out;
+  EXPECT_LT(out.find("\nawareness"), out.find("\nnegotiation")) << out;  // funnel order
+  EXPECT_NE(out.find("with content: content was used with the lead while it was at that stage"), std::string::npos);
+}
+
+TEST_F(CliReportFull, FunnelCsvAndJson) {
+  CommandResult r = Report({"funnel", "--format", "csv"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  auto records = ParseCsv(r.out);
+  using W = std::vector<std::string>;
+  ASSERT_EQ(records.size(), 6u) << r.out;
+  EXPECT_EQ(records[0], (W{"stage", "entered", "advanced_with_content", "advanced_without_content", "won_with_content",
+                           "won_without_content", "lost_with_content", "lost_without_content"}));
+  EXPECT_EQ(records[1], (W{"awareness", "0", "0", "0", "0", "0", "0", "0"}));
+  EXPECT_EQ(records[2], (W{"interest", "1", "0", "1", "0", "0", "0", "0"}));
+  EXPECT_EQ(records[3], (W{"consideration", "1", "0", "0", "0", "0", "0", "1"}));
+  EXPECT_EQ(records[4], (W{"evaluation", "3", "1", "1", "1", "1", "1", "0"}));
+  EXPECT_EQ(records[5], (W{"negotiation", "2", "0", "0", "0", "1", "0", "1"}));
+
+  CommandResult j = Report({"funnel", "--format", "json"});
+  ASSERT_EQ(j.exit_code, 0) << Describe(j);
+  json printed = json::parse(j.out, nullptr, false);
+  ASSERT_FALSE(printed.is_discarded()) << j.out;
+  EXPECT_EQ(printed, Direct("reports.funnel", json::object()));
+  ASSERT_EQ(printed["stages"].size(), 5u) << j.out;
+  EXPECT_EQ(printed["stages"][3]["won"], (json{{"with_content", 1}, {"without_content", 1}}));
+
+  // A window before the events: every stage, all zero.
+  CommandResult old = Report({"funnel", "--format", "csv", "--to", "2001-01-01"});
+  ASSERT_EQ(old.exit_code, 0) << Describe(old);
+  records = ParseCsv(old.out);
+  ASSERT_EQ(records.size(), 6u) << old.out;
+  EXPECT_EQ(records[4], (W{"evaluation", "0", "0", "0", "0", "0", "0", "0"}));
 }
 
 }  // namespace

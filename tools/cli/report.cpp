@@ -1,9 +1,10 @@
-// playbook report assets|dismissals: reports.assets / reports.dismissals as an
-// aligned terminal table (CJK-aware), RFC 4180 CSV or the JSON result.
+// playbook report assets|unused|dismissals|reps|funnel: the reports.* methods as
+// an aligned terminal table (CJK-aware), RFC 4180 CSV or the JSON result.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <optional>
@@ -22,21 +23,33 @@ namespace {
 constexpr std::size_t kTitleWidth = 40;  // display columns of a title in the table
 
 void PrintReportUsage(std::ostream& out) {
-  out << "Usage: playbook report assets|dismissals [options]\n\n"
-         "assets: per-asset usage and outcomes (reports.assets); dismissals: the reasons reps gave\n"
-         "when they dismissed a suggestion, overall and per asset (reports.dismissals).\n\n"
-         "Options:\n"
+  out << "Usage: playbook report assets|unused|dismissals|reps|funnel [options]\n\n"
+         "assets      per-asset usage and outcomes (reports.assets)\n"
+         "unused      assets never used in the window, and assets shown often but rarely used\n"
+         "            (reports.unused)\n"
+         "dismissals  the reasons reps gave when they dismissed a suggestion, overall and per\n"
+         "            asset (reports.dismissals)\n"
+         "reps        per rep: shown, used, usage rate, leads won and lost, win rate (reports.reps)\n"
+         "funnel      per stage: leads entered, advanced, won and lost, with and without content\n"
+         "            used (reports.funnel)\n\n"
+         "Options (a report given an option it does not take is a usage error):\n"
          "  --from DATE        first day, YYYY-MM-DD (UTC) or ms since the epoch\n"
          "  --to DATE          last day, inclusive (YYYY-MM-DD: to the end of that day) or ms\n"
-         "  --stage STAGE      only activity at this funnel stage\n"
+         "  --stage STAGE      assets, dismissals: only activity at this funnel stage;\n"
+         "                     unused: assets eligible at this stage, activity at it\n"
          "  --rep REP          assets: only activity of this rep\n"
-         "  --type TYPE        assets: only assets of this type\n"
+         "  --type TYPE        assets, unused: only assets of this type\n"
          "  --sort COL         assets: sort column, descending (default used): shown, used,\n"
          "                     usage_rate, viewed, dismissed, won, lost, win_rate, lift,\n"
          "                     influenced_revenue, last_used\n"
          "  --limit N          assets: at most N rows, 1..100000 (default 100)\n"
+         "  --min-shown N      unused: \"rarely used\" needs at least N showings (default 10)\n"
+         "  --max-usage-rate R unused: \"rarely used\" means used in under R of the showings,\n"
+         "                     0..1 or a percentage such as 5% (default 0.05)\n"
          "  --format F         table (default), csv (RFC 4180, header row, raw numbers) or json\n"
-         "                     (the result as the daemon returned it)\n\n"
+         "                     (the result as the daemon returned it)\n"
+         "reps and funnel take only --from, --to and --format: the daemon's reports.reps and\n"
+         "reports.funnel have no stage filter (the funnel shows every stage).\n\n"
       << kConnectionOptions
       << "\nExit status: 0 success, 1 the daemon returned an error, 2 usage error,\n"
          "3 connection failure or timeout.\n";
@@ -147,6 +160,7 @@ std::string Truncate(std::string_view s, std::size_t max) {
 // Table and CSV
 
 struct Table {
+  std::vector<std::string> groups;  // optional line above the header, labels left-aligned
   std::vector<std::string> header;
   std::vector<bool> right;  // numeric columns are right-aligned
   std::vector<std::vector<std::string>> rows;
@@ -158,6 +172,15 @@ struct Table {
     };
     measure(header);
     for (const auto& r : rows) measure(r);
+    if (!groups.empty()) {
+      std::string s;
+      for (std::size_t c = 0; c < groups.size() && c < width.size(); ++c) {
+        if (c) s += "  ";
+        s += groups[c] + std::string(width[c] - std::min(width[c], DisplayWidth(groups[c])), ' ');
+      }
+      while (!s.empty() && s.back() == ' ') s.pop_back();
+      out << s << '\n';
+    }
     auto line = [&](const std::vector<std::string>& r) {
       std::string s;
       for (std::size_t c = 0; c < r.size() && c < width.size(); ++c) {
@@ -223,29 +246,46 @@ std::string Number(const json& v, int decimals) {
 std::string Lift(const json& v) { return v.is_number() ? Fixed(v.get<double>(), 2) : "-"; }
 
 // ---------------------------------------------------------------------------
-// The two reports
+// Result fields
+
+// obj[key], or null when `obj` is not an object or has no such key.
+const json& At(const json& obj, const char* key) {
+  static const json kNull;
+  if (!obj.is_object()) return kNull;
+  const auto it = obj.find(key);
+  return it == obj.end() ? kNull : *it;
+}
+
+// True when `result` is an object whose `keys` are all arrays of objects.
+bool ArraysOfObjects(const json& result, const std::vector<const char*>& keys) {
+  auto all_objects = [](const json& a) {
+    return a.is_array() && std::all_of(a.begin(), a.end(), [](const json& x) { return x.is_object(); });
+  };
+  return result.is_object() &&
+         std::all_of(keys.begin(), keys.end(), [&](const char* k) { return all_objects(At(result, k)); });
+}
+
+// The asset id, marked when the asset was deleted (reports keep its history).
+std::string AssetLabel(const json& row) {
+  std::string id = Str(row, "asset_id");
+  if (At(row, "deleted") == json(true)) id += " (deleted)";
+  return id;
+}
+
+// ---------------------------------------------------------------------------
+// assets
 
 const std::vector<std::string> kAssetColumns = {
     "asset_id", "title", "type", "deleted", "shown", "used", "usage_rate", "viewed",
     "dismissed", "won", "lost", "win_rate", "lift", "influenced_revenue", "last_used"};
 
-bool AllObjects(const json& a) {
-  return a.is_array() && std::all_of(a.begin(), a.end(), [](const json& x) { return x.is_object(); });
-}
-
-bool ValidAssets(const json& r) {
-  return r.is_object() && r.contains("rows") && AllObjects(r["rows"]);
-}
-
-void PrintAssetsTable(std::ostream& out, const json& result) {
+void PrintAssetsTable(std::ostream& out, const json& result, const json& /*params*/) {
   Table t;
   t.header = {"asset_id", "title", "type", "shown", "used", "usage", "viewed", "dismissed",
               "won", "lost", "win_rate", "lift", "revenue", "last_used (UTC)"};
   t.right = {false, false, false, true, true, true, true, true, true, true, true, true, true, false};
   for (const json& r : result["rows"]) {
-    std::string id = Str(r, "asset_id");
-    if (r.is_object() && r.value("deleted", false)) id += " (deleted)";
-    t.rows.push_back({id, Truncate(Str(r, "title"), kTitleWidth), Str(r, "type"),
+    t.rows.push_back({AssetLabel(r), Truncate(Str(r, "title"), kTitleWidth), Str(r, "type"),
                       Number(r.value("shown", json()), 0), Number(r.value("used", json()), 0),
                       Percent(r.value("usage_rate", json())), Number(r.value("viewed", json()), 0),
                       Number(r.value("dismissed", json()), 0), Number(r.value("won", json()), 0),
@@ -274,15 +314,72 @@ void PrintAssetsTable(std::ostream& out, const json& result) {
   }
 }
 
-bool ValidDismissals(const json& r) {
-  return r.is_object() && r.contains("reasons") && AllObjects(r["reasons"]) && r.contains("by_asset") &&
-         AllObjects(r["by_asset"]);
+void PrintAssetsCsv(std::ostream& out, const json& result, const json& /*params*/) {
+  PrintCsv(out, kAssetColumns, result["rows"]);
 }
 
-void PrintDismissalsTable(std::ostream& out, const json& result) {
+// ---------------------------------------------------------------------------
+// unused
+
+// One titled section: "Never used (2): ..." and its table, or "  none".
+void PrintUnusedSection(std::ostream& out, const std::string& heading, const json& rows) {
+  out << heading << "\n";
+  if (rows.empty()) {
+    out << "  none\n";
+    return;
+  }
+  Table t;
+  t.header = {"asset_id", "title", "type", "shown", "used", "usage", "viewed", "dismissed"};
+  t.right = {false, false, false, true, true, true, true, true};
+  for (const json& r : rows) {
+    t.rows.push_back({AssetLabel(r), Truncate(Str(r, "title"), kTitleWidth), Str(r, "type"),
+                      Number(At(r, "shown"), 0), Number(At(r, "used"), 0), Percent(At(r, "usage_rate")),
+                      Number(At(r, "viewed"), 0), Number(At(r, "dismissed"), 0)});
+  }
+  t.Print(out);
+}
+
+void PrintUnusedTable(std::ostream& out, const json& result, const json& params) {
+  // The thresholds the daemon applied: ours, else its documented defaults.
+  const json& min_shown = params.contains("min_shown") ? params["min_shown"] : json(10);
+  const json& max_rate = params.contains("max_usage_rate") ? params["max_usage_rate"] : json(0.05);
+  std::string never = "Never used (";
+  never += std::to_string(result["never_used"].size());
+  never += "): live, active assets not used in the window, most shown first";
+  PrintUnusedSection(out, never, result["never_used"]);
+  out << "\n";
+  std::string rarely = "Shown often but rarely used (";
+  rarely += std::to_string(result["rarely_used"].size());
+  rarely += "): shown at least ";
+  rarely += Number(min_shown, 0);
+  rarely += " times, used in under ";
+  rarely += Percent(max_rate);
+  rarely += " of the showings";
+  PrintUnusedSection(out, rarely, result["rarely_used"]);
+}
+
+// One table: a `list` column (never_used or rarely_used), then the asset columns.
+void PrintUnusedCsv(std::ostream& out, const json& result, const json& /*params*/) {
+  std::vector<std::string> columns = {"list"};
+  columns.insert(columns.end(), kAssetColumns.begin(), kAssetColumns.end());
+  json rows = json::array();
+  for (const char* list : {"never_used", "rarely_used"}) {
+    for (const json& r : result[list]) {
+      json row = r;
+      row["list"] = list;
+      rows.push_back(std::move(row));
+    }
+  }
+  PrintCsv(out, columns, rows);
+}
+
+// ---------------------------------------------------------------------------
+// dismissals
+
+void PrintDismissalsTable(std::ostream& out, const json& result, const json& /*params*/) {
   int64_t total = 0;
   for (const json& r : result["reasons"]) {
-    if (r.is_object() && r.value("count", json()).is_number_integer()) total += r["count"].get<int64_t>();
+    if (At(r, "count").is_number_integer()) total += r["count"].get<int64_t>();
   }
   if (result["reasons"].empty()) {
     out << "no dismissals in the window\n";
@@ -292,7 +389,7 @@ void PrintDismissalsTable(std::ostream& out, const json& result) {
   reasons.header = {"reason", "count", "share"};
   reasons.right = {false, true, true};
   for (const json& r : result["reasons"]) {
-    const json c = r.is_object() ? r.value("count", json()) : json();
+    const json& c = At(r, "count");
     reasons.rows.push_back({Truncate(Str(r, "reason"), 60), Number(c, 0),
                             total > 0 && c.is_number() ? Percent(c.get<double>() / double(total)) : "-"});
   }
@@ -304,9 +401,168 @@ void PrintDismissalsTable(std::ostream& out, const json& result) {
   by.right = {false, false, false, true};
   for (const json& r : result["by_asset"]) {
     by.rows.push_back({Str(r, "asset_id"), Truncate(Str(r, "title"), kTitleWidth), Truncate(Str(r, "reason"), 40),
-                       Number(r.is_object() ? r.value("count", json()) : json(), 0)});
+                       Number(At(r, "count"), 0)});
   }
   by.Print(out);
+}
+
+// One table: the overall reasons first (empty asset_id), then per asset.
+void PrintDismissalsCsv(std::ostream& out, const json& result, const json& /*params*/) {
+  json rows = json::array();
+  for (const json& r : result["reasons"]) {
+    rows.push_back({{"asset_id", ""}, {"title", ""}, {"reason", At(r, "reason")}, {"count", At(r, "count")}});
+  }
+  for (const json& r : result["by_asset"]) rows.push_back(r);
+  PrintCsv(out, {"asset_id", "title", "reason", "count"}, rows);
+}
+
+// ---------------------------------------------------------------------------
+// reps
+
+const std::vector<std::string> kRepColumns = {"rep_id",    "shown",      "used",      "usage_rate",
+                                              "dismissed", "leads_won", "leads_lost", "win_rate"};
+
+void PrintRepsTable(std::ostream& out, const json& result, const json& /*params*/) {
+  if (result["rows"].empty()) {
+    out << "no rep activity in the window\n";
+    return;
+  }
+  Table t;
+  t.header = {"rep", "shown", "used", "usage", "won", "lost", "win_rate"};
+  t.right = {false, true, true, true, true, true, true};
+  for (const json& r : result["rows"]) {
+    t.rows.push_back({Truncate(Str(r, "rep_id"), kTitleWidth), Number(At(r, "shown"), 0), Number(At(r, "used"), 0),
+                      Percent(At(r, "usage_rate")), Number(At(r, "leads_won"), 0), Number(At(r, "leads_lost"), 0),
+                      Percent(At(r, "win_rate"))});
+  }
+  t.Print(out);
+  out << "shown: suggestions recommended with the rep's rep_id; won, lost: leads whose outcome carried it\n";
+}
+
+void PrintRepsCsv(std::ostream& out, const json& result, const json& /*params*/) {
+  PrintCsv(out, kRepColumns, result["rows"]);
+}
+
+// ---------------------------------------------------------------------------
+// funnel
+
+const std::vector<std::string> kFunnelColumns = {
+    "stage",            "entered",             "advanced_with_content", "advanced_without_content",
+    "won_with_content", "won_without_content", "lost_with_content",     "lost_without_content"};
+
+// A stage row with its nested {"with_content", "without_content"} flattened to kFunnelColumns.
+json FlatFunnelRow(const json& r) {
+  json flat = json::object();
+  flat["stage"] = At(r, "stage");
+  flat["entered"] = At(r, "entered");
+  for (const char* outcome : {"advanced", "won", "lost"}) {
+    for (const char* with : {"with_content", "without_content"}) {
+      std::string column = outcome;
+      column += '_';
+      column += with;
+      flat[column] = At(At(r, outcome), with);
+    }
+  }
+  return flat;
+}
+
+void PrintFunnelTable(std::ostream& out, const json& result, const json& /*params*/) {
+  if (result["stages"].empty()) {
+    out << "no stages\n";
+    return;
+  }
+  Table t;
+  t.groups = {"", "", "advanced", "", "won", "", "lost", ""};
+  t.header = {"stage", "entered", "with content", "without", "with content", "without", "with content", "without"};
+  t.right = {false, true, true, true, true, true, true, true};
+  std::vector<int64_t> total(kFunnelColumns.size(), 0);
+  for (const json& r : result["stages"]) {
+    const json flat = FlatFunnelRow(r);
+    std::vector<std::string> line = {Str(flat, "stage")};
+    for (std::size_t c = 1; c < kFunnelColumns.size(); ++c) {
+      const json& v = flat[kFunnelColumns[c]];
+      line.push_back(Number(v, 0));
+      if (v.is_number_integer()) total[c] += v.get<int64_t>();
+    }
+    t.rows.push_back(std::move(line));
+  }
+  std::vector<std::string> line = {"total"};
+  for (std::size_t c = 1; c < total.size(); ++c) line.push_back(std::to_string(total[c]));
+  t.rows.push_back(std::move(line));
+  t.Print(out);
+  out << "with content: content was used with the lead while it was at that stage\n";
+}
+
+void PrintFunnelCsv(std::ostream& out, const json& result, const json& /*params*/) {
+  json rows = json::array();
+  for (const json& r : result["stages"]) rows.push_back(FlatFunnelRow(r));
+  PrintCsv(out, kFunnelColumns, rows);
+}
+
+// ---------------------------------------------------------------------------
+// The reports
+
+using Printer = void (*)(std::ostream& out, const json& result, const json& params);
+
+struct ReportKind {
+  const char* name;
+  std::vector<std::string> options;  // taken besides --from, --to, --format and the connection options
+  std::vector<const char*> arrays;   // fields of the result that are arrays of objects
+  Printer table;
+  Printer csv;
+};
+
+const std::vector<ReportKind>& Reports() {
+  static const std::vector<ReportKind> kinds = {
+      {"assets", {"--stage", "--rep", "--type", "--sort", "--limit"}, {"rows"}, PrintAssetsTable, PrintAssetsCsv},
+      {"unused", {"--stage", "--type", "--min-shown", "--max-usage-rate"}, {"never_used", "rarely_used"},
+       PrintUnusedTable, PrintUnusedCsv},
+      {"dismissals", {"--stage"}, {"reasons", "by_asset"}, PrintDismissalsTable, PrintDismissalsCsv},
+      {"reps", {}, {"rows"}, PrintRepsTable, PrintRepsCsv},
+      {"funnel", {}, {"stages"}, PrintFunnelTable, PrintFunnelCsv},
+  };
+  return kinds;
+}
+
+constexpr std::string_view kReportNames = "assets, unused, dismissals, reps or funnel";
+
+bool TakenByEveryReport(const std::string& option) {
+  return option == "--from" || option == "--to" || option == "--format" || option == "--url" ||
+         option == "--token" || option == "--timeout";
+}
+
+// "report: funnel takes no --stage (it takes --from, --to, --format); ..."
+std::string NotTaken(const ReportKind& kind, const std::string& option) {
+  std::string m = "report: ";
+  m += kind.name;
+  m += " takes no ";
+  m += option;
+  m += " (it takes --from, --to";
+  for (const std::string& o : kind.options) {
+    m += ", ";
+    m += o;
+  }
+  m += ", --format)";
+  if (option == "--stage") {
+    m += "; reports.";
+    m += kind.name;
+    m += " has no stage filter";
+    if (std::string_view(kind.name) == "funnel") m += ": the funnel shows every stage";
+  }
+  return m;
+}
+
+// A fraction in 0..1, or a percentage in 0..100 ending in '%'.
+std::optional<double> ParseRate(std::string text) {
+  const bool percent = !text.empty() && text.back() == '%';
+  if (percent) text.pop_back();
+  if (text.empty() || text.find_first_not_of("0123456789.") != std::string::npos) return std::nullopt;
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size()) return std::nullopt;
+  if (percent) v /= 100.0;
+  if (!(v >= 0.0 && v <= 1.0)) return std::nullopt;
+  return v;
 }
 
 }  // namespace
@@ -314,19 +570,31 @@ void PrintDismissalsTable(std::ostream& out, const json& result) {
 int RunReport(Args args) {
   ParsedArgs parsed;
   if (auto err = SplitArgs(args,
-                           {"--url", "--token", "--timeout", "--from", "--to", "--stage", "--rep", "--type",
-                            "--sort", "--limit", "--format"},
+                           {"--url", "--token", "--timeout", "--from", "--to", "--stage", "--rep", "--type", "--sort",
+                            "--limit", "--min-shown", "--max-usage-rate", "--format"},
                            {"--help", "-h"}, parsed)) {
     return UsageError("report: " + *err);
   }
+  for (const auto& option : parsed.options) {
+    if (option.first == "--help" || option.first == "-h") {
+      PrintReportUsage(std::cout);
+      return kExitOk;
+    }
+  }
+  const std::string names(kReportNames);
+  if (parsed.positional.empty()) return UsageError("report: missing the report: " + names);
+  if (parsed.positional.size() > 1) return UsageError("report: expected one report: " + names);
+  const std::string& which = parsed.positional[0];
+  const auto& reports = Reports();
+  const auto kind = std::find_if(reports.begin(), reports.end(), [&](const ReportKind& k) { return which == k.name; });
+  if (kind == reports.end()) return UsageError("report: unknown report '" + which + "' (" + names + ")");
+
   ConnectionOptions conn = DefaultConnectionOptions();
   json params = json::object();
   std::string format = "table";
-  std::vector<std::string> assets_only;
   for (const auto& [name, value] : parsed.options) {
-    if (name == "--help" || name == "-h") {
-      PrintReportUsage(std::cout);
-      return kExitOk;
+    if (!TakenByEveryReport(name) && std::find(kind->options.begin(), kind->options.end(), name) == kind->options.end()) {
+      return UsageError(NotTaken(*kind, name));
     }
     if (name == "--from" || name == "--to") {
       auto ms = ParseDate(value, name == "--to");
@@ -335,12 +603,18 @@ int RunReport(Args args) {
     } else if (name == "--stage" || name == "--rep" || name == "--type" || name == "--sort") {
       if (value.empty()) return UsageError("report: " + name + " is empty");
       params[name == "--rep" ? "rep_id" : name.substr(2)] = value;
-      if (name != "--stage") assets_only.push_back(name);
     } else if (name == "--limit") {
       auto n = ParseInt(value, 1, 100000);
       if (!n) return UsageError("report: --limit must be an integer in 1..100000");
       params["limit"] = *n;
-      assets_only.push_back(name);
+    } else if (name == "--min-shown") {
+      auto n = ParseInt(value, 1, INT64_MAX / 2);
+      if (!n) return UsageError("report: --min-shown must be a whole number of showings, at least 1");
+      params["min_shown"] = *n;
+    } else if (name == "--max-usage-rate") {
+      auto rate = ParseRate(value);
+      if (!rate) return UsageError("report: --max-usage-rate must be a fraction in 0..1 or a percentage such as 5%");
+      params["max_usage_rate"] = *rate;
     } else if (name == "--format") {
       if (value != "table" && value != "csv" && value != "json") {
         return UsageError("report: --format must be table, csv or json");
@@ -349,15 +623,6 @@ int RunReport(Args args) {
     } else if (auto err = ApplyConnectionOption(name, value, conn)) {
       return UsageError("report: " + *err);
     }
-  }
-  if (parsed.positional.empty()) return UsageError("report: missing the report: assets or dismissals");
-  if (parsed.positional.size() > 1) return UsageError("report: expected one report: assets or dismissals");
-  const std::string& which = parsed.positional[0];
-  if (which != "assets" && which != "dismissals") {
-    return UsageError("report: unknown report '" + which + "' (assets or dismissals)");
-  }
-  if (which == "dismissals" && !assets_only.empty()) {
-    return UsageError("report: dismissals takes no " + assets_only.front() + " (only --from, --to, --stage)");
   }
   if (params.contains("from") && params.contains("to") && params["from"].get<int64_t>() > params["to"].get<int64_t>()) {
     return UsageError("report: --from is after --to");
@@ -375,15 +640,13 @@ int RunReport(Args args) {
       return kExitRpcError;
     }
     std::cerr << "playbook: report: " << method << " failed: " << DescribeError(response);
-    const json& e = response["error"];
-    if (e.is_object() && e.contains("data") && e["data"].is_object() && e["data"].contains("field")) {
-      std::cerr << " (field " << OneLine(e["data"]["field"]) << ")";
-    }
+    const json& field = At(At(response["error"], "data"), "field");
+    if (!field.is_null()) std::cerr << " (field " << OneLine(field) << ")";
     std::cerr << "\n";
     return kExitRpcError;
   }
   const json result = response.value("result", json());
-  if (which == "assets" ? !ValidAssets(result) : !ValidDismissals(result)) {
+  if (!ArraysOfObjects(result, kind->arrays)) {
     std::cerr << "playbook: report: " << method << " answered an unexpected result: " << OneLine(response) << "\n";
     return kExitRpcError;
   }
@@ -391,23 +654,8 @@ int RunReport(Args args) {
   std::ostringstream out;
   if (format == "json") {
     out << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
-  } else if (format == "csv") {
-    if (which == "assets") {
-      PrintCsv(out, kAssetColumns, result["rows"]);
-    } else {
-      // One table: the overall reasons first (empty asset_id), then per asset.
-      json rows = json::array();
-      for (const json& r : result["reasons"]) {
-        rows.push_back({{"asset_id", ""}, {"title", ""}, {"reason", r.value("reason", json())},
-                        {"count", r.value("count", json())}});
-      }
-      for (const json& r : result["by_asset"]) rows.push_back(r);
-      PrintCsv(out, {"asset_id", "title", "reason", "count"}, rows);
-    }
-  } else if (which == "assets") {
-    PrintAssetsTable(out, result);
   } else {
-    PrintDismissalsTable(out, result);
+    (format == "csv" ? kind->csv : kind->table)(out, result, params);
   }
   std::cout << out.str() << std::flush;
   if (!std::cout) {
