@@ -4,6 +4,7 @@
 // reports over the whole window and with filters.
 //
 //   build/bin/playbook-bench-reports [--events 1000000] [--assets 10000] [--days 90] [--dir /tmp/pb-bench-reports]
+//   build/bin/playbook-bench-reports --open-only --dir DIR   (times opening what a run left)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -34,18 +35,35 @@ double RssMiB() {
 int main(int argc, char** argv) {
   size_t events = 1000000, assets = 10000, days = 90;
   std::string dir = "/tmp/pb-bench-reports";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool open_only = false;  // time opening an existing --dir, nothing else
+  for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--events") events = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (a == "--assets") assets = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (a == "--days") days = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (a == "--dir") dir = argv[i + 1];
+    if (a == "--open-only") {
+      open_only = true;
+      continue;
+    }
+    if (i + 1 >= argc) break;
+    const char* v = argv[++i];
+    if (a == "--events") events = std::strtoul(v, nullptr, 10);
+    else if (a == "--assets") assets = std::strtoul(v, nullptr, 10);
+    else if (a == "--days") days = std::strtoul(v, nullptr, 10);
+    else if (a == "--dir") dir = v;
   }
-  std::filesystem::remove_all(dir);
   playbook::EngineOptions o;
   o.data_dir = dir;
   o.dimension = 8;
   o.index.kind = "exact";
+  if (open_only) {
+    auto t = Clock::now();
+    auto e = playbook::Engine::Open(o, nullptr);
+    if (!e.ok()) {
+      std::fprintf(stderr, "%s\n", e.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("open: %.2f s, RSS %.0f MiB\n", Ms(t) / 1000, RssMiB());
+    return 0;
+  }
+  std::filesystem::remove_all(dir);
   auto opened = playbook::Engine::Open(o, nullptr);
   if (!opened.ok()) {
     std::fprintf(stderr, "%s\n", opened.status().ToString().c_str());
@@ -143,10 +161,21 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
       return 1;
     }
-    std::printf("aggregates.rebuild%s: %llu events of %llu leads, %llu keys, %llu differing, in %.1f s\n",
+    std::printf("aggregates.rebuild%s: %llu events of %llu leads, %llu keys, %llu differing, in %.1f s (writer paused %.1f s)\n",
                 write ? "" : " (check)", (unsigned long long)r.value().events, (unsigned long long)r.value().leads,
-                (unsigned long long)r.value().keys, (unsigned long long)r.value().differing, Ms(t) / 1000);
+                (unsigned long long)r.value().keys, (unsigned long long)r.value().differing, Ms(t) / 1000,
+                double(r.value().paused_ms) / 1000);
   }
   time("reports.assets, 90 days, after the rebuild", [&] { (void)engine->ReportAssets(all); });
+  // A restart loads every aggregate into memory before serving.
+  (void)engine->Close();
+  engine.reset();
+  auto t = Clock::now();
+  auto reopened = playbook::Engine::Open(o, nullptr);
+  if (!reopened.ok()) {
+    std::fprintf(stderr, "%s\n", reopened.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("reopen (aggregates loaded): %.1f s, RSS %.0f MiB\n", Ms(t) / 1000, RssMiB());
   return 0;
 }

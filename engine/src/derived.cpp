@@ -120,13 +120,15 @@ std::string ReasonOf(const std::string& reason) {
 // ---------------------------------------------------------------------------
 
 uint32_t Dictionary::Intern(std::string_view s) {
-  auto [it, added] = ids_.try_emplace(std::string(s), uint32_t(names_.size()));
-  if (added) names_.push_back(it->first);
-  return it->second;
+  if (auto it = ids_.find(s); it != ids_.end()) return it->second;
+  const uint32_t id = uint32_t(names_.size());
+  ids_.emplace(std::string(s), id);
+  names_.emplace_back(s);
+  return id;
 }
 
 uint32_t Dictionary::Find(std::string_view s) const {
-  auto it = ids_.find(std::string(s));
+  auto it = ids_.find(s);
   return it == ids_.end() ? UINT32_MAX : it->second;
 }
 
@@ -208,7 +210,10 @@ void Derived::Apply(std::string_view key, const Counters& c) {
   if (!key.empty() && key[0] == kAggregatePrefix) {
     if (!SplitKey(key, &day, p, 3)) return;
     if (reps_.size() == 0) reps_.Intern("");
-    reports_.Add(day, reps_.Intern(p[1]), stages_.Intern(p[0]), assets_.Intern(p[2]), c);
+    const uint32_t rep = reps_.Intern(p[1]), stage = stages_.Intern(p[0]);
+    reports_.Add(day, rep, stage, assets_.Intern(p[2]), c);
+    // Per rep, the assets summed: [0] content, [1] the leads the rep closed.
+    if (rep != 0) rep_totals_.Add(day, rep, stage, p[2].empty() ? 1 : 0, c);
   } else if (!key.empty() && key[0] == kDismissalPrefix) {
     if (!SplitKey(key, &day, p, 3)) return;
     dismissals_.Add(day, reasons_.Intern(p[2]), stages_.Intern(p[0]), assets_.Intern(p[1]), c);
@@ -342,13 +347,12 @@ Derived::AssetSums Derived::SumAssets(uint32_t first, uint32_t last, const std::
 
 void Derived::SumReps(uint32_t first, uint32_t last, std::map<std::string, AssetStageStats>* reps,
                       std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const {
-  const uint32_t all = reps_.Find(""), closed_asset = assets_.Find("");
   std::vector<Counters> used(reps_.size(), Counters{}), outcomes(reps_.size(), Counters{});
   std::vector<bool> seen(reps_.size(), false), seen_closed(reps_.size(), false);
-  reports_.Visit(
-      first, last, [&](uint32_t r, uint32_t) { return r != all; },
+  rep_totals_.Visit(
+      first, last, [](uint32_t, uint32_t) { return true; },
       [&](uint32_t r, uint32_t, const Cube::Entry& e) {
-        const bool lead = e.asset == closed_asset;
+        const bool lead = e.asset == 1;
         Plus(lead ? &outcomes[r] : &used[r], Cube::ToCounters(e));
         (lead ? seen_closed : seen)[r] = true;
       });
@@ -362,17 +366,35 @@ void Derived::SumReps(uint32_t first, uint32_t last, std::map<std::string, Asset
   }
 }
 
-std::map<std::pair<std::string, std::string>, uint64_t> Derived::SumDismissals(uint32_t first, uint32_t last,
-                                                                             const std::string& stage) const {
-  std::map<std::pair<uint32_t, uint32_t>, int64_t> ids;  // (asset, reason)
+std::vector<Derived::Dismissal> Derived::SumDismissals(uint32_t first, uint32_t last, const std::string& stage) const {
+  std::vector<Dismissal> out;
   const uint32_t want_stage = stage.empty() ? UINT32_MAX : stages_.Find(stage);
-  std::map<std::pair<std::string, std::string>, uint64_t> out;
   if (!stage.empty() && want_stage == UINT32_MAX) return out;
-  dismissals_.Visit(
-      first, last, [&](uint32_t, uint32_t s) { return stage.empty() || s == want_stage; },
-      [&](uint32_t reason, uint32_t, const Cube::Entry& e) { ids[{e.asset, reason}] += int32_t(e.n[0]); });
-  for (const auto& [k, n] : ids) {
-    if (n != 0) out[{assets_.Name(k.first), reasons_.Name(k.second)}] += uint64_t(n);
+  auto want = [&](uint32_t, uint32_t s) { return stage.empty() || s == want_stage; };
+  // Dense per-asset sums for each reason while that stays small (a few
+  // reasons, as with a CRM's picklist); a hash map for free-text reasons.
+  const size_t assets = assets_.size();
+  if (reasons_.size() * assets <= (size_t(1) << 22)) {
+    std::vector<std::vector<int64_t>> sums(reasons_.size());
+    dismissals_.Visit(first, last, want, [&](uint32_t reason, uint32_t, const Cube::Entry& e) {
+      if (sums[reason].empty()) sums[reason].assign(assets, 0);
+      sums[reason][e.asset] += int32_t(e.n[0]);
+    });
+    for (uint32_t r = 0; r < sums.size(); ++r) {
+      for (uint32_t a = 0; a < sums[r].size(); ++a) {
+        if (sums[r][a] > 0) out.push_back({assets_.Name(a), reasons_.Name(r), uint64_t(sums[r][a])});
+      }
+    }
+    return out;
+  }
+  std::unordered_map<uint64_t, int64_t> sums;  // asset << 32 | reason
+  sums.reserve(4096);
+  dismissals_.Visit(first, last, want, [&](uint32_t reason, uint32_t, const Cube::Entry& e) {
+    sums[(uint64_t(e.asset) << 32) | reason] += int32_t(e.n[0]);
+  });
+  out.reserve(sums.size());
+  for (const auto& [k, n] : sums) {
+    if (n > 0) out.push_back({assets_.Name(uint32_t(k >> 32)), reasons_.Name(uint32_t(k)), uint64_t(n)});
   }
   return out;
 }

@@ -61,7 +61,11 @@ class Dictionary {
   size_t size() const { return names_.size(); }
 
  private:
-  std::unordered_map<std::string, uint32_t> ids_;
+  struct Hash {
+    using is_transparent = void;  // lookups by string_view allocate nothing
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> ids_;
   std::vector<std::string> names_;
 };
 
@@ -147,8 +151,12 @@ class Derived {
   // rep -> counters over assets and stages; rep -> the leads it closed (won, lost).
   void SumReps(uint32_t first, uint32_t last, std::map<std::string, AssetStageStats>* reps,
                std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const;
-  std::map<std::pair<std::string, std::string>, uint64_t> SumDismissals(uint32_t first, uint32_t last,
-                                                                       const std::string& stage) const;
+  struct Dismissal {
+    std::string asset, reason;
+    uint64_t count;
+  };
+  // Per (asset, reason) with any dismissal, in no particular order.
+  std::vector<Dismissal> SumDismissals(uint32_t first, uint32_t last, const std::string& stage) const;
   std::map<std::string, Counters> SumFunnel(uint32_t first, uint32_t last) const;  // stage \0 '1'|'0'
   const std::unordered_map<std::string, int64_t>& last_used() const { return last_used_; }
 
@@ -159,6 +167,7 @@ class Derived {
   std::unordered_map<std::string, Counters> stage_totals_;  // stage
   Dictionary assets_, reps_, stages_, reasons_;  // reps_: "" (all) is 0
   Cube reports_;                                 // rows: reps
+  Cube rep_totals_;  // rows: reps (not "all"); asset 0: content activity, 1: leads closed
   Cube dismissals_;                              // rows: reasons; [0] = count
   std::map<uint32_t, std::unordered_map<std::string, Counters>> funnel_;  // day -> stage \0 with
   std::unordered_map<std::string, int64_t> last_used_;

@@ -202,6 +202,12 @@ Status FeedbackStore::Open() {
 }
 
 void FeedbackStore::Close() {
+  closing_ = true;
+  {
+    // A re-aggregation still reading the log gives up; one writing finishes.
+    std::unique_lock<std::mutex> lock(reaggregate_mu_);
+    reaggregate_cv_.wait(lock, [&] { return !reaggregating_; });
+  }
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
     stopping_ = true;
@@ -421,11 +427,12 @@ Status FeedbackStore::ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out,
       continue;
     }
     if (key_lead != lead) {
+      if (closing_) return Status::Overloaded("shutting down: re-aggregation cancelled, nothing written");
       flush();
       lead.assign(key_lead);
     }
     batch.emplace_back(seq, std::move(e));
-    if (++*events % 100000 == 0 && progress) progress(*events, std::max(total, *events));
+    if (++*events % 10000 == 0 && progress) progress(*events, std::max(total, *events));
   }
   flush();
   if (!it->status().ok()) return Status::IOError("reading events: " + it->status().ToString());
@@ -487,14 +494,20 @@ Status FeedbackStore::WriteDerived(const Derived& fresh, uint64_t* keys) {
 
 Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
                                                      const std::function<void(uint64_t, uint64_t)>& progress) {
-  bool expected = false;
-  if (!reaggregating_.compare_exchange_strong(expected, true)) {
-    return Status::Overloaded("a re-aggregation is already running");
+  {
+    std::lock_guard<std::mutex> lock(reaggregate_mu_);
+    if (closing_) return Status::Overloaded("shutting down");
+    if (reaggregating_) return Status::Overloaded("a re-aggregation is already running");
+    reaggregating_ = true;
   }
   struct Done {
-    std::atomic<bool>* flag;
-    ~Done() { *flag = false; }
-  } done{&reaggregating_};
+    FeedbackStore* store;
+    ~Done() {
+      std::lock_guard<std::mutex> lock(store->reaggregate_mu_);
+      store->reaggregating_ = false;
+      store->reaggregate_cv_.notify_all();
+    }
+  } done{this};
   const auto t0 = std::chrono::steady_clock::now();
   ReaggregateResult result;
   const rocksdb::Snapshot* snapshot;
@@ -520,9 +533,11 @@ Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
   auto fresh = std::make_unique<Derived>();
   if (Status s = ReplayAll(snapshot, fresh.get(), total, progress, &result.events, &result.leads); !s.ok()) return s;
 
+  if (closing_) return Status::Overloaded("shutting down: re-aggregation cancelled, nothing written");
   // The writer pauses from here: replay again the leads written to since the
   // snapshot (out with their old events, in with all of them), compare, swap.
   std::lock_guard<std::mutex> lock(writer_mu_);
+  const auto paused = std::chrono::steady_clock::now();
   for (const std::string& lead : *touched_leads_) {
     auto old_log = LeadLog(lead, snapshot), new_log = LeadLog(lead, nullptr);
     const uint64_t before = old_log.size(), after = new_log.size();
@@ -544,7 +559,9 @@ Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
     fresh->Enumerate([&](const std::string&, const Counters&) { ++result.keys; }, [](const std::string&, int64_t) {});
   }
   if (progress) progress(result.events, result.events);
-  result.ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  const auto end = std::chrono::steady_clock::now();
+  result.ms = std::chrono::duration_cast<std::chrono::milliseconds>(end - t0).count();
+  result.paused_ms = std::chrono::duration_cast<std::chrono::milliseconds>(end - paused).count();
   return result;
 }
 
@@ -584,8 +601,8 @@ std::map<std::string, AssetStageStats> FeedbackStore::Reps(
   return out;
 }
 
-std::map<std::pair<std::string, std::string>, uint64_t> FeedbackStore::Dismissals(int64_t from_ms, int64_t to_ms,
-                                                                                const std::string& stage) const {
+std::vector<Derived::Dismissal> FeedbackStore::Dismissals(int64_t from_ms, int64_t to_ms,
+                                                         const std::string& stage) const {
   std::shared_lock lock(stats_mu_);
   return derived_->SumDismissals(DayOf(from_ms), DayOf(to_ms), stage);
 }

@@ -91,9 +91,8 @@ class FeedbackStore {
   // rep -> counters summed over assets and stages; *closed: rep -> (leads won, lost).
   std::map<std::string, AssetStageStats> Reps(int64_t from_ms, int64_t to_ms,
                                               std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const;
-  // (asset, reason) -> dismissals over the UTC days of [from_ms, to_ms] at `stage` ("" = all).
-  std::map<std::pair<std::string, std::string>, uint64_t> Dismissals(int64_t from_ms, int64_t to_ms,
-                                                                     const std::string& stage) const;
+  // Dismissals per (asset, reason) over the UTC days of [from_ms, to_ms] at `stage` ("" = all).
+  std::vector<Derived::Dismissal> Dismissals(int64_t from_ms, int64_t to_ms, const std::string& stage) const;
 
   // Recomputes every derived counter from the raw event log with the current
   // options (attribution window, stages) and compares it with the live
@@ -142,6 +141,9 @@ class FeedbackStore {
   // While a re-aggregation reads its snapshot: the leads written to since.
   std::unique_ptr<std::unordered_set<std::string>> touched_leads_;  // guarded by writer_mu_
   std::atomic<bool> reaggregating_{false};
+  std::atomic<bool> closing_{false};  // a running re-aggregation stops reading the log
+  std::mutex reaggregate_mu_;
+  std::condition_variable reaggregate_cv_;  // signalled when a re-aggregation ends
 
   mutable std::shared_mutex stats_mu_;
   std::unique_ptr<Derived> derived_;  // guarded by stats_mu_

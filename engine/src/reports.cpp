@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 
 #include "codec.h"
@@ -207,24 +208,25 @@ Result<DismissalReport> EngineImpl::ReportDismissals(const ReportQuery& q) {
   if (Status h = Health(); !h.ok()) return h;
   DismissalReport report;
   std::map<std::string, uint64_t> overall;
-  for (const auto& [key, n] : feedback_->Dismissals(q.from_ms, q.to_ms, q.stage)) {
-    overall[key.second] += n;
-    DismissalReport::AssetReason row;
-    row.asset_id = key.first;
-    row.reason = key.second;
-    row.count = n;
-    std::string value;
-    Asset a;
-    if (db_->Get(rocksdb::ReadOptions(), assets_cf_, key.first, &value).ok() && DecodeAsset(value, &a).ok()) {
-      row.title = a.title;
+  std::unordered_map<std::string, std::string> titles;  // one catalog read per asset
+  for (auto& d : feedback_->Dismissals(q.from_ms, q.to_ms, q.stage)) {
+    overall[d.reason] += d.count;
+    auto [title, added] = titles.try_emplace(d.asset);
+    if (added) {
+      std::string value;
+      Asset a;
+      if (db_->Get(rocksdb::ReadOptions(), assets_cf_, d.asset, &value).ok() && DecodeAsset(value, &a).ok()) {
+        title->second = std::move(a.title);
+      }
     }
-    report.by_asset.push_back(std::move(row));
+    report.by_asset.push_back({std::move(d.asset), title->second, std::move(d.reason), d.count});
   }
   for (const auto& [reason, n] : overall) report.reasons.push_back({reason, n});
   std::stable_sort(report.reasons.begin(), report.reasons.end(),
                    [](const auto& a, const auto& b) { return a.count > b.count; });
-  std::stable_sort(report.by_asset.begin(), report.by_asset.end(),
-                   [](const auto& a, const auto& b) { return a.count > b.count; });
+  std::sort(report.by_asset.begin(), report.by_asset.end(), [](const auto& a, const auto& b) {
+    return a.count != b.count ? a.count > b.count : std::tie(a.asset_id, a.reason) < std::tie(b.asset_id, b.reason);
+  });
   return report;
 }
 

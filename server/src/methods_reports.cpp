@@ -42,7 +42,8 @@ void AddReportMethods(Dispatcher& d, Engine& engine) {
            if (!result.ok()) return result.status();
            const ReaggregateResult& x = result.value();
            return json{{"events", x.events},       {"leads", x.leads},     {"keys", x.keys},
-                       {"differing", x.differing}, {"written", x.written}, {"ms", x.ms}};
+                       {"differing", x.differing}, {"written", x.written}, {"ms", x.ms},
+                       {"paused_ms", x.paused_ms}};
          }});
 
   d.Add({"reports.funnel", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {

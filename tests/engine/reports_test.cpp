@@ -462,6 +462,40 @@ TEST_F(ReportsTest, FeedbackRecordedDuringAReaggregationIsCounted) {
   EXPECT_EQ(check.events, 16u + 40 * 500 + uint64_t(calls_during) * 20);
 }
 
+TEST_F(ReportsTest, CloseDuringAReaggregationStopsItCleanly) {
+  Open();
+  Seed();
+  std::vector<Event> many;
+  for (int i = 0; i < 30000; ++i) {
+    std::string id = "m", lead = "lead-m";
+    id.append(std::to_string(i));
+    lead.append(std::to_string(i % 3000));
+    const bool shown = i % 3 != 0;
+    many.push_back(Ev(id, shown ? EventType::kShown : EventType::kUsed, lead, "A", "r1", d0_ + i,
+                      shown ? "evaluation" : ""));
+    if (many.size() == 5000) {
+      auto r = engine_->RecordEvents(std::move(many));
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      many.clear();
+    }
+  }
+  const std::string live = Figures();
+  Result<ReaggregateResult> result = Status::Internal("not run");
+  std::atomic<bool> started{false};
+  std::thread job([&] {
+    result = engine_->Reaggregate(true, [&](uint64_t, uint64_t) { started = true; });
+  });
+  while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(engine_->Close().ok());  // waits for the job to give up or finish
+  job.join();
+  if (!result.ok()) {
+    EXPECT_EQ(result.status().code(), Status::Code::kOverloaded) << result.status().ToString();
+  }
+  Open();
+  EXPECT_EQ(Figures(), live);
+  EXPECT_EQ(engine_->Reaggregate(false, nullptr).value().differing, 0u);
+}
+
 TEST_F(ReportsTest, AReaggregationInterruptedWhileWritingIsRedoneAtOpen) {
   Open();
   Seed();

@@ -113,6 +113,7 @@ TEST_F(Reaggregate, RebuiltAggregatesEqualTheLiveOnes) {
   EXPECT_EQ(r["result"]["differing"], 0);
   EXPECT_EQ(r["result"]["written"], false);
   EXPECT_GT(r["result"]["keys"].get<int>(), 10);
+  EXPECT_LE(r["result"]["paused_ms"].get<int64_t>(), r["result"]["ms"].get<int64_t>());
   json bad = admin.Call("aggregates.rebuild", {{"check", "yes"}});
   ASSERT_TRUE(bad.contains("error")) << bad;
   EXPECT_EQ(bad["error"]["code"], -32602);

@@ -215,6 +215,7 @@ struct ReaggregateResult {
   uint64_t differing = 0;  // keys whose recomputed value differs from the live one
   bool written = false;    // the recomputed counters replaced the live ones
   int64_t ms = 0;          // wall time
+  int64_t paused_ms = 0;   // of which the feedback writer was paused (catch-up, compare, write)
 };
 
 struct DismissalReport {

@@ -1,0 +1,109 @@
+// The in-memory counters (engine/src/derived.h) against brute force: any day
+// window sums the same through week buckets as day by day, the enumeration
+// gives back what was applied, and both dismissal paths agree.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <string>
+
+#include "derived.h"
+
+namespace playbook {
+namespace {
+
+Counters One(int field, int64_t n = 1) {
+  Counters c{};
+  c[size_t(field)] = n;
+  return c;
+}
+
+TEST(Derived, AnyWindowSumsLikeDayByDay) {
+  Derived d;
+  std::mt19937 rng(3);
+  // (day, stage, rep, asset) -> used; days 3..40 cross several week edges.
+  std::map<std::tuple<uint32_t, std::string, std::string, std::string>, int64_t> truth;
+  const char* stages[] = {"", "evaluation", "negotiation"};
+  for (int i = 0; i < 3000; ++i) {
+    const uint32_t day = 3 + rng() % 38;
+    const std::string stage = stages[rng() % 3], rep = rng() % 2 ? "r1" : "r2";
+    std::string asset = "a";
+    asset.append(std::to_string(rng() % 20));
+    for (const std::string& r : {std::string(), rep}) {
+      d.Apply(AggregateKey(day, stage, r, asset), One(1));
+      if (!r.empty()) truth[{day, stage, r, asset}] += 1;
+    }
+  }
+  for (uint32_t first = 0; first <= 42; ++first) {
+    for (uint32_t last = first; last <= 42; ++last) {
+      for (const std::string stage : {"", "evaluation"}) {
+        for (const std::string rep : {"", "r2"}) {
+          std::map<std::string, int64_t> want;
+          for (const auto& [k, n] : truth) {
+            const auto& [day, s, r, asset] = k;
+            if (day < first || day > last) continue;
+            if (!stage.empty() && s != stage) continue;
+            if (!rep.empty() && r != rep) continue;
+            want[asset] += n;
+          }
+          std::map<std::string, int64_t> got;
+          for (const auto& [asset, c] : d.SumAssets(first, last, stage, rep).by_asset) got[asset] = c[1];
+          ASSERT_EQ(got, want) << "days " << first << ".." << last << " stage '" << stage << "' rep '" << rep << "'";
+        }
+      }
+    }
+  }
+}
+
+TEST(Derived, EnumerationGivesBackWhatWasAppliedAndDifferencesAreCounted) {
+  Derived a, b;
+  std::map<std::string, Counters> applied;
+  auto apply = [&](const std::string& key, const Counters& c) {
+    a.Apply(key, c);
+    b.Apply(key, c);
+    for (size_t i = 0; i < c.size(); ++i) applied[key][i] += c[i];
+  };
+  apply(AggregateKey(20000, "evaluation", "", "zh-price-01"), One(0, 3));
+  apply(AggregateKey(20000, "evaluation", "rep-1", "zh-price-01"), One(0, 3));
+  apply(AggregateKey(20001, "", "", ""), One(4));  // a lead closed
+  apply(DismissalKey(20000, "evaluation", "zh-price-01", "客户已经看过"), One(0, 2));
+  apply(FunnelKey(20000, "evaluation", true), One(1));
+  apply(StatsKey("zh-price-01", "evaluation"), One(1, 5));
+  apply(StatsKey("zh-price-01", "evaluation", "price"), One(1, 2));
+  a.ApplyLastUsed("zh-price-01", 1700000000000);
+  b.ApplyLastUsed("zh-price-01", 1700000000000);
+  std::map<std::string, Counters> seen;
+  a.Enumerate([&](const std::string& k, const Counters& c) { seen[k] = c; }, [](const std::string&, int64_t) {});
+  EXPECT_EQ(seen, applied);
+  EXPECT_EQ(a.CountDifferences(b), 0u);
+  EXPECT_EQ(a.StageTotals("evaluation").used, 5u);  // topic keys are not in the stage totals
+
+  b.Apply(AggregateKey(20000, "evaluation", "", "zh-price-01"), One(0, -3));  // now zero: as if absent
+  EXPECT_EQ(a.CountDifferences(b), 1u);
+  EXPECT_EQ(b.CountDifferences(a), 1u);
+  b.Apply(DismissalKey(20001, "evaluation", "en-roi-01", "too long"), One(0));  // a key a lacks
+  b.ApplyLastUsed("zh-price-01", 1700000000001);
+  EXPECT_EQ(a.CountDifferences(b), 3u);
+}
+
+TEST(Derived, DismissalsSumAlikeWithFewAndWithManyReasons) {
+  for (const int reasons : {3, 2100}) {  // 2100 x 2100 assets is past the dense limit
+    Derived d;
+    std::map<std::pair<std::string, std::string>, uint64_t> want;
+    for (int i = 0; i < 2100; ++i) {
+      std::string asset = "a", reason = "reason ";
+      asset.append(std::to_string(i));
+      reason.append(std::to_string(i % reasons));
+      const uint32_t day = 100 + uint32_t(i % 9);
+      d.Apply(DismissalKey(day, i % 2 ? "evaluation" : "negotiation", asset, reason), One(0, 1 + i % 3));
+      if (day <= 105 && i % 2) want[{asset, reason}] += uint64_t(1 + i % 3);
+    }
+    std::map<std::pair<std::string, std::string>, uint64_t> got;
+    for (const auto& x : d.SumDismissals(0, 105, "evaluation")) got[{x.asset, x.reason}] += x.count;
+    EXPECT_EQ(got, want) << reasons << " reasons";
+    EXPECT_FALSE(want.empty());
+  }
+}
+
+}  // namespace
+}  // namespace playbook
