@@ -5,13 +5,16 @@
 //
 //   build/bin/playbook-bench-reports [--events 1000000] [--assets 10000] [--days 90] [--dir /tmp/pb-bench-reports]
 //   build/bin/playbook-bench-reports --open-only --dir DIR   (times opening what a run left)
+//   build/bin/playbook-bench-reports --no-ingest --dir DIR   (reports and rebuilds over what a run left)
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "playbook/engine/engine.h"
@@ -19,6 +22,11 @@
 namespace {
 using Clock = std::chrono::steady_clock;
 double Ms(Clock::time_point a) { return std::chrono::duration<double, std::milli>(Clock::now() - a).count(); }
+std::string Name(const char* prefix, uint64_t n) {
+  std::string s(prefix);
+  s += std::to_string(n);
+  return s;
+}
 double RssMiB() {
   std::FILE* f = std::fopen("/proc/self/status", "r");
   if (!f) return -1;
@@ -36,10 +44,11 @@ int main(int argc, char** argv) {
   size_t events = 1000000, assets = 10000, days = 90;
   std::string dir = "/tmp/pb-bench-reports";
   bool open_only = false;  // time opening an existing --dir, nothing else
+  bool reuse = false;      // --no-ingest: report over what an earlier run left in --dir
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--open-only") {
-      open_only = true;
+    if (a == "--open-only" || a == "--no-ingest") {
+      (a == "--open-only" ? open_only : reuse) = true;
       continue;
     }
     if (i + 1 >= argc) break;
@@ -63,7 +72,7 @@ int main(int argc, char** argv) {
     std::printf("open: %.2f s, RSS %.0f MiB\n", Ms(t) / 1000, RssMiB());
     return 0;
   }
-  std::filesystem::remove_all(dir);
+  if (!reuse) std::filesystem::remove_all(dir);
   auto opened = playbook::Engine::Open(o, nullptr);
   if (!opened.ok()) {
     std::fprintf(stderr, "%s\n", opened.status().ToString().c_str());
@@ -71,7 +80,7 @@ int main(int argc, char** argv) {
   }
   auto engine = std::move(opened).value();
   std::mt19937_64 rng(11);
-  for (size_t from = 0; from < assets; from += 5000) {
+  for (size_t from = 0; from < assets && !reuse; from += 5000) {
     std::vector<playbook::Asset> batch;
     for (size_t i = from; i < std::min(assets, from + 5000); ++i) {
       playbook::Asset a;
@@ -93,7 +102,7 @@ int main(int argc, char** argv) {
                                        playbook::EventType::kStageChanged, playbook::EventType::kWon, playbook::EventType::kLost};
   auto t0 = Clock::now();
   size_t sent = 0;
-  for (size_t from = 0; from < events; from += 1000) {
+  for (size_t from = 0; from < events && !reuse; from += 1000) {
     std::vector<playbook::Event> batch;
     for (size_t i = from; i < std::min(events, from + 1000); ++i) {
       playbook::Event e;
@@ -123,7 +132,7 @@ int main(int argc, char** argv) {
     sent += r.value().accepted;
   }
   const double ingest_ms = Ms(t0);
-  std::printf("ingest: %zu events over %zu days, %zu assets, in %.1f s (%.0f events/s, synced batches of 1000)\n", sent,
+  if (!reuse) std::printf("ingest: %zu events over %zu days, %zu assets, in %.1f s (%.0f events/s, synced batches of 1000)\n", sent,
               days, assets, ingest_ms / 1000, double(sent) / (ingest_ms / 1000));
   auto time = [&](const char* name, auto fn) {
     std::vector<double> runs;
@@ -153,18 +162,45 @@ int main(int argc, char** argv) {
   time("reports.reps, 90 days", [&] { (void)engine->ReportReps(all); });
   time("reports.funnel, 90 days", [&] { (void)engine->ReportFunnel(all); });
   std::printf("RSS after ingest and reports: %.0f MiB\n", RssMiB());
-  // Re-aggregation from the raw log: a check, then a rewrite.
+  // Re-aggregation from the raw log: a check, then a rewrite, each while a
+  // client records one event per call, to see the stall it meets.
   for (const bool write : {false, true}) {
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> calls{0};
+    double worst_ms = 0, worst_at = 0, write_at = -1;
+    const auto started = Clock::now();
+    std::thread client([&] {
+      for (uint64_t i = 0; !stop; ++i) {
+        playbook::Event e;
+        e.event_id = Name(write ? "bg-w-" : "bg-c-", i);
+        e.type = playbook::EventType::kViewed;
+        e.lead_id = Name("lead", i % 1000);
+        e.asset_id = Name("a", i % assets);
+        auto t = Clock::now();
+        (void)engine->RecordEvents({e});
+        if (Ms(t) > worst_ms) {
+          worst_ms = Ms(t);
+          worst_at = std::chrono::duration<double>(t - started).count();
+        }
+        ++calls;
+      }
+    });
     auto t = Clock::now();
-    auto r = engine->Reaggregate(write, nullptr);
+    auto r = engine->Reaggregate(write, [&](const char* phase, uint64_t, uint64_t) {
+      if (write_at < 0 && std::string(phase) == "write") write_at = std::chrono::duration<double>(Clock::now() - started).count();
+    });
+    stop = true;
+    client.join();
     if (!r.ok()) {
       std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
       return 1;
     }
-    std::printf("aggregates.rebuild%s: %llu events of %llu leads, %llu keys, %llu differing, in %.1f s (writer paused %.1f s)\n",
+    std::printf("aggregates.rebuild%s: %llu events of %llu leads, %llu keys, %llu differing, in %.1f s (longest writer pause %.2f s)\n",
                 write ? "" : " (check)", (unsigned long long)r.value().events, (unsigned long long)r.value().leads,
                 (unsigned long long)r.value().keys, (unsigned long long)r.value().differing, Ms(t) / 1000,
                 double(r.value().paused_ms) / 1000);
+    std::printf("  meanwhile: %llu feedback calls of one event, slowest %.0f ms (started at %.1f s; writing from %.1f s)\n",
+                (unsigned long long)calls.load(), worst_ms, worst_at, write_at);
   }
   time("reports.assets, 90 days, after the rebuild", [&] { (void)engine->ReportAssets(all); });
   // A restart loads every aggregate into memory before serving.

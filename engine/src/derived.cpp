@@ -127,6 +127,12 @@ uint32_t Dictionary::Intern(std::string_view s) {
   return id;
 }
 
+std::vector<uint32_t> Dictionary::MapTo(const Dictionary& other) const {
+  std::vector<uint32_t> ids(names_.size());
+  for (uint32_t i = 0; i < names_.size(); ++i) ids[i] = other.Find(names_[i]);
+  return ids;
+}
+
 uint32_t Dictionary::Find(std::string_view s) const {
   auto it = ids_.find(s);
   return it == ids_.end() ? UINT32_MAX : it->second;
@@ -187,12 +193,42 @@ void Cube::Add(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset, const
   AddTo(weeks_[day / 7], row, stage, asset, c);
 }
 
-void Cube::ForEachDay(const std::function<void(uint32_t, uint32_t, uint32_t, const Entry&)>& fn) const {
+std::vector<uint32_t> Cube::Days() const {
+  std::vector<uint32_t> days;
+  for (const auto& [day, bucket] : days_) days.push_back(day);
+  return days;
+}
+
+void Cube::ForDay(uint32_t day, const std::function<void(uint32_t, uint32_t, const Entry&)>& fn) const {
+  auto d = days_.find(day);
+  if (d == days_.end()) return;
+  for (const auto& [key, cell] : d->second) {
+    for (const Entry& e : cell.entries) fn(uint32_t(key >> 32), uint32_t(key), e);
+  }
+}
+
+uint64_t Cube::CountUnlike(const Cube& other, const std::vector<uint32_t>& rows, const std::vector<uint32_t>& stages,
+                           const std::vector<uint32_t>& assets, bool only_absent) const {
+  uint64_t n = 0;
   for (const auto& [day, bucket] : days_) {
+    auto od = other.days_.find(day);
     for (const auto& [key, cell] : bucket) {
-      for (const Entry& e : cell.entries) fn(day, uint32_t(key >> 32), uint32_t(key), e);
+      const uint32_t row = rows[key >> 32], stage = stages[uint32_t(key)];
+      const Cell* oc = nullptr;
+      if (od != other.days_.end() && row != UINT32_MAX && stage != UINT32_MAX) {
+        auto it = od->second.find((uint64_t(row) << 32) | stage);
+        if (it != od->second.end()) oc = &it->second;
+      }
+      for (const Entry& e : cell.entries) {
+        const Counters c = ToCounters(e);
+        if (IsZero(c)) continue;
+        const Entry* o = oc && assets[e.asset] != UINT32_MAX ? oc->Find(assets[e.asset]) : nullptr;
+        const Counters theirs = o ? ToCounters(*o) : Counters{};
+        if (only_absent ? IsZero(theirs) : theirs != c) ++n;
+      }
     }
   }
+  return n;
 }
 
 const Cube::Entry* Cube::Find(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset) const {
@@ -231,21 +267,33 @@ void Derived::ApplyLastUsed(const std::string& asset, int64_t ts) {
   if (!added) it->second = std::max(it->second, ts);
 }
 
-void Derived::Enumerate(const std::function<void(const std::string&, const Counters&)>& counters,
-                        const std::function<void(const std::string&, int64_t)>& last_used) const {
+void Derived::EnumerateUndated(const CounterFn& counters, const LastUsedFn& last_used) const {
   for (const auto& [key, c] : stats_) {
     if (!IsZero(c)) counters(key, c);
   }
-  reports_.ForEachDay([&](uint32_t day, uint32_t row, uint32_t stage, const Cube::Entry& e) {
+  for (const auto& [asset, ts] : last_used_) last_used(asset, ts);
+}
+
+std::vector<uint32_t> Derived::Days() const {
+  std::vector<uint32_t> days = reports_.Days(), more = dismissals_.Days();
+  days.insert(days.end(), more.begin(), more.end());
+  for (const auto& [day, cells] : funnel_) days.push_back(day);
+  std::sort(days.begin(), days.end());
+  days.erase(std::unique(days.begin(), days.end()), days.end());
+  return days;
+}
+
+void Derived::EnumerateDay(uint32_t day, const CounterFn& counters) const {
+  reports_.ForDay(day, [&](uint32_t row, uint32_t stage, const Cube::Entry& e) {
     const Counters c = Cube::ToCounters(e);
     if (!IsZero(c)) counters(AggregateKey(day, stages_.Name(stage), reps_.Name(row), assets_.Name(e.asset)), c);
   });
-  dismissals_.ForEachDay([&](uint32_t day, uint32_t row, uint32_t stage, const Cube::Entry& e) {
+  dismissals_.ForDay(day, [&](uint32_t row, uint32_t stage, const Cube::Entry& e) {
     const Counters c = Cube::ToCounters(e);
     if (!IsZero(c)) counters(DismissalKey(day, stages_.Name(stage), assets_.Name(e.asset), reasons_.Name(row)), c);
   });
-  for (const auto& [day, cells] : funnel_) {
-    for (const auto& [rest, c] : cells) {
+  if (auto d = funnel_.find(day); d != funnel_.end()) {
+    for (const auto& [rest, c] : d->second) {
       if (IsZero(c)) continue;
       std::string key(1, kFunnelPrefix);
       PutDay(&key, day);
@@ -253,55 +301,50 @@ void Derived::Enumerate(const std::function<void(const std::string&, const Count
       counters(key, c);
     }
   }
-  for (const auto& [asset, ts] : last_used_) last_used(asset, ts);
 }
 
-bool Derived::Lookup(std::string_view key, Counters* c) const {
-  uint32_t day = 0;
-  std::string_view p[3];
-  if (!key.empty() && (key[0] == kAggregatePrefix || key[0] == kDismissalPrefix)) {
-    if (!SplitKey(key, &day, p, 3)) return false;
-    const bool report = key[0] == kAggregatePrefix;
-    const uint32_t row = report ? reps_.Find(p[1]) : reasons_.Find(p[2]);
-    const uint32_t stage = stages_.Find(p[0]), asset = assets_.Find(report ? p[2] : p[1]);
-    if (row == UINT32_MAX || stage == UINT32_MAX || asset == UINT32_MAX) return false;
-    const Cube::Entry* e = (report ? reports_ : dismissals_).Find(day, row, stage, asset);
-    if (e) *c = Cube::ToCounters(*e);
-    return e != nullptr;
-  }
-  if (!key.empty() && key[0] == kFunnelPrefix) {
-    if (!SplitKey(key, &day, p, 1)) return false;
-    auto d = funnel_.find(day);
-    if (d == funnel_.end()) return false;
-    auto it = d->second.find(std::string(p[0]));
-    if (it != d->second.end()) *c = it->second;
-    return it != d->second.end();
-  }
-  auto it = stats_.find(std::string(key));
-  if (it != stats_.end()) *c = it->second;
-  return it != stats_.end();
+void Derived::Enumerate(const CounterFn& counters, const LastUsedFn& last_used) const {
+  EnumerateUndated(counters, last_used);
+  for (uint32_t day : Days()) EnumerateDay(day, counters);
 }
+
+namespace {
+
+// Keys of `a` that are non-zero and differ in `b` (absent = zero); with
+// `only_absent`, only those zero or absent in `b`.
+template <class Map>
+uint64_t CountUnlikeKeys(const Map& a, const Map& b, bool only_absent) {
+  uint64_t n = 0;
+  for (const auto& [key, c] : a) {
+    if (IsZero(c)) continue;
+    auto it = b.find(key);
+    const Counters theirs = it == b.end() ? Counters{} : it->second;
+    if (only_absent ? IsZero(theirs) : theirs != c) ++n;
+  }
+  return n;
+}
+
+}  // namespace
 
 uint64_t Derived::CountDifferences(const Derived& other) const {
   uint64_t n = 0;
-  Enumerate(
-      [&](const std::string& key, const Counters& c) {
-        Counters o{};
-        other.Lookup(key, &o);
-        if (o != c) ++n;
-      },
-      [&](const std::string& asset, int64_t ts) {
-        auto it = other.last_used_.find(asset);
-        if (it == other.last_used_.end() || it->second != ts) ++n;
-      });
-  other.Enumerate(
-      [&](const std::string& key, const Counters&) {
-        Counters mine{};
-        if (!Lookup(key, &mine) || IsZero(mine)) ++n;  // a nonzero key of theirs that we lack
-      },
-      [&](const std::string& asset, int64_t) {
-        if (!last_used_.count(asset)) ++n;
-      });
+  const std::unordered_map<std::string, Counters> none;
+  for (const bool mine : {true, false}) {  // ours that differ, then theirs that we lack
+    const Derived& a = mine ? *this : other;
+    const Derived& b = mine ? other : *this;
+    n += CountUnlikeKeys(a.stats_, b.stats_, !mine);
+    for (const auto& [day, cells] : a.funnel_) {
+      auto d = b.funnel_.find(day);
+      n += CountUnlikeKeys(cells, d == b.funnel_.end() ? none : d->second, !mine);
+    }
+    const std::vector<uint32_t> stages = a.stages_.MapTo(b.stages_), assets = a.assets_.MapTo(b.assets_);
+    n += a.reports_.CountUnlike(b.reports_, a.reps_.MapTo(b.reps_), stages, assets, !mine);
+    n += a.dismissals_.CountUnlike(b.dismissals_, a.reasons_.MapTo(b.reasons_), stages, assets, !mine);
+    for (const auto& [asset, ts] : a.last_used_) {
+      auto it = b.last_used_.find(asset);
+      if (it == b.last_used_.end() || (mine && it->second != ts)) ++n;
+    }
+  }
   return n;
 }
 

@@ -58,6 +58,8 @@ class Dictionary {
   // UINT32_MAX when absent.
   uint32_t Find(std::string_view s) const;
   const std::string& Name(uint32_t id) const { return names_[id]; }
+  // For each id here, the id of the same string in `other` (UINT32_MAX: absent).
+  std::vector<uint32_t> MapTo(const Dictionary& other) const;
   size_t size() const { return names_.size(); }
 
  private:
@@ -105,8 +107,16 @@ class Cube {
       ++d;
     }
   }
-  // Day-level cells only, for enumeration.
-  void ForEachDay(const std::function<void(uint32_t day, uint32_t row, uint32_t stage, const Entry&)>& fn) const;
+  // The days with any cell, and one day's entries (day level only: weeks are
+  // derived), for enumeration.
+  std::vector<uint32_t> Days() const;
+  void ForDay(uint32_t day, const std::function<void(uint32_t row, uint32_t stage, const Entry&)>& fn) const;
+  // The day-level entries of this cube that are non-zero and differ from
+  // `other`'s (absent = zero), with this cube's row, stage and asset ids
+  // mapped to `other`'s by the vectors (UINT32_MAX: absent there). With
+  // `only_absent`, only those that are zero or absent in `other`.
+  uint64_t CountUnlike(const Cube& other, const std::vector<uint32_t>& rows, const std::vector<uint32_t>& stages,
+                       const std::vector<uint32_t>& assets, bool only_absent) const;
   const Entry* Find(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset) const;
 
   static Counters ToCounters(const Entry& e);
@@ -130,10 +140,15 @@ class Derived {
   // Adds a stats-CF key's counters (any kind but last-used).
   void Apply(std::string_view key, const Counters& c);
   void ApplyLastUsed(const std::string& asset, int64_t ts);
+  using CounterFn = std::function<void(const std::string& key, const Counters& c)>;
+  using LastUsedFn = std::function<void(const std::string& asset, int64_t ts)>;
   // Every stored key with its counters (zero counters skipped), and every
-  // last-used value; stage totals are not stored.
-  void Enumerate(const std::function<void(const std::string& key, const Counters& c)>& counters,
-                 const std::function<void(const std::string& asset, int64_t ts)>& last_used) const;
+  // last-used value; stage totals are not stored. In parts: the keys of no
+  // day (ranking counters, last use), then the keys of each day.
+  void Enumerate(const CounterFn& counters, const LastUsedFn& last_used) const;
+  void EnumerateUndated(const CounterFn& counters, const LastUsedFn& last_used) const;
+  std::vector<uint32_t> Days() const;
+  void EnumerateDay(uint32_t day, const CounterFn& counters) const;
   // Keys whose counters differ (missing = zero), last-used values included.
   uint64_t CountDifferences(const Derived& other) const;
 
@@ -161,8 +176,6 @@ class Derived {
   const std::unordered_map<std::string, int64_t>& last_used() const { return last_used_; }
 
  private:
-  bool Lookup(std::string_view key, Counters* c) const;  // false when absent
-
   std::unordered_map<std::string, Counters> stats_;        // asset \0 stage [\0 topic]
   std::unordered_map<std::string, Counters> stage_totals_;  // stage
   Dictionary assets_, reps_, stages_, reasons_;  // reps_: "" (all) is 0

@@ -50,7 +50,7 @@ class EngineImpl final : public Engine {
   Result<std::vector<RepReportRow>> ReportReps(const ReportQuery& query) override;
   Result<std::vector<FunnelReportRow>> ReportFunnel(const ReportQuery& query) override;
   Result<UnusedReport> ReportUnused(const ReportQuery& query, uint64_t rarely_shown_min, double rarely_rate) override;
-  Result<ReaggregateResult> Reaggregate(bool write, std::function<void(uint64_t, uint64_t)> progress) override;
+  Result<ReaggregateResult> Reaggregate(bool write, ReaggregateProgress progress) override;
 
   IndexStatus GetIndexStatus() const override;
   std::string OpenNote(bool* warning) const override {

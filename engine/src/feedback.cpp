@@ -241,6 +241,7 @@ void FeedbackStore::WriterLoop() {
     }
     std::lock_guard<std::mutex> lock(writer_mu_);
     WriteGroup(group);
+    ++groups_written_;
   }
 }
 
@@ -404,7 +405,7 @@ bool SplitEventKey(const rocksdb::Slice& key, std::string_view* lead, uint64_t* 
 }  // namespace
 
 Status FeedbackStore::ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out, uint64_t total,
-                                const std::function<void(uint64_t, uint64_t)>& progress, uint64_t* events,
+                                const ReaggregateProgress& progress, uint64_t* events,
                                 uint64_t* leads) const {
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
@@ -432,7 +433,7 @@ Status FeedbackStore::ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out,
       lead.assign(key_lead);
     }
     batch.emplace_back(seq, std::move(e));
-    if (++*events % 10000 == 0 && progress) progress(*events, std::max(total, *events));
+    if (++*events % 10000 == 0 && progress) progress("replay", *events, std::max(total, *events));
   }
   flush();
   if (!it->status().ok()) return Status::IOError("reading events: " + it->status().ToString());
@@ -458,34 +459,78 @@ std::vector<std::pair<uint64_t, Event>> FeedbackStore::LeadLog(const std::string
   return out;
 }
 
-Status FeedbackStore::WriteDerived(const Derived& fresh, uint64_t* keys) {
-  rocksdb::WriteOptions synced;
-  synced.sync = true;
-  rocksdb::WriteBatch batch;
-  // The marker goes with the range delete: a crash before the last batch
-  // leaves it, and Open re-aggregates again.
-  batch.Put(cf_.meta, kReaggregatingKey, "1");
-  batch.DeleteRange(cf_.stats, "", std::string(300, '\xff'));  // keys start with an asset id of <= 128 bytes
-  rocksdb::Status s = db_->Write(synced, &batch);
-  batch.Clear();
-  auto add = [&](const std::string& key, const std::string& value) {
-    if (!s.ok()) return;
-    batch.Put(cf_.stats, key, value);
-    if (batch.Count() >= 100000) {
-      s = db_->Write(rocksdb::WriteOptions(), &batch);
-      batch.Clear();
+// REQUIRES: derived_ holds the recomputed counters and the stored ones were
+// range-deleted. Writes derived_ as it is in memory, a day at a time, each
+// slice with the writer paused so that memory and storage agree: a delta the
+// writer merges afterwards lands on top of the value put. *longest_pause is
+// raised to the longest slice.
+Status FeedbackStore::WriteDerived(uint64_t* keys, std::chrono::steady_clock::duration* longest_pause,
+                                   const ReaggregateProgress& progress) {
+  rocksdb::Status s;
+  auto slice = [&](const std::function<void(rocksdb::WriteBatch*)>& fill) {
+    // A mutex is not fair: with feedback queued, let the writer have its turn
+    // before taking the lock again (at most 100 ms), or it could miss many slices.
+    bool queued;
+    {
+      std::lock_guard<std::mutex> q(queue_mu_);
+      queued = !queue_.empty();
     }
+    const uint64_t groups = groups_written_;
+    for (int wait = 0; queued && wait < 100 && groups_written_ == groups && writer_.joinable(); ++wait) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::lock_guard<std::mutex> lock(writer_mu_);
+    const auto start = std::chrono::steady_clock::now();
+    rocksdb::WriteBatch batch;
+    fill(&batch);
+    // Not through the WAL: the feedback writer's synced writes would then have
+    // to sync this bulk too. The flush below makes it durable instead.
+    rocksdb::WriteOptions unlogged;
+    unlogged.disableWAL = true;
+    s = db_->Write(unlogged, &batch);
+    *longest_pause = std::max(*longest_pause, std::chrono::steady_clock::now() - start);
   };
-  fresh.Enumerate(
-      [&](const std::string& key, const Counters& c) {
-        ++*keys;
-        add(key, EncodeCounters(c));
-      },
-      [&](const std::string& asset, int64_t ts) {
-        add(LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
-      });
+  auto put = [&](rocksdb::WriteBatch* batch) {
+    return [this, batch, keys](const std::string& key, const Counters& c) {
+      ++*keys;
+      batch->Put(cf_.stats, key, EncodeCounters(c));
+    };
+  };
+  slice([&](rocksdb::WriteBatch* batch) {
+    derived_->EnumerateUndated(put(batch), [&](const std::string& asset, int64_t ts) {
+      batch->Put(cf_.stats, LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
+    });
+  });
+  std::vector<uint32_t> days;
+  {
+    std::shared_lock read(stats_mu_);
+    days = derived_->Days();
+  }
+  for (size_t i = 0; i < days.size() && s.ok(); ++i) {
+    if (progress) progress("write", i, days.size());  // between slices: the writer runs
+    // A full memtable while the last one is still being flushed stops every
+    // write, the feedback writer's too: let the flush finish first.
+    uint64_t flushing = 0;
+    for (int wait = 0; wait < 3000 && db_->GetIntProperty(cf_.stats, "rocksdb.num-immutable-mem-table", &flushing) &&
+                       flushing > 0;
+         ++wait) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    slice([&](rocksdb::WriteBatch* batch) { derived_->EnumerateDay(days[i], put(batch)); });
+  }
+  if (s.ok() && progress) progress("write", days.size(), days.size());
   if (s.ok()) {
+    rocksdb::FlushOptions wait;
+    wait.wait = true;
+    s = db_->Flush(wait, cf_.stats);  // the unlogged puts, and what the writer merged since, into tables
+  }
+  if (s.ok()) {
+    // Days the writer started since are in storage through its own merges.
+    std::lock_guard<std::mutex> lock(writer_mu_);
+    rocksdb::WriteBatch batch;
     batch.Delete(cf_.meta, kReaggregatingKey);
+    rocksdb::WriteOptions synced;
+    synced.sync = true;
     s = db_->Write(synced, &batch);
   }
   if (!s.ok()) return Status::IOError("writing re-aggregated counters: " + s.ToString());
@@ -493,7 +538,7 @@ Status FeedbackStore::WriteDerived(const Derived& fresh, uint64_t* keys) {
 }
 
 Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
-                                                     const std::function<void(uint64_t, uint64_t)>& progress) {
+                                                     const ReaggregateProgress& progress) {
   {
     std::lock_guard<std::mutex> lock(reaggregate_mu_);
     if (closing_) return Status::Overloaded("shutting down");
@@ -535,33 +580,50 @@ Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
 
   if (closing_) return Status::Overloaded("shutting down: re-aggregation cancelled, nothing written");
   // The writer pauses from here: replay again the leads written to since the
-  // snapshot (out with their old events, in with all of them), compare, swap.
-  std::lock_guard<std::mutex> lock(writer_mu_);
-  const auto paused = std::chrono::steady_clock::now();
-  for (const std::string& lead : *touched_leads_) {
-    auto old_log = LeadLog(lead, snapshot), new_log = LeadLog(lead, nullptr);
-    const uint64_t before = old_log.size(), after = new_log.size();
-    ReplayLead(std::move(old_log), fresh.get(), -1);
-    ReplayLead(std::move(new_log), fresh.get(), +1);
-    result.events += after - before;
-    if (before == 0) ++result.leads;
-  }
+  // snapshot (out with their old events, in with all of them), compare, and
+  // swap the recomputed counters in; then they are written, day by day.
+  std::chrono::steady_clock::duration longest_pause{};
   {
-    std::shared_lock read(stats_mu_);
-    result.differing = fresh->CountDifferences(*derived_);
+    std::lock_guard<std::mutex> lock(writer_mu_);
+    const auto paused = std::chrono::steady_clock::now();
+    for (const std::string& lead : *touched_leads_) {
+      auto old_log = LeadLog(lead, snapshot), new_log = LeadLog(lead, nullptr);
+      const uint64_t before = old_log.size(), after = new_log.size();
+      ReplayLead(std::move(old_log), fresh.get(), -1);
+      ReplayLead(std::move(new_log), fresh.get(), +1);
+      result.events += after - before;
+      if (before == 0) ++result.leads;
+    }
+    {
+      std::shared_lock read(stats_mu_);
+      result.differing = fresh->CountDifferences(*derived_);
+    }
+    if (write) {
+      // The marker goes with the range delete: until the last slice is
+      // written it stays, and a start after a crash re-aggregates again.
+      rocksdb::WriteBatch batch;
+      batch.Put(cf_.meta, kReaggregatingKey, "1");
+      batch.DeleteRange(cf_.stats, "", std::string(300, '\xff'));  // keys start with an asset id of <= 128 bytes
+      rocksdb::WriteOptions synced;
+      synced.sync = true;
+      if (rocksdb::Status s = db_->Write(synced, &batch); !s.ok()) {
+        return Status::IOError("starting to write re-aggregated counters: " + s.ToString());
+      }
+      std::unique_lock swap(stats_mu_);
+      derived_ = std::move(fresh);  // the writer counts into it from now on
+    }
+    longest_pause = std::chrono::steady_clock::now() - paused;
   }
   if (write) {
-    if (Status s = WriteDerived(*fresh, &result.keys); !s.ok()) return s;
+    if (progress) progress("replay", result.events, result.events);
+    if (Status s = WriteDerived(&result.keys, &longest_pause, progress); !s.ok()) return s;
     result.written = true;
-    std::unique_lock swap(stats_mu_);
-    derived_ = std::move(fresh);
   } else {
     fresh->Enumerate([&](const std::string&, const Counters&) { ++result.keys; }, [](const std::string&, int64_t) {});
   }
-  if (progress) progress(result.events, result.events);
-  const auto end = std::chrono::steady_clock::now();
-  result.ms = std::chrono::duration_cast<std::chrono::milliseconds>(end - t0).count();
-  result.paused_ms = std::chrono::duration_cast<std::chrono::milliseconds>(end - paused).count();
+  if (progress && !write) progress("replay", result.events, result.events);
+  result.ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  result.paused_ms = std::chrono::duration_cast<std::chrono::milliseconds>(longest_pause).count();
   return result;
 }
 

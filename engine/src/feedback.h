@@ -12,6 +12,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <unordered_set>
 #include <condition_variable>
 #include <map>
@@ -100,7 +101,7 @@ class FeedbackStore {
   // the recomputed ones. Feedback keeps being recorded meanwhile: the log is
   // read from a snapshot and the leads written to since are replayed again
   // with the writer paused, at the end.
-  Result<ReaggregateResult> Reaggregate(bool write, const std::function<void(uint64_t done, uint64_t total)>& progress);
+  Result<ReaggregateResult> Reaggregate(bool write, const ReaggregateProgress& progress);
 
  private:
   struct Pending {
@@ -115,12 +116,13 @@ class FeedbackStore {
   // Replays every lead of the log as of `snapshot` into `out`; returns the
   // events and leads replayed.
   Status ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out, uint64_t total,
-                   const std::function<void(uint64_t, uint64_t)>& progress, uint64_t* events, uint64_t* leads) const;
+                   const ReaggregateProgress& progress, uint64_t* events, uint64_t* leads) const;
   // Replays one lead's events (any order; replayed in arrival order) into
   // `out`, counters multiplied by `sign`.
   void ReplayLead(std::vector<std::pair<uint64_t, Event>> events, Derived* out, int sign) const;
-  // REQUIRES: writer_mu_ held. Replaces the stored counters with `fresh`'s.
-  Status WriteDerived(const Derived& fresh, uint64_t* keys);
+  // Writes the counters in memory over the range-deleted stored ones (see .cpp).
+  Status WriteDerived(uint64_t* keys, std::chrono::steady_clock::duration* longest_pause,
+                      const ReaggregateProgress& progress);
   Status LoadDerived(Derived* out) const;
 
   rocksdb::DB* db_;
@@ -138,6 +140,7 @@ class FeedbackStore {
 
   // Held by the writer for each group; re-aggregation holds it to pause it.
   std::mutex writer_mu_;
+  std::atomic<uint64_t> groups_written_{0};
   // While a re-aggregation reads its snapshot: the leads written to since.
   std::unique_ptr<std::unordered_set<std::string>> touched_leads_;  // guarded by writer_mu_
   std::atomic<bool> reaggregating_{false};

@@ -196,7 +196,7 @@ Result<std::vector<RepReportRow>> EngineImpl::ReportReps(const ReportQuery& q) {
   return out;
 }
 
-Result<ReaggregateResult> EngineImpl::Reaggregate(bool write, std::function<void(uint64_t, uint64_t)> progress) {
+Result<ReaggregateResult> EngineImpl::Reaggregate(bool write, ReaggregateProgress progress) {
   if (Status h = Health(); !h.ok()) return h;
   return feedback_->Reaggregate(write, progress);
 }

@@ -36,8 +36,10 @@ void AddReportMethods(Dispatcher& d, Engine& engine) {
            const bool check = r.Bool("check", false);
            if (Status s = r.Finish(); !s.ok()) return s;
            auto notify = ctx.notify;
-           auto result = engine.Reaggregate(!check, [notify](uint64_t done, uint64_t total) {
-             if (notify) notify(MakeNotification("aggregates.progress", {{"done", done}, {"total", total}}));
+           auto result = engine.Reaggregate(!check, [notify](const char* phase, uint64_t done, uint64_t total) {
+             if (notify) {
+               notify(MakeNotification("aggregates.progress", {{"phase", phase}, {"done", done}, {"total", total}}));
+             }
            });
            if (!result.ok()) return result.status();
            const ReaggregateResult& x = result.value();

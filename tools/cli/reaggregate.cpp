@@ -1,6 +1,8 @@
 // playbook reaggregate: aggregates.rebuild, with its aggregates.progress
 // notifications shown, waiting for the answer (the daemon answers when done).
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include "common.h"
 
@@ -58,15 +60,19 @@ int RunReaggregate(Args args) {
   if (!rpc.Connect()) return kExitConnection;
   const auto start = Clock::now();
   ProgressDisplay progress("reaggregate", show_progress, Millis(2000));
+  std::optional<Clock::time_point> write_start;
   json r = rpc.Call("aggregates.rebuild", json{{"check", check}}, [&](const json& n) {
     if (n.value("method", std::string()) != "aggregates.progress" || !n.contains("params")) return;
     const json& p = n["params"];
     const uint64_t done = p.value("done", uint64_t{0}), total = p.value("total", uint64_t{0});
-    const double elapsed = SecondsSince(start);
+    const bool writing = p.value("phase", std::string()) == "write";
+    if (writing && !write_start) write_start = Clock::now();
+    const double elapsed = SecondsSince(writing ? *write_start : start);
     const double fraction = total ? double(done) / double(total) : -1;
-    progress.Update(fraction, std::to_string(done) + "/" + std::to_string(total) + " events",
-                    elapsed > 0 ? double(done) / elapsed : -1,
-                    fraction > 0.001 && fraction < 1 ? elapsed * (1 - fraction) / fraction : -1);
+    std::string what = std::to_string(done);
+    what.append("/").append(std::to_string(total)).append(writing ? " days written" : " events replayed");
+    progress.Update(fraction, what, elapsed > 0 ? double(done) / elapsed : -1,
+                    fraction > 0.001 && fraction < 1 ? elapsed * (1 - fraction) / fraction : -1, done == total);
   });
   progress.Finish();
   if (r.is_null()) return kExitConnection;

@@ -117,10 +117,9 @@ class Engine {
   // aggregates differ. With `write`, the recomputed aggregates replace the
   // live ones (stored and in memory). Feedback keeps being recorded; the
   // writer pauses only to replay the leads written meanwhile and to swap.
-  // `progress(done, total)` counts replayed events. Overloaded when one is
-  // already running.
-  virtual Result<ReaggregateResult> Reaggregate(bool write,
-                                                std::function<void(uint64_t done, uint64_t total)> progress) = 0;
+  // `progress` (types.h) is called from the calling thread with no lock held.
+  // Overloaded when one is already running or the engine is closing.
+  virtual Result<ReaggregateResult> Reaggregate(bool write, ReaggregateProgress progress) = 0;
 
   // ---- Index ----------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -207,6 +208,10 @@ struct FunnelReportRow {
   uint64_t lost_with_content = 0, lost_without_content = 0;
 };
 
+// Progress of a re-aggregation: phase "replay" counts events replayed (total:
+// the events when it started), then phase "write" counts days written.
+using ReaggregateProgress = std::function<void(const char* phase, uint64_t done, uint64_t total)>;
+
 // What a re-aggregation of the raw event log found and did.
 struct ReaggregateResult {
   uint64_t events = 0;     // events replayed
@@ -215,7 +220,7 @@ struct ReaggregateResult {
   uint64_t differing = 0;  // keys whose recomputed value differs from the live one
   bool written = false;    // the recomputed counters replaced the live ones
   int64_t ms = 0;          // wall time
-  int64_t paused_ms = 0;   // of which the feedback writer was paused (catch-up, compare, write)
+  int64_t paused_ms = 0;   // the longest time the feedback writer was paused at once
 };
 
 struct DismissalReport {
