@@ -1,10 +1,13 @@
-// The feedback store: events, idempotency keys, lead state and per-(asset,
-// stage) counters in RocksDB, written by one group-commit writer thread, with
-// an in-memory mirror of the counters for the ranking. Private to engine/.
+// The feedback store: events, idempotency keys and lead state in RocksDB,
+// written by one group-commit writer thread together with the counters
+// derived from them (derived.h, counted by tally.h), which it mirrors in
+// memory for the ranking and the reports, and can rebuild from the events
+// (Reaggregate). Private to engine/.
 //
-// Column families: "events" (lead \0 ts \0 seq -> event), "event_ids"
-// (event id -> events key), "leads" (lead -> stage and since when), "stats"
-// (asset \0 stage -> counters, merged with the "playbook.counters.v1" operator).
+// Column families: "events" (lead \0 ts(BE64) seq(BE64) -> event; seq is the
+// global arrival order), "event_ids" (event id -> events key), "leads" (lead ->
+// stage, since when, topic), "stats" (the derived counters, keys in derived.h,
+// merged with the "playbook.counters.v1" operator).
 #pragma once
 
 #include <rocksdb/db.h>
