@@ -231,13 +231,6 @@ uint64_t Cube::CountUnlike(const Cube& other, const std::vector<uint32_t>& rows,
   return n;
 }
 
-const Cube::Entry* Cube::Find(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset) const {
-  auto d = days_.find(day);
-  if (d == days_.end()) return nullptr;
-  auto c = d->second.find((uint64_t(row) << 32) | stage);
-  return c == d->second.end() ? nullptr : c->second.Find(asset);
-}
-
 // ---------------------------------------------------------------------------
 
 void Derived::Apply(std::string_view key, const Counters& c) {

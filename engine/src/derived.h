@@ -117,8 +117,6 @@ class Cube {
   // `only_absent`, only those that are zero or absent in `other`.
   uint64_t CountUnlike(const Cube& other, const std::vector<uint32_t>& rows, const std::vector<uint32_t>& stages,
                        const std::vector<uint32_t>& assets, bool only_absent) const;
-  const Entry* Find(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset) const;
-
   static Counters ToCounters(const Entry& e);
 
  private:

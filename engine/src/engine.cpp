@@ -119,7 +119,11 @@ Status EngineImpl::Init() {
   s = db_->Get(rocksdb::ReadOptions(), default_cf_, kSeqKey, &seq);
   catalog_seq_ = s.ok() ? std::stoull(seq) : 0;
   catalog_seq_view_ = catalog_seq_;
-  return LoadIndex();
+  if (Status l = LoadIndex(); !l.ok()) return l;
+  bool warning = false;
+  open_note_ += "; " + feedback_->OpenNote(&warning);
+  open_warning_ = open_warning_ || warning;
+  return Status::Ok();
 }
 
 // Loads the saved index when it reflects the catalog; otherwise rebuilds the

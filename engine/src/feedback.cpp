@@ -189,13 +189,23 @@ Status FeedbackStore::Open() {
   std::string seq;
   if (db_->Get(rocksdb::ReadOptions(), cf_.meta, kSeqKey, &seq).ok()) next_seq_ = std::stoull(seq);
   std::string marker;
+  const auto start = std::chrono::steady_clock::now();
   if (db_->Get(rocksdb::ReadOptions(), cf_.meta, kReaggregatingKey, &marker).ok()) {
     // A re-aggregation stopped while writing: its counters are partial. Redo
     // it from the log before anything is served.
     auto redone = Reaggregate(true, nullptr);
     if (!redone.ok()) return redone.status();
+    open_warning_ = true;
+    open_note_ = "an interrupted re-aggregation was finished: " + std::to_string(redone.value().events) +
+                 " events replayed, " + std::to_string(redone.value().keys) + " aggregates written in " +
+                 std::to_string(redone.value().ms) + " ms";
   } else if (Status s = LoadDerived(derived_.get()); !s.ok()) {
     return s;
+  } else {
+    open_note_ = "aggregates loaded in " +
+                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - start).count()) +
+                 " ms";
   }
   writer_ = std::thread([this] { WriterLoop(); });
   return Status::Ok();

@@ -61,6 +61,12 @@ class FeedbackStore {
   Status Open();
   // Stops the writer after the queued calls are written.
   void Close();
+  // What Open did with the counters ("aggregates loaded: N keys in M ms");
+  // *warning when it had to finish an interrupted re-aggregation.
+  std::string OpenNote(bool* warning) const {
+    *warning = open_warning_;
+    return open_note_;
+  }
 
   // REQUIRES: events validated (ValidateEvents). Blocks until durable.
   Result<RecordResult> Record(std::vector<Event> events);
@@ -146,6 +152,8 @@ class FeedbackStore {
   std::atomic<uint64_t> groups_written_{0};
   // While a re-aggregation reads its snapshot: the leads written to since.
   std::unique_ptr<std::unordered_set<std::string>> touched_leads_;  // guarded by writer_mu_
+  std::string open_note_;
+  bool open_warning_ = false;
   std::atomic<bool> reaggregating_{false};
   std::atomic<bool> closing_{false};  // a running re-aggregation stops reading the log
   std::mutex reaggregate_mu_;

@@ -1,4 +1,6 @@
-// Handlers of reports.*.
+// Handlers of reports.* and aggregates.rebuild.
+#include <spdlog/spdlog.h>
+
 #include "playbook/engine/engine.h"
 #include "playbook/server/methods.h"
 #include "playbook/server/params.h"
@@ -41,8 +43,15 @@ void AddReportMethods(Dispatcher& d, Engine& engine) {
                notify(MakeNotification("aggregates.progress", {{"phase", phase}, {"done", done}, {"total", total}}));
              }
            });
-           if (!result.ok()) return result.status();
+           if (!result.ok()) {
+             spdlog::warn("aggregates.rebuild failed: {}", result.status().ToString());
+             return result.status();
+           }
            const ReaggregateResult& x = result.value();
+           spdlog::info("aggregates.rebuild{}: {} events of {} leads replayed in {} ms (writer paused at most {} ms); "
+                        "{} aggregates, {} differed from the live ones{}",
+                        check ? " (check)" : "", x.events, x.leads, x.ms, x.paused_ms, x.keys, x.differing,
+                        x.written ? "; written" : "");
            return json{{"events", x.events},       {"leads", x.leads},     {"keys", x.keys},
                        {"differing", x.differing}, {"written", x.written}, {"ms", x.ms},
                        {"paused_ms", x.paused_ms}};

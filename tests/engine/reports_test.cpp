@@ -552,9 +552,15 @@ TEST_F(ReportsTest, AReaggregationInterruptedWhileWritingIsRedoneAtOpen) {
   }
   Open();
   EXPECT_EQ(Figures(), live);
+  bool warning = false;
+  EXPECT_NE(engine_->OpenNote(&warning).find("an interrupted re-aggregation was finished: 16 events replayed"),
+            std::string::npos)
+      << engine_->OpenNote(&warning);
+  EXPECT_TRUE(warning);
   ASSERT_TRUE(engine_->Close().ok());
   Open();  // and the marker is gone: a plain load gives the same
   EXPECT_EQ(Figures(), live);
+  EXPECT_NE(engine_->OpenNote(&warning).find("; aggregates loaded in "), std::string::npos);
 }
 
 }  // namespace
