@@ -84,7 +84,7 @@ int RunReaggregate(Args args) {
   const uint64_t differing = x.value("differing", uint64_t{0});
   std::cout << "reaggregate: replayed " << x.value("events", uint64_t{0}) << " events of "
             << x.value("leads", uint64_t{0}) << " leads in " << Fixed(double(x.value("ms", int64_t{0})) / 1000, 2)
-            << " s (feedback paused " << Fixed(double(x.value("paused_ms", int64_t{0})) / 1000, 2) << " s); "
+            << " s (feedback paused at most " << Fixed(double(x.value("paused_ms", int64_t{0})) / 1000, 2) << " s); "
             << x.value("keys", uint64_t{0}) << " aggregates, " << differing
             << (differing == 1 ? " differs" : " differ") << " from the live ones; "
             << (x.value("written", false) ? "written" : "nothing written (--check)") << std::endl;
