@@ -6,6 +6,8 @@
 //   build/bin/playbook-bench-reports [--events 1000000] [--assets 10000] [--days 90] [--dir /tmp/pb-bench-reports]
 //   build/bin/playbook-bench-reports --open-only --dir DIR   (times opening what a run left)
 //   build/bin/playbook-bench-reports --no-ingest --dir DIR   (reports and rebuilds over what a run left)
+// With PB_BENCH_SLOW set, feedback calls over 100 ms during the rebuilds are
+// printed with their start time, and so are the start and end of the write phase.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -178,6 +180,9 @@ int main(int argc, char** argv) {
         e.asset_id = Name("a", i % assets);
         auto t = Clock::now();
         (void)engine->RecordEvents({e});
+        if (std::getenv("PB_BENCH_SLOW") && Ms(t) > 100) {
+          std::fprintf(stderr, "slow call: %.0f ms at %.2f s\n", Ms(t), std::chrono::duration<double>(t - started).count());
+        }
         if (Ms(t) > worst_ms) {
           worst_ms = Ms(t);
           worst_at = std::chrono::duration<double>(t - started).count();
@@ -186,7 +191,11 @@ int main(int argc, char** argv) {
       }
     });
     auto t = Clock::now();
-    auto r = engine->Reaggregate(write, [&](const char* phase, uint64_t, uint64_t) {
+    auto r = engine->Reaggregate(write, [&](const char* phase, uint64_t done, uint64_t total) {
+      if (std::getenv("PB_BENCH_SLOW") && std::string(phase) == "write" && (done == 0 || done == total)) {
+        std::fprintf(stderr, "write %llu/%llu at %.2f s\n", (unsigned long long)done, (unsigned long long)total,
+                     std::chrono::duration<double>(Clock::now() - started).count());
+      }
       if (write_at < 0 && std::string(phase) == "write") write_at = std::chrono::duration<double>(Clock::now() - started).count();
     });
     stop = true;
