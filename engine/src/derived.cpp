@@ -207,6 +207,16 @@ void Cube::ForDay(uint32_t day, const std::function<void(uint32_t, uint32_t, con
   }
 }
 
+uint64_t Cube::CountNonZero() const {
+  uint64_t n = 0;
+  for (const auto& [day, bucket] : days_) {
+    for (const auto& [key, cell] : bucket) {
+      for (const Entry& e : cell.entries) n += IsZero(ToCounters(e)) ? 0 : 1;
+    }
+  }
+  return n;
+}
+
 uint64_t Cube::CountUnlike(const Cube& other, const std::vector<uint32_t>& rows, const std::vector<uint32_t>& stages,
                            const std::vector<uint32_t>& assets, bool only_absent) const {
   uint64_t n = 0;
@@ -318,6 +328,15 @@ uint64_t CountUnlikeKeys(const Map& a, const Map& b, bool only_absent) {
 }
 
 }  // namespace
+
+uint64_t Derived::CountKeys() const {
+  uint64_t n = reports_.CountNonZero() + dismissals_.CountNonZero();
+  for (const auto& [key, c] : stats_) n += IsZero(c) ? 0 : 1;
+  for (const auto& [day, cells] : funnel_) {
+    for (const auto& [rest, c] : cells) n += IsZero(c) ? 0 : 1;
+  }
+  return n;
+}
 
 uint64_t Derived::CountDifferences(const Derived& other) const {
   uint64_t n = 0;

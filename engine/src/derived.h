@@ -115,6 +115,7 @@ class Cube {
   // `other`'s (absent = zero), with this cube's row, stage and asset ids
   // mapped to `other`'s by the vectors (UINT32_MAX: absent there). With
   // `only_absent`, only those that are zero or absent in `other`.
+  uint64_t CountNonZero() const;  // day-level entries
   uint64_t CountUnlike(const Cube& other, const std::vector<uint32_t>& rows, const std::vector<uint32_t>& stages,
                        const std::vector<uint32_t>& assets, bool only_absent) const;
   static Counters ToCounters(const Entry& e);
@@ -147,6 +148,8 @@ class Derived {
   void EnumerateUndated(const CounterFn& counters, const LastUsedFn& last_used) const;
   std::vector<uint32_t> Days() const;
   void EnumerateDay(uint32_t day, const CounterFn& counters) const;
+  // The keys Enumerate would give (non-zero counters), without building them.
+  uint64_t CountKeys() const;
   // Keys whose counters differ (missing = zero), last-used values included.
   uint64_t CountDifferences(const Derived& other) const;
 

@@ -629,7 +629,7 @@ Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
     if (Status s = WriteDerived(&result.keys, &longest_pause, progress); !s.ok()) return s;
     result.written = true;
   } else {
-    fresh->Enumerate([&](const std::string&, const Counters&) { ++result.keys; }, [](const std::string&, int64_t) {});
+    result.keys = fresh->CountKeys();
   }
   if (progress && !write) progress("replay", result.events, result.events);
   result.ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();

@@ -75,6 +75,7 @@ TEST(Derived, EnumerationGivesBackWhatWasAppliedAndDifferencesAreCounted) {
   std::map<std::string, Counters> seen;
   a.Enumerate([&](const std::string& k, const Counters& c) { seen[k] = c; }, [](const std::string&, int64_t) {});
   EXPECT_EQ(seen, applied);
+  EXPECT_EQ(a.CountKeys(), applied.size());
   EXPECT_EQ(a.CountDifferences(b), 0u);
   EXPECT_EQ(a.StageTotals("evaluation").used, 5u);  // topic keys are not in the stage totals
 
