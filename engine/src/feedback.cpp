@@ -55,6 +55,8 @@ bool GetStr(std::string_view* in, std::string* s) {
   return true;
 }
 
+}  // namespace
+
 std::string EncodeEvent(const Event& e) {
   std::string out;
   out.push_back(char(kEventFormat));
@@ -86,6 +88,28 @@ bool DecodeEvent(std::string_view in, Event* e) {
   std::memcpy(&e->ts, in.data() + 8, 8);
   return true;
 }
+
+std::string EncodeLeadState(const LeadState& st) {
+  std::string v;
+  PutStr(&v, st.stage);
+  v.append(reinterpret_cast<const char*>(&st.stage_since), 8);
+  PutStr(&v, st.topic);
+  return v;
+}
+
+bool DecodeLeadState(std::string_view in, LeadState* st) {
+  // Lenient, as before: a short record keeps what could be read.
+  int64_t since = 0;
+  const bool stage_ok = GetStr(&in, &st->stage);
+  if (stage_ok && in.size() >= 8) std::memcpy(&since, in.data(), 8);
+  in.remove_prefix(std::min<size_t>(8, in.size()));
+  const bool topic_ok = in.empty() || GetStr(&in, &st->topic);
+  st->stage_since = since;
+  st->known = true;
+  return stage_ok && topic_ok && in.empty();
+}
+
+namespace {
 
 std::string LeadPrefix(const std::string& lead) {
   std::string k = lead;
@@ -291,15 +315,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
                         lead_keys, &values);
     for (size_t i = 0; i < lead_ids.size(); ++i) {
       LeadState st;
-      if (got[i].ok()) {
-        std::string_view in(values[i]);
-        int64_t since = 0;
-        if (GetStr(&in, &st.stage) && in.size() >= 8) std::memcpy(&since, in.data(), 8);
-        in.remove_prefix(std::min<size_t>(8, in.size()));
-        if (!in.empty()) (void)GetStr(&in, &st.topic);
-        st.stage_since = since;
-        st.known = true;
-      }
+      if (got[i].ok()) (void)DecodeLeadState(values[i], &st);
       leads.emplace(lead_ids[i], std::move(st));
     }
   }
@@ -333,13 +349,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
       results[g].accepted++;
     }
   }
-  for (const auto& [id, st] : leads) {
-    std::string v;
-    PutStr(&v, st.stage);
-    v.append(reinterpret_cast<const char*>(&st.stage_since), 8);
-    PutStr(&v, st.topic);
-    batch.Put(cf_.leads, id, v);
-  }
+  for (const auto& [id, st] : leads) batch.Put(cf_.leads, id, EncodeLeadState(st));
   for (const auto& [key, c] : deltas.counters) batch.Merge(cf_.stats, key, EncodeCounters(c));
   {
     std::shared_lock lock(stats_mu_);

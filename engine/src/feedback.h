@@ -163,6 +163,14 @@ class FeedbackStore {
   std::unique_ptr<Derived> derived_;  // guarded by stats_mu_
 };
 
+// The stored values of the "events" and "leads" column families (also fuzzed:
+// tests/fuzz/records_fuzz.cpp). Decoding never trusts the bytes: false when
+// they are not a well-formed record (a lead state keeps what could be read).
+std::string EncodeEvent(const Event& e);
+bool DecodeEvent(std::string_view in, Event* e);
+std::string EncodeLeadState(const LeadState& st);
+bool DecodeLeadState(std::string_view in, LeadState* st);
+
 // InvalidArgument naming "events[i].field" for the first invalid event;
 // fills in ts = now where it is 0.
 Status ValidateEvents(std::vector<Event>* events, const EngineOptions& options);
