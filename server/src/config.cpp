@@ -51,6 +51,11 @@ constexpr IntRange kMaxQueuedRequests{"server.max_queued_requests", 1, kU32Max};
 constexpr IntRange kMaxInflight{"server.max_inflight_per_connection", 1, kU32Max};
 constexpr IntRange kMaxConnections{"server.max_connections", 1, kU32Max};
 constexpr IntRange kShutdownGraceMs{"server.shutdown_grace_ms", 0, 600000};
+constexpr IntRange kMaxQueuedBytes{"server.max_queued_bytes", 1 << 20, int64_t{1} << 40};
+constexpr IntRange kMaxConnectionBytes{"server.max_connection_bytes", 64 << 10, int64_t{1} << 40};
+constexpr IntRange kMaxResponseBytes{"server.max_response_bytes", 1024, int64_t{1} << 32};
+constexpr IntRange kIdleTimeoutMs{"server.idle_timeout_ms", 1000, 86400000};
+constexpr IntRange kWriteTimeoutMs{"server.write_timeout_ms", 100, 3600000};
 constexpr IntRange kDimension{"index.dimension", 1, 4096};
 constexpr IntRange kAttributionDays{"funnel.attribution_window_days", 1, 3650};
 constexpr IntRange kHnswMinAssets{"index.hnsw_min_assets", 0, kU32Max};
@@ -488,6 +493,13 @@ Status WalkDocument(const toml::table& doc, Config* c) {
                              {"max_connections", Integer(&srv.max_connections, kMaxConnections)},
                              {"shutdown_grace_ms",
                               Integer(&srv.shutdown_grace_ms, kShutdownGraceMs)},
+                             {"max_queued_bytes", Integer(&srv.max_queued_bytes, kMaxQueuedBytes)},
+                             {"max_connection_bytes",
+                              Integer(&srv.max_connection_bytes, kMaxConnectionBytes)},
+                             {"max_response_bytes",
+                              Integer(&srv.max_response_bytes, kMaxResponseBytes)},
+                             {"idle_timeout_ms", Integer(&srv.idle_timeout_ms, kIdleTimeoutMs)},
+                             {"write_timeout_ms", Integer(&srv.write_timeout_ms, kWriteTimeoutMs)},
                          })},
       {"storage", section("in [storage]", {{"data_dir", NonEmptyString(&eng.data_dir)}})},
       {"index", section("in [index]",
@@ -614,6 +626,11 @@ Status ValidateConfig(const Config& config) {
            std::pair{kMaxInflight, int64_t{srv.max_inflight_per_connection}},
            std::pair{kMaxConnections, int64_t{srv.max_connections}},
            std::pair{kShutdownGraceMs, int64_t{srv.shutdown_grace_ms}},
+           std::pair{kMaxQueuedBytes, static_cast<int64_t>(std::min<uint64_t>(srv.max_queued_bytes, uint64_t{1} << 62))},
+           std::pair{kMaxConnectionBytes, static_cast<int64_t>(std::min<uint64_t>(srv.max_connection_bytes, uint64_t{1} << 62))},
+           std::pair{kMaxResponseBytes, static_cast<int64_t>(std::min<uint64_t>(srv.max_response_bytes, uint64_t{1} << 62))},
+           std::pair{kIdleTimeoutMs, int64_t{srv.idle_timeout_ms}},
+           std::pair{kWriteTimeoutMs, int64_t{srv.write_timeout_ms}},
            std::pair{kDimension, int64_t{config.engine.dimension}},
            std::pair{kAttributionDays, int64_t{config.engine.attribution_window_days}},
        }) {

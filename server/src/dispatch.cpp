@@ -37,14 +37,18 @@ std::vector<std::string> Dispatcher::MethodNames() const {
   return names;
 }
 
-std::optional<json> Dispatcher::Run(const Entry& entry, const CallContext& ctx,
-                                    const RpcError* reject) const {
+std::optional<json> Dispatcher::Run(const Entry& entry, const CallContext& frame_ctx,
+                                    bool alone) const {
+  CallContext ctx = frame_ctx;
+  ctx.id = entry.id;
+  ctx.can_defer = alone && entry.has_id && ctx.notify != nullptr;
   const Slot* slot = nullptr;
   for (const Slot& s : methods_) {
     if (!entry.error && s.method.name == entry.method) slot = &s;
   }
   std::optional<RpcError> error = entry.error;
   json result;
+  bool deferred = false;
   if (!error) {
     if (slot == nullptr) {
       error = RpcError{kMethodNotFound, "Method not found: " + entry.method, "method",
@@ -55,15 +59,16 @@ std::optional<json> Dispatcher::Run(const Entry& entry, const CallContext& ctx,
                            "' may not call " + entry.method,
                        "method",
                        std::string("requires role '") + RoleName(slot->method.min_role) + "'"};
-    } else if (reject != nullptr) {
-      error = *reject;
     } else if (!entry.params.is_object()) {
       error = RpcError{kInvalidParams, "Invalid params: params: expected an object", "params",
                        "methods take named params (an object)"};
     } else {
       try {
         Result<json> r = slot->method.handler(entry.params, ctx);
-        if (r.ok()) {
+        if (r.ok() && r.value().is_discarded()) {
+          if (!ctx.can_defer) throw std::logic_error(entry.method + " deferred a request it may not");
+          deferred = true;  // answered later through ctx.notify
+        } else if (r.ok()) {
           result = std::move(r).value();
         } else {
           error = ErrorFromStatus(r.status());
@@ -76,6 +81,10 @@ std::optional<json> Dispatcher::Run(const Entry& entry, const CallContext& ctx,
         spdlog::error("conn={} method={} id={}: exception: {}", ctx.connection_id, entry.method,
                       IdText(entry.id), e.what());
         error = RpcError{kInternalError, std::string("Internal error: ") + e.what(), "", e.what()};
+      } catch (...) {
+        spdlog::error("conn={} method={} id={}: unknown exception", ctx.connection_id, entry.method,
+                      IdText(entry.id));
+        error = RpcError{kInternalError, "Internal error: unknown exception", "", "unknown exception"};
       }
     }
   }
@@ -95,6 +104,7 @@ std::optional<json> Dispatcher::Run(const Entry& entry, const CallContext& ctx,
                   std::chrono::duration_cast<std::chrono::microseconds>(latency).count());
   }
 
+  if (deferred) return std::nullopt;
   // Notifications are never answered, but a malformed entry is (with id null
   // when it has no usable id).
   if (!entry.has_id && !entry.error) return std::nullopt;
@@ -103,8 +113,7 @@ std::optional<json> Dispatcher::Run(const Entry& entry, const CallContext& ctx,
   return MakeResult(entry.id, std::move(result));
 }
 
-std::optional<std::string> Dispatcher::Handle(std::string_view text, const CallContext& ctx,
-                                              const RpcError* reject) const {
+std::optional<std::string> Dispatcher::Handle(std::string_view text, const CallContext& ctx) const {
   Frame frame = ParseFrame(text);
   if (frame.error) {
     if (metrics_ != nullptr) {
@@ -115,13 +124,13 @@ std::optional<std::string> Dispatcher::Handle(std::string_view text, const CallC
     return Serialize(MakeError(json(), *frame.error));
   }
   if (!frame.is_batch) {
-    std::optional<json> r = Run(frame.entries.front(), ctx, reject);
+    std::optional<json> r = Run(frame.entries.front(), ctx, /*alone=*/true);
     if (!r) return std::nullopt;
     return Serialize(*r);
   }
   json out = json::array();
   for (const Entry& e : frame.entries) {
-    if (std::optional<json> r = Run(e, ctx, reject)) out.push_back(std::move(*r));
+    if (std::optional<json> r = Run(e, ctx, /*alone=*/false)) out.push_back(std::move(*r));
   }
   if (out.empty()) return std::nullopt;  // a batch of notifications only
   return Serialize(out);
@@ -129,12 +138,44 @@ std::optional<std::string> Dispatcher::Handle(std::string_view text, const CallC
 
 std::optional<std::string> Dispatcher::HandleFrame(std::string_view text,
                                                    const CallContext& ctx) const {
-  return Handle(text, ctx, nullptr);
+  // The boundary: whatever a parser, a handler or the serialiser throws
+  // (bad_alloc included) becomes a -32603 answer; the thread goes on.
+  try {
+    std::optional<std::string> out = Handle(text, ctx);
+    if (out && out->size() > max_response_bytes_) {
+      spdlog::warn("conn={} response of {} bytes over server.max_response_bytes ({}): answered -32603",
+                   ctx.connection_id, out->size(), max_response_bytes_);
+      return RejectFrameText(
+          text, RpcError{kInternalError,
+                         "Internal error: response too large: " + std::to_string(out->size()) +
+                             " bytes, over server.max_response_bytes (" +
+                             std::to_string(max_response_bytes_) + "); ask for less (limit, with_vectors, fewer ids)",
+                         "", "response too large"});
+    }
+    return out;
+  } catch (const std::exception& e) {
+    spdlog::error("conn={} frame failed: {}", ctx.connection_id, e.what());
+  } catch (...) {
+    spdlog::error("conn={} frame failed: unknown exception", ctx.connection_id);
+  }
+  try {
+    return RejectFrameText(text, RpcError{kInternalError, "Internal error", "", "the frame could not be answered"});
+  } catch (...) {
+    return std::nullopt;
+  }
 }
 
 std::optional<std::string> Dispatcher::RejectFrame(std::string_view text, const RpcError& error,
                                                    const CallContext& ctx) const {
-  return Handle(text, ctx, &error);
+  if (metrics_ != nullptr) {
+    metrics_->RecordRequest(Metrics::kUnknownSlot, Metrics::OutcomeOfCode(error.code),
+                            std::chrono::steady_clock::now() - ctx.received);
+  }
+  try {
+    return RejectFrameText(text, error);
+  } catch (...) {  // bad_alloc: nothing to answer with
+    return std::nullopt;
+  }
 }
 
 }  // namespace playbook::server

@@ -1,5 +1,7 @@
 #include "playbook/server/jsonrpc.h"
 
+#include <cctype>
+
 namespace playbook::server {
 namespace {
 
@@ -128,14 +130,22 @@ Frame ParseFrame(std::string_view text) {
   json doc;
   try {
     doc = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    // nlohmann's message names the byte offset: "syntax error while parsing ... at line 1, column 9".
+  } catch (const json::exception& e) {
+    // parse_error names the byte offset ("syntax error while parsing ... at line 1,
+    // column 9"); out_of_range is a number beyond a double ("number overflow
+    // parsing '1e999'"). Either way the text is not a frame we can read.
     f.error = Error(kParseError, "", e.what());
     return f;
   }
   if (doc.is_array()) {
     if (doc.empty()) {
       f.error = Error(kInvalidRequest, "", "a batch must hold at least one request");
+      return f;
+    }
+    if (doc.size() > kMaxBatch) {
+      f.error = Error(kInvalidRequest, "",
+                      "a batch holds at most " + std::to_string(kMaxBatch) + " requests, got " +
+                          std::to_string(doc.size()));
       return f;
     }
     f.is_batch = true;
@@ -145,6 +155,127 @@ Frame ParseFrame(std::string_view text) {
   }
   f.entries.push_back(ParseEntry(doc, 0, false));
   return f;
+}
+
+namespace {
+
+// Skips JSON values without building them: the overload path's scan for ids.
+// Every function returns false on malformed text; depth is bounded.
+class Skipper {
+ public:
+  explicit Skipper(std::string_view t) : t_(t) {}
+  size_t pos() const { return i_; }
+  bool AtEnd() { Ws(); return i_ == t_.size(); }
+  bool Peek(char c) { Ws(); return i_ < t_.size() && t_[i_] == c; }
+  bool Eat(char c) {
+    if (!Peek(c)) return false;
+    ++i_;
+    return true;
+  }
+  // A string; *raw is its text between the quotes, escapes undecoded.
+  bool String(std::string_view* raw) {
+    if (!Eat('"')) return false;
+    const size_t start = i_;
+    for (; i_ < t_.size(); ++i_) {
+      if (t_[i_] == '\\') {
+        ++i_;
+      } else if (t_[i_] == '"') {
+        if (raw) *raw = t_.substr(start, i_ - start);
+        ++i_;
+        return true;
+      }
+    }
+    return false;
+  }
+  bool Value(int depth) {
+    if (depth > kMaxJsonDepth) return false;
+    Ws();
+    if (i_ >= t_.size()) return false;
+    const char c = t_[i_];
+    if (c == '"') return String(nullptr);
+    if (c == '{') {
+      ++i_;
+      if (Eat('}')) return true;
+      do {
+        if (!String(nullptr) || !Eat(':') || !Value(depth + 1)) return false;
+      } while (Eat(','));
+      return Eat('}');
+    }
+    if (c == '[') {
+      ++i_;
+      if (Eat(']')) return true;
+      do {
+        if (!Value(depth + 1)) return false;
+      } while (Eat(','));
+      return Eat(']');
+    }
+    // A number or a literal: a run of the characters they may hold.
+    const size_t start = i_;
+    while (i_ < t_.size() && (std::isalnum(static_cast<unsigned char>(t_[i_])) || t_[i_] == '-' ||
+                              t_[i_] == '+' || t_[i_] == '.')) {
+      ++i_;
+    }
+    return i_ > start;
+  }
+  // An object's members; for the member "id", *id gets its value (null when
+  // it is not a string, number or null, or does not parse). *has_id says
+  // whether there was one.
+  bool ObjectId(json* id, bool* has_id) {
+    *has_id = false;
+    if (!Eat('{')) return Value(1);  // not an object: skipped, no id
+    if (Eat('}')) return true;
+    do {
+      std::string_view key;
+      if (!String(&key) || !Eat(':')) return false;
+      Ws();
+      const size_t start = i_;
+      if (!Value(2)) return false;
+      if (key == "id") {
+        *has_id = true;
+        try {
+          *id = json::parse(t_.substr(start, i_ - start));
+        } catch (const json::exception&) {
+          *id = nullptr;
+        }
+        if (!id->is_string() && !id->is_number() && !id->is_null()) *id = nullptr;
+      }
+    } while (Eat(','));
+    return Eat('}');
+  }
+
+ private:
+  void Ws() {
+    while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t' || t_[i_] == '\n' || t_[i_] == '\r')) ++i_;
+  }
+  std::string_view t_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
+std::optional<std::string> RejectFrameText(std::string_view text, const RpcError& error) {
+  Skipper s(text);
+  json id;
+  bool has_id = false;
+  if (s.Peek('[')) {
+    s.Eat('[');
+    json out = json::array();
+    size_t n = 0;
+    if (!s.Eat(']')) {
+      do {
+        if (!s.ObjectId(&id, &has_id)) return Serialize(MakeError(json(), error));
+        if (has_id) out.push_back(MakeError(id, error));
+        if (++n > kMaxBatch) return Serialize(MakeError(json(), error));
+      } while (s.Eat(','));
+      if (!s.Eat(']')) return Serialize(MakeError(json(), error));
+    }
+    if (!s.AtEnd() || n == 0) return Serialize(MakeError(json(), error));
+    if (out.empty()) return std::nullopt;  // notifications only
+    return Serialize(out);
+  }
+  if (!s.ObjectId(&id, &has_id) || !s.AtEnd()) return Serialize(MakeError(json(), error));
+  if (!has_id) return std::nullopt;  // a notification
+  return Serialize(MakeError(id, error));
 }
 
 json MakeResult(const json& id, json result) {

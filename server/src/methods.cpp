@@ -4,7 +4,7 @@
 #include <thread>
 
 #include "playbook/server/metrics.h"
-#include "playbook/server/params.h"
+#include "playbook/server/requests.h"
 #include "playbook/server/version.h"
 
 namespace playbook::server {
@@ -12,8 +12,7 @@ namespace playbook::server {
 void AddServerMethods(Dispatcher& dispatcher, StatsSource stats) {
   dispatcher.Add({"server.stats", Role::kAdmin,
                   [stats](const json& params, const CallContext&) -> Result<json> {
-                    ParamReader r(params);
-                    if (Status s = r.Finish(); !s.ok()) return s;
+                    if (Status s = ParseNoParams(params); !s.ok()) return s;
                     const auto uptime = std::chrono::steady_clock::now() - stats.started;
                     json requests = json::object();
                     for (const auto& [method, n] : stats.metrics->RequestsByMethod()) {
@@ -43,10 +42,9 @@ void AddDebugMethods(Dispatcher& dispatcher) {
   // sending `notify` debug.progress notifications along the way.
   dispatcher.Add({"debug.sleep", Role::kAdmin,
                   [](const json& params, const CallContext& ctx) -> Result<json> {
-                    ParamReader r(params);
-                    const int64_t ms = r.Int("ms", 0, 0, 60000);
-                    const int64_t notify = r.Int("notify", 0, 0, 100);
-                    if (Status s = r.Finish(); !s.ok()) return s;
+                    auto req = ParseDebugSleep(params);
+                    if (!req.ok()) return req.status();
+                    const int64_t ms = req.value().ms, notify = req.value().notify;
                     const int64_t steps = std::max<int64_t>(notify, 1);
                     for (int64_t i = 1; i <= steps; ++i) {
                       std::this_thread::sleep_for(std::chrono::milliseconds(ms / steps));
@@ -59,10 +57,10 @@ void AddDebugMethods(Dispatcher& dispatcher) {
   // debug.fail {"code": "...", "field"?}: answers with the error of that engine code.
   dispatcher.Add({"debug.fail", Role::kAdmin,
                   [](const json& params, const CallContext&) -> Result<json> {
-                    ParamReader r(params);
-                    const std::string code = r.String("code", 64);
-                    const std::string field = r.OptString("field", 256).value_or("");
-                    if (Status s = r.Finish(); !s.ok()) return s;
+                    auto req = ParseDebugFail(params);
+                    if (!req.ok()) return req.status();
+                    const std::string& code = req.value().code;
+                    const std::string& field = req.value().field;
                     if (code == "invalid_argument") return Status::InvalidArgument(field, "debug.fail");
                     if (code == "not_found") return Status::NotFound("debug.fail");
                     if (code == "overloaded") return Status::Overloaded("debug.fail");

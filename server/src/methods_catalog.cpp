@@ -4,31 +4,10 @@
 
 #include "playbook/engine/engine.h"
 #include "playbook/server/methods.h"
-#include "playbook/server/params.h"
+#include "playbook/server/requests.h"
 
 namespace playbook::server {
 namespace {
-
-constexpr size_t kMaxIds = 1000;
-
-// One asset of assets.upsert; `path` is "assets[3]".
-Asset ReadAsset(const json& v, const std::string& path, Status* error) {
-  Asset a;
-  ParamReader r(v, path);
-  a.id = r.String("id", 128);
-  a.title = r.String("title", 4096);
-  a.body = r.OptString("body").value_or("");
-  a.url = r.OptString("url", 4096).value_or("");
-  a.language = r.OptString("language", 35).value_or("");
-  a.type = r.String("type", 64);
-  a.stages = r.Strings("stages", /*required=*/true, 64);
-  if (r.ok() && a.stages.empty()) r.Fail("stages", "at least one stage");
-  a.tags = r.Strings("tags", /*required=*/false, 64);
-  a.vector = r.Floats("vector", 4096);  // the engine checks the dimension
-  a.active = r.Bool("active", true);
-  *error = r.Finish();
-  return a;
-}
 
 json AssetJson(const Asset& a) {
   json j{{"id", a.id},           {"title", a.title},   {"body", a.body},
@@ -40,32 +19,15 @@ json AssetJson(const Asset& a) {
   return j;
 }
 
-std::vector<std::string> ReadIds(ParamReader& r) {
-  std::vector<std::string> ids = r.Strings("ids", /*required=*/true, kMaxIds);
-  return ids;
-}
-
 }  // namespace
 
 void AddCatalogMethods(Dispatcher& d, Engine& engine) {
   const uint32_t dim = engine.options().dimension;
 
   d.Add({"assets.upsert", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
-           ParamReader r(params);
-           const json* list = r.Raw("assets");
-           if (Status s = r.Finish(); !s.ok()) return s;
-           if (list == nullptr || !list->is_array()) {
-             return Status::InvalidArgument("assets", "required: an array of assets");
-           }
-           if (list->empty()) return Status::InvalidArgument("assets", "at least one asset");
-           std::vector<Asset> assets;
-           assets.reserve(list->size());
-           for (size_t i = 0; i < list->size(); ++i) {
-             Status s;
-             assets.push_back(ReadAsset((*list)[i], "assets[" + std::to_string(i) + "]", &s));
-             if (!s.ok()) return s;
-           }
-           auto res = engine.UpsertAssets(std::move(assets));
+           auto assets = ParseAssetsUpsert(params);
+           if (!assets.ok()) return assets.status();
+           auto res = engine.UpsertAssets(std::move(assets).value());
            if (!res.ok()) return res.status();
            return json{{"upserted", res.value().upserted},
                        {"created", res.value().created},
@@ -73,12 +35,10 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
          }});
 
   d.Add({"assets.get", Role::kCrm, [&engine](const json& params, const CallContext&) -> Result<json> {
-           ParamReader r(params);
-           std::vector<std::string> ids = ReadIds(r);
-           const bool with_vectors = r.Bool("with_vectors", false);
-           if (Status s = r.Finish(); !s.ok()) return s;
+           auto req = ParseAssetsGet(params);
+           if (!req.ok()) return req.status();
            std::vector<std::string> missing;
-           auto got = engine.GetAssets(ids, with_vectors, &missing);
+           auto got = engine.GetAssets(req.value().ids, req.value().with_vectors, &missing);
            if (!got.ok()) return got.status();
            json assets = json::array();
            for (const Asset& a : got.value()) assets.push_back(AssetJson(a));
@@ -86,24 +46,17 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
          }});
 
   d.Add({"assets.delete", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
-           ParamReader r(params);
-           std::vector<std::string> ids = ReadIds(r);
-           if (Status s = r.Finish(); !s.ok()) return s;
-           auto n = engine.DeleteAssets(ids);
+           auto ids = ParseAssetsDelete(params);
+           if (!ids.ok()) return ids.status();
+           auto n = engine.DeleteAssets(ids.value());
            if (!n.ok()) return n.status();
            return json{{"deleted", n.value()}};
          }});
 
   d.Add({"assets.list", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
-           ParamReader r(params);
-           ListQuery q;
-           q.stage = r.OptString("stage", 64).value_or("");
-           q.type = r.OptString("type", 64).value_or("");
-           q.cursor = r.OptString("cursor", 256).value_or("");
-           q.limit = uint32_t(r.Int("limit", 100, 1, 1000));
-           q.with_vectors = r.Bool("with_vectors", false);
-           if (Status s = r.Finish(); !s.ok()) return s;
-           auto page = engine.ListAssets(q);
+           auto q = ParseAssetsList(params);
+           if (!q.ok()) return q.status();
+           auto page = engine.ListAssets(q.value());
            if (!page.ok()) return page.status();
            json assets = json::array();
            for (const Asset& a : page.value().assets) assets.push_back(AssetJson(a));
@@ -113,31 +66,18 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
 
   // An extension for marketing: what would a search at this stage return?
   d.Add({"assets.search", Role::kMarketing, [&engine, dim](const json& params, const CallContext&) -> Result<json> {
-           ParamReader r(params);
-           AssetFilter f;
-           f.stage = r.String("stage", 64);
-           const std::optional<std::string> query = r.OptString("query", 1 << 16);
-           std::vector<float> q = r.Floats("vector", 4096);
-           const size_t k = size_t(r.Int("k", 10, 1, 100));
-           f.exclude_ids = r.Strings("exclude_ids", false, kMaxIds);
-           if (const json* filter = r.Raw("filter"); filter != nullptr && !filter->is_null()) {
-             ParamReader fr(*filter, "filter");
-             f.types = fr.Strings("types", false, 64);
-             f.language = fr.OptString("language", 35).value_or("");
-             f.tags_any = fr.Strings("tags_any", false, 64);
-             if (Status s = fr.Finish(); !s.ok()) return s;
-           }
-           if (Status s = r.Finish(); !s.ok()) return s;
+           auto req = ParseAssetsSearch(params);
+           if (!req.ok()) return req.status();
+           std::vector<float>& q = req.value().vector;
            if (!q.empty() && q.size() != dim) {
              return Status::InvalidArgument("vector", "expected " + std::to_string(dim) + " numbers, got " +
                                                           std::to_string(q.size()));
            }
            if (q.empty()) {
-             if (!query) return Status::InvalidArgument("query", "required: a query text or a vector");
              q.resize(dim);
-             engine.Embed(*query, q.data());
+             engine.Embed(*req.value().query, q.data());
            }
-           auto hits = engine.Search(q.data(), f, k);
+           auto hits = engine.Search(q.data(), req.value().filter, req.value().k);
            if (!hits.ok()) return hits.status();
            std::vector<std::string> ids;
            for (const auto& h : hits.value()) ids.push_back(h.asset_id);
@@ -160,8 +100,7 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
          }});
 
   d.Add({"index.status", Role::kAdmin, [&engine](const json& params, const CallContext&) -> Result<json> {
-           ParamReader r(params);
-           if (Status s = r.Finish(); !s.ok()) return s;
+           if (Status s = ParseNoParams(params); !s.ok()) return s;
            IndexStatus st = engine.GetIndexStatus();
            return json{{"assets", st.assets},         {"dimension", st.dimension},
                        {"embedder", st.embedder},     {"index", st.index},
@@ -171,8 +110,7 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
          }});
 
   d.Add({"index.rebuild", Role::kAdmin, [&engine](const json& params, const CallContext& ctx) -> Result<json> {
-           ParamReader r(params);
-           if (Status s = r.Finish(); !s.ok()) return s;
+           if (Status s = ParseNoParams(params); !s.ok()) return s;
            auto notify = ctx.notify;
            auto job = engine.StartRebuild([notify](const std::string& job_id, uint64_t done, uint64_t total) {
              if (notify) {

@@ -3,7 +3,8 @@
 
 #include "playbook/engine/engine.h"
 #include "playbook/server/methods.h"
-#include "playbook/server/params.h"
+#include "playbook/server/requests.h"
+#include "jobs.h"
 
 namespace playbook::server {
 namespace {
@@ -30,40 +31,48 @@ json RowJson(const AssetReportRow& r) {
 
 }  // namespace
 
-void AddReportMethods(Dispatcher& d, Engine& engine) {
+void AddReportMethods(Dispatcher& d, Engine& engine, Jobs& jobs) {
   // Re-aggregation: rebuilds every aggregate from the raw event log (admin:
-  // it rewrites stored state and pauses the feedback writer at the end).
-  d.Add({"aggregates.rebuild", Role::kAdmin, [&engine](const json& params, const CallContext& ctx) -> Result<json> {
-           ParamReader r(params);
-           const bool check = r.Bool("check", false);
-           if (Status s = r.Finish(); !s.ok()) return s;
+  // it rewrites stored state and pauses the feedback writer at the end). It
+  // runs for minutes on a big log, so it runs on a job thread of its own, not
+  // on a request worker; the response is sent when it is done (deferred), as
+  // it always was. In a batch (which answers in one frame) it runs inline.
+  d.Add({"aggregates.rebuild", Role::kAdmin, [&engine, &jobs](const json& params, const CallContext& ctx) -> Result<json> {
+           auto req = ParseAggregatesRebuild(params);
+           if (!req.ok()) return req.status();
+           const bool check = req.value().check;
            auto notify = ctx.notify;
-           auto result = engine.Reaggregate(!check, [notify](const char* phase, uint64_t done, uint64_t total) {
-             if (notify) {
-               notify(MakeNotification("aggregates.progress", {{"phase", phase}, {"done", done}, {"total", total}}));
+           auto run = [&engine, check, notify]() -> Result<json> {
+             auto result = engine.Reaggregate(!check, [notify](const char* phase, uint64_t done, uint64_t total) {
+               if (notify) {
+                 notify(MakeNotification("aggregates.progress", {{"phase", phase}, {"done", done}, {"total", total}}));
+               }
+             });
+             if (!result.ok()) {
+               spdlog::warn("aggregates.rebuild failed: {}", result.status().ToString());
+               return result.status();
              }
+             const ReaggregateResult& x = result.value();
+             spdlog::info("aggregates.rebuild{}: {} events of {} leads replayed in {} ms (writer paused at most {} ms); "
+                          "{} aggregates, {} differed from the live ones{}",
+                          check ? " (check)" : "", x.events, x.leads, x.ms, x.paused_ms, x.keys, x.differing,
+                          x.written ? "; written" : "");
+             return json{{"events", x.events},       {"leads", x.leads},     {"keys", x.keys},
+                         {"differing", x.differing}, {"written", x.written}, {"ms", x.ms},
+                         {"paused_ms", x.paused_ms}};
+           };
+           if (!ctx.can_defer) return run();
+           jobs.Start([run, notify, id = ctx.id] {
+             Result<json> r = run();
+             notify(r.ok() ? MakeResult(id, std::move(r).value()) : MakeError(id, ErrorFromStatus(r.status())));
            });
-           if (!result.ok()) {
-             spdlog::warn("aggregates.rebuild failed: {}", result.status().ToString());
-             return result.status();
-           }
-           const ReaggregateResult& x = result.value();
-           spdlog::info("aggregates.rebuild{}: {} events of {} leads replayed in {} ms (writer paused at most {} ms); "
-                        "{} aggregates, {} differed from the live ones{}",
-                        check ? " (check)" : "", x.events, x.leads, x.ms, x.paused_ms, x.keys, x.differing,
-                        x.written ? "; written" : "");
-           return json{{"events", x.events},       {"leads", x.leads},     {"keys", x.keys},
-                       {"differing", x.differing}, {"written", x.written}, {"ms", x.ms},
-                       {"paused_ms", x.paused_ms}};
+           return Deferred();
          }});
 
   d.Add({"reports.funnel", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
-           ParamReader r(params);
-           ReportQuery q;
-           q.from_ms = r.Int("from", 0, 0, INT64_MAX / 2);
-           q.to_ms = r.Int("to", INT64_MAX / 2, 0, INT64_MAX / 2);
-           if (Status s = r.Finish(); !s.ok()) return s;
-           auto rows = engine.ReportFunnel(q);
+           auto q = ParseReportWindow(params);
+           if (!q.ok()) return q.status();
+           auto rows = engine.ReportFunnel(q.value());
            if (!rows.ok()) return rows.status();
            json out = json::array();
            for (const FunnelReportRow& x : rows.value()) {
@@ -77,12 +86,9 @@ void AddReportMethods(Dispatcher& d, Engine& engine) {
          }});
 
   d.Add({"reports.reps", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
-           ParamReader r(params);
-           ReportQuery q;
-           q.from_ms = r.Int("from", 0, 0, INT64_MAX / 2);
-           q.to_ms = r.Int("to", INT64_MAX / 2, 0, INT64_MAX / 2);
-           if (Status s = r.Finish(); !s.ok()) return s;
-           auto rows = engine.ReportReps(q);
+           auto q = ParseReportWindow(params);
+           if (!q.ok()) return q.status();
+           auto rows = engine.ReportReps(q.value());
            if (!rows.ok()) return rows.status();
            json out = json::array();
            for (const RepReportRow& x : rows.value()) {
@@ -94,17 +100,10 @@ void AddReportMethods(Dispatcher& d, Engine& engine) {
          }});
 
   d.Add({"reports.unused", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
-           ParamReader r(params);
-           ReportQuery q;
-           q.from_ms = r.Int("from", 0, 0, INT64_MAX / 2);
-           q.to_ms = r.Int("to", INT64_MAX / 2, 0, INT64_MAX / 2);
-           q.stage = r.OptString("stage", 64).value_or("");
-           q.type = r.OptString("type", 64).value_or("");
-           const int64_t min_shown = r.Int("min_shown", 10, 1, INT64_MAX / 2);
-           const double max_rate = r.OptNumber("max_usage_rate").value_or(0.05);
-           if (max_rate < 0 || max_rate > 1) r.Fail("max_usage_rate", "must be in 0..1");
-           if (Status s = r.Finish(); !s.ok()) return s;
-           auto report = engine.ReportUnused(q, uint64_t(min_shown), max_rate);
+           auto req = ParseReportsUnused(params);
+           if (!req.ok()) return req.status();
+           const UnusedRequest& u = req.value();
+           auto report = engine.ReportUnused(u.query, u.min_shown, u.max_usage_rate);
            if (!report.ok()) return report.status();
            json never = json::array(), rarely = json::array();
            for (const auto& row : report.value().never_used) never.push_back(RowJson(row));
@@ -113,13 +112,9 @@ void AddReportMethods(Dispatcher& d, Engine& engine) {
          }});
 
   d.Add({"reports.dismissals", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
-           ParamReader r(params);
-           ReportQuery q;
-           q.from_ms = r.Int("from", 0, 0, INT64_MAX / 2);
-           q.to_ms = r.Int("to", INT64_MAX / 2, 0, INT64_MAX / 2);
-           q.stage = r.OptString("stage", 64).value_or("");
-           if (Status s = r.Finish(); !s.ok()) return s;
-           auto report = engine.ReportDismissals(q);
+           auto q = ParseReportsDismissals(params);
+           if (!q.ok()) return q.status();
+           auto report = engine.ReportDismissals(q.value());
            if (!report.ok()) return report.status();
            json reasons = json::array(), by_asset = json::array();
            for (const auto& x : report.value().reasons) reasons.push_back({{"reason", x.reason}, {"count", x.count}});
@@ -130,17 +125,9 @@ void AddReportMethods(Dispatcher& d, Engine& engine) {
          }});
 
   d.Add({"reports.assets", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
-           ParamReader r(params);
-           ReportQuery q;
-           q.from_ms = r.Int("from", 0, 0, INT64_MAX / 2);
-           q.to_ms = r.Int("to", INT64_MAX / 2, 0, INT64_MAX / 2);
-           q.stage = r.OptString("stage", 64).value_or("");
-           q.rep_id = r.OptString("rep_id", 256).value_or("");
-           q.type = r.OptString("type", 64).value_or("");
-           q.sort = r.OptString("sort", 64).value_or("used");
-           q.limit = uint32_t(r.Int("limit", 100, 1, 100000));
-           if (Status s = r.Finish(); !s.ok()) return s;
-           auto report = engine.ReportAssets(q);
+           auto q = ParseReportsAssets(params);
+           if (!q.ok()) return q.status();
+           auto report = engine.ReportAssets(q.value());
            if (!report.ok()) return report.status();
            const AssetReport& rep = report.value();
            json rows = json::array();

@@ -1,5 +1,8 @@
 #include "playbook/server/params.h"
 
+#include <cmath>
+#include <limits>
+
 namespace playbook::server {
 namespace {
 
@@ -15,6 +18,13 @@ const char* TypeName(const json& v) {
     case json::value_t::object: return "an object";
     default: return "something else";
   }
+}
+
+// 1e9 as "1000000000", 0.05 as "0.05": bounds in messages.
+std::string FormatNumber(double d) {
+  json j = d;
+  if (d == std::trunc(d) && std::fabs(d) < 9e15) j = static_cast<int64_t>(d);
+  return j.dump();
 }
 
 }  // namespace
@@ -77,23 +87,32 @@ std::optional<std::string> ParamReader::OptString(std::string_view key, size_t m
 std::optional<int64_t> ParamReader::OptInt(std::string_view key, int64_t min, int64_t max) {
   const json* v = Member(key);
   if (v == nullptr || v->is_null()) return std::nullopt;
+  const std::string range = std::to_string(min) + ".." + std::to_string(max);
   int64_t n = 0;
-  if (v->is_number_integer()) {
-    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-      Fail(key, "out of range " + std::to_string(min) + ".." + std::to_string(max));
+  if (v->is_number_unsigned()) {
+    const uint64_t u = v->get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT64_MAX)) {
+      Fail(key, "must be in " + range + ", got " + std::to_string(u));
       return std::nullopt;
     }
+    n = static_cast<int64_t>(u);
+  } else if (v->is_number_integer()) {
     n = v->get<int64_t>();
-  } else if (v->is_number_float() && v->get<double>() == static_cast<double>(
-                                                               static_cast<int64_t>(v->get<double>()))) {
-    n = static_cast<int64_t>(v->get<double>());  // 5.0 is the integer 5
+  } else if (v->is_number_float()) {
+    // 5.0 is the integer 5. The range check comes before the cast: casting a
+    // double outside int64's range is undefined.
+    const double d = v->get<double>();
+    if (!(d >= -9.2e18 && d <= 9.2e18) || d != std::trunc(d)) {
+      Fail(key, "expected an integer in " + range + ", got " + v->dump());
+      return std::nullopt;
+    }
+    n = static_cast<int64_t>(d);
   } else {
     Fail(key, std::string("expected an integer, got ") + TypeName(*v));
     return std::nullopt;
   }
   if (n < min || n > max) {
-    Fail(key, "must be in " + std::to_string(min) + ".." + std::to_string(max) + ", got " +
-                  std::to_string(n));
+    Fail(key, "must be in " + range + ", got " + std::to_string(n));
     return std::nullopt;
   }
   return n;
@@ -103,14 +122,19 @@ int64_t ParamReader::Int(std::string_view key, int64_t fallback, int64_t min, in
   return OptInt(key, min, max).value_or(fallback);
 }
 
-std::optional<double> ParamReader::OptNumber(std::string_view key) {
+std::optional<double> ParamReader::OptNumber(std::string_view key, double min, double max) {
   const json* v = Member(key);
   if (v == nullptr || v->is_null()) return std::nullopt;
   if (!v->is_number()) {
     Fail(key, std::string("expected a number, got ") + TypeName(*v));
     return std::nullopt;
   }
-  return v->get<double>();
+  const double d = v->get<double>();
+  if (!(d >= min && d <= max)) {  // also false for NaN
+    Fail(key, "must be a number in " + FormatNumber(min) + ".." + FormatNumber(max) + ", got " + v->dump());
+    return std::nullopt;
+  }
+  return d;
 }
 
 bool ParamReader::Bool(std::string_view key, bool fallback) {
@@ -170,11 +194,20 @@ std::vector<float> ParamReader::Floats(std::string_view key, size_t max_items) {
   }
   out.reserve(v->size());
   for (size_t i = 0; i < v->size(); ++i) {
-    if (!(*v)[i].is_number()) {
-      Fail(std::string(key) + "[" + std::to_string(i) + "]", std::string("expected a number, got ") + TypeName((*v)[i]));
+    const json& e = (*v)[i];
+    if (!e.is_number()) {
+      Fail(std::string(key) + "[" + std::to_string(i) + "]", std::string("expected a number, got ") + TypeName(e));
       return {};
     }
-    out.push_back((*v)[i].get<float>());
+    // Finite in JSON is not finite in float32: 1e39 would become inf and
+    // every score NaN.
+    const double d = e.get<double>();
+    if (!(std::fabs(d) <= double(std::numeric_limits<float>::max()))) {
+      Fail(std::string(key) + "[" + std::to_string(i) + "]",
+           "must be a finite number within float32 range (|x| <= 3.4e38), got " + e.dump());
+      return {};
+    }
+    out.push_back(static_cast<float>(d));
   }
   return out;
 }

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "jobs.h"
 #include "playbook/server/methods.h"
 #include "sessions.h"
 #include "shared_state.h"
@@ -107,6 +108,9 @@ struct Server::Impl {
   net::steady_timer timer;
   std::chrono::steady_clock::time_point drain_deadline, close_deadline;
   bool started = false;
+  // Background jobs (aggregates.rebuild); last, so the first destroyed: its
+  // threads are joined while everything they use still exists.
+  Jobs jobs;
 };
 
 uint32_t WorkerThreads(const ServerOptions& options) {
@@ -136,10 +140,11 @@ Status Server::Start() {
                 {"queued", m.state.queued()},
                 {"max_queued", m.config.server.max_queued_requests}};
   };
+  m.state.dispatcher.set_max_response_bytes(so.max_response_bytes);
   AddServerMethods(m.state.dispatcher, std::move(stats));
   AddCatalogMethods(m.state.dispatcher, *m.engine);
   AddFeedbackMethods(m.state.dispatcher, *m.engine);
-  AddReportMethods(m.state.dispatcher, *m.engine);
+  AddReportMethods(m.state.dispatcher, *m.engine, m.jobs);
   if (m.config.debug.test_methods) AddDebugMethods(m.state.dispatcher);
 
   boost::system::error_code ec;

@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <chrono>
@@ -42,20 +43,36 @@ class SharedState {
   uint64_t NextConnectionId() { return next_connection_id_.fetch_add(1); }
 
   // Takes a place in the worker queue; false when max_queued_requests are
-  // already queued or running (the caller answers overloaded).
-  bool TryEnqueue() {
+  // already queued or running, or max_queued_bytes are held (the caller
+  // answers overloaded).
+  bool TryEnqueue(uint64_t bytes) {
+    if (queued_bytes_.load(std::memory_order_relaxed) + bytes > config.server.max_queued_bytes) {
+      return false;
+    }
     uint32_t n = queued_.load(std::memory_order_relaxed);
     do {
       if (n >= config.server.max_queued_requests) return false;
     } while (!queued_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    queued_bytes_.fetch_add(bytes, std::memory_order_relaxed);
     return true;
   }
+  // Bytes held for a frame or a response until it is written; TryEnqueue
+  // takes the frame's, the session gives them back with ReleaseBytes.
+  void HoldBytes(uint64_t n) { queued_bytes_.fetch_add(n, std::memory_order_relaxed); }
+  void ReleaseBytes(uint64_t n) { queued_bytes_.fetch_sub(n, std::memory_order_relaxed); }
+  uint64_t queued_bytes() const { return queued_bytes_.load(std::memory_order_relaxed); }
   // Runs `fn` on a worker. REQUIRES: TryEnqueue returned true; fn's completion
   // releases the place (Post does it after fn returns).
   template <class Fn>
   void Post(Fn&& fn) {
     boost::asio::post(workers_, [this, fn = std::forward<Fn>(fn)]() mutable {
-      fn();
+      try {
+        fn();
+      } catch (...) {
+        // HandleFrame answers what it can; this is the last line (bad_alloc
+        // while posting the answer). The worker thread goes on.
+        spdlog::error("a worker task threw; its frame is not answered");
+      }
       queued_.fetch_sub(1, std::memory_order_relaxed);
     });
   }
@@ -82,6 +99,7 @@ class SharedState {
  private:
   boost::asio::io_context& workers_;
   std::atomic<uint32_t> queued_{0};
+  std::atomic<uint64_t> queued_bytes_{0};
   std::atomic<uint64_t> next_connection_id_{1};
   std::mutex sessions_mu_;
   std::unordered_map<uint64_t, std::weak_ptr<WsSession>> sessions_;

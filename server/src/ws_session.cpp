@@ -3,13 +3,17 @@
 // Everything here runs on the connection's strand (the stream's executor),
 // except the dispatch itself, which runs on a worker and posts its response
 // back. One write is in flight at a time; the rest wait in queue_. Reading
-// pauses while max_inflight_per_connection frames are being worked on or
-// waiting to be written, so a client that sends without reading cannot make
-// the server buffer without bound.
+// pauses while max_inflight_per_connection frames, or max_connection_bytes of
+// frames and responses, are being worked on or waiting to be written, so a
+// client that sends without reading cannot make the server buffer without
+// bound; a write the client does not take within write_timeout_ms closes the
+// connection, and one that receives nothing is pinged and closed when the
+// ping goes unanswered (idle_timeout_ms).
 #include "ws_session.h"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
@@ -36,10 +40,11 @@ namespace net = boost::asio;
 class WsSessionImpl final : public WsSession, public std::enable_shared_from_this<WsSessionImpl> {
  public:
   WsSessionImpl(beast::tcp_stream stream, Role role, SharedState& state, ConnectionCount count)
-      : ws_(std::move(stream)), state_(state), role_(role), id_(state.NextConnectionId()),
-        count_(std::move(count)) {}
+      : ws_(std::move(stream)), write_timer_(ws_.get_executor()), state_(state), role_(role),
+        id_(state.NextConnectionId()), count_(std::move(count)) {}
 
   ~WsSessionImpl() override {
+    state_.ReleaseBytes(queued_bytes_);
     if (registered_) {
       state_.metrics.WebSocketClosed();
       state_.RemoveSession(id_);
@@ -48,7 +53,11 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   }
 
   void Run(http::request<http::string_body> req) {
-    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    websocket::stream_base::timeout timeouts;
+    timeouts.handshake_timeout = std::chrono::seconds(30);
+    timeouts.idle_timeout = std::chrono::milliseconds(state_.config.server.idle_timeout_ms);
+    timeouts.keep_alive_pings = true;  // an idle but live client answers; a half-open one does not
+    ws_.set_option(timeouts);
     // A browser that offered subprotocols (the dashboard: "playbook.v1" and
     // "bearer.TOKEN") fails the connection unless one of them is selected.
     const auto offered = OfferedSubprotocols(req);
@@ -89,6 +98,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   void MaybeRead() {
     if (reading_ || closing_ || closed_) return;
     if (inflight_ + queue_.size() >= state_.config.server.max_inflight_per_connection) return;
+    if (held_bytes_ >= state_.config.server.max_connection_bytes) return;
     ReadSome();
   }
 
@@ -155,8 +165,9 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
                                                 "", "send JSON-RPC as text frames"})));
       return;
     }
-    if (state_.draining || !state_.TryEnqueue()) {
-      // Parsing here is the price of answering each id; rare by design.
+    const uint64_t bytes = text.size();
+    if (state_.draining || !state_.TryEnqueue(bytes)) {
+      // Answered here, on the network thread: a scan for the ids, no parse.
       const bool draining = state_.draining;
       RpcError busy{kOverloaded,
                     draining ? "Overloaded: the server is shutting down; retry on another instance"
@@ -166,38 +177,66 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
       return;
     }
     ++inflight_;
+    held_bytes_ += bytes;
     state_.Post([self = shared_from_this(), text = std::move(text), ctx = std::move(ctx)] {
       std::optional<std::string> out = self->state_.dispatcher.HandleFrame(text, ctx);
-      net::post(self->ws_.get_executor(), [self, out = std::move(out)]() mutable {
+      net::post(self->ws_.get_executor(), [self, bytes = text.size(), out = std::move(out)]() mutable {
         --self->inflight_;
+        self->held_bytes_ -= bytes;
+        self->state_.ReleaseBytes(bytes);
         if (out) self->Send(std::move(*out));
         self->MaybeRead();
       });
     });
   }
 
+  // Queues a frame to write; its bytes are held (for this connection and in
+  // the server's total) until it is written.
   void Send(std::string text) {
     if (closed_ || close_sent_) return;
+    held_bytes_ += text.size();
+    queued_bytes_ += text.size();
+    state_.HoldBytes(text.size());
     queue_.push_back(std::move(text));
     if (!writing_) DoWrite();
+  }
+
+  void PopWritten() {
+    const uint64_t n = queue_.front().size();
+    held_bytes_ -= n;
+    queued_bytes_ -= n;
+    state_.ReleaseBytes(n);
+    queue_.pop_front();
   }
 
   void DoWrite() {
     writing_ = true;
     ws_.text(true);
+    // A client that does not read: the write never completes. Closing the
+    // socket ends it (OnWrite sees operation_aborted) and frees what is queued.
+    write_timer_.expires_after(std::chrono::milliseconds(state_.config.server.write_timeout_ms));
+    write_timer_.async_wait([self = shared_from_this(), gen = ++write_gen_](beast::error_code ec) {
+      if (ec || gen != self->write_gen_ || !self->writing_) return;
+      spdlog::info("conn={} closing: a response was not read within write_timeout_ms ({})", self->id_,
+                   self->state_.config.server.write_timeout_ms);
+      beast::error_code ignored;
+      beast::get_lowest_layer(self->ws_).socket().close(ignored);
+    });
     ws_.async_write(net::buffer(queue_.front()),
                     beast::bind_front_handler(&WsSessionImpl::OnWrite, shared_from_this()));
   }
 
   void OnWrite(beast::error_code ec, std::size_t) {
     writing_ = false;
+    ++write_gen_;
+    write_timer_.cancel();
     if (ec) {
       spdlog::debug("conn={} write: {}", id_, ec.message());
       closed_ = true;
-      queue_.clear();
+      while (!queue_.empty()) PopWritten();
       return;
     }
-    queue_.pop_front();
+    PopWritten();
     if (!queue_.empty()) {
       DoWrite();
     } else if (closing_) {
@@ -216,6 +255,8 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   }
 
   websocket::stream<beast::tcp_stream> ws_;
+  net::steady_timer write_timer_;
+  uint64_t write_gen_ = 0;  // which write the timer is for
   beast::flat_buffer buffer_;
   std::deque<std::string> queue_;  // responses waiting to be written; front is in flight
   SharedState& state_;
@@ -223,6 +264,8 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   const uint64_t id_;
   ConnectionCount count_;
   uint32_t inflight_ = 0;  // frames on the workers
+  uint64_t held_bytes_ = 0;    // frames on the workers + responses queued (max_connection_bytes)
+  uint64_t queued_bytes_ = 0;  // responses queued, held in the server's total too
   bool registered_ = false;
   bool reading_ = false;
   bool writing_ = false;

@@ -239,10 +239,70 @@ TEST_F(DispatchTest, RejectFrameAnswersEveryRequestWithoutRunningIt) {
       busy, ctx);
   ASSERT_TRUE(out);
   json r = json::parse(*out);
-  ASSERT_EQ(r.size(), 2u);
+  ASSERT_EQ(r.size(), 2u);  // the notification gets nothing
+  EXPECT_EQ(r[0]["id"], 1);
   EXPECT_EQ(r[0]["error"]["code"], -32003);
-  EXPECT_EQ(r[1]["error"]["code"], -32601);  // still the precise error for a wrong method
+  EXPECT_EQ(r[1]["id"], 2);
+  EXPECT_EQ(r[1]["error"]["code"], -32003);  // the frame is not read: no method lookup either
   EXPECT_EQ(calls_, 0);
+  EXPECT_EQ(metrics_.OutcomesByMethod()["unknown"]["overloaded"], 1u);
+}
+
+TEST_F(DispatchTest, AHandlerThatThrowsAnythingIsAnsweredAndTheCallerGoesOn) {
+  d_.Add({"test.throw_int", Role::kCrm,
+          [](const json&, const CallContext&) -> Result<json> { throw 42; }});
+  json r = Handle(R"({"jsonrpc":"2.0","id":1,"method":"test.throw_int"})");
+  EXPECT_EQ(r["error"]["code"], -32603) << r;
+  EXPECT_EQ(Handle(R"({"jsonrpc":"2.0","id":2,"method":"test.echo"})")["id"], 2);
+}
+
+TEST_F(DispatchTest, ANumberBeyondADoubleIsAParseErrorNotACrash) {
+  json r = Handle(R"({"jsonrpc":"2.0","id":1e999,"method":"test.echo"})");
+  EXPECT_EQ(r["error"]["code"], -32700) << r;
+  EXPECT_TRUE(r["id"].is_null());
+  r = Handle(R"({"jsonrpc":"2.0","id":1,"method":"test.echo","params":{"value":-1e400}})");
+  EXPECT_EQ(r["error"]["code"], -32700) << r;
+}
+
+TEST_F(DispatchTest, ABatchOverTheLimitIsOneInvalidRequest) {
+  std::string batch = "[";
+  for (size_t i = 0; i <= kMaxBatch; ++i) {
+    batch += (i ? "," : "") + std::string(R"({"jsonrpc":"2.0","id":)") + std::to_string(i) + R"(,"method":"test.count"})";
+  }
+  batch += "]";
+  json r = Handle(batch);
+  ASSERT_TRUE(r.is_object()) << r;
+  EXPECT_EQ(r["error"]["code"], -32600);
+  EXPECT_NE(r["error"]["message"].get<std::string>().find("at most 100"), std::string::npos) << r;
+  EXPECT_EQ(calls_, 0);
+}
+
+TEST_F(DispatchTest, AResponseOverTheLimitBecomesAnErrorForItsId) {
+  d_.set_max_response_bytes(200);
+  json r = Handle(R"({"jsonrpc":"2.0","id":"big","method":"test.echo","params":{"value":")" +
+                  std::string(300, 'x') + R"("}})");
+  EXPECT_EQ(r["id"], "big");
+  EXPECT_EQ(r["error"]["code"], -32603) << r;
+  EXPECT_NE(r["error"]["message"].get<std::string>().find("max_response_bytes"), std::string::npos);
+  EXPECT_EQ(Handle(R"({"jsonrpc":"2.0","id":3,"method":"test.echo","params":{"value":1}})")["result"]["value"], 1);
+}
+
+TEST_F(DispatchTest, AHandlerMayAnswerLaterOnlyWhenAlone) {
+  d_.Add({"test.later", Role::kCrm, [](const json&, const CallContext& ctx) -> Result<json> {
+            if (!ctx.can_defer) return json("inline");
+            ctx.notify(MakeResult(ctx.id, json("later")));
+            return Deferred();
+          }});
+  std::vector<json> sent;
+  CallContext ctx;
+  ctx.notify = [&](const json& frame) { sent.push_back(frame); };
+  EXPECT_FALSE(d_.HandleFrame(R"({"jsonrpc":"2.0","id":9,"method":"test.later"})", ctx));
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0]["id"], 9);
+  EXPECT_EQ(sent[0]["result"], "later");
+  auto batch = d_.HandleFrame(R"([{"jsonrpc":"2.0","id":1,"method":"test.later"}])", ctx);
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(json::parse(*batch)[0]["result"], "inline");
 }
 
 TEST_F(DispatchTest, MetricsCountEachRequestByMethodAndOutcome) {

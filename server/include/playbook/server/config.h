@@ -48,6 +48,19 @@ struct ServerOptions {
   // On SIGTERM/SIGINT, how long in-flight requests may run before their
   // connections are closed anyway.
   uint32_t shutdown_grace_ms = 5000;
+  // Bytes of frames queued or running plus responses not yet written, all
+  // connections together, beyond which new frames are answered -32003.
+  uint64_t max_queued_bytes = 256ull << 20;
+  // The same bytes for one connection; beyond them the connection is not read
+  // until they drop (back-pressure, not an error). At least max_frame_bytes.
+  uint64_t max_connection_bytes = 16ull << 20;
+  // The largest response frame; a larger one is replaced by a -32603 error.
+  uint64_t max_response_bytes = 64ull << 20;
+  // A WebSocket that receives nothing for this long is pinged; one that does
+  // not answer within the same time again is closed (half-open TCP).
+  uint32_t idle_timeout_ms = 300000;
+  // A response the client does not read within this long closes the connection.
+  uint32_t write_timeout_ms = 30000;
 };
 
 struct LogOptions {

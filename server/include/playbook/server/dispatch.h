@@ -28,11 +28,21 @@ struct CallContext {
   uint64_t connection_id = 0;
   // When the frame arrived; latency is measured from here.
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
-  // Sends a notification (a json from MakeNotification) to the caller's
-  // connection. Callable from any thread at any time, also after the request
-  // was answered; a no-op once the connection is gone. May be empty.
+  // Sends a frame (a notification from MakeNotification, or a deferred
+  // response) to the caller's connection. Callable from any thread at any
+  // time, also after the request was answered; a no-op once the connection is
+  // gone. May be empty.
   std::function<void(const json& notification)> notify;
+  // Set by the dispatcher for each request: its id, and whether the handler may
+  // answer later (a request with an id, alone in its frame, with notify set).
+  json id;
+  bool can_defer = false;
 };
+
+// What a handler returns when it answers later (ctx.can_defer): no response is
+// sent now; the handler, or the background job it started, sends
+// MakeResult(ctx.id, ...) or MakeError(ctx.id, ...) through ctx.notify exactly once.
+inline json Deferred() { return json(json::value_t::discarded); }
 
 // A handler validates its params (ParamReader), calls the engine and returns a
 // result, or a Status that ErrorFromStatus turns into the error response.
@@ -57,20 +67,25 @@ class Dispatcher {
 
   // Runs every request of a frame and returns the frame to send back: one
   // response, or an array for a batch, or nullopt when nothing is answered
-  // (notifications only). Requests of a batch run in order.
+  // (notifications only, or a deferred response). Requests of a batch run in
+  // order. Never throws: anything thrown below is answered -32603. A response
+  // over max_response_bytes is replaced by -32603 errors for its ids.
   std::optional<std::string> HandleFrame(std::string_view text, const CallContext& ctx) const;
 
   // Answers every request of the frame with `error` (e.g. overloaded) without
-  // running any; malformed parts still get their own -32700/-32600.
+  // running any or parsing the frame (RejectFrameText), and counts it once
+  // under "unknown". Never throws.
   std::optional<std::string> RejectFrame(std::string_view text, const RpcError& error,
                                          const CallContext& ctx) const;
 
+  // The largest response frame sent (server.max_response_bytes).
+  void set_max_response_bytes(size_t n) { max_response_bytes_ = n; }
+
  private:
   // The response to one entry, or nullopt for a notification.
-  std::optional<json> Run(const Entry& entry, const CallContext& ctx,
-                          const RpcError* reject) const;
-  std::optional<std::string> Handle(std::string_view text, const CallContext& ctx,
-                                    const RpcError* reject) const;
+  // `alone`: the entry is the whole frame (not part of a batch).
+  std::optional<json> Run(const Entry& entry, const CallContext& ctx, bool alone) const;
+  std::optional<std::string> Handle(std::string_view text, const CallContext& ctx) const;
 
   struct Slot {
     Method method;
@@ -78,6 +93,7 @@ class Dispatcher {
   };
   std::vector<Slot> methods_;  // few dozen: a linear scan beats hashing
   Metrics* metrics_;
+  size_t max_response_bytes_ = SIZE_MAX;
 };
 
 }  // namespace playbook::server

@@ -67,7 +67,19 @@ struct Frame {
 // Frames nested deeper than this are refused before parsing (stack safety).
 inline constexpr int kMaxJsonDepth = 128;
 
+// Requests in one batch; a larger batch is one -32600 error.
+inline constexpr size_t kMaxBatch = 100;
+
+// Never throws: text that is not JSON, or holds a number beyond a double
+// (1e999), is a -32700 frame error.
 Frame ParseFrame(std::string_view text);
+
+// The answer to a frame refused as a whole (overloaded, shutting down) without
+// parsing it into a document: a scan finds each request's id, and each request
+// with an id gets `error`. nullopt when the frame holds notifications only.
+// Text that does not scan gets one `error` with id null. Never throws; runs on
+// the network thread, in time linear in the text.
+std::optional<std::string> RejectFrameText(std::string_view text, const RpcError& error);
 
 json MakeResult(const json& id, json result);
 json MakeError(const json& id, const RpcError& error);

@@ -13,6 +13,7 @@ class Engine;
 
 namespace playbook::server {
 
+class Jobs;  // server/src/jobs.h
 class Metrics;
 
 // What server.stats reports beyond the metrics.
@@ -33,8 +34,9 @@ void AddCatalogMethods(Dispatcher& dispatcher, Engine& engine);
 // recommend, feedback.record, leads.get (crm).
 void AddFeedbackMethods(Dispatcher& dispatcher, Engine& engine);
 
-// reports.assets (marketing).
-void AddReportMethods(Dispatcher& dispatcher, Engine& engine);
+// reports.* (marketing) and aggregates.rebuild (admin), which runs as a job of `jobs`.
+void AddReportMethods(Dispatcher& dispatcher, Engine& engine, Jobs& jobs);
+
 
 // debug.sleep and debug.fail (admin), for tests: only when [debug] test_methods.
 void AddDebugMethods(Dispatcher& dispatcher);

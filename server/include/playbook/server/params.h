@@ -38,13 +38,14 @@ class ParamReader {
   // Integer in [min, max]; `fallback` when absent.
   int64_t Int(std::string_view key, int64_t fallback, int64_t min, int64_t max);
   std::optional<int64_t> OptInt(std::string_view key, int64_t min, int64_t max);
-  // Number (integer or float); nullopt when absent.
-  std::optional<double> OptNumber(std::string_view key);
+  // Finite number (integer or float) in [min, max]; nullopt when absent.
+  std::optional<double> OptNumber(std::string_view key, double min, double max);
   bool Bool(std::string_view key, bool fallback);
   // Array of strings; `required` makes absence an error. Empty elements are errors.
   std::vector<std::string> Strings(std::string_view key, bool required, size_t max_items = 100000);
-  // Array of numbers (a vector); empty when absent. Non-numbers are named
-  // ("vector[3]"); the length is the caller's to check.
+  // Array of numbers (a vector); empty when absent. Non-numbers and numbers
+  // that are not finite as float32 (1e39) are named ("vector[3]"); the length
+  // is the caller's to check.
   std::vector<float> Floats(std::string_view key, size_t max_items);
   // The raw member, marked read; nullptr when absent. Type checks are the caller's.
   const json* Raw(std::string_view key);

@@ -1,0 +1,162 @@
+// The params parsers without an engine: every number is range-checked where it
+// is converted, and every error names its field. And the overload path's scan
+// for ids, which must answer each id without parsing the frame.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "playbook/server/requests.h"
+
+namespace playbook::server {
+namespace {
+
+std::string FieldOf(const Status& s) { return s.ok() ? "<ok>" : s.field(); }
+
+template <class T>
+std::string FieldOf(const Result<T>& r) {
+  return r.ok() ? "<ok>" : r.status().field();
+}
+
+json Recommend(json lead_extra = json::object(), json extra = json::object()) {
+  json lead{{"id", "lead-1"}, {"stage", "evaluation"}, {"context", "客户说太贵了"}};
+  lead.update(lead_extra);
+  json p{{"lead", lead}};
+  p.update(extra);
+  return p;
+}
+
+json Won(json amount) {
+  return json{{"events", {{{"event_id", "e1"}, {"type", "won"}, {"lead_id", "l1"}, {"amount", amount}}}}};
+}
+
+TEST(Requests, RecommendReadsEveryField) {
+  auto r = ParseRecommend(Recommend({{"vector", {0.5, -0.25}}},
+                                    {{"k", 3}, {"filter", {{"language", "zh"}, {"types", {"objection_script"}}}},
+                                     {"exclude_ids", {"a"}}, {"rep_id", "rep-7"}, {"exclude_seen", false}}));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r.value().lead_id, "lead-1");
+  EXPECT_EQ(r.value().context, "客户说太贵了");
+  EXPECT_EQ(r.value().k, 3u);
+  EXPECT_EQ(r.value().vector, (std::vector<float>{0.5f, -0.25f}));
+  EXPECT_EQ(r.value().filter.language, "zh");
+  EXPECT_EQ(r.value().filter.exclude_ids, std::vector<std::string>{"a"});
+  EXPECT_FALSE(r.value().exclude_seen);
+}
+
+TEST(Requests, AVectorElementBeyondFloat32IsRefusedByIndex) {
+  // 1e39 is a finite double but inf as float32: scores would turn NaN.
+  auto r = ParseRecommend(Recommend({{"vector", {0.1, 1e39}}}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(FieldOf(r), "lead.vector[1]");
+  EXPECT_EQ(FieldOf(ParseRecommend(Recommend({{"vector", {-3.5e38}}}))), "lead.vector[0]");
+  EXPECT_TRUE(ParseRecommend(Recommend({{"vector", {3.4e38, -1e-45}}})).ok());
+  json upsert{{"assets", {{{"id", "a"}, {"title", "t"}, {"type", "case_study"}, {"stages", {"evaluation"}},
+                           {"vector", {1, 2, 1e300}}}}}};
+  EXPECT_EQ(FieldOf(ParseAssetsUpsert(upsert)), "assets[0].vector[2]");
+  EXPECT_EQ(FieldOf(ParseAssetsSearch(json{{"stage", "evaluation"}, {"vector", {1e40}}})), "vector[0]");
+}
+
+TEST(Requests, IntegersAreRangeCheckedBeforeTheyAreConverted) {
+  EXPECT_EQ(FieldOf(ParseRecommend(Recommend(json::object(), {{"k", 1e300}}))), "k");  // no UB cast
+  EXPECT_EQ(FieldOf(ParseRecommend(Recommend(json::object(), {{"k", -1e300}}))), "k");
+  EXPECT_EQ(FieldOf(ParseRecommend(Recommend(json::object(), {{"k", 18446744073709551615ull}}))), "k");
+  EXPECT_EQ(FieldOf(ParseRecommend(Recommend(json::object(), {{"k", 2.5}}))), "k");
+  EXPECT_EQ(FieldOf(ParseRecommend(Recommend(json::object(), {{"k", 0}}))), "k");
+  auto five = ParseRecommend(Recommend(json::object(), {{"k", 5.0}}));
+  ASSERT_TRUE(five.ok());
+  EXPECT_EQ(five.value().k, 5u);
+  EXPECT_EQ(FieldOf(ParseAssetsList(json{{"limit", 1e19}})), "limit");
+  EXPECT_EQ(FieldOf(ParseDebugSleep(json{{"ms", -9.3e18}})), "ms");
+}
+
+TEST(Requests, AmountsAndTimestampsHaveTheDocumentedBounds) {
+  EXPECT_TRUE(ParseFeedbackRecord(Won(0)).ok());
+  EXPECT_TRUE(ParseFeedbackRecord(Won(kMaxAmount)).ok());
+  EXPECT_TRUE(ParseFeedbackRecord(Won(12345.67)).ok());
+  EXPECT_EQ(FieldOf(ParseFeedbackRecord(Won(kMaxAmount * 1.0001))), "events[0].amount");
+  EXPECT_EQ(FieldOf(ParseFeedbackRecord(Won(1e308))), "events[0].amount");
+  EXPECT_EQ(FieldOf(ParseFeedbackRecord(Won(-0.01))), "events[0].amount");
+  EXPECT_EQ(FieldOf(ParseFeedbackRecord(Won("100"))), "events[0].amount");
+
+  json ts = Won(1);
+  ts["events"][0]["ts"] = kMaxTimestampMs + 1;
+  EXPECT_EQ(FieldOf(ParseFeedbackRecord(ts)), "events[0].ts");
+  ts["events"][0]["ts"] = 1.5e18;
+  EXPECT_EQ(FieldOf(ParseFeedbackRecord(ts)), "events[0].ts");
+  EXPECT_EQ(FieldOf(ParseReportsAssets(json{{"from", -1}})), "from");
+  EXPECT_EQ(FieldOf(ParseReportWindow(json{{"to", kMaxTimestampMs + 1}})), "to");
+  EXPECT_EQ(FieldOf(ParseReportsUnused(json{{"max_usage_rate", 1.5}})), "max_usage_rate");
+}
+
+TEST(Requests, ListsAreBoundedAndNamed) {
+  json events = json::array();
+  for (size_t i = 0; i <= kMaxEventsPerCall; ++i) {
+    std::string id = "e";  // appended, not "e" + ...: GCC 12 warns falsely
+    id.append(std::to_string(i));
+    events.push_back({{"event_id", id}, {"type", "used"}, {"lead_id", "l"}, {"asset_id", "a"}});
+  }
+  auto r = ParseFeedbackRecord(json{{"events", events}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(FieldOf(r), "events");
+  EXPECT_NE(r.status().message().find("more than 10000"), std::string::npos) << r.status().ToString();
+  EXPECT_EQ(FieldOf(ParseFeedbackRecord(json{{"events", json::array()}})), "events");
+  EXPECT_EQ(FieldOf(ParseFeedbackRecord(json{{"events", "all"}})), "events");
+  EXPECT_EQ(FieldOf(ParseFeedbackRecord(json{{"events", {{{"event_id", "e"}, {"type", "shown"}, {"lead_id", "l"}}}}})),
+            "events[0].type");
+  EXPECT_EQ(FieldOf(ParseAssetsUpsert(json{{"assets", {{{"id", "a"}, {"colour", "red"}}}}})), "assets[0].title");
+  EXPECT_EQ(FieldOf(ParseAssetsGet(json{{"ids", json::array({1})}})), "ids[0]");
+  EXPECT_EQ(FieldOf(ParseRecommend(Recommend({{"attributes", {{"tier", 3}}}}))), "lead.attributes.tier");
+  EXPECT_EQ(FieldOf(ParseRecommend(Recommend(json::object(), {{"filter", {{"colour", "x"}}}}))), "filter.colour");
+  EXPECT_EQ(FieldOf(ParseAssetsSearch(json{{"stage", "evaluation"}})), "query");
+}
+
+TEST(Requests, EveryMethodHasAParserAndUnknownOnesAreNotFound) {
+  const std::vector<std::string> names = ParsedMethods();
+  for (const char* m : {"recommend", "feedback.record", "leads.get", "assets.upsert", "assets.get",
+                        "assets.delete", "assets.list", "assets.search", "index.status", "index.rebuild",
+                        "aggregates.rebuild", "reports.assets", "reports.unused", "reports.dismissals",
+                        "reports.funnel", "reports.reps", "server.stats", "server.backup"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), m), names.end()) << m;
+  }
+  EXPECT_TRUE(CheckParams("index.status", json::object()).ok());
+  EXPECT_EQ(FieldOf(CheckParams("index.status", json{{"x", 1}})), "x");
+  EXPECT_EQ(CheckParams("no.such", json::object()).code(), Status::Code::kNotFound);
+  EXPECT_EQ(FieldOf(CheckParams("leads.get", json::array())), "params");
+}
+
+// ---- The overload path's scan -------------------------------------------------------
+
+json Reject(std::string_view text) {
+  auto out = RejectFrameText(text, RpcError{kOverloaded, "Overloaded", "", "queue full"});
+  return out ? json::parse(*out) : json("<none>");
+}
+
+TEST(RejectFrameText, AnswersEachIdWithoutParsingTheRest) {
+  json r = Reject(R"({"jsonrpc":"2.0","method":"recommend","params":{"lead":{"id":"x","v":[1,2,{"id":5}]}},"id":"r-1"})");
+  EXPECT_EQ(r["id"], "r-1");  // the top-level id, not the nested one
+  EXPECT_EQ(r["error"]["code"], -32003);
+  r = Reject(R"([{"id":1,"method":"a"}, {"method":"notify"}, 7, {"id":null}, {"id":{"x":1}}])");
+  ASSERT_TRUE(r.is_array()) << r;
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0]["id"], 1);
+  EXPECT_TRUE(r[1]["id"].is_null());
+  EXPECT_TRUE(r[2]["id"].is_null());  // an unusable id is answered with null
+  EXPECT_EQ(Reject(R"({"jsonrpc":"2.0","method":"x"})"), json("<none>"));  // a notification
+  EXPECT_EQ(Reject(R"({"id":"a\"}b","method":"x"})")["id"], "a\"}b");
+  EXPECT_TRUE(Reject(R"({"id":1e999})")["id"].is_null());  // beyond a double: null, no throw
+}
+
+TEST(RejectFrameText, MalformedTextGetsOneErrorWithIdNull) {
+  for (std::string_view bad : {"", "{", "[", "[]", "{\"id\":1", "{\"id\":1}x", "[{\"id\":1},]", "\"", "{\"id\"1}",
+                               "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}) {
+    json r = Reject(bad);
+    ASSERT_TRUE(r.is_object()) << bad << " -> " << r;
+    EXPECT_TRUE(r["id"].is_null()) << bad;
+    EXPECT_EQ(r["error"]["code"], -32003) << bad;
+  }
+  std::string deep(100000, '[');
+  EXPECT_TRUE(Reject(deep)["id"].is_null());  // bounded depth: no stack overflow
+}
+
+}  // namespace
+}  // namespace playbook::server
