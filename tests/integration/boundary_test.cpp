@@ -62,7 +62,9 @@ TEST(Boundary, HostileFramesAreAnsweredAndTheDaemonGoesOn) {
     json r = c.SendRaw(k.frame, 10s);
     ASSERT_FALSE(r.is_null()) << "no answer to " << k.frame.substr(0, 120) << "\n" << d.log();
     EXPECT_EQ(ErrorCode(r), k.code) << k.frame.substr(0, 120) << " -> " << r;
-    if (!k.field.empty()) EXPECT_EQ(ErrorField(r), k.field) << r;
+    if (!k.field.empty()) {
+      EXPECT_EQ(ErrorField(r), k.field) << r;
+    }
   }
   // The same connection, another connection and /healthz all still work.
   EXPECT_TRUE(c.Call("index.status").contains("result"));
@@ -128,8 +130,11 @@ TEST(Boundary, AClientThatNeverReadsIsClosedAndOthersAreServed) {
   // Responses of about 200 KB each (a padded error echo is small; an asset list is not).
   json assets = json::array();
   for (int i = 0; i < 200; ++i) {
-    assets.push_back({{"id", "asset-" + std::to_string(i)},
-                      {"title", "ROI calculator " + std::to_string(i)},
+    std::string id = "asset-", title = "ROI calculator ";
+    id.append(std::to_string(i));
+    title.append(std::to_string(i));
+    assets.push_back({{"id", id},
+                      {"title", title},
                       {"type", "roi_calculator"},
                       {"stages", {"evaluation"}}});
   }
@@ -161,8 +166,10 @@ TEST(Boundary, ReaggregationAnswersWhenDoneAloneAndInABatch) {
   TestClient c(d.ws_url());
   json events = json::array();
   for (int i = 0; i < 2000; ++i) {
-    events.push_back({{"event_id", "e" + std::to_string(i)}, {"type", "used"}, {"lead_id", "lead-" + std::to_string(i % 300)},
-                      {"asset_id", "zh-objection-price-01"}});
+    std::string id = "e", lead = "lead-";  // appended: GCC 12 warns falsely on "e" + ...
+    id.append(std::to_string(i));
+    lead.append(std::to_string(i % 300));
+    events.push_back({{"event_id", id}, {"type", "used"}, {"lead_id", lead}, {"asset_id", "zh-objection-price-01"}});
   }
   ASSERT_TRUE(c.Call("feedback.record", {{"events", events}}).contains("result"));
   ASSERT_TRUE(c.Send(Request("rebuild", "aggregates.rebuild", {{"check", true}})));
