@@ -130,7 +130,7 @@ Result<UpsertResult> EngineImpl::UpsertAssets(std::vector<Asset> assets) {
     Asset& a = assets[i];
     Asset prev;
     const bool exists = got[i].ok() && DecodeAsset(old[i], &prev).ok() && !prev.deleted;
-    if (!got[i].ok() && !got[i].IsNotFound()) return Status::IOError("reading asset '" + a.id + "': " + got[i].ToString());
+    if (!got[i].ok() && !got[i].IsNotFound()) return FromRocks(got[i], "reading asset '" + a.id + "'");
     a.created_ms = exists ? prev.created_ms : now;
     a.updated_ms = now;
     exists ? ++result.updated : ++result.created;
@@ -142,7 +142,7 @@ Result<UpsertResult> EngineImpl::UpsertAssets(std::vector<Asset> assets) {
   batch.Put(default_cf_, "meta/catalog_seq", std::to_string(catalog_seq_ + 1));
   rocksdb::WriteOptions wo;
   wo.sync = true;  // acknowledged means durable
-  if (rocksdb::Status s = db_->Write(wo, &batch); !s.ok()) return Status::IOError("writing assets: " + s.ToString());
+  if (Status s = storage_->AfterWrite(db_->Write(wo, &batch), "writing assets"); !s.ok()) return s;
   ++catalog_seq_;
   catalog_seq_view_ = catalog_seq_;
   index_->Upsert(fields, vectors.data());
@@ -152,7 +152,7 @@ Result<UpsertResult> EngineImpl::UpsertAssets(std::vector<Asset> assets) {
 
 Result<std::vector<Asset>> EngineImpl::GetAssets(const std::vector<std::string>& ids, bool with_vectors,
                                                  std::vector<std::string>* missing) {
-  if (Status h = Health(); !h.ok()) return h;
+  if (Status h = Usable(); !h.ok()) return h;
   std::vector<rocksdb::Slice> keys(ids.begin(), ids.end());
   std::vector<std::string> values;
   auto got = db_->MultiGet(rocksdb::ReadOptions(),
@@ -165,12 +165,25 @@ Result<std::vector<Asset>> EngineImpl::GetAssets(const std::vector<std::string>&
   }
   std::vector<Asset> out;
   for (size_t i = 0; i < ids.size(); ++i) {
+    // A read that failed is an error, never "missing".
+    if (!got[i].ok() && !got[i].IsNotFound()) return FromRocks(got[i], "reading asset '" + ids[i] + "'");
     Asset a;
-    if (!got[i].ok() || !DecodeAsset(values[i], &a).ok() || a.deleted) {
+    if (got[i].ok()) {
+      if (Status d = DecodeAsset(values[i], &a); !d.ok()) {
+        return Status::Corruption("stored asset '" + ids[i] + "' is unreadable: " + d.message());
+      }
+    }
+    if (!got[i].ok() || a.deleted) {
       if (missing) missing->push_back(ids[i]);
       continue;
     }
-    if (with_vectors && vec_got[i].ok()) (void)DecodeVector(vec_values[i], options_.dimension, &a.vector);
+    if (with_vectors) {
+      if (vec_got[i].IsNotFound()) return Status::Corruption("live asset '" + ids[i] + "' has no stored vector");
+      if (!vec_got[i].ok()) return FromRocks(vec_got[i], "reading the vector of asset '" + ids[i] + "'");
+      if (!DecodeVector(vec_values[i], options_.dimension, &a.vector).ok()) {
+        return Status::Corruption("stored vector of asset '" + ids[i] + "' has the wrong size");
+      }
+    }
     out.push_back(std::move(a));
   }
   return out;
@@ -186,9 +199,13 @@ Result<uint64_t> EngineImpl::DeleteAssets(const std::vector<std::string>& ids) {
     if (std::find(deleted.begin(), deleted.end(), id) != deleted.end()) continue;
     std::string value;
     Asset a;
-    if (!db_->Get(rocksdb::ReadOptions(), assets_cf_, id, &value).ok() || !DecodeAsset(value, &a).ok() || a.deleted) {
-      continue;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), assets_cf_, id, &value);
+    if (got.IsNotFound()) continue;
+    if (!got.ok()) return FromRocks(got, "reading asset '" + id + "'");
+    if (Status d = DecodeAsset(value, &a); !d.ok()) {
+      return Status::Corruption("stored asset '" + id + "' is unreadable: " + d.message());
     }
+    if (a.deleted) continue;
     // A tombstone keeps title and type for reports; the vector goes.
     a.deleted = true;
     a.updated_ms = now;
@@ -200,7 +217,7 @@ Result<uint64_t> EngineImpl::DeleteAssets(const std::vector<std::string>& ids) {
   batch.Put(default_cf_, "meta/catalog_seq", std::to_string(catalog_seq_ + 1));
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  if (rocksdb::Status s = db_->Write(wo, &batch); !s.ok()) return Status::IOError("deleting assets: " + s.ToString());
+  if (Status s = storage_->AfterWrite(db_->Write(wo, &batch), "deleting assets"); !s.ok()) return s;
   ++catalog_seq_;
   catalog_seq_view_ = catalog_seq_;
   index_->Remove(deleted);
@@ -212,7 +229,7 @@ Result<ListPage> EngineImpl::ListAssets(const ListQuery& q) {
       std::find(options_.stages.begin(), options_.stages.end(), q.stage) == options_.stages.end()) {
     return Status::InvalidArgument("stage", "unknown stage '" + q.stage + "'; valid stages: " + JoinStages(options_.stages));
   }
-  if (Status h = Health(); !h.ok()) return h;
+  if (Status h = Usable(); !h.ok()) return h;
   ListPage page;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), assets_cf_));
   if (q.cursor.empty()) {
@@ -223,7 +240,10 @@ Result<ListPage> EngineImpl::ListAssets(const ListQuery& q) {
   }
   for (; it->Valid(); it->Next()) {
     Asset a;
-    if (!DecodeAsset(std::string_view(it->value().data(), it->value().size()), &a).ok() || a.deleted) continue;
+    if (Status d = DecodeAsset(std::string_view(it->value().data(), it->value().size()), &a); !d.ok()) {
+      return Status::Corruption("stored asset '" + it->key().ToString() + "' is unreadable: " + d.message());
+    }
+    if (a.deleted) continue;
     if (!q.type.empty() && a.type != q.type) continue;
     if (!q.stage.empty() && std::find(a.stages.begin(), a.stages.end(), q.stage) == a.stages.end()) continue;
     if (page.assets.size() == q.limit) {  // one more exists: there is a next page
@@ -232,13 +252,16 @@ Result<ListPage> EngineImpl::ListAssets(const ListQuery& q) {
     }
     if (q.with_vectors) {
       std::string v;
-      if (db_->Get(rocksdb::ReadOptions(), vectors_cf_, a.id, &v).ok()) {
-        (void)DecodeVector(v, options_.dimension, &a.vector);
+      rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), vectors_cf_, a.id, &v);
+      if (got.IsNotFound()) return Status::Corruption("live asset '" + a.id + "' has no stored vector");
+      if (!got.ok()) return FromRocks(got, "reading the vector of asset '" + a.id + "'");
+      if (!DecodeVector(v, options_.dimension, &a.vector).ok()) {
+        return Status::Corruption("stored vector of asset '" + a.id + "' has the wrong size");
       }
     }
     page.assets.push_back(std::move(a));
   }
-  if (!it->status().ok()) return Status::IOError("listing assets: " + it->status().ToString());
+  if (!it->status().ok()) return FromRocks(it->status(), "listing assets");
   return page;
 }
 

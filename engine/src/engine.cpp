@@ -22,6 +22,42 @@ constexpr const char* kFormatVersion = "2";
 constexpr const char* kDimensionKey = "meta/dimension";
 constexpr const char* kSeqKey = "meta/catalog_seq";
 
+// What an operator does about a database RocksDB cannot open.
+std::string RestoreAdvice(const std::string& data_dir) {
+  return ". Do not delete or edit files in '" + data_dir +
+         "/db'. Restore the latest backup into a new data dir (playbook restore BACKUP_DIR "
+         "--data-dir NEW_DIR) and start playbookd with data_dir = NEW_DIR; keep the damaged dir "
+         "for analysis. See docs/operations.md, Storage faults";
+}
+
+// A database dir that holds data but no CURRENT file: RocksDB would create a
+// new, empty database over it (and later delete the old tables as obsolete).
+// Empty when the dir is new, or was left by a first start that stopped
+// before writing anything.
+std::string MissingCurrent(const std::string& db_dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(db_dir, ec) || std::filesystem::exists(db_dir + "/CURRENT", ec)) return "";
+  for (const auto& entry : std::filesystem::directory_iterator(db_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool table = name.size() > 4 && name.compare(name.size() - 4, 4, ".sst") == 0;
+    const bool wal = name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0 &&
+                     entry.is_regular_file(ec) && entry.file_size(ec) > 0;
+    if (table || wal) return name;
+  }
+  return "";
+}
+
+bool ParseSeq(const std::string& text, uint64_t* out) {
+  if (text.empty() || text.size() > 20) return false;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9' || v > (UINT64_MAX - uint64_t(c - '0')) / 10) return false;
+    v = v * 10 + uint64_t(c - '0');
+  }
+  *out = v;
+  return true;
+}
+
 }  // namespace
 
 int64_t NowMs() {
@@ -67,23 +103,43 @@ Status EngineImpl::Init() {
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, cfo}, {"assets", cfo}, {"vectors", cfo},
       {"events", cfo}, {"event_ids", cfo}, {"leads", cfo}, {"stats", stats_cfo}};
+  if (options_.rocksdb_test_hook) {
+    options_.rocksdb_test_hook(&dbo, &cfo);
+    for (auto& cf : cfs) {  // every family from the (possibly changed) base options
+      auto merge = cf.options.merge_operator;
+      cf.options = cfo;
+      cf.options.merge_operator = merge;
+    }
+  }
+  const std::string db_dir = options_.data_dir + "/db";
+  if (const std::string found = MissingCurrent(db_dir); !found.empty()) {
+    return Status::Corruption("the database in '" + db_dir + "' has no CURRENT file but holds data (" + found +
+                              "): it is damaged and playbookd will not create a new database over it" +
+                              RestoreAdvice(options_.data_dir));
+  }
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(dbo, options_.data_dir + "/db", cfs, &handles_, &raw);
+  rocksdb::Status s = rocksdb::DB::Open(dbo, db_dir, cfs, &handles_, &raw);
   if (!s.ok()) {
     if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
       return Status::IOError("data dir '" + options_.data_dir + "' is in use by another process (" +
                              s.ToString() + ")");
     }
-    if (s.IsCorruption()) return Status::Corruption("opening the database: " + s.ToString());
-    return Status::IOError("opening the database in '" + options_.data_dir + "': " + s.ToString());
+    if (s.IsCorruption()) {
+      return Status::Corruption("the database in '" + db_dir + "' is damaged (" + s.ToString() + ")" +
+                                RestoreAdvice(options_.data_dir));
+    }
+    return Status::IOError("opening the database in '" + db_dir + "': " + s.ToString() +
+                           ". If the storage is healthy and this persists, the database may be damaged" +
+                           RestoreAdvice(options_.data_dir));
   }
   db_.reset(raw);
   default_cf_ = handles_[0];
   assets_cf_ = handles_[1];
   vectors_cf_ = handles_[2];
+  storage_ = std::make_unique<StorageState>(db_.get(), default_cf_);
   feedback_ = std::make_unique<FeedbackStore>(
       db_.get(), FeedbackColumns{default_cf_, handles_[3], handles_[4], handles_[5], handles_[6]}, options_,
-      [this](const std::string& id) { return index_->IsLive(id); });
+      [this](const std::string& id) { return index_->IsLive(id); }, storage_.get());
   if (Status f = feedback_->Open(); !f.ok()) return f;
 
   // Format and dimension: recorded on first open, checked after.
@@ -99,7 +155,7 @@ Status EngineImpl::Init() {
     s = db_->Write(wo, &batch);
     if (!s.ok()) return Status::IOError("writing data dir metadata: " + s.ToString());
   } else if (!s.ok()) {
-    return Status::IOError("reading data dir metadata: " + s.ToString());
+    return FromRocks(s, "reading data dir metadata");
   } else {
     if (format != kFormatVersion) {
       return Status::Corruption("data dir format '" + format + "' is not the supported format '" +
@@ -107,6 +163,7 @@ Status EngineImpl::Init() {
     }
     std::string stored_dim;
     s = db_->Get(rocksdb::ReadOptions(), default_cf_, kDimensionKey, &stored_dim);
+    if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading the stored dimension");
     if (!s.ok()) return Status::Corruption("data dir has no stored dimension: " + s.ToString());
     if (stored_dim != dim) {
       return Status::InvalidArgument(
@@ -117,7 +174,9 @@ Status EngineImpl::Init() {
   }
   std::string seq;
   s = db_->Get(rocksdb::ReadOptions(), default_cf_, kSeqKey, &seq);
-  catalog_seq_ = s.ok() ? std::stoull(seq) : 0;
+  catalog_seq_ = 0;
+  if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading the catalog sequence");
+  if (s.ok() && !ParseSeq(seq, &catalog_seq_)) return Status::Corruption("stored catalog sequence '" + seq + "' is not a number");
   catalog_seq_view_ = catalog_seq_;
   if (Status l = LoadIndex(); !l.ok()) return l;
   bool warning = false;
@@ -150,6 +209,13 @@ Status EngineImpl::LoadIndex() {
   stale_vectors_ = stale;
 
   std::string why;
+  // A save interrupted by a crash leaves its temporary file; the saved index
+  // itself is replaced only by a complete, synced file (index_file.cpp).
+  std::string leftover;
+  if (std::error_code ec; std::filesystem::exists(IndexPath() + ".tmp", ec)) {
+    std::filesystem::remove(IndexPath() + ".tmp", ec);
+    leftover = "; removed " + IndexPath() + ".tmp left by an interrupted save";
+  }
   auto info = AssetIndex::PeekFile(IndexPath());
   if (!info.ok()) {
     why = info.status().code() == Status::Code::kNotFound ? "" : info.status().ToString();
@@ -162,10 +228,11 @@ Status EngineImpl::LoadIndex() {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - start).count();
     open_note_ = "index loaded from " + IndexPath() + " (" + std::to_string(index_->live()) +
-                 " assets, " + index_->Describe() + ") in " + std::to_string(ms) + " ms";
+                 " assets, " + index_->Describe() + ") in " + std::to_string(ms) + " ms" + leftover;
+    open_warning_ = !leftover.empty();
     return Status::Ok();
   }
-  open_warning_ = !why.empty();
+  open_warning_ = !why.empty() || !leftover.empty();
   open_note_ = why.empty() ? "no saved index; built from the catalog"
                            : "saved index not used (" + why + "); rebuilt from the catalog";
   index_ = std::make_unique<AssetIndex>(options_.dimension, options_.stages, options_.index);
@@ -198,7 +265,7 @@ Status EngineImpl::LoadIndex() {
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - start).count();
-  open_note_ += " (" + std::to_string(index_->live()) + " assets, exact) in " + std::to_string(ms) + " ms";
+  open_note_ += " (" + std::to_string(index_->live()) + " assets, exact) in " + std::to_string(ms) + " ms" + leftover;
   if (WantsAnn(index_->live())) {
     auto job = StartRebuild(nullptr);
     if (job.ok()) open_note_ += "; building the graph in the background";
@@ -211,10 +278,16 @@ bool EngineImpl::WantsAnn(uint64_t assets) const {
   return kind == "hnsw" ? assets > 0 : kind == "auto" && assets >= options_.index.hnsw_min_assets;
 }
 
-Status EngineImpl::Health() const {
+Status EngineImpl::Usable() const {
   std::lock_guard<std::mutex> lock(close_mu_);
   if (closed_ || !db_) return Status::IOError("engine is closed");
   return Status::Ok();
+}
+
+Status EngineImpl::Health() const {
+  std::lock_guard<std::mutex> lock(close_mu_);
+  if (closed_ || !db_) return Status::IOError("engine is closed");
+  return storage_->Check();  // an IOError while the storage refuses writes
 }
 
 Status EngineImpl::Close() {
@@ -234,7 +307,9 @@ Status EngineImpl::Close() {
   }
   // Every acknowledged write was already synced; FlushWAL(sync) covers
   // anything written without sync, and Close releases the LOCK file.
-  rocksdb::Status s = db_->FlushWAL(/*sync=*/true);
+  // (Not while the storage refuses writes: RocksDB's log writer must not be
+  // used again after a failed write until DB::Resume has replaced it.)
+  rocksdb::Status s = storage_->failing() ? rocksdb::Status::OK() : db_->FlushWAL(/*sync=*/true);
   for (auto* h : handles_) (void)db_->DestroyColumnFamilyHandle(h);
   handles_.clear();
   rocksdb::Status c = db_->Close();

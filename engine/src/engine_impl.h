@@ -16,6 +16,7 @@
 #include "feedback.h"
 #include "playbook/engine/engine.h"
 #include "playbook/models/embedder.h"
+#include "storage.h"
 
 namespace playbook {
 
@@ -60,6 +61,9 @@ class EngineImpl final : public Engine {
   Result<std::string> StartRebuild(Progress progress) override;
 
  private:
+  // OK while the engine is open (reads need no more; Health() adds whether
+  // the storage accepts writes).
+  Status Usable() const;
   // catalog.cpp
   Status ValidateAsset(const Asset& a, size_t i) const;
   Status LoadIndex();  // engine.cpp
@@ -85,6 +89,7 @@ class EngineImpl final : public Engine {
   std::atomic<uint64_t> catalog_seq_view_{0};
 
   std::unique_ptr<AssetIndex> index_;  // replaced only during Init
+  std::unique_ptr<StorageState> storage_;  // whether writes go through; set by Init
   std::unique_ptr<FeedbackStore> feedback_;
   std::string open_note_;
   bool open_warning_ = false;

@@ -3,6 +3,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -176,7 +177,8 @@ Status ValidateEvents(std::vector<Event>* events, const EngineOptions& options) 
     } else if (!e.stage.empty() && e.type != EventType::kShown) {
       return Status::InvalidArgument(at + "stage", "only for stage_changed");
     }
-    if (!std::isfinite(e.amount) || e.amount < 0) return Status::InvalidArgument(at + "amount", "must be a number >= 0");
+    // Reports sum amounts in integer cents: the bound keeps every sum exact.
+    if (!(e.amount >= 0 && e.amount <= 1e9)) return Status::InvalidArgument(at + "amount", "must be a number in 0..1000000000");
     if (e.amount != 0 && e.type != EventType::kWon) return Status::InvalidArgument(at + "amount", "only for won");
     if (e.reason.size() > 1000) return Status::InvalidArgument(at + "reason", "longer than 1000 bytes");
     if (!e.reason.empty() && e.type != EventType::kDismissed) return Status::InvalidArgument(at + "reason", "only for dismissed");
@@ -187,9 +189,9 @@ Status ValidateEvents(std::vector<Event>* events, const EngineOptions& options) 
 }
 
 FeedbackStore::FeedbackStore(rocksdb::DB* db, FeedbackColumns cfs, const EngineOptions& options,
-                             std::function<bool(const std::string&)> asset_known)
+                             std::function<bool(const std::string&)> asset_known, StorageState* storage)
     : db_(db), cf_(cfs), options_(options), asset_known_(std::move(asset_known)), tally_(options),
-      derived_(std::make_unique<Derived>()) {}
+      storage_(storage), derived_(std::make_unique<Derived>()) {}
 
 FeedbackStore::~FeedbackStore() { Close(); }
 
@@ -205,16 +207,27 @@ Status FeedbackStore::LoadDerived(Derived* out) const {
     }
     out->Apply(key, DecodeCounters(std::string_view(it->value().data(), it->value().size())));
   }
-  if (!it->status().ok()) return Status::IOError("reading counters: " + it->status().ToString());
+  if (!it->status().ok()) return FromRocks(it->status(), "reading counters");
   return Status::Ok();
 }
 
 Status FeedbackStore::Open() {
   std::string seq;
-  if (db_->Get(rocksdb::ReadOptions(), cf_.meta, kSeqKey, &seq).ok()) next_seq_ = std::stoull(seq);
+  rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), cf_.meta, kSeqKey, &seq);
+  if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading the event sequence");
+  if (got.ok()) {
+    char* end = nullptr;
+    errno = 0;
+    next_seq_ = std::strtoull(seq.c_str(), &end, 10);
+    if (seq.empty() || errno != 0 || end != seq.c_str() + seq.size()) {
+      return Status::Corruption("stored event sequence '" + seq + "' is not a number");
+    }
+  }
   std::string marker;
   const auto start = std::chrono::steady_clock::now();
-  if (db_->Get(rocksdb::ReadOptions(), cf_.meta, kReaggregatingKey, &marker).ok()) {
+  got = db_->Get(rocksdb::ReadOptions(), cf_.meta, kReaggregatingKey, &marker);
+  if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading the re-aggregation marker");
+  if (got.ok()) {
     // A re-aggregation stopped while writing: its counters are partial. Redo
     // it from the log before anything is served.
     auto redone = Reaggregate(true, nullptr);
@@ -289,6 +302,11 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
   std::unordered_map<std::string, LeadState> leads;                  // overlay
   std::unordered_map<std::string, std::vector<Event>> lead_events;  // overlay
   Deltas deltas;
+  // Nothing is written when a read fails: every call of the group gets the error.
+  auto fail = [&](const Status& error) {
+    for (Pending* p : group) p->done.set_value(error);
+  };
+  Status history_error;
 
   // One MultiGet each for the group's event ids and leads, rather than two
   // point lookups per event in the writer's loop.
@@ -307,6 +325,10 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
     auto got = db_->MultiGet(rocksdb::ReadOptions(), std::vector<rocksdb::ColumnFamilyHandle*>(keys.size(), cf_.event_ids),
                              keys, &values);
     for (size_t i = 0; i < ids.size(); ++i) {
+      // An id that cannot be read is neither new nor a duplicate: the group fails.
+      if (!got[i].ok() && !got[i].IsNotFound()) {
+        return fail(FromRocks(got[i], "reading event id '" + ids[i] + "'"));
+      }
       if (got[i].ok()) known_ids.insert(ids[i]);
     }
     std::vector<rocksdb::Slice> lead_keys(lead_ids.begin(), lead_ids.end());
@@ -315,6 +337,9 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
                         lead_keys, &values);
     for (size_t i = 0; i < lead_ids.size(); ++i) {
       LeadState st;
+      if (!got[i].ok() && !got[i].IsNotFound()) {
+        return fail(FromRocks(got[i], "reading lead '" + lead_ids[i] + "'"));
+      }
       if (got[i].ok()) (void)DecodeLeadState(values[i], &st);
       leads.emplace(lead_ids[i], std::move(st));
     }
@@ -333,7 +358,12 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
       // The lead's earlier events: the stored ones and those this group
       // already processed, by ts and then arrival (as re-aggregation sees them).
       auto history = [&] {
-        std::vector<Event> events = LeadEvents(e.lead_id);
+        auto stored = LeadEvents(e.lead_id);
+        if (!stored.ok()) {
+          if (history_error.ok()) history_error = stored.status();
+          return std::vector<Event>();
+        }
+        std::vector<Event> events = std::move(stored).value();
         const auto& pending = lead_events[e.lead_id];
         events.insert(events.end(), pending.begin(), pending.end());
         std::stable_sort(events.begin(), events.end(), [](const Event& x, const Event& y) { return x.ts < y.ts; });
@@ -349,6 +379,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
       results[g].accepted++;
     }
   }
+  if (!history_error.ok()) return fail(history_error);
   for (const auto& [id, st] : leads) batch.Put(cf_.leads, id, EncodeLeadState(st));
   for (const auto& [key, c] : deltas.counters) batch.Merge(cf_.stats, key, EncodeCounters(c));
   {
@@ -363,10 +394,10 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
 
   rocksdb::WriteOptions wo;
   wo.sync = true;  // acknowledged means durable
-  rocksdb::Status s = batch.Count() > 0 ? db_->Write(wo, &batch) : rocksdb::Status::OK();
-  if (!s.ok()) {
-    for (Pending* p : group) p->done.set_value(Status::IOError("writing events: " + s.ToString()));
-    return;
+  if (Status ready = storage_->BeforeWrite(); !ready.ok()) return fail(ready);
+  if (Status w = storage_->AfterWrite(batch.Count() > 0 ? db_->Write(wo, &batch) : rocksdb::Status::OK(), "writing events");
+      !w.ok()) {
+    return fail(w);
   }
   if (touched_leads_) {
     for (const auto& [lead, events] : lead_events) touched_leads_->insert(lead);
@@ -460,9 +491,9 @@ Status FeedbackStore::ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out,
   return Status::Ok();
 }
 
-std::vector<std::pair<uint64_t, Event>> FeedbackStore::LeadLog(const std::string& lead_id,
-                                                               const rocksdb::Snapshot* snapshot) const {
-  std::vector<std::pair<uint64_t, Event>> out;
+Status FeedbackStore::LeadLog(const std::string& lead_id, const rocksdb::Snapshot* snapshot,
+                              std::vector<std::pair<uint64_t, Event>>* log) const {
+  std::vector<std::pair<uint64_t, Event>>& out = *log;
   const std::string prefix = LeadPrefix(lead_id);
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
@@ -476,7 +507,8 @@ std::vector<std::pair<uint64_t, Event>> FeedbackStore::LeadLog(const std::string
       out.emplace_back(seq, std::move(e));
     }
   }
-  return out;
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the events of lead '" + lead_id + "'");
+  return Status::Ok();
 }
 
 // REQUIRES: derived_ holds the recomputed counters and the stored ones were
@@ -553,7 +585,10 @@ Status FeedbackStore::WriteDerived(uint64_t* keys, std::chrono::steady_clock::du
     synced.sync = true;
     s = db_->Write(synced, &batch);
   }
-  if (!s.ok()) return Status::IOError("writing re-aggregated counters: " + s.ToString());
+  if (!s.ok()) {
+    // The marker stays: the next start finishes the re-aggregation before it serves.
+    return storage_->AfterWrite(s, "writing re-aggregated counters (the next start finishes them)");
+  }
   return Status::Ok();
 }
 
@@ -607,7 +642,9 @@ Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
     std::lock_guard<std::mutex> lock(writer_mu_);
     const auto paused = std::chrono::steady_clock::now();
     for (const std::string& lead : *touched_leads_) {
-      auto old_log = LeadLog(lead, snapshot), new_log = LeadLog(lead, nullptr);
+      std::vector<std::pair<uint64_t, Event>> old_log, new_log;
+      if (Status r = LeadLog(lead, snapshot, &old_log); !r.ok()) return r;
+      if (Status r = LeadLog(lead, nullptr, &new_log); !r.ok()) return r;
       const uint64_t before = old_log.size(), after = new_log.size();
       ReplayLead(std::move(old_log), fresh.get(), -1);
       ReplayLead(std::move(new_log), fresh.get(), +1);
@@ -626,8 +663,9 @@ Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
       batch.DeleteRange(cf_.stats, "", std::string(300, '\xff'));  // keys start with an asset id of <= 128 bytes
       rocksdb::WriteOptions synced;
       synced.sync = true;
-      if (rocksdb::Status s = db_->Write(synced, &batch); !s.ok()) {
-        return Status::IOError("starting to write re-aggregated counters: " + s.ToString());
+      if (Status s = storage_->AfterWrite(db_->Write(synced, &batch), "starting to write re-aggregated counters");
+          !s.ok()) {
+        return s;
       }
       std::unique_lock swap(stats_mu_);
       derived_ = std::move(fresh);  // the writer counts into it from now on
@@ -689,18 +727,25 @@ std::vector<Derived::Dismissal> FeedbackStore::Dismissals(int64_t from_ms, int64
   return derived_->SumDismissals(DayOf(from_ms), DayOf(to_ms), stage);
 }
 
-std::vector<Event> FeedbackStore::LeadEvents(const std::string& lead_id) const {
+Result<std::vector<Event>> FeedbackStore::LeadEvents(const std::string& lead_id) const {
+  std::vector<std::pair<uint64_t, Event>> log;
+  if (Status s = LeadLog(lead_id, nullptr, &log); !s.ok()) return s;
   std::vector<Event> out;
-  for (auto& [seq, e] : LeadLog(lead_id, nullptr)) out.push_back(std::move(e));
+  out.reserve(log.size());
+  for (auto& [seq, e] : log) out.push_back(std::move(e));
   return out;
 }
 
 Result<Lead> FeedbackStore::GetLead(const std::string& lead_id) const {
   Lead lead;
   lead.id = lead_id;
-  lead.history = LeadEvents(lead_id);
+  auto history = LeadEvents(lead_id);
+  if (!history.ok()) return history.status();
+  lead.history = std::move(history).value();
   std::string v;
-  const bool known = db_->Get(rocksdb::ReadOptions(), cf_.leads, lead_id, &v).ok();
+  rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), cf_.leads, lead_id, &v);
+  if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading lead '" + lead_id + "'");
+  const bool known = got.ok();
   if (!known && lead.history.empty()) return Status::NotFound("no lead '" + lead_id + "'");
   std::string_view in(v);
   if (known) (void)GetStr(&in, &lead.stage);

@@ -34,6 +34,7 @@
 #include "playbook/engine/status.h"
 #include "playbook/engine/types.h"
 #include "derived.h"
+#include "storage.h"
 #include "tally.h"
 
 namespace playbook {
@@ -53,8 +54,9 @@ struct FeedbackColumns {
 class FeedbackStore {
  public:
   // `asset_known(id)` says whether an asset is in the catalog (thread-safe).
+  // Writes go through `storage` (it outlives the store).
   FeedbackStore(rocksdb::DB* db, FeedbackColumns cfs, const EngineOptions& options,
-                std::function<bool(const std::string&)> asset_known);
+                std::function<bool(const std::string&)> asset_known, StorageState* storage);
   ~FeedbackStore();
 
   // Loads the counters into memory and starts the writer.
@@ -71,8 +73,8 @@ class FeedbackStore {
   // REQUIRES: events validated (ValidateEvents). Blocks until durable.
   Result<RecordResult> Record(std::vector<Event> events);
 
-  // The lead's events, oldest first.
-  std::vector<Event> LeadEvents(const std::string& lead_id) const;
+  // The lead's events, oldest first; an error when the log cannot be read.
+  Result<std::vector<Event>> LeadEvents(const std::string& lead_id) const;
   Result<Lead> GetLead(const std::string& lead_id) const;
 
   // With a topic: the counters of the asset at the stage for leads whose
@@ -120,8 +122,9 @@ class FeedbackStore {
   void WriterLoop();
   void WriteGroup(std::vector<Pending*>& group);
   // The lead's events with their arrival sequence numbers, oldest first (by
-  // ts, then arrival), as of `snapshot` (nullptr: now).
-  std::vector<std::pair<uint64_t, Event>> LeadLog(const std::string& lead_id, const rocksdb::Snapshot* snapshot) const;
+  // ts, then arrival), as of `snapshot` (nullptr: now), into *out.
+  Status LeadLog(const std::string& lead_id, const rocksdb::Snapshot* snapshot,
+                 std::vector<std::pair<uint64_t, Event>>* out) const;
   // Replays every lead of the log as of `snapshot` into `out`; returns the
   // events and leads replayed.
   Status ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out, uint64_t total,
@@ -136,9 +139,10 @@ class FeedbackStore {
 
   rocksdb::DB* db_;
   const FeedbackColumns cf_;
-  const EngineOptions& options_;
+  [[maybe_unused]] const EngineOptions& options_;  // clang: -Wunused-private-field
   std::function<bool(const std::string&)> asset_known_;
   const Tally tally_;
+  StorageState* const storage_;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -44,6 +44,7 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
         if (!DecodeAsset(std::string_view(it->value().data(), it->value().size()), &a).ok()) continue;
         if (!a.deleted && !a.vector_supplied && a.embedder != current) stale.push_back(std::move(a));
       }
+      if (!it->status().ok()) stale.clear();  // unreadable: nothing is re-embedded this time
     }
     const uint64_t total = stale.size() + index_->live();
     const uint32_t d = options_.dimension;
@@ -58,6 +59,7 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
       for (size_t i = from; i < to; ++i) {
         std::string value;
         Asset now;
+        // A failed read skips the asset like a change would: nothing is written for it.
         if (!db_->Get(rocksdb::ReadOptions(), assets_cf_, stale[i].id, &value).ok() ||
             !DecodeAsset(value, &now).ok() || now.deleted || now.updated_ms != stale[i].updated_ms ||
             now.embedder == current) {
@@ -73,7 +75,7 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
       batch.Put(default_cf_, "meta/catalog_seq", std::to_string(catalog_seq_ + 1));
       rocksdb::WriteOptions wo;
       wo.sync = true;
-      if (!db_->Write(wo, &batch).ok()) break;
+      if (!storage_->AfterWrite(db_->Write(wo, &batch), "writing re-embedded vectors").ok()) break;
       ++catalog_seq_;
       catalog_seq_view_ = catalog_seq_;
       index_->Upsert(fields, kept.data());
@@ -106,7 +108,7 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
     index_->Install(std::move(snap), std::move(ann));
     {
       std::lock_guard<std::mutex> lock(write_mu_);
-      if (Health().ok()) (void)index_->Save(IndexPath(), catalog_seq_, current);
+      if (Usable().ok()) (void)index_->Save(IndexPath(), catalog_seq_, current);
     }
     if (index_->adds_since_build() < options_.index.rebuild_after_adds || !WantsAnn(index_->live())) break;
   }

@@ -70,7 +70,9 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   AssetFilter filter = req.filter;
   filter.stage = req.stage;
   if (req.exclude_seen) {
-    for (const Event& e : feedback_->LeadEvents(req.lead_id)) {
+    auto seen = feedback_->LeadEvents(req.lead_id);
+    if (!seen.ok()) return seen.status();  // never recommend what the rep saw because the log was unreadable
+    for (const Event& e : seen.value()) {
       if (e.type == EventType::kUsed || e.type == EventType::kViewed || e.type == EventType::kDismissed) {
         filter.exclude_ids.push_back(e.asset_id);
       }
@@ -141,7 +143,8 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     std::vector<std::string> ids;
     for (const Candidate& c : cands) ids.push_back(c.id);
     auto records = GetAssets(ids, false, nullptr);
-    if (records.ok()) {
+    if (!records.ok()) return records.status();
+    {
       const int64_t now = NowMs();
       for (size_t i = 0, j = 0; i < cands.size() && j < records.value().size(); ++i) {
         if (records.value()[j].id != cands[i].id) continue;

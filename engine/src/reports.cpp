@@ -47,7 +47,7 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
     return Status::InvalidArgument("sort", "unknown column '" + q.sort + "'; one of " + valid);
   }
   if (q.to_ms < q.from_ms) return Status::InvalidArgument("to", "before from");
-  if (Status h = Health(); !h.ok()) return h;
+  if (Status h = Usable(); !h.ok()) return h;
 
   const FeedbackStore::AggregateSums sums = feedback_->Aggregate(q.from_ms, q.to_ms, q.stage, q.rep_id);
   AssetReport report;
@@ -57,10 +57,22 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
     report.leads_win_rate = double(sums.leads_won) / double(sums.leads_won + sums.leads_lost);
   }
   // Titles and types, deleted assets included (reports keep their history).
+  // false: the asset is not in the catalog (feedback named an unknown asset);
+  // a failed read is an error, never a row without a title.
+  Status read_error;
   auto describe = [&](AssetReportRow& row) {
     std::string value;
     Asset a;
-    if (!db_->Get(rocksdb::ReadOptions(), assets_cf_, row.asset_id, &value).ok() || !DecodeAsset(value, &a).ok()) return false;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), assets_cf_, row.asset_id, &value);
+    if (got.IsNotFound()) return false;
+    if (!got.ok()) {
+      if (read_error.ok()) read_error = FromRocks(got, "reading asset '" + row.asset_id + "'");
+      return false;
+    }
+    if (Status d = DecodeAsset(value, &a); !d.ok()) {
+      if (read_error.ok()) read_error = Status::Corruption("stored asset '" + row.asset_id + "' is unreadable: " + d.message());
+      return false;
+    }
     row.title = a.title;
     row.type = a.type;
     row.deleted = a.deleted;
@@ -72,7 +84,10 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
     row.asset_id = activity.asset_id;
     // The catalog record is read here only to filter by type; otherwise only
     // for the rows returned, below.
-    if (!q.type.empty() && (!describe(row) || row.type != q.type)) continue;
+    if (!q.type.empty() && (!describe(row) || row.type != q.type)) {
+      if (!read_error.ok()) return read_error;
+      continue;
+    }
     row.shown = c.shown;
     row.used = c.used;
     row.viewed = c.viewed;
@@ -107,7 +122,10 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
   report.matching = report.rows.size();
   if (report.rows.size() > q.limit) report.rows.resize(q.limit);
   if (q.type.empty()) {
-    for (AssetReportRow& row : report.rows) describe(row);
+    for (AssetReportRow& row : report.rows) {
+      describe(row);
+      if (!read_error.ok()) return read_error;
+    }
   }
   return report;
 }
@@ -126,7 +144,9 @@ Result<UnusedReport> EngineImpl::ReportUnused(const ReportQuery& q, uint64_t rar
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), assets_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     Asset a;
-    if (!DecodeAsset(std::string_view(it->value().data(), it->value().size()), &a).ok()) continue;
+    if (Status d = DecodeAsset(std::string_view(it->value().data(), it->value().size()), &a); !d.ok()) {
+      return Status::Corruption("stored asset '" + it->key().ToString() + "' is unreadable: " + d.message());
+    }
     if (a.deleted || !a.active) continue;
     if (!q.type.empty() && a.type != q.type) continue;
     if (!q.stage.empty() && std::find(a.stages.begin(), a.stages.end(), q.stage) == a.stages.end()) continue;
@@ -141,6 +161,7 @@ Result<UnusedReport> EngineImpl::ReportUnused(const ReportQuery& q, uint64_t rar
       report.rarely_used.push_back(row);
     }
   }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the catalog");
   auto by_shown = [](const AssetReportRow& x, const AssetReportRow& y) {
     return x.shown > y.shown || (x.shown == y.shown && x.asset_id < y.asset_id);
   };
@@ -150,7 +171,7 @@ Result<UnusedReport> EngineImpl::ReportUnused(const ReportQuery& q, uint64_t rar
 }
 
 Result<std::vector<FunnelReportRow>> EngineImpl::ReportFunnel(const ReportQuery& q) {
-  if (Status h = Health(); !h.ok()) return h;
+  if (Status h = Usable(); !h.ok()) return h;
   const auto sums = feedback_->Funnel(q.from_ms, q.to_ms);
   std::vector<FunnelReportRow> rows;
   for (const std::string& stage : options_.stages) {
@@ -171,7 +192,7 @@ Result<std::vector<FunnelReportRow>> EngineImpl::ReportFunnel(const ReportQuery&
 }
 
 Result<std::vector<RepReportRow>> EngineImpl::ReportReps(const ReportQuery& q) {
-  if (Status h = Health(); !h.ok()) return h;
+  if (Status h = Usable(); !h.ok()) return h;
   std::map<std::string, std::pair<uint64_t, uint64_t>> closed;
   const auto sums = feedback_->Reps(q.from_ms, q.to_ms, &closed);
   std::map<std::string, RepReportRow> rows;
@@ -197,7 +218,7 @@ Result<std::vector<RepReportRow>> EngineImpl::ReportReps(const ReportQuery& q) {
 }
 
 Result<ReaggregateResult> EngineImpl::Reaggregate(bool write, ReaggregateProgress progress) {
-  if (Status h = Health(); !h.ok()) return h;
+  if (Status h = write ? Health() : Usable(); !h.ok()) return h;
   return feedback_->Reaggregate(write, progress);
 }
 
@@ -205,7 +226,7 @@ Result<DismissalReport> EngineImpl::ReportDismissals(const ReportQuery& q) {
   if (!q.stage.empty() && std::find(options_.stages.begin(), options_.stages.end(), q.stage) == options_.stages.end()) {
     return Status::InvalidArgument("stage", "unknown stage '" + q.stage + "'");
   }
-  if (Status h = Health(); !h.ok()) return h;
+  if (Status h = Usable(); !h.ok()) return h;
   DismissalReport report;
   std::map<std::string, uint64_t> overall;
   std::unordered_map<std::string, std::string> titles;  // one catalog read per asset
@@ -215,7 +236,12 @@ Result<DismissalReport> EngineImpl::ReportDismissals(const ReportQuery& q) {
     if (added) {
       std::string value;
       Asset a;
-      if (db_->Get(rocksdb::ReadOptions(), assets_cf_, d.asset, &value).ok() && DecodeAsset(value, &a).ok()) {
+      rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), assets_cf_, d.asset, &value);
+      if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading asset '" + d.asset + "'");
+      if (got.ok()) {
+        if (Status dec = DecodeAsset(value, &a); !dec.ok()) {
+          return Status::Corruption("stored asset '" + d.asset + "' is unreadable: " + dec.message());
+        }
         title->second = std::move(a.title);
       }
     }

@@ -3,8 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+namespace rocksdb {  // declared only: the engine's public headers include no RocksDB header
+struct DBOptions;
+struct ColumnFamilyOptions;
+}  // namespace rocksdb
 
 namespace playbook {
 
@@ -75,6 +81,14 @@ struct EngineOptions {
 
   IndexOptions index;
   RankingOptions ranking;
+
+  // For tests only; the daemon leaves it empty. Called once by Engine::Open
+  // just before the database is opened, with the engine's RocksDB options:
+  // the database's, and the column family options every column family is
+  // copied from. Tests use it to put a fault-injecting Env or FileSystem
+  // under the engine (db->env, which must outlive the engine) or to turn the
+  // block cache off so that reads reach it.
+  std::function<void(rocksdb::DBOptions*, rocksdb::ColumnFamilyOptions*)> rocksdb_test_hook;
 };
 
 }  // namespace playbook
