@@ -2,6 +2,8 @@
 // and the HNSW graph, tagged with the catalog sequence and embedder they
 // reflect and protected by a checksum. Anything that does not check out is
 // an error and the caller rebuilds from RocksDB.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <unordered_set>
@@ -126,7 +128,10 @@ Status AssetIndex::Save(const std::string& path, uint64_t catalog_seq,
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) return Status::IOError("cannot write " + tmp);
-  const bool ok = std::fwrite(w.buf.data(), 1, w.buf.size(), f) == w.buf.size();
+  // Synced before the rename: after a power cut the file is either the old
+  // one or this complete one, never a renamed file whose bytes never landed.
+  const bool ok = std::fwrite(w.buf.data(), 1, w.buf.size(), f) == w.buf.size() && std::fflush(f) == 0 &&
+                  ::fsync(::fileno(f)) == 0;
   const bool closed = std::fclose(f) == 0;
   if (!ok || !closed || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
