@@ -10,6 +10,7 @@ packages=(
   libfaiss-dev liblapack-dev libopenblas0-openmp  # vector index; faiss's link needs lapack, openblas is the fast BLAS
   libspdlog-dev libfmt-dev          # logging
   nlohmann-json3-dev                # JSON
+  libssl-dev                        # TLS (Beast over OpenSSL)
   libtomlplusplus-dev               # config
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro benchmarks
   procps                            # pgrep/kill used by the scripts
@@ -18,6 +19,10 @@ packages=(
 # --with-test-tools: also what only the tests need (tools/test.sh passes it).
 if [ "${1:-}" = "--with-test-tools" ]; then
   packages+=(chromium)  # headless browser for tests/integration/dashboard_test.cpp
+  packages+=(openssl)   # the openssl command: tests/integration/tls_test.cpp makes its certificate
+  # The sanitizer and fuzz build (docs/testing.md): clang 14, its sanitizer and
+  # libFuzzer runtimes, and its OpenMP runtime (faiss's link interface names OpenMP).
+  packages+=(clang libclang-rt-14-dev libomp-14-dev)
 fi
 
 missing=()

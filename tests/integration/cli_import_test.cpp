@@ -214,6 +214,22 @@ TEST_F(CliImport, BadLinesAreReportedAndTheRestImported) {
             (std::set<std::string>{"bad-3", "bad-5"}));
 }
 
+// Found by tests/fuzz (fuzz_jsonl): a number beyond a double made the JSON
+// parser throw out_of_range, which the reader did not catch: import aborted.
+TEST_F(CliImport, NumberBeyondADoubleIsABadLine) {
+  const std::string file = Path("huge.jsonl");
+  WriteFile(file,
+            R"({"id":"ok-1","title":"One","type":"case_study","stages":["awareness"]})" "\n"
+            R"({"id":"big-2","title":"Two","type":"case_study","stages":["interest"],"vector":[1e999]})" "\n"
+            R"({"id":"ok-3","title":"Three","type":"video","stages":["interest"]})" "\n");
+  CommandResult r = Import({file});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("line 2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("invalid JSON"), std::string::npos) << r.err;
+  EXPECT_EQ(SummaryCount(r.out, "upserted"), 2) << r.out;
+  EXPECT_EQ(SummaryCount(r.out, "failed"), 1) << r.out;
+}
+
 TEST_F(CliImport, RejectedAssetsInOneBatchAreEachReported) {
   // Three bad assets in one batch: each is reported, the batch resent without it.
   std::string text;

@@ -53,6 +53,10 @@ class JsonlReader : public Reader {
         r.text = OneLine(j);
       } catch (const json::parse_error& e) {
         r.error = ParseErrorReason(e);
+      } catch (const json::exception& e) {  // e.g. out_of_range: a number beyond a double (1e999)
+        std::string what = e.what();
+        if (const auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+        r.error = "invalid JSON: " + what;
       }
       return true;
     }

@@ -1,0 +1,151 @@
+// The index file reader (engine/src/index_file.cpp: AssetIndex::PeekFile and
+// Load) on arbitrary file contents, then a search over what it loaded.
+//
+// The input is the file between its magic and its checksum: this target adds
+// both, so that the fuzzer reaches the parsing rather than the checksum. The
+// HNSW graph blob inside the file is handed to faiss's own reader
+// (faiss::read_index), which trusts its input (it allocates any size a
+// damaged blob names): the file's checksum is the guard there, and this target
+// sets the blob's length to 0 to keep to Playbook's code.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "asset_index.h"
+
+namespace pb = playbook;
+
+namespace {
+
+constexpr char kMagic[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '1'};
+constexpr uint32_t kDim = 4;
+
+// A copy of index_file.cpp's checksum; Init() checks that the two agree.
+uint64_t Checksum(const uint8_t* p, size_t n) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0x100000001B3ull;
+    h ^= h >> 29;
+  }
+  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
+  return h;
+}
+
+const std::vector<std::string> kStages = {"awareness", "consideration", "decision"};
+
+pb::SlotFields Fields(const std::string& id, std::vector<std::string> stages) {
+  pb::SlotFields f;
+  f.id = id;
+  f.stages = std::move(stages);
+  f.type = "case_study";
+  f.language = "zh";
+  return f;
+}
+
+std::string Path() { return "/tmp/playbook-index-fuzz-" + std::to_string(::getpid()) + ".pbidx"; }
+
+std::unordered_map<std::string, pb::SlotFields> Live() {
+  std::unordered_map<std::string, pb::SlotFields> live;
+  live["zh-case-01"] = Fields("zh-case-01", {"awareness", "decision"});
+  live["en-roi-02"] = Fields("en-roi-02", {"consideration"});
+  return live;
+}
+
+std::vector<uint8_t> ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+}
+
+bool Init() {
+  pb::AssetIndex index(kDim, kStages, pb::IndexOptions{});
+  const auto live = Live();
+  std::vector<pb::SlotFields> fields;
+  for (const auto& [id, f] : live) fields.push_back(f);
+  const float v[] = {1, 0, 0, 0, 0, 1, 0, 0};
+  index.Upsert(fields, v);
+  if (!index.Save(Path(), 7, "lexical-v1").ok()) std::abort();
+  const std::vector<uint8_t> file = ReadFile(Path());
+  uint64_t stored;
+  if (file.size() < 16) std::abort();
+  std::memcpy(&stored, file.data() + file.size() - 8, 8);
+  if (stored != Checksum(file.data(), file.size() - 8)) std::abort();  // the copy above is stale
+  if (const char* out = std::getenv("PLAYBOOK_INDEX_FUZZ_SEED")) {
+    // Writes a seed for the corpus: the file without magic and checksum.
+    std::ofstream(out, std::ios::binary).write(reinterpret_cast<const char*>(file.data()) + 8, long(file.size()) - 16);
+  }
+  return true;
+}
+
+// Walks the layout of index_file.cpp to the graph blob's length; sets it to 0
+// and drops the blob (see the top of the file). Leaves malformed input alone.
+void DropBlob(std::vector<uint8_t>* b) {
+  size_t pos = 0;
+  auto u32 = [&](uint32_t* v) {
+    if (b->size() - pos < 4) return false;
+    std::memcpy(v, b->data() + pos, 4);
+    pos += 4;
+    return true;
+  };
+  auto skip = [&](uint64_t n) {
+    if (b->size() - pos < n) return false;
+    pos += size_t(n);
+    return true;
+  };
+  uint32_t dim, len, n;
+  if (!u32(&dim) || !skip(8) || !u32(&len) || !skip(len) || !u32(&n)) return;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (!u32(&len) || !skip(uint64_t(len) + 1)) return;
+  }
+  if (!skip(uint64_t(n) * dim * sizeof(float)) || b->size() - pos < 8) return;
+  std::memset(b->data() + pos, 0, 8);
+  b->resize(pos + 8);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const bool init = Init();
+  (void)init;
+  std::vector<uint8_t> body(data, data + size);
+  DropBlob(&body);
+  std::vector<uint8_t> file(kMagic, kMagic + 8);
+  file.insert(file.end(), body.begin(), body.end());
+  const uint64_t sum = Checksum(file.data(), file.size());
+  file.insert(file.end(), reinterpret_cast<const uint8_t*>(&sum), reinterpret_cast<const uint8_t*>(&sum) + 8);
+  const std::string path = Path();
+  {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(reinterpret_cast<const char*>(file.data()), long(file.size()));
+  }
+  (void)pb::AssetIndex::PeekFile(path);
+  pb::AssetIndex index(kDim, kStages, pb::IndexOptions{});
+  const auto live = Live();
+  if (index.Load(path, live).ok()) {
+    // What loaded is the catalog's assets, searchable.
+    if (index.live() != live.size()) std::abort();
+    const float q[] = {0.5f, 0.5f, 0, 0};
+    for (const std::string& stage : kStages) {
+      pb::AssetFilter filter;
+      filter.stage = stage;
+      auto hits = index.Search(q, filter, 10);
+      if (!hits.ok()) std::abort();
+      for (const auto& h : hits.value()) {
+        if (!live.count(h.asset_id)) std::abort();
+      }
+    }
+  }
+  std::remove(path.c_str());
+  return 0;
+}

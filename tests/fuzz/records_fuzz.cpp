@@ -1,0 +1,228 @@
+// The engine's stored-record decoders on arbitrary bytes: what RocksDB hands
+// back is trusted by nothing. The first byte picks the record kind:
+//   0 asset (codec.h)        1 vector (codec.h, dimension from the next byte)
+//   2 event (feedback.h)     3 lead state (feedback.h)
+//   4 stats counters: a sequence of (key, counters) records of the "stats"
+//     column family, applied to a Derived as FeedbackStore::Open loads them,
+//     then summed and enumerated as the reports and re-aggregation do.
+// A record that decodes must encode back to an equal record.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "codec.h"
+#include "derived.h"
+#include "feedback.h"
+
+namespace pb = playbook;
+
+namespace {
+
+void Check(bool ok) {
+  if (!ok) std::abort();
+}
+
+bool SameAsset(const pb::Asset& a, const pb::Asset& b) {
+  return a.id == b.id && a.title == b.title && a.body == b.body && a.url == b.url && a.language == b.language &&
+         a.type == b.type && a.stages == b.stages && a.tags == b.tags && a.active == b.active &&
+         a.vector_supplied == b.vector_supplied && a.deleted == b.deleted && a.embedder == b.embedder &&
+         a.created_ms == b.created_ms && a.updated_ms == b.updated_ms;
+}
+
+void Asset(std::string_view in) {
+  pb::Asset a;
+  if (!pb::DecodeAsset(in, &a).ok()) return;
+  pb::Asset again;
+  Check(pb::DecodeAsset(pb::EncodeAsset(a), &again).ok() && SameAsset(a, again));
+}
+
+void Vector(std::string_view in) {
+  if (in.empty()) return;
+  const uint32_t dim = uint8_t(in[0]);
+  in.remove_prefix(1);
+  std::vector<float> v;
+  if (!pb::DecodeVector(in, dim, &v).ok()) return;
+  Check(v.size() == dim && pb::EncodeVector(v.data(), dim) == in);
+}
+
+void Event(std::string_view in) {
+  pb::Event e;
+  if (!pb::DecodeEvent(in, &e)) return;
+  (void)pb::EventTypeName(e.type);
+  const std::string out = pb::EncodeEvent(e);
+  if (uint8_t(in[0]) == 2) Check(out == in);  // the current format is canonical
+  pb::Event again;
+  Check(pb::DecodeEvent(out, &again) && pb::EncodeEvent(again) == out);
+}
+
+void Lead(std::string_view in) {
+  pb::LeadState st;
+  if (!pb::DecodeLeadState(in, &st)) return;
+  pb::LeadState again;
+  Check(pb::DecodeLeadState(pb::EncodeLeadState(st), &again) && again.stage == st.stage &&
+        again.topic == st.topic && again.stage_since == st.stage_since);
+}
+
+// Records of the "stats" column family, one after another: a flags byte (bit 0:
+// a last-used value), a key (a length byte, then the key), then a last-used
+// ts (8 bytes) or counters (a length byte, then the value).
+struct StatsInput {
+  std::string_view in;
+  bool Byte(uint8_t* b) {
+    if (in.empty()) return false;
+    *b = uint8_t(in[0]);
+    in.remove_prefix(1);
+    return true;
+  }
+  bool Bytes(size_t n, std::string_view* out) {
+    if (in.size() < n) return false;
+    *out = in.substr(0, n);
+    in.remove_prefix(n);
+    return true;
+  }
+};
+
+void Stats(std::string_view bytes) {
+  pb::Derived d;
+  StatsInput p{bytes};
+  uint8_t flags, len;
+  std::string_view key, value;
+  while (p.Byte(&flags) && p.Byte(&len) && p.Bytes(len, &key)) {
+    if (flags & 1) {
+      if (!p.Bytes(8, &value)) break;
+      int64_t ts;
+      std::memcpy(&ts, value.data(), 8);
+      d.ApplyLastUsed(std::string(key), ts);
+    } else {
+      if (!p.Byte(&len) || !p.Bytes(len, &value)) break;
+      d.Apply(key, pb::DecodeCounters(value));
+    }
+  }
+  // Every read the reports make, over every day there is.
+  const uint32_t last = std::numeric_limits<uint32_t>::max();
+  for (const std::string stage : {"", "awareness"}) {
+    (void)d.SumAssets(0, last, stage, "");
+    (void)d.SumDismissals(0, last, stage);
+    (void)d.StageTotals(stage);
+  }
+  std::map<std::string, pb::AssetStageStats> reps;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> closed;
+  d.SumReps(0, last, &reps, &closed);
+  (void)d.SumFunnel(0, last);
+  uint64_t keys = 0;
+  pb::Derived copy;
+  d.Enumerate([&](const std::string& key, const pb::Counters& c) { ++keys; copy.Apply(key, c); },
+              [&](const std::string& asset, int64_t ts) { copy.ApplyLastUsed(asset, ts); });
+  Check(keys == d.CountKeys());
+  (void)d.CountDifferences(copy);
+}
+
+// With PLAYBOOK_RECORDS_FUZZ_SEEDS=DIR, writes the seed corpus (real records
+// made by the engine's encoders) into DIR once, at start.
+void WriteSeeds(const std::string& dir) {
+  auto put = [&](const std::string& name, char kind, const std::string& bytes) {
+    std::ofstream(dir + "/" + name, std::ios::binary) << kind << bytes;
+  };
+  pb::Asset zh;
+  zh.id = "zh-objection-think-01";
+  zh.title = "客户说“我考虑一下”：用询问法找出真正原因";
+  zh.body = "客户说要考虑一下，往往是某个细节没讲清楚。先用询问法把原因弄清楚。";
+  zh.url = "https://example.com/zh/objection-scripts/think-it-over-01";
+  zh.language = "zh";
+  zh.type = "objection_script";
+  zh.stages = {"consideration", "evaluation", "negotiation"};
+  zh.tags = {"objection:think_it_over", "persona:owner"};
+  zh.embedder = "lexical-v1";
+  zh.created_ms = 1764633600000;
+  zh.updated_ms = 1764720000000;
+  put("asset_zh", 0, pb::EncodeAsset(zh));
+  pb::Asset en;
+  en.id = "en-case-logistics-02";
+  en.title = "Case study: a logistics firm cut quoting time by 40%";
+  en.language = "en";
+  en.type = "case_study";
+  en.stages = {"evaluation"};
+  en.vector_supplied = true;
+  en.deleted = true;
+  put("asset_en_deleted", 0, pb::EncodeAsset(en));
+  const float v[4] = {0.5f, -0.5f, 0.25f, 1e-3f};
+  put("vector_4", 1, std::string(1, char(4)) + pb::EncodeVector(v, 4));
+  pb::Event used;
+  used.event_id = "evt-0001";
+  used.type = pb::EventType::kUsed;
+  used.lead_id = "lead-42";
+  used.asset_id = zh.id;
+  used.stage = "consideration";
+  used.rep_id = "rep-wang";
+  used.recommendation_id = "rec-7f3a";
+  used.topic = "objection";
+  used.ts = 1764720000000;
+  put("event_used", 2, pb::EncodeEvent(used));
+  pb::Event won = used;
+  won.event_id = "evt-0002";
+  won.type = pb::EventType::kWon;
+  won.asset_id.clear();
+  won.amount = 125000.5;
+  put("event_won", 2, pb::EncodeEvent(won));
+  pb::Event dismissed = used;
+  dismissed.type = pb::EventType::kDismissed;
+  dismissed.reason = "已经发过了";
+  dismissed.topic.clear();
+  std::string v1 = pb::EncodeEvent(dismissed);  // format 1: no topic
+  v1[0] = 1;
+  v1.erase(v1.size() - 20, 4);
+  put("event_dismissed_v1", 2, v1);
+  pb::LeadState lead;
+  lead.stage = "negotiation";
+  lead.topic = "pricing";
+  lead.stage_since = 1764720000000;
+  put("lead", 3, pb::EncodeLeadState(lead));
+  std::string stats;
+  auto counters = [&](const std::string& key, pb::Counters c) {
+    stats += char(0);
+    stats += char(key.size());
+    stats += key;
+    stats += char(sizeof(c));
+    stats += pb::EncodeCounters(c);
+  };
+  const uint32_t day = pb::DayOf(1764720000000);
+  counters(pb::StatsKey(zh.id, "consideration"), {10, 3, 2, 1, 1, 0, 1, 12500050});
+  counters(pb::StatsKey(zh.id, "consideration", "objection"), {4, 1, 0, 0, 0, 0, 0, 0});
+  counters(pb::AggregateKey(day, "consideration", "", zh.id), {10, 3, 2, 1, 1, 0, 1, 12500050});
+  counters(pb::AggregateKey(day, "consideration", "rep-wang", zh.id), {10, 3, 2, 1, 1, 0, 1, 12500050});
+  counters(pb::AggregateKey(day + 9, "negotiation", "rep-wang", ""), {0, 0, 0, 0, 1, 0, 0, 12500050});
+  counters(pb::DismissalKey(day, "consideration", zh.id, "已经发过了"), {1, 0, 0, 0, 0, 0, 0, 0});
+  counters(pb::FunnelKey(day, "consideration", true), {1, 1, 1, 0, 0, 0, 0, 0});
+  const std::string last_used = pb::LastUsedKey(zh.id);
+  stats += char(1);
+  stats += char(last_used.size());
+  stats += last_used;
+  stats.append(reinterpret_cast<const char*>(&used.ts), 8);
+  put("stats", 4, stats);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const bool seeded = [] {
+    if (const char* dir = std::getenv("PLAYBOOK_RECORDS_FUZZ_SEEDS")) WriteSeeds(dir);
+    return true;
+  }();
+  (void)seeded;
+  if (size == 0) return 0;
+  const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
+  switch (data[0] % 5) {
+    case 0: Asset(in); break;
+    case 1: Vector(in); break;
+    case 2: Event(in); break;
+    case 3: Lead(in); break;
+    case 4: Stats(in); break;
+  }
+  return 0;
+}
