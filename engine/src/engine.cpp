@@ -26,8 +26,8 @@ constexpr const char* kSeqKey = "meta/catalog_seq";
 std::string RestoreAdvice(const std::string& data_dir) {
   return ". Do not delete or edit files in '" + data_dir +
          "/db'. Restore the latest backup into a new data dir (playbook restore BACKUP_DIR "
-         "--data-dir NEW_DIR) and start playbookd with data_dir = NEW_DIR; keep the damaged dir "
-         "for analysis. See docs/operations.md, Storage faults";
+         "--data-dir NEW_DIR), point [storage] data_dir at NEW_DIR and start again; keep the "
+         "damaged dir for analysis. See docs/operations.md, Storage faults";
 }
 
 // A database dir that holds data but no CURRENT file: RocksDB would create a
@@ -140,7 +140,11 @@ Status EngineImpl::Init() {
   feedback_ = std::make_unique<FeedbackStore>(
       db_.get(), FeedbackColumns{default_cf_, handles_[3], handles_[4], handles_[5], handles_[6]}, options_,
       [this](const std::string& id) { return index_->IsLive(id); }, storage_.get());
-  if (Status f = feedback_->Open(); !f.ok()) return f;
+  auto advise = [&](Status st) {  // damaged stored data found while loading: say what to do
+    return st.code() == Status::Code::kCorruption ? Status::Corruption(st.message() + RestoreAdvice(options_.data_dir))
+                                                  : st;
+  };
+  if (Status f = feedback_->Open(); !f.ok()) return advise(f);
 
   // Format and dimension: recorded on first open, checked after.
   const std::string dim = std::to_string(options_.dimension);
@@ -178,7 +182,7 @@ Status EngineImpl::Init() {
   if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading the catalog sequence");
   if (s.ok() && !ParseSeq(seq, &catalog_seq_)) return Status::Corruption("stored catalog sequence '" + seq + "' is not a number");
   catalog_seq_view_ = catalog_seq_;
-  if (Status l = LoadIndex(); !l.ok()) return l;
+  if (Status l = LoadIndex(); !l.ok()) return advise(l);
   bool warning = false;
   open_note_ += "; " + feedback_->OpenNote(&warning);
   open_warning_ = open_warning_ || warning;
@@ -204,7 +208,7 @@ Status EngineImpl::LoadIndex() {
       if (!a.vector_supplied && a.embedder != current) ++stale;
       live.emplace(a.id, SlotFields{a.id, a.stages, a.type, a.language, a.tags, a.active});
     }
-    if (!it->status().ok()) return Status::IOError("reading the catalog: " + it->status().ToString());
+    if (!it->status().ok()) return FromRocks(it->status(), "reading the catalog");
   }
   stale_vectors_ = stale;
 
@@ -257,7 +261,7 @@ Status EngineImpl::LoadIndex() {
     vectors.insert(vectors.end(), v.begin(), v.end());
     if (fields.size() == 4096) flush();
   }
-  if (!it->status().ok()) return Status::IOError("reading vectors: " + it->status().ToString());
+  if (!it->status().ok()) return FromRocks(it->status(), "reading vectors");
   flush();
   if (index_->live() != live.size()) {
     return Status::Corruption("the catalog holds " + std::to_string(live.size()) +

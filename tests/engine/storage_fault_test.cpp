@@ -357,6 +357,16 @@ TEST_F(StorageFaultTest, ReadErrorsAtStartRefuseTheStartWithTheError) {
   auto e = Engine::Open(options_, std::make_shared<testing::WordEmbedder>(options_.dimension));
   ASSERT_FALSE(e.ok()) << "opened over an unreadable catalog";
   EXPECT_TRUE(IsStorageError(e.status())) << e.status().ToString();
+  // Garbled table blocks at start: refused as damaged, with what to do.
+  faults_.read = Faults::kCorrupt;
+  auto garbled = Engine::Open(options_, std::make_shared<testing::WordEmbedder>(options_.dimension));
+  ASSERT_FALSE(garbled.ok()) << "opened over a garbled catalog";
+  EXPECT_EQ(garbled.status().code(), Status::Code::kCorruption) << garbled.status().ToString();
+  EXPECT_NE(garbled.status().message().find("playbook restore"), std::string::npos) << garbled.status().ToString();
+  // The fault was the disk's, not the data's: once reads work it opens with everything.
+  faults_.read = Faults::kNone;
+  Engine& r = Open();
+  EXPECT_EQ(r.GetLead("L1").value().history.size(), 2u);
 }
 
 TEST_F(StorageFaultTest, FullDiskFailsWritesClearlyWhileReadsAreServedAndRecovers) {
