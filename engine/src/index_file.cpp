@@ -71,6 +71,7 @@ class Reader {
     return r;
   }
   size_t pos() const { return pos_; }
+  size_t remaining() const { return n_ - pos_; }
 
  private:
   const uint8_t* p_;
@@ -164,6 +165,9 @@ Status AssetIndex::Load(const std::string& path,
     return Status::Corruption("truncated header in " + path);
   }
   if (dim != dim_) return Status::Corruption("index file has dimension " + std::to_string(dim));
+  // Each slot takes at least 5 bytes (id length, alive): a count the file
+  // cannot hold is refused before anything is allocated for it.
+  if (n > r.remaining() / 5) return Status::Corruption("slot count beyond the end of " + path);
   std::vector<std::string> ids(n);
   std::vector<uint8_t> alive(n);
   for (uint32_t i = 0; i < n; ++i) {
@@ -201,7 +205,8 @@ Status AssetIndex::Load(const std::string& path,
       KillLocked(AddSlotLocked(dead, row.data()));
     }
   }
-  if (matched != live_fields.size()) {
+  // live_: an id named alive twice, or killed by a later dead slot, is live once.
+  if (matched != live_fields.size() || live_ != live_fields.size()) {
     return Status::Corruption("index file holds " + std::to_string(matched) + " of the catalog's " +
                               std::to_string(live_fields.size()) + " assets");
   }
