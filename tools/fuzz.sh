@@ -9,14 +9,14 @@
 # it; configured as docs/testing.md shows) and builds the targets it lacks.
 # Inputs the fuzzer finds interesting accumulate in $SAN_BUILD_DIR/fuzz/<name>/
 # (not committed); a finding is written to $SAN_BUILD_DIR/fuzz/findings/.
-# Targets run FUZZ_JOBS at a time (default: the number of cores).
+# Targets run FUZZ_JOBS at a time (default: the number of cores); FUZZ_NO_BUILD=1
+# uses the binaries as they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${1:-60}
 shift || true
 ALL=(jsonl csv config records index_file frame params)
-
 [ $# -gt 0 ] && TARGETS=("$@") || TARGETS=("${ALL[@]}")
 DIR=${SAN_BUILD_DIR:-build-san}
 JOBS=${FUZZ_JOBS:-$(nproc)}
@@ -25,7 +25,7 @@ if [ ! -f "$DIR/CMakeCache.txt" ]; then
   echo "fuzz: no sanitizer build in $DIR: run tools/test.sh, or configure it as docs/testing.md shows" >&2
   exit 2
 fi
-cmake --build "$DIR" -j "$(nproc)" --target "${TARGETS[@]/#/fuzz_}"
+[ "${FUZZ_NO_BUILD:-0}" = "1" ] || cmake --build "$DIR" -j "$(nproc)" --target "${TARGETS[@]/#/fuzz_}"
 
 # Suppressions and options: tests/sanitizers/ explains each.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1:abort_on_error=0}
