@@ -208,6 +208,37 @@ Status CheckRange(const IntRange& r, int64_t v) {
   return Status::Ok();
 }
 
+// "http://host[:port]" or "https://host[:port]", as a browser sends it in Origin.
+bool IsValidOrigin(std::string_view s) {
+  std::string_view rest;
+  if (s.substr(0, 7) == "http://") {
+    rest = s.substr(7);
+  } else if (s.substr(0, 8) == "https://") {
+    rest = s.substr(8);
+  } else {
+    return false;
+  }
+  if (rest.empty() || rest.size() > 255) return false;
+  for (char c : rest) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
+    if (!ok) return false;
+  }
+  return rest.front() != ':';
+}
+
+Status CheckTls(const TlsOptions& tls) {
+  if (tls.cert.empty() && !tls.key.empty()) {
+    return Status::InvalidArgument("server.tls.cert",
+                                   "missing: server.tls.cert and server.tls.key go together");
+  }
+  if (!tls.cert.empty() && tls.key.empty()) {
+    return Status::InvalidArgument("server.tls.key",
+                                   "missing: server.tls.cert and server.tls.key go together");
+  }
+  return Status::Ok();
+}
+
 Status CheckStages(const std::vector<std::string>& stages) {
   const std::string field = "funnel.stages";
   if (stages.empty()) {
@@ -229,12 +260,38 @@ Status CheckStages(const std::vector<std::string>& stages) {
   return Status::Ok();
 }
 
+bool IsValidTokenName(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string TokenName(const std::vector<AuthToken>& tokens, size_t i) {
+  return tokens[i].name.empty() ? "token-" + std::to_string(i) : tokens[i].name;
+}
+
 // Never puts a token's text in a message.
 Status CheckTokens(const std::vector<AuthToken>& tokens) {
   const std::string field = "auth.tokens";
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i].token.empty()) {
       return Status::InvalidArgument(At(field, i) + ".token", "must not be empty");
+    }
+    if (!tokens[i].name.empty() && !IsValidTokenName(tokens[i].name)) {
+      return Status::InvalidArgument(At(field, i) + ".name",
+                                     "expected 1 to 64 characters from A-Z, a-z, 0-9, '_', '-' and '.'");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (TokenName(tokens, j) == TokenName(tokens, i)) {
+        return Status::InvalidArgument(
+            At(field, i) + ".name",
+            "duplicate name: same as " + At(field, j) + ".name (an entry without a name is called "
+            "token-<index>); every name must be unique");
+      }
     }
     for (size_t j = 0; j < i; ++j) {
       if (tokens[j].token == tokens[i].token) {
@@ -409,6 +466,29 @@ Handler Stages(std::vector<std::string>* out) {
   };
 }
 
+// [server] allowed_origins: browser origins, scheme://host[:port].
+Handler Origins(std::vector<std::string>* out) {
+  return [out](const toml::node& n, const std::string& path) -> Status {
+    const toml::array* a = n.as_array();
+    if (a == nullptr) {
+      return Status::InvalidArgument(
+          path, "expected an array of origins such as [\"https://crm.example.com\"], got " + Describe(n));
+    }
+    std::vector<std::string> origins;
+    for (size_t i = 0; i < a->size(); ++i) {
+      const auto* s = (*a)[i].as_string();
+      if (s == nullptr || !IsValidOrigin(s->get())) {
+        return Status::InvalidArgument(
+            At(path, i), "expected an origin: http:// or https:// then host[:port], no path "
+                         "(e.g. \"https://crm.example.com\"), got " + Describe((*a)[i]));
+      }
+      origins.push_back(s->get());
+    }
+    *out = std::move(origins);
+    return Status::Ok();
+  };
+}
+
 // [[auth.tokens]]. Values here are secrets: messages give types, never values.
 Handler Tokens(std::vector<AuthToken>* out) {
   return [out](const toml::node& n, const std::string& path) -> Status {
@@ -453,6 +533,17 @@ Handler Tokens(std::vector<AuthToken>* out) {
              has_token = true;
              return Status::Ok();
            }},
+          {"name",
+           [&token](const toml::node& v, const std::string& p) -> Status {
+             const auto* s = v.as_string();
+             if (s == nullptr || !IsValidTokenName(s->get())) {
+               return Status::InvalidArgument(
+                   p, "expected 1 to 64 characters from A-Z, a-z, 0-9, '_', '-' and '.', got " +
+                          (s ? std::string("another string") : TypeName(v)));
+             }
+             token.name = s->get();
+             return Status::Ok();
+           }},
       };
       Status s = WalkTable(entry, entry_path, "in [[auth.tokens]]", keys, /*secret=*/true);
       if (!s.ok()) return s;
@@ -460,6 +551,7 @@ Handler Tokens(std::vector<AuthToken>* out) {
         return Status::InvalidArgument(entry_path + ".token",
                                        "missing: every [[auth.tokens]] entry needs a token");
       }
+      if (token.name.empty()) token.name = "token-" + std::to_string(i);
       tokens.push_back(std::move(token));
     }
     Status s = CheckTokens(tokens);
@@ -500,6 +592,12 @@ Status WalkDocument(const toml::table& doc, Config* c) {
                               Integer(&srv.max_response_bytes, kMaxResponseBytes)},
                              {"idle_timeout_ms", Integer(&srv.idle_timeout_ms, kIdleTimeoutMs)},
                              {"write_timeout_ms", Integer(&srv.write_timeout_ms, kWriteTimeoutMs)},
+                             {"allowed_origins", Origins(&srv.allowed_origins)},
+                             {"tls", section("in [server.tls]",
+                                             {
+                                                 {"cert", NonEmptyString(&srv.tls.cert)},
+                                                 {"key", NonEmptyString(&srv.tls.key)},
+                                             })},
                          })},
       {"storage", section("in [storage]", {{"data_dir", NonEmptyString(&eng.data_dir)}})},
       {"index", section("in [index]",
@@ -592,6 +690,8 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view source) 
   Config config;
   Status s = WalkDocument(doc, &config);
   if (!s.ok()) return s;
+  s = CheckTls(config.server.tls);
+  if (!s.ok()) return s;
   return config;
 }
 
@@ -610,7 +710,58 @@ Result<Config> LoadConfigFile(const std::string& path) {
   if (failed) {
     return Status::IOError("cannot read config file '" + path + "': " + std::strerror(err));
   }
-  return ParseConfig(text, path);
+  Result<Config> config = ParseConfig(text, path);
+  if (!config.ok()) return config;
+  Config c = std::move(config).value();
+  c.source_path = path;
+  c.source_text = std::move(text);
+  return c;
+}
+
+namespace {
+
+// Dotted key -> the value as TOML text, for every leaf; [[auth.tokens]] left out.
+void Flatten(const toml::table& table, const std::string& prefix,
+             std::vector<std::pair<std::string, std::string>>* out) {
+  for (auto&& [k, v] : table) {
+    const std::string path = Join(prefix, k.str());
+    if (path == "auth.tokens") continue;
+    if (const toml::table* t = v.as_table()) {
+      Flatten(*t, path, out);
+      continue;
+    }
+    std::ostringstream os;
+    v.visit([&os](const auto& node) { os << node; });
+    out->emplace_back(path, os.str());
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> ChangedKeysExceptTokens(std::string_view old_text, std::string_view new_text) {
+  std::vector<std::pair<std::string, std::string>> a, b;
+  try {
+    Flatten(toml::parse(old_text), "", &a);
+    Flatten(toml::parse(new_text), "", &b);
+  } catch (const toml::parse_error&) {
+    return {""};
+  }
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  std::vector<std::string> changed;
+  size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    if (j == b.size() || (i < a.size() && a[i].first < b[j].first)) {
+      changed.push_back(a[i++].first);
+    } else if (i == a.size() || b[j].first < a[i].first) {
+      changed.push_back(b[j++].first);
+    } else {
+      if (a[i].second != b[j].second) changed.push_back(a[i].first);
+      ++i;
+      ++j;
+    }
+  }
+  return changed;
 }
 
 Status ValidateConfig(const Config& config) {
@@ -649,6 +800,15 @@ Status ValidateConfig(const Config& config) {
   }
   s = CheckTokens(config.tokens);
   if (!s.ok()) return s;
+  s = CheckTls(srv.tls);
+  if (!s.ok()) return s;
+  for (size_t i = 0; i < srv.allowed_origins.size(); ++i) {
+    if (!IsValidOrigin(srv.allowed_origins[i])) {
+      return Status::InvalidArgument(At("server.allowed_origins", i),
+                                     "expected an origin: http:// or https:// then host[:port], no path, got " +
+                                         Quote(srv.allowed_origins[i]));
+    }
+  }
   if (config.tokens.empty() && !IsLoopbackAddress(srv.bind)) {
     return Status::InvalidArgument(
         "server.bind", "refusing to bind " + srv.bind +

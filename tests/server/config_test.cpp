@@ -150,7 +150,7 @@ TEST(Config, ExampleFileSetsEveryKey) {
   const std::vector<std::pair<std::string, std::vector<std::string>>> sections = {
       {"server",
        {"bind", "port", "max_frame_bytes", "io_threads", "worker_threads", "max_queued_requests",
-        "max_inflight_per_connection", "max_connections", "shutdown_grace_ms"}},
+        "max_inflight_per_connection", "max_connections", "shutdown_grace_ms", "allowed_origins"}},
       {"storage", {"data_dir"}},
       {"index",
        {"dimension", "kind", "hnsw_min_assets", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search",
@@ -675,6 +675,107 @@ TEST(Config, ValidateConfigChecksValuesSetAfterParsing) {
     EXPECT_EQ(s.field(), tc.field) << s.ToString();
     EXPECT_EQ(s.ToString().find("dup-secret"), std::string::npos) << s.ToString();
   }
+}
+
+// ---------------------------------------------------------------------------
+// Security keys: allowed_origins, [server.tls], token names.
+
+TEST(Config, SecurityKeysParse) {
+  Config c = ParseOk(R"(
+[server]
+allowed_origins = ["https://crm.example.com", "http://localhost:3000", "https://[::1]:8443"]
+[server.tls]
+cert = "/etc/playbook/cert.pem"
+key = "/etc/playbook/key.pem"
+[[auth.tokens]]
+role = "marketing"
+token = "t-one"
+name = "cms-sync"
+[[auth.tokens]]
+token = "t-two"
+)");
+  EXPECT_EQ(c.server.allowed_origins,
+            (std::vector<std::string>{"https://crm.example.com", "http://localhost:3000", "https://[::1]:8443"}));
+  EXPECT_TRUE(c.server.tls.enabled());
+  EXPECT_EQ(c.server.tls.cert, "/etc/playbook/cert.pem");
+  EXPECT_EQ(c.server.tls.key, "/etc/playbook/key.pem");
+  ASSERT_EQ(c.tokens.size(), 2u);
+  EXPECT_EQ(c.tokens[0].name, "cms-sync");
+  EXPECT_EQ(c.tokens[1].name, "token-1");  // the default names the index
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  // Defaults: no origins besides the daemon's own, no TLS.
+  Config d = ParseOk("");
+  EXPECT_TRUE(d.server.allowed_origins.empty());
+  EXPECT_FALSE(d.server.tls.enabled());
+}
+
+TEST(Config, SecurityKeyErrorsNameTheKey) {
+  ExpectInvalid("[server]\nallowed_origins = \"https://crm.example.com\"\n", "server.allowed_origins");
+  ExpectInvalid("[server]\nallowed_origins = [\"https://a.example\", 3]\n", "server.allowed_origins[1]");
+  for (const char* bad : {"crm.example.com", "https://crm.example.com/", "https://crm.example.com/app",
+                          "ftp://crm.example.com", "https://", "https://user@crm.example.com", "*", "null",
+                          "https://a b"}) {
+    Status s = Invalid(std::string("[server]\nallowed_origins = [\"") + bad + "\"]\n",
+                       "server.allowed_origins[0]");
+    EXPECT_NE(s.message().find("origin"), std::string::npos) << s.ToString();
+  }
+  Status s = Invalid("[server.tls]\ncert = \"/c.pem\"\n", "server.tls.key");
+  EXPECT_NE(s.message().find("missing"), std::string::npos) << s.ToString();
+  ExpectInvalid("[server.tls]\nkey = \"/k.pem\"\n", "server.tls.cert");
+  ExpectInvalid("[server.tls]\ncert = 1\nkey = \"/k.pem\"\n", "server.tls.cert");
+  ExpectInvalid("[server.tls]\ncert = \"/c.pem\"\nkey = \"\"\n", "server.tls.key");
+  ExpectInvalid("[server.tls]\ncertificate = \"/c.pem\"\n", "server.tls.certificate");
+  ExpectInvalid("[server]\ntls = true\n", "server.tls");
+  ExpectInvalid("[[auth.tokens]]\ntoken = \"t\"\nname = \"has space\"\n", "auth.tokens[0].name");
+  ExpectInvalid("[[auth.tokens]]\ntoken = \"t\"\nname = \"\"\n", "auth.tokens[0].name");
+  ExpectInvalid("[[auth.tokens]]\ntoken = \"t\"\nname = 7\n", "auth.tokens[0].name");
+  ExpectInvalid("[[auth.tokens]]\ntoken = \"t\"\nname = \"" + std::string(65, 'n') + "\"\n",
+                "auth.tokens[0].name");
+  s = Invalid("[[auth.tokens]]\ntoken = \"a\"\nname = \"x\"\n[[auth.tokens]]\ntoken = \"b\"\nname = \"x\"\n",
+              "auth.tokens[1].name");
+  EXPECT_NE(s.message().find("auth.tokens[0].name"), std::string::npos) << s.ToString();
+  // An explicit name may not take the default name of another entry.
+  ExpectInvalid("[[auth.tokens]]\ntoken = \"a\"\n[[auth.tokens]]\ntoken = \"b\"\nname = \"token-0\"\n",
+                "auth.tokens[1].name");
+}
+
+TEST(Config, ValidateConfigChecksTheSecurityKeys) {
+  Config c;
+  c.server.tls.cert = "/c.pem";
+  EXPECT_EQ(ValidateConfig(c).field(), "server.tls.key");
+  c.server.tls.key = "/k.pem";
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.server.allowed_origins = {"https://ok.example", "bad"};
+  EXPECT_EQ(ValidateConfig(c).field(), "server.allowed_origins[1]");
+  Config t;
+  t.tokens = {AuthToken{Role::kCrm, "a"}, AuthToken{Role::kCrm, "b"}};
+  EXPECT_TRUE(ValidateConfig(t).ok());  // unnamed: token-0, token-1
+  t.tokens[1].name = "token-0";
+  EXPECT_EQ(ValidateConfig(t).field(), "auth.tokens[1].name");
+}
+
+TEST(Config, LoadConfigFileKeepsItsPathAndTextForTheReload) {
+  TempDir dir;
+  const std::string text = "[server]\nport = 7701\n";
+  const fs::path p = dir.Write("reload.toml", text);
+  Result<Config> r = LoadConfigFile(p.string());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r.value().source_path, p.string());
+  EXPECT_EQ(r.value().source_text, text);
+}
+
+TEST(Config, ChangedKeysExceptTokens) {
+  const std::string base =
+      "[server]\nport = 7700\n[funnel]\nstages = [\"a\", \"b\"]\n[[auth.tokens]]\ntoken = \"x\"\n";
+  EXPECT_TRUE(ChangedKeysExceptTokens(base, base).empty());
+  // Comments, order and the tokens do not count.
+  EXPECT_TRUE(ChangedKeysExceptTokens(
+                  base, "# new\n[funnel]\nstages = [\"a\", \"b\"]\n[server]\nport = 7700\n"
+                        "[[auth.tokens]]\ntoken = \"y\"\nrole = \"admin\"\n[[auth.tokens]]\ntoken = \"z\"\n")
+                  .empty());
+  EXPECT_EQ(ChangedKeysExceptTokens(base, "[server]\nport = 7701\nbind = \"::1\"\n[funnel]\nstages = [\"a\"]\n"),
+            (std::vector<std::string>{"funnel.stages", "server.bind", "server.port"}));
+  EXPECT_EQ(ChangedKeysExceptTokens(base, "[server\n"), (std::vector<std::string>{""}));
 }
 
 TEST(Config, RoleNamesRoundTrip) {

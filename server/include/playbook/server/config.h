@@ -25,6 +25,17 @@ std::optional<Role> ParseRole(std::string_view name);
 struct AuthToken {
   Role role = Role::kCrm;
   std::string token;  // secret: never logged
+  // For the logs (audit lines): which token acted, without revealing it.
+  // 1..64 of A-Z a-z 0-9 '_' '-' '.', unique; empty = "token-<i>" (i = its
+  // index), which ParseConfig fills in.
+  std::string name = {};
+};
+
+// [server.tls]: both set turn the port into https/wss; neither = plain.
+struct TlsOptions {
+  std::string cert;  // PEM certificate chain file, read at start
+  std::string key;   // PEM private key file, read at start
+  bool enabled() const { return !cert.empty() || !key.empty(); }
 };
 
 struct ServerOptions {
@@ -61,6 +72,10 @@ struct ServerOptions {
   uint32_t idle_timeout_ms = 300000;
   // A response the client does not read within this long closes the connection.
   uint32_t write_timeout_ms = 30000;
+  // Browser origins ("https://crm.example.com") allowed to open the WebSocket
+  // besides the daemon's own; an upgrade carrying another Origin is refused 403.
+  std::vector<std::string> allowed_origins;
+  TlsOptions tls;
 };
 
 struct LogOptions {
@@ -87,6 +102,9 @@ struct Config {
   LogOptions log;
   DebugOptions debug;
   std::vector<AuthToken> tokens;  // [[auth.tokens]]
+  // Set by LoadConfigFile: the file and its text, for the SIGHUP token reload.
+  std::string source_path;
+  std::string source_text;
 };
 
 // Parses TOML text. `source` names the file in messages. Unknown keys, wrong
@@ -100,6 +118,11 @@ Result<Config> LoadConfigFile(const std::string& path);
 // Checks that hold between keys and against the command-line overrides, after
 // overrides are applied: e.g. a non-loopback bind with no tokens is refused.
 Status ValidateConfig(const Config& config);
+
+// The dotted keys whose values differ between two config texts, [[auth.tokens]]
+// aside ("server.port", "index.kind"): what a SIGHUP reload cannot apply. Texts
+// that do not parse count as one change, "".
+std::vector<std::string> ChangedKeysExceptTokens(std::string_view old_text, std::string_view new_text);
 
 // True for 127.0.0.0/8, ::1 and "localhost".
 bool IsLoopbackAddress(std::string_view address);
