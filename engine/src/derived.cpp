@@ -34,7 +34,7 @@ bool IsZero(const Counters& c) {
 namespace {
 
 void Plus(Counters* a, const Counters& b) {
-  for (size_t i = 0; i < a->size(); ++i) (*a)[i] += b[i];
+  for (size_t i = 0; i < a->size(); ++i) (*a)[i] = WrapAdd((*a)[i], b[i]);
 }
 
 void PutDay(std::string* k, uint32_t day) {
@@ -185,7 +185,7 @@ Counters Cube::ToCounters(const Entry& e) {
 void Cube::AddTo(Bucket& b, uint32_t row, uint32_t stage, uint32_t asset, const Counters& c) {
   Entry& e = b[(uint64_t(row) << 32) | stage].At(asset);
   for (int i = 0; i < kCounters - 1; ++i) e.n[i] += uint32_t(c[size_t(i)]);
-  e.cents += c[kCounters - 1];
+  e.cents = WrapAdd(e.cents, c[kCounters - 1]);
 }
 
 void Cube::Add(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset, const Counters& c) {
@@ -391,8 +391,8 @@ Derived::AssetSums Derived::SumAssets(uint32_t first, uint32_t last, const std::
       first, last, [&](uint32_t r, uint32_t s) { return r == row && (stage.empty() || s == want_stage); },
       [&](uint32_t, uint32_t, const Cube::Entry& e) {
         Counters& c = sums[e.asset];
-        for (int i = 0; i < kCounters - 1; ++i) c[size_t(i)] += int32_t(e.n[i]);
-        c[kCounters - 1] += e.cents;
+        for (int i = 0; i < kCounters - 1; ++i) c[size_t(i)] = WrapAdd(c[size_t(i)], int32_t(e.n[i]));
+        c[kCounters - 1] = WrapAdd(c[kCounters - 1], e.cents);
       });
   for (uint32_t a = 0; a < sums.size(); ++a) {
     if (a != closed_asset && !IsZero(sums[a])) out.by_asset.emplace_back(assets_.Name(a), sums[a]);

@@ -33,6 +33,9 @@ constexpr int kCounters = 8;
 using Counters = std::array<int64_t, kCounters>;
 
 std::string EncodeCounters(const Counters& c);
+// Counter addition wraps modulo 2^64 instead of overflowing (undefined): stored
+// counters are read back untrusted (signed overflow found by tests/fuzz).
+inline int64_t WrapAdd(int64_t a, int64_t b) { return int64_t(uint64_t(a) + uint64_t(b)); }
 Counters DecodeCounters(std::string_view s);
 void AddTo(AssetStageStats* s, const Counters& c);
 bool IsZero(const Counters& c);

@@ -28,7 +28,7 @@ class CounterMerge : public rocksdb::AssociativeMergeOperator {
              std::string* new_value, rocksdb::Logger*) const override {
     Counters a = existing ? DecodeCounters(std::string_view(existing->data(), existing->size())) : Counters{};
     const Counters b = DecodeCounters(std::string_view(value.data(), value.size()));
-    for (int i = 0; i < kCounters; ++i) a[size_t(i)] += b[size_t(i)];
+    for (int i = 0; i < kCounters; ++i) a[size_t(i)] = WrapAdd(a[size_t(i)], b[size_t(i)]);
     *new_value = EncodeCounters(a);
     return true;
   }

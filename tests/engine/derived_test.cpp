@@ -76,6 +76,24 @@ TEST(Derived, WindowsEndingNearTheLastDayTerminate) {
   EXPECT_EQ(d.SumFunnel(0, max).size(), 0u);
 }
 
+// Found by tests/fuzz (fuzz_records, UBSan): stored counters are untrusted;
+// adding two huge ones was a signed overflow. Sums now wrap, defined.
+TEST(Derived, HugeStoredCountersWrapInsteadOfOverflowing) {
+  Derived d;
+  const int64_t big = INT64_MAX - 1;
+  for (int i = 0; i < 2; ++i) {
+    d.Apply(StatsKey("a1", "evaluation"), One(7, big));
+    d.Apply(AggregateKey(5, "evaluation", "", "a1"), One(7, big));
+    d.Apply(FunnelKey(5, "evaluation", true), One(0, big));
+  }
+  const int64_t wrapped = WrapAdd(big, big);
+  EXPECT_EQ(wrapped, -4);
+  const auto sums = d.SumAssets(0, 10, "", "");
+  ASSERT_EQ(sums.by_asset.size(), 1u);
+  EXPECT_EQ(sums.by_asset[0].second[7], wrapped);
+  EXPECT_EQ(d.SumFunnel(0, 10).begin()->second[0], wrapped);
+}
+
 TEST(Derived, EnumerationGivesBackWhatWasAppliedAndDifferencesAreCounted) {
   Derived a, b;
   std::map<std::string, Counters> applied;
