@@ -8,6 +8,8 @@
 //   playbook simulate [options]
 //   playbook report  [options] assets|unused|dismissals|reps|funnel
 //   playbook reaggregate [--check] [options]
+//   playbook backup  [options] DIR
+//   playbook restore DIR --data-dir NEW
 //
 // Exit status: 0 success, 1 the server answered with a JSON-RPC error (import:
 // some lines failed), 2 usage error (nothing was sent), 3 connection, handshake
@@ -28,6 +30,8 @@ namespace playbook::cli {
 int RunSimulate(Args args);  // tools/cli/simulate.cpp
 int RunReport(Args args);    // tools/cli/report.cpp
 int RunReaggregate(Args args);  // tools/cli/reaggregate.cpp
+int RunBackup(Args args);       // tools/cli/backup.cpp
+int RunRestore(Args args);      // tools/cli/backup.cpp
 }  // namespace playbook::cli
 
 namespace {
@@ -60,6 +64,10 @@ constexpr Subcommand kSubcommands[] = {
     {"reaggregate", "[--check] [--no-progress] [options]",
      "rebuild the report and ranking aggregates from the raw event log (--check: compare only)",
      RunReaggregate},
+    {"backup", "[options] DIR",
+     "write a consistent online backup of the daemon's data into DIR (on the daemon's machine)", RunBackup},
+    {"restore", "DIR --data-dir NEW", "offline: copy a backup into a new data dir, checked against its manifest",
+     RunRestore},
 };
 
 void PrintUsage(std::ostream& out) {

@@ -53,6 +53,8 @@ class EngineImpl final : public Engine {
   Result<UnusedReport> ReportUnused(const ReportQuery& query, uint64_t rarely_shown_min, double rarely_rate) override;
   Result<ReaggregateResult> Reaggregate(bool write, ReaggregateProgress progress) override;
 
+  Result<BackupInfo> Backup(const std::string& dir) override;  // backup.cpp
+
   IndexStatus GetIndexStatus() const override;
   std::string OpenNote(bool* warning) const override {
     if (warning) *warning = open_warning_;

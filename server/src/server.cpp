@@ -145,6 +145,7 @@ Status Server::Start() {
   AddCatalogMethods(m.state.dispatcher, *m.engine);
   AddFeedbackMethods(m.state.dispatcher, *m.engine);
   AddReportMethods(m.state.dispatcher, *m.engine, m.jobs);
+  AddBackupMethods(m.state.dispatcher, *m.engine);
   if (m.config.debug.test_methods) AddDebugMethods(m.state.dispatcher);
 
   boost::system::error_code ec;

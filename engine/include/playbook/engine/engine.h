@@ -20,6 +20,19 @@ class Embedder;
 
 namespace playbook {
 
+// What Engine::Backup wrote.
+struct BackupInfo {
+  std::string dir;
+  int64_t created_ms = 0;    // when the checkpoint was taken (ms since the epoch)
+  uint64_t catalog_seq = 0;  // the catalog sequence the backup holds
+  uint64_t events = 0;       // feedback events recorded up to the backup (the writer's sequence)
+  bool index_included = false;  // index.pbidx saved with it (else rebuilt at start from stored vectors)
+  uint64_t files = 0;
+  uint64_t bytes = 0;  // size of the files written (table files may be hard links into the data dir)
+  int64_t ms = 0;      // wall time
+  int64_t paused_ms = 0;  // how long catalog writes waited for the checkpoint and index save
+};
+
 class Engine {
  public:
   // Opens (creating when missing) the data dir named by options.data_dir.
@@ -120,6 +133,17 @@ class Engine {
   // `progress` (types.h) is called from the calling thread with no lock held.
   // Overloaded when one is already running or the engine is closing.
   virtual Result<ReaggregateResult> Reaggregate(bool write, ReaggregateProgress progress) = 0;
+
+  // ---- Backup ---------------------------------------------------------------
+
+  // Writes a consistent online backup into `dir` (absolute; must not exist or
+  // be empty, else InvalidArgument naming "dir"): a RocksDB checkpoint in
+  // dir/db, the vector index saved at the checkpoint's catalog sequence in
+  // dir/index.pbidx, and a manifest dir/BACKUP (format in backup.cpp) written
+  // last, synced. Serving goes on: feedback is recorded meanwhile, catalog
+  // writes wait only while the checkpoint is taken and the index saved. A
+  // data dir made of a copy of dir opens as the data at the checkpoint.
+  virtual Result<BackupInfo> Backup(const std::string& dir) = 0;
 
   // ---- Index ----------------------------------------------------------------
 

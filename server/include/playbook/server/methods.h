@@ -37,6 +37,8 @@ void AddFeedbackMethods(Dispatcher& dispatcher, Engine& engine);
 // reports.* (marketing) and aggregates.rebuild (admin), which runs as a job of `jobs`.
 void AddReportMethods(Dispatcher& dispatcher, Engine& engine, Jobs& jobs);
 
+// server.backup (admin): a consistent online backup into a new directory.
+void AddBackupMethods(Dispatcher& dispatcher, Engine& engine);
 
 // debug.sleep and debug.fail (admin), for tests: only when [debug] test_methods.
 void AddDebugMethods(Dispatcher& dispatcher);
