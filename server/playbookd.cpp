@@ -193,9 +193,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info(
-      "playbookd {} listening on ws://{}:{}/v1 data_dir={} stages=[{}] dimension={} embedder={} "
+      "playbookd {} listening on {}://{}:{}/v1 data_dir={} stages=[{}] dimension={} embedder={} "
       "tokens={} workers={} max_frame_bytes={}",
-      playbook::BuildVersion(), config.server.bind, server.port(),
+      playbook::BuildVersion(), config.server.tls.enabled() ? "wss" : "ws", config.server.bind, server.port(),
       std::filesystem::absolute(config.engine.data_dir).string(), Join(config.engine.stages),
       config.engine.dimension, shared_embedder->Name(),
       config.tokens.empty() ? std::string("none (loopback, open)")

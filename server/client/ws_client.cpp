@@ -22,6 +22,11 @@
 // frame, and Asio completes the write before the read. With the delay the read
 // parses the close frame first (the control callback records it, ws.reason()
 // keeps the code), and Read reports kClosed with that code.
+//
+// TLS (wss://, https://). ClientStream carries the TCP stream and, once
+// StartTls wrapped it, a Beast ssl_stream over it: one WebSocket type serves
+// both schemes. The peer is verified by default (the system's CAs, or the
+// file in TlsOptions::ca_file) and its certificate must name the URL's host.
 #include "playbook/client/ws_client.h"
 
 #include <algorithm>
@@ -35,9 +40,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 namespace playbook::client {
 namespace {
@@ -56,30 +64,47 @@ constexpr const char* kUserAgent = "playbook-client";
 // take in what the server sent before it dropped the connection.
 constexpr Millis kWriteErrorGrace{20};
 
-// The tcp_stream with write errors reported after kWriteErrorGrace (see the
-// top of this file). Everything else is forwarded.
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// The tcp_stream, or TLS over it after StartTls, with write errors reported
+// after kWriteErrorGrace (see the top of this file). Everything else is
+// forwarded. next_layer() is always the TCP stream.
 class ClientStream {
  public:
   using executor_type = beast::tcp_stream::executor_type;
   using next_layer_type = beast::tcp_stream;
 
-  explicit ClientStream(net::io_context& ioc) : next_(ioc) {}
+  explicit ClientStream(net::io_context& ioc) : plain_(ioc) {}
 
-  executor_type get_executor() noexcept { return next_.get_executor(); }
-  next_layer_type& next_layer() noexcept { return next_; }
-  const next_layer_type& next_layer() const noexcept { return next_; }
+  executor_type get_executor() noexcept { return next_layer().get_executor(); }
+  next_layer_type& next_layer() noexcept { return tls_ ? tls_->next_layer() : plain_; }
+  const next_layer_type& next_layer() const noexcept { return tls_ ? tls_->next_layer() : plain_; }
+
+  // From now on the bytes go through TLS. REQUIRES: connected, no operation pending.
+  TlsStream& StartTls(net::ssl::context& ctx) {
+    tls_.emplace(std::move(plain_), ctx);
+    return *tls_;
+  }
+  TlsStream* tls() noexcept { return tls_ ? &*tls_ : nullptr; }
 
   template <class MutableBuffers, class ReadHandler>
   auto async_read_some(const MutableBuffers& buffers, ReadHandler&& handler) {
-    return next_.async_read_some(buffers, std::forward<ReadHandler>(handler));
+    return net::async_initiate<ReadHandler, void(beast::error_code, std::size_t)>(
+        [this](auto h, const MutableBuffers& b) {
+          if (tls_) {
+            tls_->async_read_some(b, std::move(h));
+          } else {
+            plain_.async_read_some(b, std::move(h));
+          }
+        },
+        handler, buffers);
   }
 
   template <class ConstBuffers, class WriteHandler>
   auto async_write_some(const ConstBuffers& buffers, WriteHandler&& handler) {
     return net::async_initiate<WriteHandler, void(beast::error_code, std::size_t)>(
         [this](auto h, const ConstBuffers& b) {
-          next_.async_write_some(b, [this, h = std::move(h)](beast::error_code ec,
-                                                             std::size_t n) mutable {
+          auto done = [this, h = std::move(h)](beast::error_code ec, std::size_t n) mutable {
             if (!ec) {
               h(ec, n);
               return;
@@ -88,22 +113,37 @@ class ClientStream {
             timer->async_wait([timer, h = std::move(h), ec, n](beast::error_code) mutable {
               h(ec, n);
             });
-          });
+          };
+          if (tls_) {
+            tls_->async_write_some(b, std::move(done));
+          } else {
+            plain_.async_write_some(b, std::move(done));
+          }
         },
         handler, buffers);
   }
 
  private:
-  beast::tcp_stream next_;
+  beast::tcp_stream plain_;  // moved into tls_ by StartTls
+  std::optional<TlsStream> tls_;
 };
 
-// Teardown of the closing handshake, found by Beast through ADL.
+// Teardown of the closing handshake, found by Beast through ADL: TLS's
+// close_notify first when there is TLS.
 template <class TeardownHandler>
 void async_teardown(beast::role_type role, ClientStream& stream, TeardownHandler&& handler) {
+  if (TlsStream* tls = stream.tls()) {
+    boost::beast::async_teardown(role, *tls, std::forward<TeardownHandler>(handler));
+    return;
+  }
   using beast::websocket::async_teardown;
   async_teardown(role, stream.next_layer(), std::forward<TeardownHandler>(handler));
 }
 [[maybe_unused]] void teardown(beast::role_type role, ClientStream& stream, beast::error_code& ec) {
+  if (TlsStream* tls = stream.tls()) {
+    boost::beast::teardown(role, *tls, ec);
+    return;
+  }
   using beast::websocket::teardown;
   teardown(role, stream.next_layer(), ec);
 }
@@ -130,9 +170,9 @@ void Drain(net::io_context& ioc, const bool& done) {
   RunUntil(ioc, done, Clock::now() + std::chrono::seconds(2));
 }
 
-std::string HostHeader(const std::string& host, uint16_t port) {
+std::string HostHeader(const std::string& host, uint16_t port, bool tls) {
   std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  if (port != 80) h += ":" + std::to_string(port);
+  if (port != (tls ? 443 : 80)) h += ":" + std::to_string(port);
   return h;
 }
 
@@ -185,6 +225,74 @@ Status ResolveAndConnect(net::io_context& ioc, beast::tcp_stream& stream, const 
   return Status::Ok();
 }
 
+// A client TLS context: TLS 1.2 or later, the peer verified against
+// `options.ca_file` (else the system's CAs).
+Result<std::shared_ptr<net::ssl::context>> MakeTlsContext(const TlsOptions& options) {
+  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                   net::ssl::context::no_tlsv1_1);
+  beast::error_code ec;
+  if (!options.ca_file.empty()) {
+    ctx->load_verify_file(options.ca_file, ec);
+    if (ec) {
+      return Status::InvalidArgument("cacert", "cannot use '" + options.ca_file +
+                                                   "' as the certificates to trust: " + ec.message());
+    }
+  } else {
+    ctx->set_default_verify_paths(ec);
+    if (ec) return Status::IOError("loading the system's CA certificates: " + ec.message());
+  }
+  ctx->set_verify_mode(net::ssl::verify_peer);
+  return ctx;
+}
+
+// "handshake: certificate verify failed" plus what to do about it.
+std::string TlsFailure(const beast::error_code& ec, const TlsOptions& options) {
+  std::string m = ec.message();
+  if (ec.category() == net::error::get_ssl_category() &&
+      (m.find("certificate") != std::string::npos || m.find("verify") != std::string::npos)) {
+    m += options.ca_file.empty()
+             ? " (the server's certificate is not trusted by the system's CAs: pass the CA or the "
+               "certificate to trust, e.g. playbook --cacert FILE or PLAYBOOK_CACERT)"
+             : " (not trusted by '" + options.ca_file + "', or it does not name the host)";
+  }
+  return m;
+}
+
+// The TLS handshake on `stream`'s connected TCP stream, verifying that the
+// peer's certificate names `host`.
+Status TlsHandshake(net::io_context& ioc, ClientStream& stream, net::ssl::context& ctx,
+                    const std::string& host, const std::string& where, const TlsOptions& options,
+                    Clock::time_point deadline, Millis timeout) {
+  TlsStream& tls = stream.StartTls(ctx);
+  beast::error_code ec;
+  net::ip::make_address(host, ec);
+  const bool is_address = !ec;
+  // SNI for names (never for addresses, RFC 6066).
+  if (!is_address && !SSL_set_tlsext_host_name(tls.native_handle(), host.c_str())) {
+    return Status::IOError("TLS with " + where + ": cannot set the server name");
+  }
+  tls.set_verify_callback(net::ssl::host_name_verification(host));
+  bool done = false;
+  tls.async_handshake(net::ssl::stream_base::client, [&](beast::error_code e) {
+    ec = e;
+    done = true;
+  });
+  if (!RunUntil(ioc, done, deadline)) {
+    beast::error_code ignored;
+    stream.next_layer().socket().close(ignored);
+    Drain(ioc, done);
+    return Status::IOError(TimedOut("TLS handshake with " + where, timeout));
+  }
+  if (ec) {
+    beast::error_code ignored;
+    stream.next_layer().socket().close(ignored);
+    return Status::IOError("TLS handshake with " + where + ": " + TlsFailure(ec, options));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -192,18 +300,25 @@ Status ResolveAndConnect(net::io_context& ioc, beast::tcp_stream& stream, const 
 
 Result<Url> ParseUrl(std::string_view text) {
   auto bad = [&](std::string why) {
-    return Status::InvalidArgument("url", "'" + std::string(text) + "' is not a ws:// or http:// URL: " +
-                                              std::move(why));
+    return Status::InvalidArgument(
+        "url", "'" + std::string(text) + "' is not a ws://, wss://, http:// or https:// URL: " + std::move(why));
   };
   std::string_view rest;
+  Url url;
   if (text.substr(0, 5) == "ws://") {
     rest = text.substr(5);
   } else if (text.substr(0, 7) == "http://") {
     rest = text.substr(7);
+  } else if (text.substr(0, 6) == "wss://") {
+    rest = text.substr(6);
+    url.tls = true;
+  } else if (text.substr(0, 8) == "https://") {
+    rest = text.substr(8);
+    url.tls = true;
   } else {
-    return bad("expected ws://host:port/path or http://host:port/path");
+    return bad("expected ws://host:port/path (wss:// with TLS) or http://host:port/path (https://)");
   }
-  Url url;
+  if (url.tls) url.port = 443;
   const std::size_t slash = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, slash);
   if (slash != std::string_view::npos) {
@@ -248,6 +363,9 @@ Result<Url> ParseUrl(std::string_view text) {
 struct WsClient::Impl {
   // Declared first so that it is destroyed last: the stream refers to it.
   net::io_context ioc{1};
+  TlsOptions tls_options;
+  std::shared_ptr<net::ssl::context> tls_ctx;  // outlives ws, which uses it
+  bool tls_ctx_stale = false;                  // set_tls since it was made
   std::optional<websocket::stream<ClientStream>> ws;
   int handshake_status = 0;
   bool open = false;
@@ -316,22 +434,46 @@ WsClient::~WsClient() = default;
 
 int WsClient::handshake_status() const { return impl_->handshake_status; }
 
+void WsClient::set_tls(TlsOptions options) {
+  impl_->tls_options = std::move(options);
+  impl_->tls_ctx_stale = true;  // a live connection keeps using the old context
+}
+
 bool WsClient::is_open() const { return impl_->open && impl_->ws && impl_->ws->is_open(); }
 
 Status WsClient::Connect(const Url& url, std::string_view token, Millis timeout) {
   Impl& d = *impl_;
   d.Shutdown();
   d.handshake_status = 0;
+  if (d.tls_ctx_stale) {
+    d.tls_ctx.reset();
+    d.tls_ctx_stale = false;
+  }
   d.ws.emplace(d.ioc);
   const auto deadline = Clock::now() + timeout;
   const std::string where = Where(url.host, url.port);
 
   Status s = ResolveAndConnect(d.ioc, beast::get_lowest_layer(*d.ws), url.host, url.port, deadline,
                                timeout);
+  if (s.ok() && url.tls) {
+    if (!d.tls_ctx) {
+      auto ctx = MakeTlsContext(d.tls_options);
+      if (ctx.ok()) {
+        d.tls_ctx = std::move(ctx).value();
+      } else {
+        s = ctx.status();
+      }
+    }
+    if (s.ok()) {
+      s = TlsHandshake(d.ioc, d.ws->next_layer(), *d.tls_ctx, url.host, where, d.tls_options, deadline,
+                       timeout);
+    }
+  }
   if (!s.ok()) {
     d.ws.reset();
     return s;
   }
+  const std::string scheme = url.tls ? "wss://" : "ws://";
 
   d.close_received = false;
   d.ws->control_callback([&d](websocket::frame_type kind, beast::string_view) {
@@ -349,7 +491,7 @@ Status WsClient::Connect(const Url& url, std::string_view token, Millis timeout)
   bool done = false;
   beast::error_code ec;
   websocket::response_type res;
-  d.ws->async_handshake(res, HostHeader(url.host, url.port), url.target,
+  d.ws->async_handshake(res, HostHeader(url.host, url.port, url.tls), url.target,
                         [&](beast::error_code e) {
                           ec = e;
                           done = true;
@@ -365,12 +507,12 @@ Status WsClient::Connect(const Url& url, std::string_view token, Millis timeout)
     d.handshake_status = static_cast<int>(res.result_int());
     d.ws.reset();
     if (d.handshake_status == 401 || d.handshake_status == 403) {
-      return Status::Unauthorized("ws://" + where + url.target + " refused the upgrade: HTTP " +
+      return Status::Unauthorized(scheme + where + url.target + " refused the upgrade: HTTP " +
                                   std::to_string(d.handshake_status) + " " +
                                   std::string(res.reason()));
     }
     if (d.handshake_status != 0) {
-      return Status::IOError("ws://" + where + url.target + " refused the upgrade: HTTP " +
+      return Status::IOError(scheme + where + url.target + " refused the upgrade: HTTP " +
                              std::to_string(d.handshake_status) + " " + std::string(res.reason()));
     }
     return Status::IOError("WebSocket handshake with " + where + ": " + ec.message());
@@ -466,12 +608,33 @@ Status WsClient::Close(uint16_t code, Millis timeout) {
 Result<HttpResponse> HttpRequest(const std::string& host, uint16_t port, std::string_view method,
                                  std::string_view target,
                                  const std::map<std::string, std::string>& headers, Millis timeout) {
+  Url url;
+  url.host = host;
+  url.port = port;
+  url.target = std::string(target);
+  return HttpRequest(url, method, headers, timeout);
+}
+
+Result<HttpResponse> HttpRequest(const Url& url, std::string_view method,
+                                 const std::map<std::string, std::string>& headers, Millis timeout,
+                                 const TlsOptions& tls) {
+  const std::string& host = url.host;
+  const uint16_t port = url.port;
+  const std::string_view target = url.target;
   net::io_context ioc{1};
-  beast::tcp_stream stream(ioc);
+  std::shared_ptr<net::ssl::context> ctx;  // outlives the stream
+  ClientStream stream(ioc);
   const auto deadline = Clock::now() + timeout;
   const std::string where = Where(host, port);
-  Status s = ResolveAndConnect(ioc, stream, host, port, deadline, timeout);
+  Status s = ResolveAndConnect(ioc, stream.next_layer(), host, port, deadline, timeout);
   if (!s.ok()) return s;
+  if (url.tls) {
+    auto made = MakeTlsContext(tls);
+    if (!made.ok()) return made.status();
+    ctx = std::move(made).value();
+    s = TlsHandshake(ioc, stream, *ctx, host, where, tls, deadline, timeout);
+    if (!s.ok()) return s;
+  }
 
   http::request<http::string_body> req;
   const beast::string_view method_sv(method.data(), method.size());
@@ -483,7 +646,7 @@ Result<HttpResponse> HttpRequest(const std::string& host, uint16_t port, std::st
   }
   req.target(target.empty() ? beast::string_view("/") : beast::string_view(target.data(), target.size()));
   req.version(11);
-  req.set(http::field::host, HostHeader(host, port));
+  req.set(http::field::host, HostHeader(host, port, url.tls));
   req.set(http::field::user_agent, kUserAgent);
   req.set(http::field::connection, "close");
   req.prepare_payload();  // Content-Length: 0 where the method expects a body
@@ -491,10 +654,11 @@ Result<HttpResponse> HttpRequest(const std::string& host, uint16_t port, std::st
 
   bool done = false;
   beast::error_code ec;
-  const std::string what = std::string(method) + " http://" + where + std::string(target);
+  const std::string what =
+      std::string(method) + (url.tls ? " https://" : " http://") + where + std::string(target);
   auto fail_timeout = [&]() -> Status {
     beast::error_code ignored;
-    stream.socket().close(ignored);
+    stream.next_layer().socket().close(ignored);
     Drain(ioc, done);
     return Status::IOError(TimedOut(what, timeout));
   };
@@ -531,7 +695,7 @@ Result<HttpResponse> HttpRequest(const std::string& host, uint16_t port, std::st
   }
   out.body = std::move(msg.body());
   beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream.next_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
   return out;
 }
 

@@ -12,6 +12,18 @@ namespace {
 
 std::string IdText(const json& id) { return Serialize(id); }
 
+// The write methods, audited in the log (one info line per call: who, what,
+// how many; never a secret or any content), and the params array each one
+// counts. A new method that changes data belongs here.
+struct WriteMethod {
+  std::string_view method;
+  std::string_view count;  // params member whose array size is logged; "" for none
+};
+constexpr WriteMethod kWrites[] = {
+    {"assets.upsert", "assets"},    {"assets.delete", "ids"},  {"feedback.record", "events"},
+    {"index.rebuild", ""},          {"aggregates.rebuild", ""}, {"server.backup", ""},
+};
+
 }  // namespace
 
 Dispatcher::Dispatcher(Metrics* metrics) : metrics_(metrics) {}
@@ -20,6 +32,12 @@ void Dispatcher::Add(Method method) {
   if (Find(method.name) != nullptr) throw std::logic_error("method registered twice: " + method.name);
   Slot slot;
   slot.metrics_slot = metrics_ ? metrics_->RegisterMethod(method.name) : 0;
+  for (const WriteMethod& w : kWrites) {
+    if (w.method == method.name) {
+      slot.writes = true;
+      slot.count = w.count;
+    }
+  }
   slot.method = std::move(method);
   methods_.push_back(std::move(slot));
 }
@@ -49,6 +67,7 @@ std::optional<json> Dispatcher::Run(const Entry& entry, const CallContext& frame
   std::optional<RpcError> error = entry.error;
   json result;
   bool deferred = false;
+  bool audited = false;
   if (!error) {
     if (slot == nullptr) {
       error = RpcError{kMethodNotFound, "Method not found: " + entry.method, "method",
@@ -63,6 +82,7 @@ std::optional<json> Dispatcher::Run(const Entry& entry, const CallContext& frame
       error = RpcError{kInvalidParams, "Invalid params: params: expected an object", "params",
                        "methods take named params (an object)"};
     } else {
+      audited = slot->writes;
       try {
         Result<json> r = slot->method.handler(entry.params, ctx);
         if (r.ok() && r.value().is_discarded()) {
@@ -89,6 +109,7 @@ std::optional<json> Dispatcher::Run(const Entry& entry, const CallContext& frame
     }
   }
 
+  if (audited) Audit(*slot, entry.params, ctx, error, deferred);
   const auto latency = std::chrono::steady_clock::now() - ctx.received;
   if (metrics_ != nullptr) {
     metrics_->RecordRequest(slot ? slot->metrics_slot : Metrics::kUnknownSlot,
@@ -111,6 +132,19 @@ std::optional<json> Dispatcher::Run(const Entry& entry, const CallContext& frame
   // entry.id is null when absent or unusable.
   if (error) return MakeError(entry.id, *error);
   return MakeResult(entry.id, std::move(result));
+}
+
+// "audit conn=12 role=marketing token=cms-sync method=assets.upsert assets=120 result=ok"
+void Dispatcher::Audit(const Slot& slot, const json& params, const CallContext& ctx,
+                       const std::optional<RpcError>& error, bool deferred) const {
+  std::string counts;
+  if (!slot.count.empty()) {
+    const auto it = params.find(slot.count);
+    if (it != params.end() && it->is_array()) counts = fmt::format(" {}={}", slot.count, it->size());
+  }
+  const std::string result = error ? fmt::format("error:{}", error->code) : (deferred ? "accepted" : "ok");
+  spdlog::info("audit conn={} role={} token={} method={}{} result={}", ctx.connection_id,
+               RoleName(ctx.role), ctx.token_name, slot.method.name, counts, result);
 }
 
 std::optional<std::string> Dispatcher::Handle(std::string_view text, const CallContext& ctx) const {

@@ -1,12 +1,16 @@
-// Plain HTTP on the daemon's port: /healthz, /metrics, the dashboard (GET /
+// HTTP on the daemon's port: /healthz, /metrics, the dashboard (GET /
 // and /web/*), 404 for anything else, and the upgrade to WebSocket at /v1
-// (after the token check).
+// (after the Origin and token checks). With [server.tls] the same session runs
+// over TLS (HttpSession<ssl_stream>) after the handshake; a client speaking
+// plain HTTP to a TLS port gets one plain 400 and the connection is closed.
 #include <boost/asio/dispatch.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -45,24 +49,89 @@ std::optional<std::string_view> SubprotocolToken(const http::request<http::strin
   return std::nullopt;
 }
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A browser's page may open a WebSocket to any address, the rep's local daemon
+// included; its Origin header says whose page it is. Allowed: the daemon's own
+// origin (http or https, same host:port as the Host header: the dashboard) and
+// the configured server.allowed_origins.
+bool OriginAllowed(std::string_view origin, std::string_view host,
+                   const std::vector<std::string>& allowed) {
+  if (!host.empty()) {
+    for (std::string_view scheme : {"http://", "https://"}) {
+      if (origin.size() == scheme.size() + host.size() && EqualsIgnoreCase(origin.substr(0, scheme.size()), scheme) &&
+          EqualsIgnoreCase(origin.substr(scheme.size()), host)) {
+        return true;
+      }
+    }
+  }
+  for (const std::string& a : allowed) {
+    if (EqualsIgnoreCase(origin, a)) return true;
+  }
+  return false;
+}
+
+// On every answer: no MIME sniffing, no framing, no referrer; a dashboard file
+// gets the dashboard's policy, anything else (JSON, text) may load nothing.
+template <class Response>
+void SetSecurityHeaders(Response& res, bool dashboard) {
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("X-Frame-Options", "DENY");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("Content-Security-Policy",
+          dashboard ? "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+                      "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+                    : "default-src 'none'; frame-ancestors 'none'");
+}
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// Stream: beast::tcp_stream (plain) or TlsStream; `buffer` holds bytes already
+// read from the connection (the TLS detection's).
+template <class Stream>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
-  HttpSession(net::ip::tcp::socket socket, SharedState& state)
-      : stream_(std::move(socket)), state_(state), count_(&state.metrics) {}
+  HttpSession(Stream stream, beast::flat_buffer buffer, SharedState& state, ConnectionCount count)
+      : stream_(std::move(stream)), buffer_(std::move(buffer)), state_(state), count_(std::move(count)) {}
 
   void Run() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(kReadTimeout);
+      stream_.async_handshake(net::ssl::stream_base::server, buffer_.data(),
+                              beast::bind_front_handler(&HttpSession::OnHandshake, this->shared_from_this()));
+    } else {
+      net::dispatch(stream_.get_executor(),
+                    beast::bind_front_handler(&HttpSession::DoRead, this->shared_from_this()));
+    }
   }
 
  private:
+  void OnHandshake(beast::error_code ec, std::size_t used) {
+    if (ec) {
+      spdlog::debug("TLS handshake with {} failed: {}", Peer(), ec.message());
+      return;
+    }
+    buffer_.consume(used);
+    DoRead();
+  }
+
   void DoRead() {
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(kBodyLimit);
-    stream_.expires_after(kReadTimeout);
+    beast::get_lowest_layer(stream_).expires_after(kReadTimeout);
     http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
+                     beast::bind_front_handler(&HttpSession::OnRead, this->shared_from_this()));
   }
 
   void OnRead(beast::error_code ec, std::size_t) {
@@ -88,6 +157,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return Respond(http::status::not_found, "application/json",
                        R"({"error":"not found: the WebSocket endpoint is /v1"})", false);
       }
+      // Before the token is looked at: a page of another origin learns nothing about it.
+      if (const auto origin = req.find(http::field::origin); origin != req.end()) {
+        const std::string_view o(origin->value().data(), origin->value().size());
+        const auto host_field = req.find(http::field::host);
+        const std::string_view host =
+            host_field == req.end() ? std::string_view()
+                                    : std::string_view(host_field->value().data(), host_field->value().size());
+        if (!OriginAllowed(o, host, state_.config.server.allowed_origins)) {
+          state_.metrics.AuthRefused();
+          spdlog::info("refused upgrade from {}: origin {} not allowed", Peer(),
+                       Serialize(json(std::string(o.substr(0, 256)))));
+          return Respond(http::status::forbidden, "application/json",
+                         Serialize(json{{"error", "origin not allowed: " + std::string(o) +
+                                                      " (the daemon's own origin and server.allowed_origins are)"},
+                                        {"origin", std::string(o)}}),
+                         false);
+        }
+      }
       if (state_.draining) {
         return Respond(http::status::service_unavailable, "application/json",
                        R"({"error":"shutting down"})", false);
@@ -100,8 +187,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       } else if (const auto token = SubprotocolToken(req)) {
         credential = "Bearer " + std::string(*token);
       }
-      const std::optional<Role> role = state_.auth.Authenticate(credential);
-      if (!role) {
+      std::optional<Identity> identity = state_.auth.Identify(credential);
+      if (!identity) {
         state_.metrics.AuthRefused();
         spdlog::info("refused upgrade from {}: {} token", Peer(),
                      credential.empty() ? "missing" : "unknown");
@@ -110,8 +197,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                                           : R"({"error":"unknown token"})",
                        false, /*bearer_challenge=*/true);
       }
-      stream_.expires_never();  // the WebSocket session sets its own timeouts
-      StartWsSession(std::move(stream_), std::move(req), *role, state_, std::move(count_));
+      beast::get_lowest_layer(stream_).expires_never();  // the WebSocket session sets its own timeouts
+      StartWsSession(std::move(stream_), std::move(req), std::move(*identity), state_, std::move(count_));
       return;
     }
     if (req.method() == http::verb::get && path == "/healthz") return Healthz();
@@ -144,17 +231,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     res.set(http::field::content_type,
             beast::string_view(asset.content_type.data(), asset.content_type.size()));
     res.set(http::field::cache_control, "no-cache");
-    res.set("X-Content-Type-Options", "nosniff");
-    res.set("Referrer-Policy", "no-referrer");
-    res.set("Content-Security-Policy",
-            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
-            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+    SetSecurityHeaders(res, /*dashboard=*/true);
     res.keep_alive(keep_alive_);
     res.body().assign(asset.body.data(), asset.body.size());
     res.prepare_payload();
     state_.metrics.HttpResponse(200);
     http::async_write(stream_, res,
-                      beast::bind_front_handler(&HttpSession::OnWrite, shared_from_this()));
+                      beast::bind_front_handler(&HttpSession::OnWrite, this->shared_from_this()));
   }
 
   void Respond(http::status status, std::string_view content_type, std::string body,
@@ -163,12 +246,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     res.set(http::field::server, std::string("playbookd/") + BuildVersion());
     res.set(http::field::content_type, beast::string_view(content_type.data(), content_type.size()));
     if (bearer_challenge) res.set(http::field::www_authenticate, "Bearer");
+    SetSecurityHeaders(res, /*dashboard=*/false);
     res.keep_alive(keep_alive);
     res.body() = std::move(body);
     res.prepare_payload();
     state_.metrics.HttpResponse(static_cast<int>(status));
     http::async_write(stream_, res,
-                      beast::bind_front_handler(&HttpSession::OnWrite, shared_from_this()));
+                      beast::bind_front_handler(&HttpSession::OnWrite, this->shared_from_this()));
   }
 
   void OnWrite(beast::error_code ec, std::size_t) {
@@ -180,8 +264,69 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void DoClose() {
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {});
+    } else {
+      beast::error_code ec;
+      stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    }
+  }
+
+  std::string Peer() {
     beast::error_code ec;
-    stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  SharedState& state_;
+  ConnectionCount count_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::string_body>> res_;
+  bool keep_alive_ = false;
+};
+
+// A TLS port: reads until the first bytes say whether they start a TLS
+// handshake; a plain HTTP (or ws://) client gets a plain 400 saying so.
+class TlsDetect : public std::enable_shared_from_this<TlsDetect> {
+ public:
+  TlsDetect(net::ip::tcp::socket socket, SharedState& state)
+      : stream_(std::move(socket)), state_(state), count_(&state.metrics) {}
+
+  void Run() {
+    stream_.expires_after(kReadTimeout);
+    beast::async_detect_ssl(stream_, buffer_,
+                            beast::bind_front_handler(&TlsDetect::OnDetect, shared_from_this()));
+  }
+
+ private:
+  void OnDetect(beast::error_code ec, bool tls) {
+    if (ec) return;  // closed or timed out before saying anything
+    if (tls) {
+      std::make_shared<HttpSession<TlsStream>>(TlsStream(std::move(stream_), *state_.tls),
+                                               std::move(buffer_), state_, std::move(count_))
+          ->Run();
+      return;
+    }
+    spdlog::info("refused plain HTTP from {} on the TLS port", Peer());
+    state_.metrics.HttpResponse(400);
+    static constexpr std::string_view kBody =
+        R"({"error":"this port speaks TLS only: use https:// or wss://"})";
+    reply_ = "HTTP/1.1 400 Bad Request\r\n"
+             "Server: playbookd/" + std::string(BuildVersion()) + "\r\n"
+             "Content-Type: application/json\r\n"
+             "X-Content-Type-Options: nosniff\r\n"
+             "X-Frame-Options: DENY\r\n"
+             "Referrer-Policy: no-referrer\r\n"
+             "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+             "Connection: close\r\n"
+             "Content-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + std::string(kBody);
+    net::async_write(stream_, net::buffer(reply_), [self = shared_from_this()](beast::error_code, std::size_t) {
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+    });
   }
 
   std::string Peer() {
@@ -194,15 +339,20 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buffer_;
   SharedState& state_;
   ConnectionCount count_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  std::optional<http::response<http::string_body>> res_;
-  bool keep_alive_ = false;
+  std::string reply_;
 };
 
 }  // namespace
 
 void StartHttpSession(net::ip::tcp::socket socket, SharedState& state) {
-  std::make_shared<HttpSession>(std::move(socket), state)->Run();
+  if (state.tls != nullptr) {
+    std::make_shared<TlsDetect>(std::move(socket), state)->Run();
+    return;
+  }
+  ConnectionCount count(&state.metrics);
+  std::make_shared<HttpSession<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
+                                                   beast::flat_buffer(), state, std::move(count))
+      ->Run();
 }
 
 }  // namespace playbook::server

@@ -5,10 +5,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -26,7 +30,7 @@ using tcp = net::ip::tcp;
 struct Server::Impl {
   Impl(Config c, Engine* e)
       : config(std::move(c)), engine(e), state(config, engine, workers), acceptor(ioc),
-        signals(ioc, SIGINT, SIGTERM), timer(ioc) {}
+        signals(ioc, SIGINT, SIGTERM), reload(ioc, SIGHUP), timer(ioc) {}
 
   void DoAccept() {
     acceptor.async_accept(net::make_strand(ioc), [this](boost::system::error_code ec,
@@ -57,6 +61,42 @@ struct Server::Impl {
     spdlog::info("signal {}: stopping", sig);
     signals.async_wait([this](boost::system::error_code e, int s) { OnSignal(e, s); });
     BeginShutdown();
+  }
+
+  void OnReload(boost::system::error_code ec, int) {
+    if (ec) return;
+    reload.async_wait([this](boost::system::error_code e, int s) { OnReload(e, s); });
+    ReloadTokens();
+  }
+
+  // SIGHUP: the config file's [[auth.tokens]] replace the tokens in force, all
+  // at once; nothing else is applied. A bad file changes nothing.
+  void ReloadTokens() {
+    if (config.source_path.empty()) {
+      spdlog::warn("SIGHUP: started without --config: no tokens to reload");
+      return;
+    }
+    Result<Config> loaded = LoadConfigFile(config.source_path);
+    if (!loaded.ok()) {
+      spdlog::error("SIGHUP: tokens not reloaded, the {} in force stay: {}", state.auth.size(),
+                    loaded.status().ToString());
+      return;
+    }
+    for (const std::string& key : ChangedKeysExceptTokens(config.source_text, loaded.value().source_text)) {
+      spdlog::warn("SIGHUP: {} changed: needs a restart; ignored", key);
+    }
+    std::vector<AuthToken> tokens = std::move(loaded.value().tokens);
+    if (tokens.empty() && !state.auth.open()) {
+      spdlog::error("SIGHUP: tokens not reloaded, the {} in force stay: the file would remove every "
+                    "token, leaving the daemon open to anyone as admin (that needs a restart)",
+                    state.auth.size());
+      return;
+    }
+    state.auth.Replace(std::move(tokens));
+    std::string names;
+    for (const std::string& n : state.auth.Names()) names += (names.empty() ? "" : ",") + n;
+    spdlog::info("SIGHUP: tokens reloaded from {}: {} token(s) [{}]; open connections keep their role",
+                 config.source_path, state.auth.size(), names);
   }
 
   // Runs on the network loop.
@@ -105,13 +145,49 @@ struct Server::Impl {
   net::io_context workers;  // the worker pool's queue
   tcp::acceptor acceptor;
   net::signal_set signals;
+  net::signal_set reload;  // SIGHUP: reload the tokens
   net::steady_timer timer;
+  std::unique_ptr<net::ssl::context> tls;  // [server.tls]; state.tls points here
   std::chrono::steady_clock::time_point drain_deadline, close_deadline;
   bool started = false;
   // Background jobs (aggregates.rebuild); last, so the first destroyed: its
   // threads are joined while everything they use still exists.
   Jobs jobs;
 };
+
+namespace {
+
+// [server.tls]: the certificate chain and key, read now; errors name the key.
+Result<std::unique_ptr<net::ssl::context>> MakeTlsContext(const TlsOptions& tls) {
+  for (const auto& [field, path] : {std::pair{"server.tls.cert", &tls.cert}, std::pair{"server.tls.key", &tls.key}}) {
+    std::FILE* f = std::fopen(path->c_str(), "rb");
+    if (f == nullptr) {
+      return Status::InvalidArgument(field, "cannot read '" + *path + "': " + std::strerror(errno));
+    }
+    std::fclose(f);
+  }
+  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                   net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(tls.cert, ec);
+  if (ec) {
+    return Status::InvalidArgument("server.tls.cert",
+                                   "'" + tls.cert + "' is not a PEM certificate chain: " + ec.message());
+  }
+  ctx->use_private_key_file(tls.key, net::ssl::context::pem, ec);
+  if (ec) {
+    return Status::InvalidArgument("server.tls.key", "'" + tls.key + "' is not a PEM private key: " + ec.message());
+  }
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    return Status::InvalidArgument("server.tls.key", "'" + tls.key + "' does not match the certificate in '" +
+                                                         tls.cert + "'");
+  }
+  return ctx;
+}
+
+}  // namespace
 
 uint32_t WorkerThreads(const ServerOptions& options) {
   // Handlers wait on synced writes (feedback, recommend's shown events): more
@@ -148,6 +224,13 @@ Status Server::Start() {
   AddBackupMethods(m.state.dispatcher, *m.engine);
   if (m.config.debug.test_methods) AddDebugMethods(m.state.dispatcher);
 
+  if (so.tls.enabled()) {
+    auto tls = MakeTlsContext(so.tls);
+    if (!tls.ok()) return tls.status();
+    m.tls = std::move(tls).value();
+    m.state.tls = m.tls.get();
+  }
+
   boost::system::error_code ec;
   const std::string host = so.bind == "localhost" ? "127.0.0.1" : so.bind;
   const net::ip::address address = net::ip::make_address(host, ec);
@@ -172,6 +255,7 @@ void Server::Run() {
   Impl& m = *impl_;
   if (!m.started) return;
   m.signals.async_wait([&m](boost::system::error_code ec, int sig) { m.OnSignal(ec, sig); });
+  m.reload.async_wait([&m](boost::system::error_code ec, int sig) { m.OnReload(ec, sig); });
   m.DoAccept();
 
   const ServerOptions& so = m.config.server;

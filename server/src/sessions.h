@@ -1,6 +1,7 @@
 // The two kinds of connection: an HTTP session reads requests and serves
 // /healthz and /metrics until one asks to upgrade at /v1; then a WebSocket
-// session takes the stream over. Private to server/.
+// session takes the stream over. Both run over TCP, or over TLS when the
+// server has a TLS context (SharedState::tls). Private to server/.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>

@@ -20,6 +20,10 @@
 #include "playbook/server/dispatch.h"
 #include "playbook/server/metrics.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace playbook::server {
 
 class WsSession;
@@ -34,8 +38,10 @@ class SharedState {
   Engine* const engine;
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   Metrics metrics;  // before dispatcher, which registers its methods here
-  TokenAuth auth;
+  TokenAuth auth;  // replaced on SIGHUP (server.cpp)
   Dispatcher dispatcher;
+  // With [server.tls]: the server's TLS context (owned by the Server); null = plain.
+  boost::asio::ssl::context* tls = nullptr;
 
   // True once a graceful stop began: no new work is accepted.
   std::atomic<bool> draining{false};

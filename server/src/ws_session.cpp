@@ -15,7 +15,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -37,11 +39,14 @@ namespace websocket = beast::websocket;
 namespace net = boost::asio;
 
 
-class WsSessionImpl final : public WsSession, public std::enable_shared_from_this<WsSessionImpl> {
+// Stream: beast::tcp_stream (ws://) or beast::ssl_stream<beast::tcp_stream>
+// (wss://, after the TLS handshake); the session logic is the same.
+template <class Stream>
+class WsSessionImpl final : public WsSession, public std::enable_shared_from_this<WsSessionImpl<Stream>> {
  public:
-  WsSessionImpl(beast::tcp_stream stream, Role role, SharedState& state, ConnectionCount count)
-      : ws_(std::move(stream)), write_timer_(ws_.get_executor()), state_(state), role_(role),
-        id_(state.NextConnectionId()), count_(std::move(count)) {}
+  WsSessionImpl(Stream stream, Identity who, SharedState& state, ConnectionCount count)
+      : ws_(std::move(stream)), write_timer_(ws_.get_executor()), state_(state), role_(who.role),
+        token_name_(std::move(who.name)), id_(state.NextConnectionId()), count_(std::move(count)) {}
 
   ~WsSessionImpl() override {
     state_.ReleaseBytes(queued_bytes_);
@@ -64,14 +69,18 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     const bool playbook_v1 = std::find(offered.begin(), offered.end(), "playbook.v1") != offered.end();
     ws_.set_option(websocket::stream_base::decorator([playbook_v1](websocket::response_type& res) {
       res.set(http::field::server, std::string("playbookd/") + BuildVersion());
+      res.set("X-Content-Type-Options", "nosniff");
+      res.set("X-Frame-Options", "DENY");
+      res.set("Referrer-Policy", "no-referrer");
+      res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
       if (playbook_v1) res.set(http::field::sec_websocket_protocol, "playbook.v1");
     }));
     ws_.read_message_max(0);  // enforced in OnRead; see ReadSome
-    ws_.async_accept(req, beast::bind_front_handler(&WsSessionImpl::OnAccept, shared_from_this()));
+    ws_.async_accept(req, beast::bind_front_handler(&WsSessionImpl::OnAccept, this->shared_from_this()));
   }
 
   void GoAway() override {
-    net::dispatch(ws_.get_executor(), [self = shared_from_this()] {
+    net::dispatch(ws_.get_executor(), [self = this->shared_from_this()] {
       self->closing_ = true;
       if (!self->writing_) self->DoClose();
     });
@@ -85,8 +94,8 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     }
     registered_ = true;
     state_.metrics.WebSocketOpened();
-    state_.AddSession(id_, weak_from_this());
-    spdlog::debug("conn={} websocket open, role={}", id_, RoleName(role_));
+    state_.AddSession(id_, this->weak_from_this());
+    spdlog::debug("conn={} websocket open, role={} token={}", id_, RoleName(role_), token_name_);
     if (state_.draining) {  // shutdown began while this one was upgrading
       closing_ = true;
       DoClose();
@@ -110,7 +119,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   void ReadSome() {
     reading_ = true;
     ws_.async_read_some(buffer_, kReadChunk,
-                        beast::bind_front_handler(&WsSessionImpl::OnRead, shared_from_this()));
+                        beast::bind_front_handler(&WsSessionImpl::OnRead, this->shared_from_this()));
   }
 
   void OnRead(beast::error_code ec, std::size_t) {
@@ -143,9 +152,10 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   CallContext Context() {
     CallContext ctx;
     ctx.role = role_;
+    ctx.token_name = token_name_;
     ctx.connection_id = id_;
     ctx.received = std::chrono::steady_clock::now();
-    ctx.notify = [weak = weak_from_this()](const json& notification) {
+    ctx.notify = [weak = this->weak_from_this()](const json& notification) {
       if (auto self = weak.lock()) {
         net::post(self->ws_.get_executor(), [self, text = Serialize(notification)]() mutable {
           self->Send(std::move(text));
@@ -178,7 +188,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     }
     ++inflight_;
     held_bytes_ += bytes;
-    state_.Post([self = shared_from_this(), text = std::move(text), ctx = std::move(ctx)] {
+    state_.Post([self = this->shared_from_this(), text = std::move(text), ctx = std::move(ctx)] {
       std::optional<std::string> out = self->state_.dispatcher.HandleFrame(text, ctx);
       net::post(self->ws_.get_executor(), [self, bytes = text.size(), out = std::move(out)]() mutable {
         --self->inflight_;
@@ -215,7 +225,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     // A client that does not read: the write never completes. Closing the
     // socket ends it (OnWrite sees operation_aborted) and frees what is queued.
     write_timer_.expires_after(std::chrono::milliseconds(state_.config.server.write_timeout_ms));
-    write_timer_.async_wait([self = shared_from_this(), gen = ++write_gen_](beast::error_code ec) {
+    write_timer_.async_wait([self = this->shared_from_this(), gen = ++write_gen_](beast::error_code ec) {
       if (ec || gen != self->write_gen_ || !self->writing_) return;
       spdlog::info("conn={} closing: a response was not read within write_timeout_ms ({})", self->id_,
                    self->state_.config.server.write_timeout_ms);
@@ -223,7 +233,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
       beast::get_lowest_layer(self->ws_).socket().close(ignored);
     });
     ws_.async_write(net::buffer(queue_.front()),
-                    beast::bind_front_handler(&WsSessionImpl::OnWrite, shared_from_this()));
+                    beast::bind_front_handler(&WsSessionImpl::OnWrite, this->shared_from_this()));
   }
 
   void OnWrite(beast::error_code ec, std::size_t) {
@@ -251,16 +261,17 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     if (closed_ || close_sent_) return;
     close_sent_ = true;
     ws_.async_close(close_code_,
-                    [self = shared_from_this()](beast::error_code) { self->closed_ = true; });
+                    [self = this->shared_from_this()](beast::error_code) { self->closed_ = true; });
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   net::steady_timer write_timer_;
   uint64_t write_gen_ = 0;  // which write the timer is for
   beast::flat_buffer buffer_;
   std::deque<std::string> queue_;  // responses waiting to be written; front is in flight
   SharedState& state_;
   const Role role_;
+  const std::string token_name_;
   const uint64_t id_;
   ConnectionCount count_;
   uint32_t inflight_ = 0;  // frames on the workers
@@ -296,9 +307,17 @@ std::vector<std::string_view> OfferedSubprotocols(const http::request<http::stri
   return out;
 }
 
-void StartWsSession(beast::tcp_stream stream, http::request<http::string_body> req, Role role,
+void StartWsSession(beast::tcp_stream stream, http::request<http::string_body> req, Identity who,
                     SharedState& state, ConnectionCount count) {
-  std::make_shared<WsSessionImpl>(std::move(stream), role, state, std::move(count))
+  std::make_shared<WsSessionImpl<beast::tcp_stream>>(std::move(stream), std::move(who), state,
+                                                     std::move(count))
+      ->Run(std::move(req));
+}
+
+void StartWsSession(beast::ssl_stream<beast::tcp_stream> stream, http::request<http::string_body> req,
+                    Identity who, SharedState& state, ConnectionCount count) {
+  std::make_shared<WsSessionImpl<beast::ssl_stream<beast::tcp_stream>>>(
+      std::move(stream), std::move(who), state, std::move(count))
       ->Run(std::move(req));
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "connection_count.h"
+#include "playbook/server/auth.h"
 #include "playbook/server/config.h"
 
 namespace playbook::server {
@@ -22,9 +24,14 @@ std::vector<std::string_view> OfferedSubprotocols(
     const boost::beast::http::request<boost::beast::http::string_body>& req);
 
 // Accepts the upgrade `req` on `stream` and serves JSON-RPC frames for a
-// caller with `role`. The session keeps itself alive.
+// caller who authenticated as `who` (kept for the connection's life, whatever
+// later token reloads do). The session keeps itself alive.
 void StartWsSession(boost::beast::tcp_stream stream,
-                    boost::beast::http::request<boost::beast::http::string_body> req, Role role,
+                    boost::beast::http::request<boost::beast::http::string_body> req, Identity who,
+                    SharedState& state, ConnectionCount count);
+// The same over TLS (wss://), after the TLS handshake.
+void StartWsSession(boost::beast::ssl_stream<boost::beast::tcp_stream> stream,
+                    boost::beast::http::request<boost::beast::http::string_body> req, Identity who,
                     SharedState& state, ConnectionCount count);
 
 }  // namespace playbook::server

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -121,11 +122,21 @@ std::string Daemon::CliPath() { return PLAYBOOK_CLI_PATH; }
 
 std::string Daemon::ws_url() const { return "ws://127.0.0.1:" + std::to_string(port_) + "/v1"; }
 
+std::string Daemon::wss_url() const { return "wss://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+
+std::string Daemon::config_path() const { return dir_.path() + "/playbook.toml"; }
+
+bool Daemon::RewriteConfig(const std::string& extra_config) {
+  const std::string tmp = config_path() + ".tmp";
+  if (!WriteFile(tmp, "[debug]\ntest_methods = true\n" + extra_config)) return false;
+  return std::rename(tmp.c_str(), config_path().c_str()) == 0;
+}
+
 std::string Daemon::log() const { return ReadFile(dir_.path() + "/daemon.log"); }
 
 bool Daemon::Start() {
   if (running()) return false;
-  const std::string config_path = dir_.path() + "/playbook.toml";
+  const std::string config_path = this->config_path();
   const std::string ready_path = dir_.path() + "/ready.json";
   const std::string log_path = dir_.path() + "/daemon.log";
   auto note = [&](const std::string& text) {

@@ -83,6 +83,14 @@ class Daemon {
   std::string host() const { return "127.0.0.1"; }
   // "ws://127.0.0.1:<port>/v1"
   std::string ws_url() const;
+  // "wss://127.0.0.1:<port>/v1", for a daemon configured with [server.tls].
+  std::string wss_url() const;
+  // The config file Start wrote.
+  std::string config_path() const;
+  // Rewrites the config file as Start does, with `extra_config` in place of
+  // the options' (e.g. new [[auth.tokens]] before Signal(SIGHUP)). Atomic (a
+  // temp file renamed). False when it cannot be written.
+  bool RewriteConfig(const std::string& extra_config);
   const std::string& data_dir() const { return data_dir_; }
   const std::string& dir() const { return dir_.path(); }
   // Everything the daemon wrote to stdout and stderr so far.

@@ -19,7 +19,9 @@ const std::string_view kConnectionOptions =
     "Connection options:\n"
     "  --url URL          daemon WebSocket URL (default: $PLAYBOOK_URL, else ws://127.0.0.1:7700/v1)\n"
     "  --token TOKEN      API token sent as 'Authorization: Bearer' (default: $PLAYBOOK_TOKEN)\n"
-    "  --timeout SECONDS  give up on a response after this long (default: 30)\n";
+    "  --timeout SECONDS  give up on a response after this long (default: 30)\n"
+    "  --cacert FILE      for wss:// URLs: trust this CA or certificate (PEM) instead of the\n"
+    "                     system's CAs (default: $PLAYBOOK_CACERT); the server is always verified\n";
 
 int UsageError(const std::string& message) {
   std::cerr << "playbook: " << message << "\n(run 'playbook --help' for usage)\n";
@@ -29,12 +31,22 @@ int UsageError(const std::string& message) {
 // ---------------------------------------------------------------------------
 // Arguments
 
+namespace {
+// --cacert, taken by SplitArgs for every subcommand that connects (one taking
+// --url), so that each need not list it; DefaultConnectionOptions applies it.
+std::optional<std::string>& CacertFlag() {
+  static std::optional<std::string> flag;
+  return flag;
+}
+}  // namespace
+
 std::optional<std::string> SplitArgs(Args args, std::initializer_list<std::string_view> value_options,
                                      std::initializer_list<std::string_view> flag_options,
                                      ParsedArgs& out) {
   auto is_in = [](std::string_view name, std::initializer_list<std::string_view> set) {
     return std::find(set.begin(), set.end(), name) != set.end();
   };
+  const bool connects = is_in("--url", value_options);
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--") {
@@ -52,7 +64,14 @@ std::optional<std::string> SplitArgs(Args args, std::initializer_list<std::strin
       name = a.substr(0, eq);
       value = a.substr(eq + 1);
     }
-    if (is_in(name, flag_options)) {
+    if (connects && name == "--cacert") {
+      if (!value) {
+        if (i + 1 >= args.size()) return "option " + name + " needs a value";
+        value = args[++i];
+      }
+      if (value->empty()) return "option --cacert is empty";
+      CacertFlag() = *value;
+    } else if (is_in(name, flag_options)) {
       if (value) return "option " + name + " takes no value";
       out.options.emplace_back(name, "");
     } else if (is_in(name, value_options)) {
@@ -91,6 +110,7 @@ ConnectionOptions DefaultConnectionOptions() {
   ConnectionOptions o;
   o.url = EnvOr("PLAYBOOK_URL", kDefaultUrl);
   o.token = EnvOr("PLAYBOOK_TOKEN", "");
+  o.cacert = CacertFlag() ? *CacertFlag() : EnvOr("PLAYBOOK_CACERT", "");
   return o;
 }
 
@@ -100,6 +120,9 @@ std::optional<std::string> ApplyConnectionOption(const std::string& name, const 
     o.url = value;
   } else if (name == "--token") {
     o.token = value;
+  } else if (name == "--cacert") {
+    if (value.empty()) return std::string("--cacert is empty");
+    o.cacert = value;
   } else if (name == "--timeout") {
     std::size_t used = 0;
     double seconds = 0;
@@ -191,6 +214,7 @@ bool ConnectOrExplain(playbook::client::WsClient& ws, const ConnectionOptions& o
     std::cerr << "playbook: --url: " << url.status().message() << "\n";
     return false;
   }
+  ws.set_tls({o.cacert});
   Status s = ws.Connect(url.value(), o.token, timeout);
   if (s.ok()) return true;
   const int http = ws.handshake_status();

@@ -68,11 +68,14 @@ struct ConnectionOptions {
   std::string url;
   std::string token;
   Millis timeout{30000};
+  // For wss:// URLs: a PEM file of the CA or certificate to trust; empty: the system's CAs.
+  std::string cacert;
 };
 
-// $PLAYBOOK_URL (else kDefaultUrl), $PLAYBOOK_TOKEN, 30 s.
+// $PLAYBOOK_URL (else kDefaultUrl), $PLAYBOOK_TOKEN, 30 s, and --cacert as
+// SplitArgs found it, else $PLAYBOOK_CACERT.
 ConnectionOptions DefaultConnectionOptions();
-// Applies --url/--token/--timeout. Returns an error message, or nullopt.
+// Applies --url/--token/--timeout/--cacert. Returns an error message, or nullopt.
 std::optional<std::string> ApplyConnectionOption(const std::string& name, const std::string& value,
                                                  ConnectionOptions& o);
 

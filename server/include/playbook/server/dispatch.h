@@ -25,6 +25,9 @@ class Metrics;
 // What a handler knows about its caller.
 struct CallContext {
   Role role = Role::kAdmin;
+  // The name of the token the connection authenticated with ("-" in open
+  // mode), for the audit lines; never the token itself.
+  std::string token_name = "-";
   uint64_t connection_id = 0;
   // When the frame arrived; latency is measured from here.
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
@@ -90,7 +93,13 @@ class Dispatcher {
   struct Slot {
     Method method;
     int metrics_slot = 0;
+    // A write method: each call gets an audit line (dispatch.cpp's kWrites
+    // table); `count` names the params array whose size the line gives.
+    bool writes = false;
+    std::string_view count;
   };
+  void Audit(const Slot& slot, const json& params, const CallContext& ctx,
+             const std::optional<RpcError>& error, bool deferred) const;
   std::vector<Slot> methods_;  // few dozen: a linear scan beats hashing
   Metrics* metrics_;
   size_t max_response_bytes_ = SIZE_MAX;

@@ -25,14 +25,24 @@ namespace playbook::client {
 
 using Millis = std::chrono::milliseconds;
 
-// ws://host:port/target (also http://, for HttpGet). Port defaults to 80.
+// ws://host:port/target (also http://, for HttpGet), or with TLS wss:// and
+// https://. Port defaults to 80, with TLS to 443.
 struct Url {
   std::string host;
   uint16_t port = 80;
   std::string target = "/";
+  bool tls = false;  // wss:// or https://
 };
 // InvalidArgument (field "url") when the text is not such a URL.
 Result<Url> ParseUrl(std::string_view text);
+
+// How a TLS connection verifies the server. The peer is always verified: its
+// certificate must chain to a trusted one and name the URL's host (or IP).
+struct TlsOptions {
+  // PEM file of the CA certificates (or the server's own self-signed
+  // certificate) to trust; empty: the system's CAs.
+  std::string ca_file;
+};
 
 struct Message {
   enum class Kind {
@@ -62,6 +72,8 @@ class WsClient {
   Status Connect(const Url& url, std::string_view token, Millis timeout = Millis(10000));
   // HTTP status of the last refused upgrade (101 after success, 0 before any answer).
   int handshake_status() const;
+  // For wss:// URLs: what to trust. Applies to the next Connect.
+  void set_tls(TlsOptions options);
 
   // Sends one text frame (binary when `binary`). A timeout or error closes the
   // connection. When the server closes the connection during the send (e.g.
@@ -86,7 +98,12 @@ struct HttpResponse {
   std::string body;
 };
 
-// One HTTP/1.1 request on a fresh connection (Connection: close).
+// One HTTP/1.1 request on a fresh connection (Connection: close), to
+// url.target; over TLS for https:// (or wss://) URLs.
+Result<HttpResponse> HttpRequest(const Url& url, std::string_view method,
+                                 const std::map<std::string, std::string>& headers = {},
+                                 Millis timeout = Millis(10000), const TlsOptions& tls = {});
+// The same, plain HTTP to host:port.
 Result<HttpResponse> HttpRequest(const std::string& host, uint16_t port, std::string_view method,
                                  std::string_view target,
                                  const std::map<std::string, std::string>& headers = {},
