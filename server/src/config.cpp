@@ -56,6 +56,7 @@ constexpr IntRange kMaxConnectionBytes{"server.max_connection_bytes", 64 << 10, 
 constexpr IntRange kMaxResponseBytes{"server.max_response_bytes", 1024, int64_t{1} << 32};
 constexpr IntRange kIdleTimeoutMs{"server.idle_timeout_ms", 1000, 86400000};
 constexpr IntRange kWriteTimeoutMs{"server.write_timeout_ms", 100, 3600000};
+constexpr IntRange kMaxQueueWaitMs{"server.max_queue_wait_ms", 0, 600000};
 constexpr IntRange kDimension{"index.dimension", 1, 4096};
 constexpr IntRange kAttributionDays{"funnel.attribution_window_days", 1, 3650};
 constexpr IntRange kHnswMinAssets{"index.hnsw_min_assets", 0, kU32Max};
@@ -592,6 +593,7 @@ Status WalkDocument(const toml::table& doc, Config* c) {
                               Integer(&srv.max_response_bytes, kMaxResponseBytes)},
                              {"idle_timeout_ms", Integer(&srv.idle_timeout_ms, kIdleTimeoutMs)},
                              {"write_timeout_ms", Integer(&srv.write_timeout_ms, kWriteTimeoutMs)},
+                             {"max_queue_wait_ms", Integer(&srv.max_queue_wait_ms, kMaxQueueWaitMs)},
                              {"allowed_origins", Origins(&srv.allowed_origins)},
                              {"tls", section("in [server.tls]",
                                              {
@@ -782,6 +784,7 @@ Status ValidateConfig(const Config& config) {
            std::pair{kMaxResponseBytes, static_cast<int64_t>(std::min<uint64_t>(srv.max_response_bytes, uint64_t{1} << 62))},
            std::pair{kIdleTimeoutMs, int64_t{srv.idle_timeout_ms}},
            std::pair{kWriteTimeoutMs, int64_t{srv.write_timeout_ms}},
+           std::pair{kMaxQueueWaitMs, int64_t{srv.max_queue_wait_ms}},
            std::pair{kDimension, int64_t{config.engine.dimension}},
            std::pair{kAttributionDays, int64_t{config.engine.attribution_window_days}},
        }) {

@@ -189,7 +189,22 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     ++inflight_;
     held_bytes_ += bytes;
     state_.Post([self = this->shared_from_this(), text = std::move(text), ctx = std::move(ctx)] {
-      std::optional<std::string> out = self->state_.dispatcher.HandleFrame(text, ctx);
+      std::optional<std::string> out;
+      // A frame that waited in the queue longer than max_queue_wait_ms is
+      // answered -32003 unrun: under a flood the queue drains of stale work
+      // and what is admitted is answered in bounded time.
+      const auto waited = std::chrono::steady_clock::now() - ctx.received;
+      const auto max_wait = std::chrono::milliseconds(self->state_.config.server.max_queue_wait_ms);
+      if (max_wait.count() > 0 && waited > max_wait) {
+        RpcError stale{kOverloaded,
+                       "Overloaded: waited " +
+                           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
+                           " ms in the queue, over server.max_queue_wait_ms; retry later",
+                       "", "queue wait over max_queue_wait_ms"};
+        out = self->state_.dispatcher.RejectFrame(text, stale, ctx);
+      } else {
+        out = self->state_.dispatcher.HandleFrame(text, ctx);
+      }
       net::post(self->ws_.get_executor(), [self, bytes = text.size(), out = std::move(out)]() mutable {
         --self->inflight_;
         self->held_bytes_ -= bytes;

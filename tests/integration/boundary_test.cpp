@@ -103,6 +103,21 @@ TEST(Boundary, TheOverloadPathAnswersHostileFramesToo) {
   EXPECT_TRUE(Healthy(d));
 }
 
+TEST(Boundary, AFrameThatWaitedTooLongInTheQueueIsShedUnrun) {
+  Daemon d(WithConfig("[server]\nworker_threads = 1\nmax_queue_wait_ms = 200\n"));
+  ASSERT_TRUE(d.Start()) << d.log();
+  TestClient c(d.ws_url());
+  ASSERT_TRUE(c.Send(Request("slow", "debug.sleep", {{"ms", 700}})));
+  ASSERT_TRUE(c.Send(Request("stale", "debug.sleep", {{"ms", 1}})));  // waits ~700 ms behind it
+  json first = c.Read(5s), second = c.Read(5s);
+  json stale = first["id"] == "stale" ? first : second;
+  json slow = first["id"] == "slow" ? first : second;
+  EXPECT_TRUE(slow.contains("result")) << slow;
+  EXPECT_EQ(ErrorCode(stale), -32003) << stale;
+  EXPECT_NE(stale.dump().find("max_queue_wait_ms"), std::string::npos) << stale;
+  EXPECT_TRUE(c.Call("server.stats").contains("result"));  // an empty queue admits again
+}
+
 TEST(Boundary, QueuedBytesOverTheBudgetAreShedWithOverloaded) {
   // 1 MiB for all connections: two frames of 600 KB cannot both be held.
   Daemon d(WithConfig("[server]\nmax_queued_bytes = 1048576\n"));

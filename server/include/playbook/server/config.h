@@ -70,6 +70,9 @@ struct ServerOptions {
   // A WebSocket that receives nothing for this long is pinged; one that does
   // not answer within the same time again is closed (half-open TCP).
   uint32_t idle_timeout_ms = 300000;
+  // A frame that waited in the worker queue longer than this is answered
+  // -32003 without being run. 0 = no limit.
+  uint32_t max_queue_wait_ms = 1000;
   // A response the client does not read within this long closes the connection.
   uint32_t write_timeout_ms = 30000;
   // Browser origins ("https://crm.example.com") allowed to open the WebSocket
