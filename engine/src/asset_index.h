@@ -187,4 +187,9 @@ class AnnIndex {
   std::unique_ptr<Impl> impl_;
 };
 
+// The index file's checksum over its bytes (a fast 64-bit hash over 8-byte
+// words, not cryptographic). Exposed for the tests and the fuzz target that
+// build index files of their own.
+uint64_t IndexFileChecksum(const uint8_t* p, size_t n);
+
 }  // namespace playbook

@@ -15,20 +15,6 @@ namespace {
 
 constexpr char kMagic[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '1'};
 
-// A fast 64-bit checksum over 8-byte words (not cryptographic).
-uint64_t Checksum(const uint8_t* p, size_t n) {
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    h = (h ^ w) * 0x100000001B3ull;
-    h ^= h >> 29;
-  }
-  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
-  return h;
-}
-
 class Writer {
  public:
   void U8(uint8_t v) { buf.push_back(v); }
@@ -97,7 +83,7 @@ Result<std::vector<uint8_t>> ReadWhole(const std::string& path) {
   }
   uint64_t stored;
   std::memcpy(&stored, data.data() + data.size() - 8, 8);
-  if (stored != Checksum(data.data(), data.size() - 8)) {
+  if (stored != IndexFileChecksum(data.data(), data.size() - 8)) {
     return Status::Corruption("checksum mismatch in " + path);
   }
   data.resize(data.size() - 8);
@@ -105,6 +91,19 @@ Result<std::vector<uint8_t>> ReadWhole(const std::string& path) {
 }
 
 }  // namespace
+
+uint64_t IndexFileChecksum(const uint8_t* p, size_t n) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0x100000001B3ull;
+    h ^= h >> 29;
+  }
+  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
+  return h;
+}
 
 Status AssetIndex::Save(const std::string& path, uint64_t catalog_seq,
                         const std::string& embedder) const {
@@ -125,7 +124,7 @@ Status AssetIndex::Save(const std::string& path, uint64_t catalog_seq,
     w.U64(blob.size());
     w.Bytes(blob.data(), blob.size());
   }
-  w.U64(Checksum(w.buf.data(), w.buf.size()));
+  w.U64(IndexFileChecksum(w.buf.data(), w.buf.size()));
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) return Status::IOError("cannot write " + tmp);

@@ -18,20 +18,8 @@
 namespace playbook {
 namespace {
 
-// index_file.cpp's checksum (tests/fuzz/index_file_fuzz.cpp checks the copy).
 uint64_t Checksum(const std::string& b) {
-  const auto* p = reinterpret_cast<const uint8_t*>(b.data());
-  const size_t n = b.size();
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    h = (h ^ w) * 0x100000001B3ull;
-    h ^= h >> 29;
-  }
-  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
-  return h;
+  return IndexFileChecksum(reinterpret_cast<const uint8_t*>(b.data()), b.size());
 }
 
 template <class T>

@@ -29,19 +29,6 @@ namespace {
 constexpr char kMagic[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '1'};
 constexpr uint32_t kDim = 4;
 
-// A copy of index_file.cpp's checksum; Init() checks that the two agree.
-uint64_t Checksum(const uint8_t* p, size_t n) {
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    h = (h ^ w) * 0x100000001B3ull;
-    h ^= h >> 29;
-  }
-  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
-  return h;
-}
 
 const std::vector<std::string> kStages = {"awareness", "consideration", "decision"};
 
@@ -80,7 +67,7 @@ bool Init() {
   uint64_t stored;
   if (file.size() < 16) std::abort();
   std::memcpy(&stored, file.data() + file.size() - 8, 8);
-  if (stored != Checksum(file.data(), file.size() - 8)) std::abort();  // the copy above is stale
+  if (stored != pb::IndexFileChecksum(file.data(), file.size() - 8)) std::abort();  // the layout this target assumes changed
   if (const char* out = std::getenv("PLAYBOOK_INDEX_FUZZ_SEED")) {
     // Writes a seed for the corpus: the file without magic and checksum.
     std::ofstream(out, std::ios::binary).write(reinterpret_cast<const char*>(file.data()) + 8, long(file.size()) - 16);
@@ -122,7 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   DropBlob(&body);
   std::vector<uint8_t> file(kMagic, kMagic + 8);
   file.insert(file.end(), body.begin(), body.end());
-  const uint64_t sum = Checksum(file.data(), file.size());
+  const uint64_t sum = pb::IndexFileChecksum(file.data(), file.size());
   file.insert(file.end(), reinterpret_cast<const uint8_t*>(&sum), reinterpret_cast<const uint8_t*>(&sum) + 8);
   const std::string path = Path();
   {
