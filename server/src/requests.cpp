@@ -301,7 +301,6 @@ const std::vector<Parser>& Table() {
       {"index.status", ParseNoParams},
       {"index.rebuild", ParseNoParams},
       {"aggregates.rebuild", [](const json& p) { return Verdict(ParseAggregatesRebuild(p)); }},
-      {"aggregates.status", ParseNoParams},
       {"reports.assets", [](const json& p) { return Verdict(ParseReportsAssets(p)); }},
       {"reports.unused", [](const json& p) { return Verdict(ParseReportsUnused(p)); }},
       {"reports.dismissals", [](const json& p) { return Verdict(ParseReportsDismissals(p)); }},

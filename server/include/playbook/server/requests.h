@@ -75,8 +75,7 @@ struct DebugFailRequest {
 
 // ---- One parser per method -----------------------------------------------------------
 
-// Methods that take no params ({} or absent): server.stats, index.status, index.rebuild,
-// aggregates.status.
+// Methods that take no params ({} or absent): server.stats, index.status, index.rebuild.
 Status ParseNoParams(const json& params);
 
 Result<RecommendRequest> ParseRecommend(const json& params);
