@@ -1338,7 +1338,10 @@ int RunSimulate(Args args) {
   }
   Options o;
   o.conn = DefaultConnectionOptions();
-  for (const auto& [name, value] : parsed.options) {
+  for (const auto& option : parsed.options) {
+    // Named references, not a structured binding: clang 14 cannot capture those in a lambda.
+    const std::string& name = option.first;
+    const std::string& value = option.second;
     auto integer = [&](int64_t min, int64_t max, int64_t& out) -> std::optional<std::string> {
       auto n = ParseInt(value, min, max);
       if (!n) return name + ": '" + value + "' is not a number in " + std::to_string(min) + ".." + std::to_string(max);
