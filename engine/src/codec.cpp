@@ -124,7 +124,7 @@ std::string EncodeVector(const float* v, uint32_t dim) {
 Status DecodeVector(std::string_view bytes, uint32_t dim, std::vector<float>* out) {
   if (bytes.size() != sizeof(float) * dim) return Status::Corruption("vector of the wrong size");
   out->resize(dim);
-  std::memcpy(out->data(), bytes.data(), bytes.size());
+  if (dim > 0) std::memcpy(out->data(), bytes.data(), bytes.size());  // data() may be null at 0
   return Status::Ok();
 }
 
