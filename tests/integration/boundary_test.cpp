@@ -166,16 +166,24 @@ TEST(Boundary, AClientThatNeverReadsIsClosedAndOthersAreServed) {
   }
   // The daemon stops reading the sink (back-pressure), its writes stall, the
   // write timeout closes it; meanwhile and after, others are served.
-  bool closed = false;
-  for (int i = 0; i < 100 && !closed; ++i) {
+  // (On a slow, sanitized build the sink's frames can fill the queue for over
+  // max_queue_wait_ms: the admin's call is then shed with -32003, which is
+  // the documented answer; it asks again.)
+  bool closed = false, drained = false;
+  for (int i = 0; i < 200 && !(closed && drained); ++i) {
     json stats = admin.Call("server.stats");
+    if (ErrorCode(stats) == -32003) {
+      std::this_thread::sleep_for(100ms);
+      continue;
+    }
     ASSERT_TRUE(stats.contains("result")) << stats;
     closed = stats["result"]["connections"]["websockets"] == 1;
-    if (!closed) std::this_thread::sleep_for(100ms);
+    drained = stats["result"]["workers"]["queued"] == 1;  // itself: nothing of the sink's left
+    if (!(closed && drained)) std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(closed) << d.log();
+  EXPECT_TRUE(drained) << d.log();
   EXPECT_NE(d.log().find("was not read within write_timeout_ms"), std::string::npos) << d.log();
-  EXPECT_EQ(admin.Call("server.stats")["result"]["workers"]["queued"], 1);  // itself: nothing of the sink's
   EXPECT_TRUE(Healthy(d));
 }
 
