@@ -12,10 +12,30 @@
 // latency percentiles are those of the admitted requests.
 // --batch B repeats the first element of the params' array member "events" B
 // times, each with its own {n}-{i}.
+// --params-file F takes the params from the lines of F instead, request i using
+// line i (round robin over the lines, {n} filled as above): the same queries for
+// two methods, e.g. assets.search against recommend.
+//
+// Generating a benchmark's inputs (deterministic for a --seed; to stdout):
+//   --generate assets    --count N [--dim D]   JSON Lines for `playbook import`: ids
+//                        gen-0.., clustered unit vectors (200 centres), stages,
+//                        types, languages and tags drawn so that a stage holds
+//                        about 35% of the catalog and stage+type+language about 2%
+//   --generate search    --count Q [--dim D] [--narrow 1] assets.search params lines
+//   --generate recommend --count Q [--dim D] [--narrow 1] recommend params lines
+//                        (the same Q queries as search for the same seed; each
+//                        recommend a new lead "bench-{n}")
+//   --generate feedback  --count L [--batch B] [--assets N]  feedback.record params
+//                        lines of B realistic events each (viewed, used, and now and
+//                        then stage_changed, won or lost) on leads lead-0..9999 and
+//                        assets gen-0..N-1
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <random>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
@@ -39,7 +59,118 @@ struct Options {
   std::string method = "server.stats";
   std::string params = "{}";
   int batch = 0;  // >0: build "events" arrays of this many elements from the template
+  std::vector<std::string> param_lines;  // --params-file
+  // --generate
+  std::string generate;
+  long count = 1000;
+  int dim = 384;
+  uint64_t seed = 42;
+  bool narrow = false;
+  long assets = 100000;
 };
+
+// ---- Generated benchmark inputs --------------------------------------------
+
+const char* const kStages[] = {"awareness", "interest", "consideration", "evaluation", "negotiation"};
+const char* const kTypes[] = {"case_study",    "roi_calculator", "competitor_comparison", "objection_script",
+                              "product_sheet", "whitepaper",     "email_template",        "video"};
+constexpr int kCentres = 200;
+
+// The cluster centres, the same for every kind for one seed.
+std::vector<std::vector<float>> Centres(const Options& o) {
+  std::mt19937_64 rng(o.seed);
+  std::normal_distribution<float> g(0, 1);
+  std::vector<std::vector<float>> c(kCentres, std::vector<float>(size_t(o.dim)));
+  for (auto& v : c) {
+    double n = 0;
+    for (float& x : v) {
+      x = g(rng);
+      n += double(x) * x;
+    }
+    for (float& x : v) x = float(x / std::sqrt(n));
+  }
+  return c;
+}
+
+// A point near a random centre, as a JSON array with 6 decimals.
+std::string NearCentre(const std::vector<std::vector<float>>& centres, std::mt19937_64& rng, int dim) {
+  std::normal_distribution<float> g(0, 1);
+  const auto& c = centres[rng() % centres.size()];
+  const float sigma = 0.75f / std::sqrt(float(dim));  // cosine to the centre about 0.8
+  std::vector<float> v(static_cast<size_t>(dim));
+  double n = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    v[i] = c[i] + sigma * g(rng);
+    n += double(v[i]) * v[i];
+  }
+  std::string out = "[";
+  char buf[32];
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%s%.6f", i ? "," : "", double(v[i] / std::sqrt(n)));
+    out += buf;
+  }
+  return out + "]";
+}
+
+int Generate(const Options& o) {
+  const auto centres = Centres(o);
+  std::mt19937_64 rng(o.seed * 7919 + (o.generate == "assets" ? 1 : o.generate == "feedback" ? 3 : 2));
+  auto pick = [&](long n) { return long(rng() % uint64_t(n)); };
+  std::string line;
+  if (o.generate == "assets") {
+    for (long i = 0; i < o.count; ++i) {
+      // Each stage with probability 0.35, at least one.
+      std::string stages;
+      for (int s = 0; s < 5; ++s) {
+        if (pick(100) < 35) stages.append(stages.empty() ? "\"" : ",\"").append(kStages[s]).append("\"");
+      }
+      if (stages.empty()) stages.append("\"").append(kStages[pick(5)]).append("\"");
+      line = "{\"id\":\"gen-" + std::to_string(i) + "\",\"title\":\"generated asset " + std::to_string(i) +
+             "\",\"url\":\"https://example.com/a/" + std::to_string(i) + "\",\"type\":\"" + kTypes[pick(8)] +
+             "\",\"language\":\"" + (pick(2) ? "zh" : "en") + "\",\"stages\":[" + stages + "],\"tags\":[\"t" +
+             std::to_string(pick(20)) + "\"],\"vector\":" + NearCentre(centres, rng, o.dim) + "}";
+      std::puts(line.c_str());
+    }
+    return 0;
+  }
+  if (o.generate == "search" || o.generate == "recommend") {
+    // The narrow filter: stage, type and language (about 2% of the catalog).
+    const std::string filter = o.narrow ? R"({"types":["case_study"],"language":"zh"})" : "{}";
+    for (long i = 0; i < o.count; ++i) {
+      const std::string v = NearCentre(centres, rng, o.dim);
+      if (o.generate == "search") {
+        line = R"({"stage":"evaluation","vector":)" + v + R"(,"k":10,"filter":)" + filter + "}";
+      } else {
+        line = R"({"lead":{"id":"bench-{n}","stage":"evaluation","vector":)" + v + R"(},"k":10,"filter":)" +
+               filter + "}";
+      }
+      std::puts(line.c_str());
+    }
+    return 0;
+  }
+  if (o.generate == "feedback") {
+    const int batch = std::max(1, o.batch);
+    for (long i = 0; i < o.count; ++i) {
+      line = R"({"events":[)";
+      for (int j = 0; j < batch; ++j) {
+        const long r = pick(100);
+        const std::string type = r < 45 ? "viewed" : r < 90 ? "used" : r < 94 ? "stage_changed" : r < 98 ? "won" : "lost";
+        std::string e = R"({"event_id":"e{n}-)" + std::to_string(j) + R"(","type":")" + type +
+                        R"(","lead_id":"lead-)" + std::to_string(pick(10000)) + "\"";
+        if (type == "viewed" || type == "used") e += R"(,"asset_id":"gen-)" + std::to_string(pick(o.assets)) + "\"";
+        if (type == "stage_changed") e += R"(,"stage":")" + std::string(kStages[1 + pick(4)]) + "\"";
+        if (type == "won") e += R"(,"amount":)" + std::to_string(1000 + pick(50000));
+        e += R"(,"rep_id":"rep-)" + std::to_string(pick(50)) + "\"}";
+        line.append(j ? "," : "").append(e);
+      }
+      line += "]}";
+      std::puts(line.c_str());
+    }
+    return 0;
+  }
+  std::cerr << "playbook-loadgen: --generate takes assets, search, recommend or feedback\n";
+  return 2;
+}
 
 // Replaces each "{n}" in `text` with `n`.
 std::string Fill(const std::string& text, const std::string& n) {
@@ -69,6 +200,26 @@ bool Parse(int argc, char** argv, Options& o) {
     else if (a == "--method") o.method = v;
     else if (a == "--params") o.params = v;
     else if (a == "--batch") o.batch = std::max(1, std::atoi(v.c_str()));
+    else if (a == "--params-file") {
+      std::ifstream in(v);
+      if (!in) {
+        std::cerr << "playbook-loadgen: cannot read " << v << "\n";
+        return false;
+      }
+      for (std::string line; std::getline(in, line);) {
+        if (!line.empty()) o.param_lines.push_back(line);
+      }
+      if (o.param_lines.empty()) {
+        std::cerr << "playbook-loadgen: " << v << " has no lines\n";
+        return false;
+      }
+    }
+    else if (a == "--generate") o.generate = v;
+    else if (a == "--count") o.count = std::max(1L, std::atol(v.c_str()));
+    else if (a == "--dim") o.dim = std::max(1, std::atoi(v.c_str()));
+    else if (a == "--seed") o.seed = std::strtoull(v.c_str(), nullptr, 10);
+    else if (a == "--assets") o.assets = std::max(1L, std::atol(v.c_str()));
+    else if (a == "--narrow") { o.narrow = v == "1" || v == "true"; }
     else {
       std::cerr << "playbook-loadgen: unknown option " << a << "\n";
       return false;
@@ -82,6 +233,7 @@ bool Parse(int argc, char** argv, Options& o) {
 int main(int argc, char** argv) {
   Options o;
   if (!Parse(argc, argv, o)) return 2;
+  if (!o.generate.empty()) return Generate(o);
   auto url = client::ParseUrl(o.url);
   if (!url.ok()) {
     std::cerr << url.status().ToString() << "\n";
@@ -107,13 +259,19 @@ int main(int argc, char** argv) {
       auto send = [&] {
         const std::string n = std::to_string(c) + "-" + std::to_string(next);
         std::string params = Fill(o.params, n);
-        if (o.batch > 0) {
+        if (!o.param_lines.empty()) {
+          params = Fill(o.param_lines[(uint64_t(c) * 7919 + next) % o.param_lines.size()], n);
+        } else if (o.batch > 0) {
           // {"events":[TEMPLATE]} -> {"events":[T(n-0),T(n-1),...]}
           const size_t open = o.params.find('['), close = o.params.rfind(']');
           if (open != std::string::npos && close != std::string::npos && close > open) {
             const std::string item = o.params.substr(open + 1, close - open - 1);
             std::string items;
-            for (int i = 0; i < o.batch; ++i) items += (i ? "," : "") + Fill(item, n + "-" + std::to_string(i));
+            for (int i = 0; i < o.batch; ++i) {
+              std::string suffix = n;
+              suffix.append("-").append(std::to_string(i));
+              items.append(i ? "," : "").append(Fill(item, suffix));
+            }
             params = o.params.substr(0, open + 1) + items + o.params.substr(close);
           }
         }
