@@ -27,7 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "playbook/engine/status.h"
+#include "playbook/base/status.h"
 
 namespace playbook::models::internal {
 

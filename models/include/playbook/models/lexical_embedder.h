@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "playbook/engine/status.h"
+#include "playbook/base/status.h"
 #include "playbook/models/embedder.h"
 
 namespace playbook::models {

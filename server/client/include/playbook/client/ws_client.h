@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-#include "playbook/engine/status.h"
+#include "playbook/base/status.h"
 
 namespace playbook::client {
 

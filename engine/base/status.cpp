@@ -1,4 +1,4 @@
-#include "playbook/engine/status.h"
+#include "playbook/base/status.h"
 
 namespace playbook {
 
