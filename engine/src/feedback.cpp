@@ -90,23 +90,99 @@ bool DecodeEvent(std::string_view in, Event* e) {
   return true;
 }
 
+namespace {
+
+// A lead record of the current format starts with a length no record of the
+// first format can have (its stage's length: 4 GiB), then the version.
+constexpr char kLeadMagic[] = "\xff\xff\xff\xff";
+constexpr uint8_t kLeadFormat = 2;
+
+void PutI64(std::string* out, int64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
+
+bool GetI64(std::string_view* in, int64_t* v) {
+  if (in->size() < 8) return false;
+  std::memcpy(v, in->data(), 8);
+  in->remove_prefix(8);
+  return true;
+}
+
+void PutCount(std::string* out, size_t n) {
+  const uint32_t v = uint32_t(n);
+  out->append(reinterpret_cast<const char*>(&v), 4);
+}
+
+bool GetCount(std::string_view* in, uint32_t* n) {
+  if (in->size() < 4) return false;
+  std::memcpy(n, in->data(), 4);
+  in->remove_prefix(4);
+  return true;
+}
+
+void PutUses(std::string* out, const std::vector<UseRef>& uses) {
+  PutCount(out, uses.size());
+  for (const UseRef& u : uses) {
+    PutStr(out, u.asset);
+    PutStr(out, u.stage);
+    PutStr(out, u.rep);
+    PutStr(out, u.topic);
+    PutI64(out, u.ts);
+  }
+}
+
+// Never reserves by the stored count: each element needs bytes that are there.
+bool GetUses(std::string_view* in, std::vector<UseRef>* uses) {
+  uint32_t n;
+  if (!GetCount(in, &n)) return false;
+  for (uint32_t i = 0; i < n; ++i) {
+    UseRef u;
+    if (!GetStr(in, &u.asset) || !GetStr(in, &u.stage) || !GetStr(in, &u.rep) || !GetStr(in, &u.topic) ||
+        !GetI64(in, &u.ts)) {
+      return false;
+    }
+    uses->push_back(std::move(u));
+  }
+  return true;
+}
+
+}  // namespace
+
 std::string EncodeLeadState(const LeadState& st) {
-  std::string v;
+  std::string v(kLeadMagic, 4);
+  v.push_back(char(kLeadFormat));
   PutStr(&v, st.stage);
-  v.append(reinterpret_cast<const char*>(&st.stage_since), 8);
+  PutI64(&v, st.stage_since);
   PutStr(&v, st.topic);
+  PutI64(&v, st.latest_ts);
+  PutI64(&v, st.window_ms);
+  PutUses(&v, st.since_change);
+  PutUses(&v, st.window);
+  PutCount(&v, st.seen.size());
+  for (const std::string& a : st.seen) PutStr(&v, a);
   return v;
 }
 
 bool DecodeLeadState(std::string_view in, LeadState* st) {
-  // Lenient, as before: a short record keeps what could be read.
+  st->known = true;
+  st->complete = false;
+  if (in.size() >= 5 && in.substr(0, 4) == std::string_view(kLeadMagic, 4)) {
+    if (uint8_t(in[4]) != kLeadFormat) return false;
+    in.remove_prefix(5);
+    uint32_t seen = 0;
+    bool ok = GetStr(&in, &st->stage) && GetI64(&in, &st->stage_since) && GetStr(&in, &st->topic) &&
+              GetI64(&in, &st->latest_ts) && GetI64(&in, &st->window_ms) && GetUses(&in, &st->since_change) &&
+              GetUses(&in, &st->window) && GetCount(&in, &seen);
+    for (uint32_t i = 0; ok && i < seen; ++i) ok = GetStr(&in, &st->seen.emplace_back());
+    st->complete = ok && in.empty();
+    return st->complete;
+  }
+  // The first format (stage, since, topic), lenient as it was: a short record
+  // keeps what could be read.
   int64_t since = 0;
   const bool stage_ok = GetStr(&in, &st->stage);
   if (stage_ok && in.size() >= 8) std::memcpy(&since, in.data(), 8);
   in.remove_prefix(std::min<size_t>(8, in.size()));
   const bool topic_ok = in.empty() || GetStr(&in, &st->topic);
   st->stage_since = since;
-  st->known = true;
   return stage_ok && topic_ok && in.empty();
 }
 
@@ -244,6 +320,9 @@ Status FeedbackStore::Open() {
                                     std::chrono::steady_clock::now() - start).count()) +
                  " ms";
   }
+  std::string leads_note;
+  if (Status s = LoadLeads(&leads_note); !s.ok()) return s;
+  open_note_ += "; " + leads_note;
   writer_ = std::thread([this] { WriterLoop(); });
   return Status::Ok();
 }
@@ -299,14 +378,13 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
   rocksdb::WriteBatch batch;
   std::vector<RecordResult> results(group.size());
   std::unordered_set<std::string> ids_in_group;
-  std::unordered_map<std::string, LeadState> leads;                  // overlay
-  std::unordered_map<std::string, std::vector<Event>> lead_events;  // overlay
+  std::unordered_map<std::string, LeadState> leads;  // as stored; updated below
+  std::unordered_set<std::string> stored_leads;
   Deltas deltas;
   // Nothing is written when a read fails: every call of the group gets the error.
   auto fail = [&](const Status& error) {
     for (Pending* p : group) p->done.set_value(error);
   };
-  Status history_error;
 
   // One MultiGet each for the group's event ids and leads, rather than two
   // point lookups per event in the writer's loop.
@@ -340,11 +418,18 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
       if (!got[i].ok() && !got[i].IsNotFound()) {
         return fail(FromRocks(got[i], "reading lead '" + lead_ids[i] + "'"));
       }
-      if (got[i].ok()) (void)DecodeLeadState(values[i], &st);
+      if (got[i].ok()) {
+        (void)DecodeLeadState(values[i], &st);  // an incomplete state is rebuilt from the log
+        stored_leads.insert(lead_ids[i]);
+      }
       leads.emplace(lead_ids[i], std::move(st));
     }
   }
 
+  // The new events, numbered in arrival order, per lead.
+  std::unordered_map<std::string, std::vector<std::pair<uint64_t, Event*>>> by_lead;
+  std::vector<std::pair<uint64_t, Event*>> accepted;
+  uint64_t seq = next_seq_;
   for (size_t g = 0; g < group.size(); ++g) {
     for (Event& e : group[g]->events) {
       if (!ids_in_group.insert(e.event_id).second || known_ids.count(e.event_id)) {
@@ -355,33 +440,27 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
       if (!lead.known && e.type != EventType::kShown) results[g].unknown_leads++;
       lead.known = true;
       if (!e.asset_id.empty() && !asset_known_(e.asset_id)) results[g].unknown_assets++;
-      // The lead's earlier events: the stored ones and those this group
-      // already processed, by ts and then arrival (as re-aggregation sees them).
-      auto history = [&] {
-        auto stored = LeadEvents(e.lead_id);
-        if (!stored.ok()) {
-          if (history_error.ok()) history_error = stored.status();
-          return std::vector<Event>();
-        }
-        std::vector<Event> events = std::move(stored).value();
-        const auto& pending = lead_events[e.lead_id];
-        events.insert(events.end(), pending.begin(), pending.end());
-        std::stable_sort(events.begin(), events.end(), [](const Event& x, const Event& y) { return x.ts < y.ts; });
-        return events;
-      };
-      tally_.Apply(e, lead, history, &deltas);
-      std::string key = LeadPrefix(e.lead_id);
-      PutBE64(&key, uint64_t(e.ts));
-      PutBE64(&key, next_seq_++);
-      batch.Put(cf_.events, key, EncodeEvent(e));
-      batch.Put(cf_.event_ids, e.event_id, key);
-      lead_events[e.lead_id].push_back(e);
+      by_lead[e.lead_id].emplace_back(seq, &e);
+      accepted.emplace_back(seq++, &e);
       results[g].accepted++;
     }
   }
-  if (!history_error.ok()) return fail(history_error);
-  for (const auto& [id, st] : leads) batch.Put(cf_.leads, id, EncodeLeadState(st));
-  for (const auto& [key, c] : deltas.counters) batch.Merge(cf_.stats, key, EncodeCounters(c));
+  for (auto& [lead_id, events] : by_lead) {
+    if (Status s = TallyLead(lead_id, stored_leads.count(lead_id) > 0, &leads[lead_id], events, &deltas); !s.ok()) {
+      return fail(s);
+    }
+  }
+  for (const auto& [n, e] : accepted) {  // completed by the tally
+    std::string key = LeadPrefix(e->lead_id);
+    PutBE64(&key, uint64_t(e->ts));
+    PutBE64(&key, n);
+    batch.Put(cf_.events, key, EncodeEvent(*e));
+    batch.Put(cf_.event_ids, e->event_id, key);
+  }
+  for (const auto& [id, events] : by_lead) batch.Put(cf_.leads, id, EncodeLeadState(leads[id]));
+  for (const auto& [key, c] : deltas.counters) {
+    if (!IsZero(c)) batch.Merge(cf_.stats, key, EncodeCounters(c));
+  }
   {
     std::shared_lock lock(stats_mu_);
     for (auto& [asset, ts] : deltas.last_used) {
@@ -390,7 +469,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
       batch.Put(cf_.stats, LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
     }
   }
-  batch.Put(cf_.meta, kSeqKey, std::to_string(next_seq_));
+  batch.Put(cf_.meta, kSeqKey, std::to_string(seq));
 
   rocksdb::WriteOptions wo;
   wo.sync = true;  // acknowledged means durable
@@ -399,8 +478,13 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
       !w.ok()) {
     return fail(w);
   }
+  next_seq_ = seq;
   if (touched_leads_) {
-    for (const auto& [lead, events] : lead_events) touched_leads_->insert(lead);
+    for (const auto& [lead, events] : by_lead) touched_leads_->insert(lead);
+  }
+  {
+    std::unique_lock lock(leads_mu_);
+    for (const auto& [lead, events] : by_lead) SetSeen(lead, leads[lead].seen);
   }
   {
     std::unique_lock lock(stats_mu_);
@@ -410,30 +494,127 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
   for (size_t g = 0; g < group.size(); ++g) group[g]->done.set_value(results[g]);
 }
 
+Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadState* st,
+                                std::vector<std::pair<uint64_t, Event*>>& events, Deltas* deltas) {
+  // Late: an event earlier (by ts) than one the lead already has.
+  bool late = false;
+  int64_t latest = st->complete ? st->latest_ts : -1;
+  for (const auto& [n, e] : events) {
+    late = late || e->ts < latest;
+    latest = std::max(latest, e->ts);
+  }
+  const bool rebuild = stored && (!st->complete || st->window_ms != tally_.window_ms());
+  if (!late && !rebuild) {  // the common case: no history read
+    for (auto& [n, e] : events) tally_.Apply(*e, *st, deltas);
+    st->known = true;
+    return Status::Ok();
+  }
+  // The lead's log as stored: replayed by event time, it gives the state (and
+  // the counters) the lead had before this group.
+  std::vector<std::pair<uint64_t, Event>> log;
+  if (stored) {
+    if (Status s = LeadLog(lead_id, nullptr, &log); !s.ok()) return s;
+    log_records_read_ += log.size();
+  }
+  if (rebuild) {
+    tally_.Replay(log, st, nullptr);
+    latest = st->latest_ts;
+    for (const auto& [n, e] : events) {
+      late = late || e->ts < latest;
+      latest = std::max(latest, e->ts);
+    }
+  }
+  if (!late) {
+    for (auto& [n, e] : events) tally_.Apply(*e, *st, deltas);
+    st->known = true;
+    return Status::Ok();
+  }
+  // Re-derive: out with what the old log counted, in with the old log and the
+  // new events, all in (ts, seq) order; the new events take the stage and
+  // topic the replay gives them.
+  Deltas before, after;
+  std::vector<std::pair<uint64_t, Event>> all = log;
+  tally_.Replay(log, nullptr, &before);
+  for (const auto& [n, e] : events) all.emplace_back(n, *e);
+  tally_.Replay(all, st, &after);
+  std::unordered_map<uint64_t, const Event*> completed;
+  for (const auto& [n, e] : all) completed.emplace(n, &e);
+  for (auto& [n, e] : events) {
+    const Event* done = completed.at(n);
+    e->stage = done->stage;
+    e->topic = done->topic;
+  }
+  deltas->Add(after, +1);
+  deltas->Add(before, -1);
+  st->known = true;
+  return Status::Ok();
+}
+
+void FeedbackStore::SetSeen(const std::string& lead_id, const std::vector<std::string>& assets) {
+  std::vector<uint32_t>& ids = seen_[lead_id];
+  ids.clear();
+  ids.reserve(assets.size());
+  for (const std::string& a : assets) ids.push_back(seen_names_.Intern(a));
+}
+
+std::vector<std::string> FeedbackStore::SeenAssets(const std::string& lead_id) const {
+  std::vector<std::string> out;
+  std::shared_lock lock(leads_mu_);
+  auto it = seen_.find(lead_id);
+  if (it == seen_.end()) return out;
+  out.reserve(it->second.size());
+  for (uint32_t id : it->second) out.push_back(seen_names_.Name(id));
+  return out;
+}
+
+Status FeedbackStore::LoadLeads(std::string* note) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.leads));
+  uint64_t leads = 0, rebuilt = 0;
+  rocksdb::WriteBatch batch;
+  auto flush = [&]() -> Status {
+    if (batch.Count() == 0) return Status::Ok();
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    Status s = storage_->AfterWrite(db_->Write(wo, &batch), "rewriting lead records");
+    batch.Clear();
+    return s;
+  };
+  std::unique_lock lock(leads_mu_);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string lead_id = it->key().ToString();
+    LeadState st;
+    (void)DecodeLeadState(std::string_view(it->value().data(), it->value().size()), &st);
+    if (!st.complete || st.window_ms != tally_.window_ms()) {
+      // Written by an older version, damaged, or pruned with another window:
+      // rebuilt from the log once, and stored so.
+      std::vector<std::pair<uint64_t, Event>> log;
+      if (Status s = LeadLog(lead_id, nullptr, &log); !s.ok()) return s;
+      tally_.Replay(log, &st, nullptr);
+      batch.Put(cf_.leads, lead_id, EncodeLeadState(st));
+      ++rebuilt;
+      if (batch.Count() >= 1000) {
+        if (Status s = flush(); !s.ok()) return s;
+      }
+    }
+    if (!st.seen.empty()) SetSeen(lead_id, st.seen);
+    ++leads;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading leads");
+  if (Status s = flush(); !s.ok()) return s;
+  *note = std::to_string(leads) + " leads loaded";
+  if (rebuilt > 0) *note += " (" + std::to_string(rebuilt) + " rebuilt from their events)";
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------------------
 // Re-aggregation
 
 void FeedbackStore::ReplayLead(std::vector<std::pair<uint64_t, Event>> events, Derived* out, int sign) const {
-  std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  LeadState lead;
   Deltas deltas;
-  std::vector<std::pair<uint64_t, Event>> seen;  // by (ts, seq), as the live writer reads the history
-  for (auto& [seq, e] : events) {
-    auto history = [&] {
-      std::vector<Event> h;
-      h.reserve(seen.size());
-      for (const auto& [s, x] : seen) h.push_back(x);
-      return h;
-    };
-    tally_.Apply(e, lead, history, &deltas);
-    auto at = std::upper_bound(seen.begin(), seen.end(), std::make_pair(e.ts, seq), [](const auto& k, const auto& x) {
-      return k < std::make_pair(x.second.ts, x.first);
-    });
-    seen.emplace(at, seq, e);
-  }
+  tally_.Replay(events, nullptr, &deltas);
   for (auto& [key, c] : deltas.counters) {
     if (sign < 0) {
-      for (int64_t& v : c) v = -v;
+      for (int64_t& v : c) v = int64_t(0 - uint64_t(v));
     }
     out->Apply(key, c);
   }
@@ -747,8 +928,11 @@ Result<Lead> FeedbackStore::GetLead(const std::string& lead_id) const {
   if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading lead '" + lead_id + "'");
   const bool known = got.ok();
   if (!known && lead.history.empty()) return Status::NotFound("no lead '" + lead_id + "'");
-  std::string_view in(v);
-  if (known) (void)GetStr(&in, &lead.stage);
+  if (known) {
+    LeadState st;
+    (void)DecodeLeadState(v, &st);
+    lead.stage = st.stage;
+  }
   return lead;
 }
 
