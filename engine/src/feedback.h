@@ -34,6 +34,7 @@
 #include "playbook/engine/options.h"
 #include "playbook/engine/status.h"
 #include "playbook/engine/types.h"
+#include "codec.h"
 #include "derived.h"
 #include "storage.h"
 #include "tally.h"
@@ -191,15 +192,16 @@ class FeedbackStore {
   std::unique_ptr<Derived> derived_;  // guarded by stats_mu_
 };
 
-// The stored values of the "events" and "leads" column families (also fuzzed:
-// tests/fuzz/records_fuzz.cpp). Decoding never trusts the bytes: false when
-// they are not a well-formed record. A lead record of the first format (stage,
-// since, topic) decodes with complete = false (rebuild it from the log); a
-// damaged one keeps what could be read, also incomplete.
-std::string EncodeEvent(const Event& e);
-bool DecodeEvent(std::string_view in, Event* e);
-std::string EncodeLeadState(const LeadState& st);
-bool DecodeLeadState(std::string_view in, LeadState* st);
+// Keys. "meta": the next event sequence number, and the marker present while
+// re-aggregated counters are being written (Open finishes the job).
+inline constexpr const char* kEventSeqKey = "meta/event_seq";
+inline constexpr const char* kReaggregatingKey = "meta/reaggregating";
+// "events": lead \0 ts(BE64) seq(BE64), so that a lead's log is one range in
+// (ts, arrival) order; LeadPrefix is its start (lead \0).
+std::string LeadPrefix(const std::string& lead);
+std::string EventKey(const std::string& lead, int64_t ts, uint64_t seq);
+// The lead and the sequence number of an events key; false if malformed.
+bool SplitEventKey(const rocksdb::Slice& key, std::string_view* lead, uint64_t* seq);
 
 // InvalidArgument naming "events[i].field" for the first invalid event;
 // fills in ts = now where it is 0.

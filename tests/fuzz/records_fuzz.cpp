@@ -1,7 +1,7 @@
 // The engine's stored-record decoders on arbitrary bytes: what RocksDB hands
 // back is trusted by nothing. The first byte picks the record kind:
 //   0 asset (codec.h)        1 vector (codec.h, dimension from the next byte)
-//   2 event (feedback.h)     3 lead state (feedback.h; both formats)
+//   2 event (codec.h)        3 lead state (codec.h; both formats)
 //   4 stats counters: a sequence of (key, counters) records of the "stats"
 //     column family, applied to a Derived as FeedbackStore::Open loads them,
 //     then summed and enumerated as the reports and re-aggregation do.
