@@ -198,7 +198,9 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
   }
   {
     std::unique_lock lock(stats_mu_);
-    for (const auto& [key, c] : deltas.counters) derived_->Apply(key, c);
+    for (const auto& [key, c] : deltas.counters) {
+      if (!IsZero(c)) derived_->Apply(key, c);  // a re-derived lead: most keys cancel out
+    }
     for (const auto& [asset, ts] : deltas.last_used) derived_->ApplyLastUsed(asset, ts);
   }
   for (size_t g = 0; g < group.size(); ++g) group[g]->done.set_value(results[g]);
