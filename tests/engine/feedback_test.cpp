@@ -546,15 +546,82 @@ TEST_F(FeedbackStoreTest, AShuffledLogCountsAsTheSameLogInTimeOrderAndAsItsReagg
     EXPECT_EQ(check.value().differing, 0u);
     EXPECT_EQ(check.value().leads, leads.size());
   }
-  // Attribution actually happened (the comparison is not of empty counters).
+  // And the numbers are those of the definition, computed here from the whole
+  // history of each lead (not from the lead state the store keeps).
+  struct Use {
+    std::string asset, stage, rep;
+    int64_t ts;
+  };
+  struct Lead {
+    std::string stage;
+    std::vector<Use> uses;
+    size_t since_change = 0;
+  };
+  std::map<std::string, Lead> state;
+  std::map<std::pair<std::string, std::string>, std::array<int64_t, 5>> expected;  // used won lost advanced cents
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> won_by_rep;  // (stage, rep, asset)
+  std::vector<Event> by_time = log;
+  std::stable_sort(by_time.begin(), by_time.end(), [](const Event& a, const Event& b) { return a.ts < b.ts; });
+  std::set<std::string> ids;
+  const int64_t window = int64_t(options_.attribution_window_days) * day;
+  auto index = [&](const std::string& stage) {
+    return int(std::find(options_.stages.begin(), options_.stages.end(), stage) - options_.stages.begin());
+  };
+  for (const Event& e : by_time) {
+    if (!ids.insert(e.event_id).second) continue;
+    Lead& lead = state[e.lead_id];
+    if (e.type == EventType::kShown) lead.stage = e.stage;
+    if (e.type == EventType::kUsed) {
+      lead.uses.push_back({e.asset_id, lead.stage, e.rep_id, e.ts});
+      expected[{e.asset_id, lead.stage}][0] += 1;
+    }
+    if (e.type == EventType::kStageChanged) {
+      const int from = lead.stage.empty() ? -1 : index(lead.stage), to = index(e.stage);
+      std::set<std::pair<std::string, std::string>> once;
+      for (size_t i = lead.since_change; from >= 0 && to > from && i < lead.uses.size(); ++i) {
+        const std::pair<std::string, std::string> key{lead.uses[i].asset, lead.uses[i].stage};
+        if (once.insert(key).second) expected[key][3] += 1;
+      }
+      lead.since_change = lead.uses.size();
+      lead.stage = e.stage;
+    }
+    if (e.type == EventType::kWon || e.type == EventType::kLost) {
+      const bool won = e.type == EventType::kWon;
+      const int64_t cents = won ? int64_t(std::llround(e.amount * 100)) : 0;
+      std::set<std::pair<std::string, std::string>> once;
+      for (const Use& u : lead.uses) {
+        if (u.ts < e.ts - window || !once.insert({u.asset, u.stage}).second) continue;
+        auto& w = expected[{u.asset, u.stage}];
+        w[won ? 1 : 2] += 1;
+        w[4] += cents;
+        if (won) won_by_rep[{u.stage, u.rep, u.asset}] += 1;
+      }
+    }
+  }
   uint64_t won = 0, advanced = 0;
   for (const std::string& a : assets) {
     for (const std::string& stage : options_.stages) {
-      won += (*in_order).Stats(a, stage).won;
-      advanced += (*in_order).Stats(a, stage).advanced;
+      const AssetStageStats got = in_order->Stats(a, stage);
+      const auto it = expected.find({a, stage});
+      const std::array<int64_t, 5> w = it == expected.end() ? std::array<int64_t, 5>{} : it->second;
+      EXPECT_EQ(got.used, uint64_t(w[0])) << a << " at " << stage;
+      EXPECT_EQ(got.won, uint64_t(w[1])) << a << " at " << stage;
+      EXPECT_EQ(got.lost, uint64_t(w[2])) << a << " at " << stage;
+      EXPECT_EQ(got.advanced, uint64_t(w[3])) << a << " at " << stage;
+      EXPECT_DOUBLE_EQ(got.won_amount, double(w[4]) / 100.0) << a << " at " << stage;
+      won += got.won;
+      advanced += got.advanced;
+      for (const std::string& rep : reps) {  // the rep of the first use in the window gets the credit
+        uint64_t got_won = 0;
+        for (const auto& activity : in_order->Aggregate(0, INT64_MAX / 2, stage, rep).by_asset) {
+          if (activity.asset_id == a) got_won = activity.stats.won;
+        }
+        const auto r = won_by_rep.find({stage, rep, a});
+        EXPECT_EQ(got_won, r == won_by_rep.end() ? 0u : r->second) << a << " at " << stage << " by " << rep;
+      }
     }
   }
-  EXPECT_GT(won, 0u);
+  EXPECT_GT(won, 0u);  // attribution happened: the comparisons are not of empty counters
   EXPECT_GT(advanced, 0u);
 }
 
