@@ -1,5 +1,6 @@
 #include "codec.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace playbook {
@@ -126,6 +127,183 @@ Status DecodeVector(std::string_view bytes, uint32_t dim, std::vector<float>* ou
   out->resize(dim);
   if (dim > 0) std::memcpy(out->data(), bytes.data(), bytes.size());  // data() may be null at 0
   return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+// Events and lead states: strings as a 4-byte length and the bytes, numbers as
+// 8 little-endian bytes.
+
+namespace {
+
+constexpr uint8_t kEventFormat = 2;  // 2 added the topic; 1 is still read
+
+void PutStr(std::string* out, const std::string& s) {
+  const uint32_t n = uint32_t(s.size());
+  out->append(reinterpret_cast<const char*>(&n), 4);
+  out->append(s);
+}
+
+bool GetStr(std::string_view* in, std::string* s) {
+  uint32_t n;
+  if (in->size() < 4) return false;
+  std::memcpy(&n, in->data(), 4);
+  in->remove_prefix(4);
+  if (in->size() < n) return false;
+  s->assign(in->data(), n);
+  in->remove_prefix(n);
+  return true;
+}
+
+}  // namespace
+
+std::string EncodeEvent(const Event& e) {
+  std::string out;
+  out.push_back(char(kEventFormat));
+  out.push_back(char(e.type));
+  PutStr(&out, e.event_id);
+  PutStr(&out, e.lead_id);
+  PutStr(&out, e.asset_id);
+  PutStr(&out, e.stage);
+  PutStr(&out, e.rep_id);
+  PutStr(&out, e.recommendation_id);
+  PutStr(&out, e.reason);
+  PutStr(&out, e.topic);
+  out.append(reinterpret_cast<const char*>(&e.amount), 8);
+  out.append(reinterpret_cast<const char*>(&e.ts), 8);
+  return out;
+}
+
+bool DecodeEvent(std::string_view in, Event* e) {
+  if (in.size() < 2 || (uint8_t(in[0]) != kEventFormat && uint8_t(in[0]) != 1)) return false;
+  const bool has_topic = uint8_t(in[0]) >= 2;
+  e->type = EventType(uint8_t(in[1]));
+  in.remove_prefix(2);
+  if (!GetStr(&in, &e->event_id) || !GetStr(&in, &e->lead_id) || !GetStr(&in, &e->asset_id) ||
+      !GetStr(&in, &e->stage) || !GetStr(&in, &e->rep_id) || !GetStr(&in, &e->recommendation_id) ||
+      !GetStr(&in, &e->reason) || (has_topic && !GetStr(&in, &e->topic)) || in.size() != 16) {
+    return false;
+  }
+  std::memcpy(&e->amount, in.data(), 8);
+  std::memcpy(&e->ts, in.data() + 8, 8);
+  return true;
+}
+
+namespace {
+
+// A lead record of the current format starts with a length no record of the
+// first format can have (its stage's length: 4 GiB), then the version.
+constexpr char kLeadMagic[] = "\xff\xff\xff\xff";
+constexpr uint8_t kLeadFormat = 2;
+
+bool GetI64(std::string_view* in, int64_t* v) {
+  if (in->size() < 8) return false;
+  std::memcpy(v, in->data(), 8);
+  in->remove_prefix(8);
+  return true;
+}
+
+void PutCount(std::string* out, size_t n) {
+  const uint32_t v = uint32_t(n);
+  out->append(reinterpret_cast<const char*>(&v), 4);
+}
+
+bool GetCount(std::string_view* in, uint32_t* n) {
+  if (in->size() < 4) return false;
+  std::memcpy(n, in->data(), 4);
+  in->remove_prefix(4);
+  return true;
+}
+
+void PutUses(std::string* out, const std::vector<UseRef>& uses) {
+  PutCount(out, uses.size());
+  for (const UseRef& u : uses) {
+    PutStr(out, u.asset);
+    PutStr(out, u.stage);
+    PutStr(out, u.rep);
+    PutStr(out, u.topic);
+    PutI64(out, u.ts);
+  }
+}
+
+// Never reserves by the stored count: each element needs bytes that are there.
+bool GetUses(std::string_view* in, std::vector<UseRef>* uses) {
+  uint32_t n;
+  if (!GetCount(in, &n)) return false;
+  for (uint32_t i = 0; i < n; ++i) {
+    UseRef u;
+    if (!GetStr(in, &u.asset) || !GetStr(in, &u.stage) || !GetStr(in, &u.rep) || !GetStr(in, &u.topic) ||
+        !GetI64(in, &u.ts)) {
+      return false;
+    }
+    uses->push_back(std::move(u));
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string EncodeLeadState(const LeadState& st) {
+  std::string v(kLeadMagic, 4);
+  v.push_back(char(kLeadFormat));
+  PutStr(&v, st.stage);
+  PutI64(&v, st.stage_since);
+  PutStr(&v, st.topic);
+  PutI64(&v, st.latest_ts);
+  PutI64(&v, st.window_ms);
+  PutUses(&v, st.since_change);
+  PutUses(&v, st.window);
+  PutCount(&v, st.seen.size());
+  for (const std::string& a : st.seen) PutStr(&v, a);
+  return v;
+}
+
+bool DecodeLeadState(std::string_view in, LeadState* st) {
+  st->known = true;
+  st->complete = false;
+  if (in.size() >= 5 && in.substr(0, 4) == std::string_view(kLeadMagic, 4)) {
+    if (uint8_t(in[4]) != kLeadFormat) return false;
+    in.remove_prefix(5);
+    uint32_t seen = 0;
+    bool ok = GetStr(&in, &st->stage) && GetI64(&in, &st->stage_since) && GetStr(&in, &st->topic) &&
+              GetI64(&in, &st->latest_ts) && GetI64(&in, &st->window_ms) && GetUses(&in, &st->since_change) &&
+              GetUses(&in, &st->window) && GetCount(&in, &seen);
+    for (uint32_t i = 0; ok && i < seen; ++i) ok = GetStr(&in, &st->seen.emplace_back());
+    st->complete = ok && in.empty();
+    return st->complete;
+  }
+  // The first format (stage, since, topic), lenient as it was: a short record
+  // keeps what could be read.
+  int64_t since = 0;
+  const bool stage_ok = GetStr(&in, &st->stage);
+  if (stage_ok && in.size() >= 8) std::memcpy(&since, in.data(), 8);
+  in.remove_prefix(std::min<size_t>(8, in.size()));
+  const bool topic_ok = in.empty() || GetStr(&in, &st->topic);
+  st->stage_since = since;
+  return stage_ok && topic_ok && in.empty();
+}
+
+const char* EventTypeName(EventType t) {
+  switch (t) {
+    case EventType::kShown: return "shown";
+    case EventType::kUsed: return "used";
+    case EventType::kViewed: return "viewed";
+    case EventType::kDismissed: return "dismissed";
+    case EventType::kStageChanged: return "stage_changed";
+    case EventType::kWon: return "won";
+    case EventType::kLost: return "lost";
+  }
+  return "unknown";
+}
+
+bool ParseEventType(const std::string& name, EventType* t) {
+  for (EventType e : {EventType::kShown, EventType::kUsed, EventType::kViewed, EventType::kDismissed,
+                      EventType::kStageChanged, EventType::kWon, EventType::kLost}) {
+    if (name == EventTypeName(e)) {
+      *t = e;
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace playbook

@@ -1,7 +1,10 @@
-// The stored encoding of catalog records. Private to engine/.
+// The stored encoding of records. Private to engine/. Also fuzzed
+// (tests/fuzz/records_fuzz.cpp): decoding never trusts the bytes.
 //
 // "assets" column family: key = asset id, value = EncodeAsset (no vector).
 // "vectors" column family: key = asset id, value = dimension little-endian floats.
+// "events" column family: value = EncodeEvent (keys in feedback.h).
+// "leads" column family: key = lead id, value = EncodeLeadState.
 #pragma once
 
 #include <string>
@@ -9,6 +12,7 @@
 
 #include "playbook/engine/status.h"
 #include "playbook/engine/types.h"
+#include "tally.h"
 
 namespace playbook {
 
@@ -20,5 +24,13 @@ Status DecodeAsset(std::string_view bytes, Asset* asset);
 std::string EncodeVector(const float* v, uint32_t dim);
 // Corruption when the size is not dim floats.
 Status DecodeVector(std::string_view bytes, uint32_t dim, std::vector<float>* out);
+
+// False when the bytes are not a well-formed record. A lead record of the
+// first format (stage, since, topic) decodes with complete = false (rebuild
+// it from the log); a damaged one keeps what could be read, also incomplete.
+std::string EncodeEvent(const Event& e);
+bool DecodeEvent(std::string_view in, Event* e);
+std::string EncodeLeadState(const LeadState& st);
+bool DecodeLeadState(std::string_view in, LeadState* st);
 
 }  // namespace playbook

@@ -6,7 +6,8 @@
 //
 // Column families: "events" (lead \0 ts(BE64) seq(BE64) -> event; seq is the
 // global arrival order), "event_ids" (event id -> events key), "leads" (lead ->
-// stage, since when, topic), "stats" (the derived counters, keys in derived.h,
+// LeadState: stage, since when, topic, the uses attribution can still credit,
+// the assets seen; tally.h), "stats" (the derived counters, keys in derived.h,
 // merged with the "playbook.counters.v1" operator).
 #pragma once
 
@@ -33,6 +34,7 @@
 #include "playbook/engine/options.h"
 #include "playbook/engine/status.h"
 #include "playbook/engine/types.h"
+#include "codec.h"
 #include "derived.h"
 #include "storage.h"
 #include "tally.h"
@@ -75,6 +77,13 @@ class FeedbackStore {
 
   // The lead's events, oldest first; an error when the log cannot be read.
   Result<std::vector<Event>> LeadEvents(const std::string& lead_id) const;
+  // The assets used, viewed or dismissed with the lead, from memory (kept by
+  // the writer, loaded at Open): recommend's exclusions, no storage read.
+  std::vector<std::string> SeenAssets(const std::string& lead_id) const;
+  // Event records the writer has read back from the log (to rebuild a lead
+  // whose record predates its state, or to re-derive a lead that got an event
+  // earlier than its latest). For tests: in-order events read none.
+  uint64_t LogRecordsRead() const { return log_records_read_.load(); }
   Result<Lead> GetLead(const std::string& lead_id) const;
 
   // With a topic: the counters of the asset at the stage for leads whose
@@ -129,13 +138,23 @@ class FeedbackStore {
   // events and leads replayed.
   Status ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out, uint64_t total,
                    const ReaggregateProgress& progress, uint64_t* events, uint64_t* leads) const;
-  // Replays one lead's events (any order; replayed in arrival order) into
+  // Replays one lead's events (any order; replayed by (ts, arrival)) into
   // `out`, counters multiplied by `sign`.
   void ReplayLead(std::vector<std::pair<uint64_t, Event>> events, Derived* out, int sign) const;
   // Writes the counters in memory over the range-deleted stored ones (see .cpp).
   Status WriteDerived(uint64_t* keys, std::chrono::steady_clock::duration* longest_pause,
                       const ReaggregateProgress& progress);
   Status LoadDerived(Derived* out) const;
+  // Loads every lead's exclusions into memory; rebuilds from its log (and
+  // rewrites) a lead whose record predates the current LeadState or was
+  // pruned with another attribution window.
+  Status LoadLeads(std::string* note);
+  // Counts the group's new events of one lead (arrival order) into *deltas,
+  // from its stored state `st` (updated): incrementally when they come in
+  // event-time order after it, else by re-deriving the lead from its log.
+  Status TallyLead(const std::string& lead_id, bool stored, LeadState* st,
+                   std::vector<std::pair<uint64_t, Event*>>& events, Deltas* deltas);
+  void SetSeen(const std::string& lead_id, const std::vector<std::string>& assets);  // REQUIRES: leads_mu_
 
   rocksdb::DB* db_;
   const FeedbackColumns cf_;
@@ -163,17 +182,26 @@ class FeedbackStore {
   std::mutex reaggregate_mu_;
   std::condition_variable reaggregate_cv_;  // signalled when a re-aggregation ends
 
+  std::atomic<uint64_t> log_records_read_{0};
+  // lead -> the assets seen with it (ids in seen_names_): recommend's exclusions.
+  mutable std::shared_mutex leads_mu_;
+  Dictionary seen_names_;                                       // guarded by leads_mu_
+  std::unordered_map<std::string, std::vector<uint32_t>> seen_;  // guarded by leads_mu_
+
   mutable std::shared_mutex stats_mu_;
   std::unique_ptr<Derived> derived_;  // guarded by stats_mu_
 };
 
-// The stored values of the "events" and "leads" column families (also fuzzed:
-// tests/fuzz/records_fuzz.cpp). Decoding never trusts the bytes: false when
-// they are not a well-formed record (a lead state keeps what could be read).
-std::string EncodeEvent(const Event& e);
-bool DecodeEvent(std::string_view in, Event* e);
-std::string EncodeLeadState(const LeadState& st);
-bool DecodeLeadState(std::string_view in, LeadState* st);
+// Keys. "meta": the next event sequence number, and the marker present while
+// re-aggregated counters are being written (Open finishes the job).
+inline constexpr const char* kEventSeqKey = "meta/event_seq";
+inline constexpr const char* kReaggregatingKey = "meta/reaggregating";
+// "events": lead \0 ts(BE64) seq(BE64), so that a lead's log is one range in
+// (ts, arrival) order; LeadPrefix is its start (lead \0).
+std::string LeadPrefix(const std::string& lead);
+std::string EventKey(const std::string& lead, int64_t ts, uint64_t seq);
+// The lead and the sequence number of an events key; false if malformed.
+bool SplitEventKey(const rocksdb::Slice& key, std::string_view* lead, uint64_t* seq);
 
 // InvalidArgument naming "events[i].field" for the first invalid event;
 // fills in ts = now where it is 0.

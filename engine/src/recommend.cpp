@@ -69,14 +69,9 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   }
   AssetFilter filter = req.filter;
   filter.stage = req.stage;
-  if (req.exclude_seen) {
-    auto seen = feedback_->LeadEvents(req.lead_id);
-    if (!seen.ok()) return seen.status();  // never recommend what the rep saw because the log was unreadable
-    for (const Event& e : seen.value()) {
-      if (e.type == EventType::kUsed || e.type == EventType::kViewed || e.type == EventType::kDismissed) {
-        filter.exclude_ids.push_back(e.asset_id);
-      }
-    }
+  if (req.exclude_seen) {  // from memory (the writer keeps each lead's seen assets): no storage read
+    const std::vector<std::string> seen = feedback_->SeenAssets(req.lead_id);
+    filter.exclude_ids.insert(filter.exclude_ids.end(), seen.begin(), seen.end());
   }
 
   // 1. Candidates: by meaning when there is context, else every eligible asset.

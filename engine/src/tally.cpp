@@ -10,25 +10,21 @@ namespace {
 
 const std::string kAllReps;
 
-std::vector<const Event*> UsedBetween(const std::vector<Event>& events, int64_t from, int64_t to) {
-  std::vector<const Event*> used;
-  for (const Event& e : events) {
-    if (e.type == EventType::kUsed && e.ts >= from && e.ts <= to) used.push_back(&e);
-  }
-  return used;
-}
-
-// The uses after the lead's last stage change.
-std::vector<const Event*> UsedSinceChange(const std::vector<Event>& events) {
-  std::vector<const Event*> used;
-  for (const Event& e : events) {
-    if (e.type == EventType::kStageChanged) used.clear();
-    if (e.type == EventType::kUsed) used.push_back(&e);
-  }
-  return used;
-}
+UseRef UseOf(const Event& e) { return UseRef{e.asset_id, e.stage, e.rep_id, e.topic, e.ts}; }
 
 }  // namespace
+
+void Deltas::Add(const Deltas& other, int sign) {
+  for (const auto& [key, c] : other.counters) {
+    Counters& mine = counters[key];
+    for (size_t i = 0; i < mine.size(); ++i) mine[i] = WrapAdd(mine[i], sign < 0 ? int64_t(0 - uint64_t(c[i])) : c[i]);
+  }
+  if (sign < 0) return;  // a last use is a maximum: it is never taken back
+  for (const auto& [asset, ts] : other.last_used) {
+    auto [it, added] = last_used.try_emplace(asset, ts);
+    if (!added) it->second = std::max(it->second, ts);
+  }
+}
 
 Tally::Tally(const EngineOptions& options)
     : stages_(options.stages), window_ms_(int64_t(options.attribution_window_days) * 24 * 3600 * 1000) {}
@@ -38,7 +34,7 @@ int Tally::StageIndex(const std::string& stage) const {
   return it == stages_.end() ? -1 : int(it - stages_.begin());
 }
 
-void Tally::Apply(Event& e, LeadState& lead, const std::function<std::vector<Event>()>& history, Deltas* out) const {
+void Tally::Apply(Event& e, LeadState& lead, Deltas* out) const {
   // Report counters: by UTC day of `ts`, stage, rep ("" = all reps) and asset.
   auto agg = [&](int64_t ts, const std::string& stage, const std::string& rep, const std::string& asset, int f,
                  int64_t cents) {
@@ -49,15 +45,16 @@ void Tally::Apply(Event& e, LeadState& lead, const std::function<std::vector<Eve
       if (rep.empty()) break;
     }
   };
-  // Credits field `f` once per distinct (asset, stage) among `used`, at its
-  // stage of use, and at its stage and topic.
-  auto credit = [&](const std::vector<const Event*>& used, int f, int64_t cents, int64_t outcome_ts) {
-    std::set<std::pair<std::string, std::string>> once;
-    for (const Event* u : used) {
-      if (!once.insert({u->asset_id, u->stage}).second) continue;
-      agg(outcome_ts, u->stage, u->rep_id, u->asset_id, f, cents);
-      std::vector<std::string> keys = {StatsKey(u->asset_id, u->stage)};
-      if (!u->topic.empty()) keys.push_back(StatsKey(u->asset_id, u->stage, u->topic));
+  // Credits field `f` once per distinct (asset, stage) among `used` (the
+  // first use of each: its rep and topic), at its stage of use, and at its
+  // stage and topic.
+  auto credit = [&](const std::vector<UseRef>& used, int64_t from_ts, int f, int64_t cents, int64_t outcome_ts) {
+    std::set<std::pair<std::string_view, std::string_view>> once;
+    for (const UseRef& u : used) {
+      if (u.ts < from_ts || !once.insert({u.asset, u.stage}).second) continue;
+      agg(outcome_ts, u.stage, u.rep, u.asset, f, cents);
+      std::vector<std::string> keys = {StatsKey(u.asset, u.stage)};
+      if (!u.topic.empty()) keys.push_back(StatsKey(u.asset, u.stage, u.topic));
       for (const std::string& key : keys) {
         Counters& c = out->counters[key];
         c[size_t(f)] += 1;
@@ -90,38 +87,70 @@ void Tally::Apply(Event& e, LeadState& lead, const std::function<std::vector<Eve
       break;
     case EventType::kUsed:
     case EventType::kViewed:
-    case EventType::kDismissed:
+    case EventType::kDismissed: {
       e.stage = lead.stage;
       e.topic = lead.topic;
       count(e.type == EventType::kUsed ? 1 : e.type == EventType::kViewed ? 2 : 3);
+      if (std::find(lead.seen.begin(), lead.seen.end(), e.asset_id) == lead.seen.end()) lead.seen.push_back(e.asset_id);
+      if (e.type != EventType::kUsed) break;
+      UseRef use = UseOf(e);
+      auto same = [&](const UseRef& u) { return u.asset == use.asset && u.stage == use.stage; };
+      if (std::find_if(lead.since_change.begin(), lead.since_change.end(), same) == lead.since_change.end()) {
+        lead.since_change.push_back(use);
+      }
+      // A run of uses of the asset at the stage by one rep under one topic is
+      // one entry: only its latest ts decides whether the window still holds it.
+      auto last = std::find_if(lead.window.rbegin(), lead.window.rend(), same);
+      if (last != lead.window.rend() && last->rep == use.rep && last->topic == use.topic) {
+        last->ts = use.ts;
+      } else {
+        lead.window.push_back(std::move(use));
+      }
       break;
+    }
     case EventType::kStageChanged: {
       const int from = StageIndex(lead.stage), to = StageIndex(e.stage);
-      const std::vector<Event> events = history();
-      const std::vector<const Event*> used = UsedSinceChange(events);
       if (from >= 0 && to > from) {
-        credit(used, 6, 0, e.ts);
-        out->counters[FunnelKey(DayOf(e.ts), lead.stage, !used.empty())][1] += 1;
+        credit(lead.since_change, INT64_MIN, 6, 0, e.ts);
+        out->counters[FunnelKey(DayOf(e.ts), lead.stage, !lead.since_change.empty())][1] += 1;
       }
       if (from != to) out->counters[FunnelKey(DayOf(e.ts), e.stage, false)][0] += 1;
+      lead.since_change.clear();
       lead.stage = e.stage;
       lead.stage_since = e.ts;
       break;
     }
     case EventType::kWon:
     case EventType::kLost: {
-      const std::vector<Event> events = history();
       const bool won = e.type == EventType::kWon;
       if (!lead.stage.empty()) {
-        out->counters[FunnelKey(DayOf(e.ts), lead.stage, !UsedSinceChange(events).empty())][won ? 2 : 3] += 1;
+        out->counters[FunnelKey(DayOf(e.ts), lead.stage, !lead.since_change.empty())][won ? 2 : 3] += 1;
       }
       const int64_t cents = won ? int64_t(std::llround(e.amount * 100)) : 0;
-      credit(UsedBetween(events, e.ts - window_ms_, e.ts), won ? 4 : 5, cents, e.ts);
+      credit(lead.window, e.ts - window_ms_, won ? 4 : 5, cents, e.ts);
       agg(e.ts, "", e.rep_id, "", won ? 4 : 5, cents);  // the lead itself closed: the baseline of lift
       if (e.stage.empty()) e.stage = lead.stage;
       break;
     }
   }
+  lead.known = true;
+  lead.latest_ts = std::max(lead.latest_ts, e.ts);
+  // Later events come at or after latest_ts: older uses cannot be credited.
+  lead.window_ms = window_ms_;
+  const int64_t cutoff = lead.latest_ts - window_ms_;
+  lead.window.erase(std::remove_if(lead.window.begin(), lead.window.end(), [&](const UseRef& u) { return u.ts < cutoff; }),
+                    lead.window.end());
+}
+
+void Tally::Replay(std::vector<std::pair<uint64_t, Event>>& events, LeadState* lead, Deltas* out) const {
+  std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
+    return std::make_pair(a.second.ts, a.first) < std::make_pair(b.second.ts, b.first);
+  });
+  LeadState state;
+  state.window_ms = window_ms_;
+  Deltas ignored;
+  for (auto& [seq, e] : events) Apply(e, state, out ? out : &ignored);
+  if (lead) *lead = std::move(state);
 }
 
 }  // namespace playbook

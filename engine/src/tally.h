@@ -2,12 +2,17 @@
 // counting and attribution, used live by the feedback writer and again by
 // re-aggregation over the raw log, so that both give the same numbers.
 // Private to engine/.
+//
+// A lead's events count in event-time order: by ts, then by arrival (the
+// writer's global sequence number). Tally::Apply takes them one at a time,
+// carrying between them only the lead's state (LeadState): what attribution
+// and exclusion need, never the history itself.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "derived.h"
@@ -16,12 +21,34 @@
 
 namespace playbook {
 
-// A lead as the writer knows it between events.
+// A use of an asset with a lead, as attribution credits it.
+struct UseRef {
+  std::string asset, stage, rep, topic;
+  int64_t ts = 0;
+  bool operator==(const UseRef&) const = default;
+};
+
+// A lead as of its latest event (by ts, then arrival).
 struct LeadState {
   std::string stage;
   std::string topic;  // of the last recommend's context
   int64_t stage_since = 0;
-  bool known = false;
+  bool known = false;      // not stored: a stored lead is known
+  int64_t latest_ts = -1;  // the latest event's ts; -1: none
+  // The first use of each (asset, stage) since the last stage_changed: what
+  // the next stage change credits.
+  std::vector<UseRef> since_change;
+  // The uses an outcome at or after latest_ts can still credit (ts >=
+  // latest_ts - window_ms), one entry per run of uses of an (asset, stage)
+  // by the same rep under the same topic, with the run's latest ts.
+  std::vector<UseRef> window;
+  // The assets used, viewed or dismissed with the lead (recommend excludes
+  // them), each once.
+  std::vector<std::string> seen;
+  int64_t window_ms = -1;  // the attribution window `window` was pruned with
+  // False when decoded from a record older than this format: the lead's
+  // state must be rebuilt from its log before it is used.
+  bool complete = true;
 };
 
 // Counter deltas keyed as in the stats column family (derived.h), and the
@@ -29,18 +56,26 @@ struct LeadState {
 struct Deltas {
   std::unordered_map<std::string, Counters> counters;
   std::unordered_map<std::string, int64_t> last_used;
+  // Adds `other` times `sign` (last use: the later of both, when sign > 0).
+  void Add(const Deltas& other, int sign);
 };
 
 class Tally {
  public:
   explicit Tally(const EngineOptions& options);
 
-  // Adds what `e` contributes to `out`, given the lead's state before it and
-  // its earlier events (oldest first: by ts, then by arrival). Updates `lead`
-  // and completes `e` as it is stored (stage and topic of used, viewed and
-  // dismissed; the stage of won and lost). `history` is called only when
-  // attribution needs it.
-  void Apply(Event& e, LeadState& lead, const std::function<std::vector<Event>()>& history, Deltas* out) const;
+  // Adds what `e` contributes to `out`, given the lead's state before it.
+  // REQUIRES: `e` comes after every event `lead` has seen, by (ts, arrival).
+  // Updates `lead` and completes `e` as it is stored (stage and topic of
+  // used, viewed and dismissed; the stage of won and lost).
+  void Apply(Event& e, LeadState& lead, Deltas* out) const;
+
+  // Replays a lead's events (seq = arrival order) from a fresh state, in
+  // (ts, seq) order: sorts `events` so and completes each. The lead's final
+  // state into *lead, the counters into *out (either may be null).
+  void Replay(std::vector<std::pair<uint64_t, Event>>& events, LeadState* lead, Deltas* out) const;
+
+  int64_t window_ms() const { return window_ms_; }
 
  private:
   int StageIndex(const std::string& stage) const;

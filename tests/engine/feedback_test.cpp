@@ -10,7 +10,14 @@
 #include <set>
 #include <thread>
 
+#include <rocksdb/db.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "feedback.h"
 #include "playbook/engine/engine.h"
+#include "storage.h"
 #include "test_embedder.h"
 
 namespace playbook {
@@ -364,6 +371,397 @@ TEST_F(FeedbackTest, ConcurrentWritersLoseNothingAndSurviveARestart) {
     EXPECT_EQ(again.GetLead("lead-" + std::to_string(t)).value().history.size(), size_t(kCalls * kPerCall));
   }
   EXPECT_EQ(again.GetStats("asset-0", "").viewed, uint64_t(kThreads * kCalls));  // counters survive too
+}
+
+// ---------------------------------------------------------------------------
+// The feedback store itself (white-box): attribution by event time, the lead
+// state that replaces history scans, exclusions from memory.
+
+// A FeedbackStore on its own RocksDB, as the engine opens it.
+class Store {
+ public:
+  Store(const fs::path& dir, const EngineOptions& options) : options_(options) {
+    rocksdb::DBOptions dbo;
+    dbo.create_if_missing = true;
+    dbo.create_missing_column_families = true;
+    rocksdb::ColumnFamilyOptions cfo, stats = cfo;
+    stats.merge_operator = NewCounterMergeOperator();
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+        {rocksdb::kDefaultColumnFamilyName, cfo}, {"events", cfo}, {"event_ids", cfo}, {"leads", cfo}, {"stats", stats}};
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(dbo, dir.string(), cfs, &handles_, &raw);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    db_.reset(raw);
+    storage_ = std::make_unique<StorageState>(raw, handles_[0]);
+    store_ = std::make_unique<FeedbackStore>(raw, FeedbackColumns{handles_[0], handles_[1], handles_[2], handles_[3], handles_[4]},
+                                             options_, [](const std::string&) { return true; }, storage_.get());
+    Status o = store_->Open();
+    EXPECT_TRUE(o.ok()) << o.ToString();
+  }
+  ~Store() {
+    store_.reset();
+    for (auto* h : handles_) (void)db_->DestroyColumnFamilyHandle(h);
+    db_.reset();
+  }
+  FeedbackStore& operator*() { return *store_; }
+  FeedbackStore* operator->() { return store_.get(); }
+  rocksdb::DB* db() { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* leads() { return handles_[3]; }
+  void Record(std::vector<Event> events) {
+    ASSERT_TRUE(ValidateEvents(&events, options_).ok());
+    auto r = store_->Record(std::move(events));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+
+ private:
+  const EngineOptions options_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::unique_ptr<StorageState> storage_;
+  std::unique_ptr<FeedbackStore> store_;
+};
+
+std::string Show(const AssetStageStats& s) {
+  std::ostringstream o;
+  o << s.shown << ' ' << s.used << ' ' << s.viewed << ' ' << s.dismissed << ' ' << s.won << ' ' << s.lost << ' '
+    << s.advanced << ' ' << s.won_amount;
+  return o.str();
+}
+
+// Everything the store answers about counters, as one text to compare.
+std::string Everything(FeedbackStore& f, const EngineOptions& options, const std::vector<std::string>& assets,
+                       const std::vector<std::string>& reps, const std::vector<std::string>& leads) {
+  std::ostringstream o;
+  std::vector<std::string> stages = options.stages;
+  stages.push_back("");
+  for (const std::string& stage : stages) {
+    o << "totals " << stage << ": " << Show(f.StageTotals(stage)) << "\n";
+    for (const std::string& a : assets) {
+      o << a << " at " << stage << ": " << Show(f.Stats(a, stage)) << " / " << Show(f.Stats(a, stage, "price")) << "\n";
+    }
+    std::vector<std::string> by_rep = reps;
+    by_rep.push_back("");
+    for (const std::string& rep : by_rep) {
+      auto sums = f.Aggregate(0, INT64_MAX / 2, stage, rep);
+      std::sort(sums.by_asset.begin(), sums.by_asset.end(),
+                [](const auto& x, const auto& y) { return x.asset_id < y.asset_id; });
+      o << "aggregate " << stage << "/" << rep << ": " << sums.leads_won << ' ' << sums.leads_lost << ' '
+        << sums.won_amount << "\n";
+      for (const auto& a : sums.by_asset) o << "  " << a.asset_id << ' ' << Show(a.stats) << ' ' << a.last_used << "\n";
+    }
+    auto dismissals = f.Dismissals(0, INT64_MAX / 2, stage);
+    std::sort(dismissals.begin(), dismissals.end(),
+              [](const auto& x, const auto& y) { return std::tie(x.asset, x.reason) < std::tie(y.asset, y.reason); });
+    for (const auto& d : dismissals) o << "dismissed " << stage << ' ' << d.asset << ' ' << d.reason << ' ' << d.count << "\n";
+  }
+  for (const auto& [key, c] : f.Funnel(0, INT64_MAX / 2)) {
+    o << "funnel " << key.size() << ":";
+    for (int64_t v : c) o << ' ' << v;
+    o << "\n";
+  }
+  std::map<std::string, std::pair<uint64_t, uint64_t>> closed;
+  for (const auto& [rep, s] : f.Reps(0, INT64_MAX / 2, &closed)) o << "rep " << rep << ' ' << Show(s) << "\n";
+  for (const auto& [rep, wl] : closed) o << "closed " << rep << ' ' << wl.first << ' ' << wl.second << "\n";
+  for (const std::string& lead : leads) {
+    std::vector<std::string> seen = f.SeenAssets(lead);
+    std::sort(seen.begin(), seen.end());
+    o << "seen " << lead << ":";
+    for (const std::string& a : seen) o << ' ' << a;
+    o << "\n";
+  }
+  return o.str();
+}
+
+class FeedbackStoreTest : public FeedbackTest {
+ public:
+  fs::path Dir(const std::string& name) {
+    fs::create_directories(dir_ / name);
+    return dir_ / name;
+  }
+  static Event Stage(const std::string& id, const std::string& lead, const std::string& stage, int64_t ts) {
+    Event e = Ev(id, EventType::kStageChanged, lead, "", ts);
+    e.stage = stage;
+    return e;
+  }
+};
+
+TEST_F(FeedbackStoreTest, AShuffledLogCountsAsTheSameLogInTimeOrderAndAsItsReaggregation) {
+  options_.attribution_window_days = 10;  // so that uses leave the window
+  const int64_t day = 86400000, t0 = NowForTest() - 60 * day;
+  std::mt19937 rng(11);
+  const std::vector<std::string> assets = {"a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7"};
+  const std::vector<std::string> reps = {"r0", "r1", "r2"};
+  std::vector<std::string> leads;
+  std::vector<Event> log;
+  int64_t ts = t0;
+  for (int l = 0; l < 8; ++l) leads.push_back(std::string("lead-").append(std::to_string(l)));
+  for (int i = 0; i < 1500; ++i) {
+    ts += 1 + int64_t(rng() % (day / 25));  // distinct times: the order by ts is the whole order
+    const std::string& lead = leads[rng() % leads.size()];
+    const std::string id = std::string("e").append(std::to_string(i));
+    const std::string& asset = assets[rng() % assets.size()];
+    const int kind = int(rng() % 20);
+    Event e;
+    if (kind < 7) {
+      e = Ev(id, EventType::kUsed, lead, asset, ts);
+    } else if (kind < 10) {
+      e = Ev(id, EventType::kViewed, lead, asset, ts);
+    } else if (kind < 12) {
+      e = Ev(id, EventType::kDismissed, lead, asset, ts);
+      e.reason = rng() % 2 ? "already sent" : "";
+    } else if (kind < 15) {
+      e = Stage(id, lead, options_.stages[rng() % options_.stages.size()], ts);
+    } else if (kind < 17) {
+      e = Ev(id, EventType::kShown, lead, asset, ts);
+      e.stage = options_.stages[rng() % options_.stages.size()];
+      e.topic = rng() % 2 ? "price" : "";
+    } else {
+      e = Ev(id, rng() % 2 ? EventType::kWon : EventType::kLost, lead, "", ts);
+      if (e.type == EventType::kWon) e.amount = double(rng() % 100000) / 100;
+    }
+    e.rep_id = reps[rng() % reps.size()];
+    log.push_back(e);
+    if (rng() % 10 == 0) log.push_back(e);  // a retry: the same event again
+  }
+  auto record = [&](Store& store, std::vector<Event> events) {
+    for (size_t i = 0; i < events.size();) {
+      const size_t n = std::min(events.size() - i, size_t(1 + rng() % 40));
+      store.Record(std::vector<Event>(events.begin() + long(i), events.begin() + long(i + n)));
+      i += n;
+    }
+  };
+  Store in_order(Dir("in-order"), options_), shuffled(Dir("shuffled"), options_);
+  record(in_order, log);
+  std::vector<Event> arrival = log;
+  std::shuffle(arrival.begin(), arrival.end(), rng);
+  record(shuffled, arrival);
+
+  const std::string want = Everything(*in_order, options_, assets, reps, leads);
+  EXPECT_EQ(Everything(*shuffled, options_, assets, reps, leads), want);
+  EXPECT_EQ(in_order->LogRecordsRead(), 0u);  // in time order: never a history read
+  EXPECT_GT(shuffled->LogRecordsRead(), 0u);  // late events re-derived their lead
+  for (Store* s : {&in_order, &shuffled}) {
+    auto check = (*s)->Reaggregate(false, nullptr);
+    ASSERT_TRUE(check.ok()) << check.status().ToString();
+    EXPECT_EQ(check.value().differing, 0u);
+    EXPECT_EQ(check.value().leads, leads.size());
+  }
+  // And the numbers are those of the definition, computed here from the whole
+  // history of each lead (not from the lead state the store keeps).
+  struct Use {
+    std::string asset, stage, rep;
+    int64_t ts;
+  };
+  struct Lead {
+    std::string stage;
+    std::vector<Use> uses;
+    size_t since_change = 0;
+  };
+  std::map<std::string, Lead> state;
+  std::map<std::pair<std::string, std::string>, std::array<int64_t, 5>> expected;  // used won lost advanced cents
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> won_by_rep;  // (stage, rep, asset)
+  std::vector<Event> by_time = log;
+  std::stable_sort(by_time.begin(), by_time.end(), [](const Event& a, const Event& b) { return a.ts < b.ts; });
+  std::set<std::string> ids;
+  const int64_t window = int64_t(options_.attribution_window_days) * day;
+  auto index = [&](const std::string& stage) {
+    return int(std::find(options_.stages.begin(), options_.stages.end(), stage) - options_.stages.begin());
+  };
+  for (const Event& e : by_time) {
+    if (!ids.insert(e.event_id).second) continue;
+    Lead& lead = state[e.lead_id];
+    if (e.type == EventType::kShown) lead.stage = e.stage;
+    if (e.type == EventType::kUsed) {
+      lead.uses.push_back({e.asset_id, lead.stage, e.rep_id, e.ts});
+      expected[{e.asset_id, lead.stage}][0] += 1;
+    }
+    if (e.type == EventType::kStageChanged) {
+      const int from = lead.stage.empty() ? -1 : index(lead.stage), to = index(e.stage);
+      std::set<std::pair<std::string, std::string>> once;
+      for (size_t i = lead.since_change; from >= 0 && to > from && i < lead.uses.size(); ++i) {
+        const std::pair<std::string, std::string> key{lead.uses[i].asset, lead.uses[i].stage};
+        if (once.insert(key).second) expected[key][3] += 1;
+      }
+      lead.since_change = lead.uses.size();
+      lead.stage = e.stage;
+    }
+    if (e.type == EventType::kWon || e.type == EventType::kLost) {
+      const bool won = e.type == EventType::kWon;
+      const int64_t cents = won ? int64_t(std::llround(e.amount * 100)) : 0;
+      std::set<std::pair<std::string, std::string>> once;
+      for (const Use& u : lead.uses) {
+        if (u.ts < e.ts - window || !once.insert({u.asset, u.stage}).second) continue;
+        auto& w = expected[{u.asset, u.stage}];
+        w[won ? 1 : 2] += 1;
+        w[4] += cents;
+        if (won) won_by_rep[{u.stage, u.rep, u.asset}] += 1;
+      }
+    }
+  }
+  uint64_t won = 0, advanced = 0;
+  for (const std::string& a : assets) {
+    for (const std::string& stage : options_.stages) {
+      const AssetStageStats got = in_order->Stats(a, stage);
+      const auto it = expected.find({a, stage});
+      const std::array<int64_t, 5> w = it == expected.end() ? std::array<int64_t, 5>{} : it->second;
+      EXPECT_EQ(got.used, uint64_t(w[0])) << a << " at " << stage;
+      EXPECT_EQ(got.won, uint64_t(w[1])) << a << " at " << stage;
+      EXPECT_EQ(got.lost, uint64_t(w[2])) << a << " at " << stage;
+      EXPECT_EQ(got.advanced, uint64_t(w[3])) << a << " at " << stage;
+      EXPECT_DOUBLE_EQ(got.won_amount, double(w[4]) / 100.0) << a << " at " << stage;
+      won += got.won;
+      advanced += got.advanced;
+      for (const std::string& rep : reps) {  // the rep of the first use in the window gets the credit
+        uint64_t got_won = 0;
+        for (const auto& activity : in_order->Aggregate(0, INT64_MAX / 2, stage, rep).by_asset) {
+          if (activity.asset_id == a) got_won = activity.stats.won;
+        }
+        const auto r = won_by_rep.find({stage, rep, a});
+        EXPECT_EQ(got_won, r == won_by_rep.end() ? 0u : r->second) << a << " at " << stage << " by " << rep;
+      }
+    }
+  }
+  EXPECT_GT(won, 0u);  // attribution happened: the comparisons are not of empty counters
+  EXPECT_GT(advanced, 0u);
+}
+
+TEST_F(FeedbackStoreTest, ALateUseIsCreditedToAnOutcomeRecordedBeforeIt) {
+  Store store(Dir("db"), options_);
+  const int64_t t0 = NowForTest() - 100000;
+  Event won = Ev("w", EventType::kWon, "L", "", t0 + 20);
+  won.amount = 10;
+  store.Record({Stage("s", "L", "evaluation", t0), won});
+  store.Record({Ev("u", EventType::kUsed, "L", "x", t0 + 10)});  // the CRM syncs it late
+  EXPECT_EQ(store->Stats("x", "evaluation").used, 1u);
+  EXPECT_EQ(store->Stats("x", "evaluation").won, 1u);
+  EXPECT_DOUBLE_EQ(store->Stats("x", "evaluation").won_amount, 10);
+  // The funnel: won at evaluation with content, no longer without.
+  const auto funnel = store->Funnel(0, INT64_MAX / 2);
+  std::string with = "evaluation", without = "evaluation";
+  with.push_back('\0');
+  with.push_back('1');
+  without.push_back('\0');
+  without.push_back('0');
+  ASSERT_TRUE(funnel.count(with));
+  EXPECT_EQ(funnel.at(with)[2], 1);
+  EXPECT_EQ(funnel.count(without) ? funnel.at(without)[2] : 0, 0);
+  // A use after the outcome, even arriving in the same call, is not credited.
+  store.Record({Ev("u2", EventType::kUsed, "L", "y", t0 + 30)});
+  EXPECT_EQ(store->Stats("y", "evaluation").won, 0u);
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+}
+
+TEST_F(FeedbackStoreTest, ALateStageChangeRecreditsTheUsesItSeparates) {
+  Store store(Dir("db"), options_);
+  const int64_t t0 = NowForTest() - 100000;
+  store.Record({Stage("1", "L", "interest", t0), Ev("a", EventType::kUsed, "L", "a", t0 + 10),
+                Ev("b", EventType::kUsed, "L", "b", t0 + 30), Stage("2", "L", "negotiation", t0 + 40)});
+  EXPECT_EQ(store->Stats("a", "interest").advanced, 1u);
+  EXPECT_EQ(store->Stats("b", "interest").advanced, 1u);
+  store.Record({Stage("late", "L", "consideration", t0 + 20)});
+  EXPECT_EQ(store->Stats("a", "interest").advanced, 1u);      // by the late change
+  EXPECT_EQ(store->Stats("b", "interest").used, 0u);          // b was used at consideration ...
+  EXPECT_EQ(store->Stats("b", "interest").advanced, 0u);
+  EXPECT_EQ(store->Stats("b", "consideration").used, 1u);
+  EXPECT_EQ(store->Stats("b", "consideration").advanced, 1u);  // ... and advanced the lead from there
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+  auto lead = store->GetLead("L");
+  ASSERT_TRUE(lead.ok());
+  EXPECT_EQ(lead.value().stage, "negotiation");
+}
+
+TEST_F(FeedbackStoreTest, ALeadOfAHundredThousandEventsIsNeverReadBackForInOrderEvents) {
+  Store store(Dir("db"), options_);
+  constexpr int kEvents = 100000, kPerCall = 1000;
+  const int64_t t0 = NowForTest() - 2LL * kEvents * 1000;
+  int64_t ts = t0;
+  for (int call = 0; call < kEvents / kPerCall; ++call) {
+    std::vector<Event> events;
+    for (int i = 0; i < kPerCall; ++i) {
+      const int n = call * kPerCall + i;
+      const std::string id = std::string("e").append(std::to_string(n));
+      std::string asset = "a";
+      asset.append(std::to_string(n % 7));
+      ts += 1000;
+      if (n % 500 == 0) {
+        events.push_back(Stage(id, "busy", options_.stages[size_t(n / 500) % options_.stages.size()], ts));
+      } else {
+        events.push_back(Ev(id, n % 3 ? EventType::kUsed : EventType::kViewed, "busy", asset, ts));
+      }
+    }
+    store.Record(std::move(events));
+  }
+  store.Record({Ev("won", EventType::kWon, "busy", "", ts + 1000)});
+  EXPECT_EQ(store->LogRecordsRead(), 0u);
+  uint64_t won = 0;
+  for (const std::string& stage : options_.stages) won += store->Stats("a1", stage).won;
+  EXPECT_GE(won, 1u);
+  std::vector<std::string> seen = store->SeenAssets("busy");
+  EXPECT_EQ(seen.size(), 7u);
+  // A late event re-derives the lead: its log is read once.
+  store.Record({Ev("late", EventType::kUsed, "busy", "late-asset", ts - 500)});
+  EXPECT_EQ(store->LogRecordsRead(), uint64_t(kEvents) + 1);
+  won = 0;
+  for (const std::string& stage : options_.stages) won += store->Stats("late-asset", stage).won;
+  EXPECT_EQ(won, 1u);
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+}
+
+// A lead record as the first format wrote it: stage, since, topic.
+std::string FirstFormatLead(const std::string& stage, int64_t since) {
+  std::string v;
+  const uint32_t n = uint32_t(stage.size());
+  v.append(reinterpret_cast<const char*>(&n), 4);
+  v += stage;
+  v.append(reinterpret_cast<const char*>(&since), 8);
+  const uint32_t none = 0;
+  v.append(reinterpret_cast<const char*>(&none), 4);
+  return v;
+}
+
+TEST_F(FeedbackStoreTest, FirstFormatLeadRecordsAreRebuiltFromTheirLog) {
+  const int64_t t0 = NowForTest() - 100000;
+  {
+    Store store(Dir("db"), options_);
+    store.Record({Stage("s", "old", "evaluation", t0), Ev("u", EventType::kUsed, "old", "x", t0 + 10),
+                  Ev("d", EventType::kDismissed, "old", "z", t0 + 11),
+                  Stage("s2", "live", "evaluation", t0), Ev("u2", EventType::kUsed, "live", "y", t0 + 10)});
+    // As the previous version left them.
+    ASSERT_TRUE(store.db()->Put(rocksdb::WriteOptions(), store.leads(), "old", FirstFormatLead("evaluation", t0)).ok());
+    ASSERT_TRUE(store.db()->Put(rocksdb::WriteOptions(), store.leads(), "live", FirstFormatLead("evaluation", t0)).ok());
+    // The writer rebuilds a lead whose record it finds so: its log is read.
+    store.Record({Ev("w2", EventType::kWon, "live", "", t0 + 20)});
+    EXPECT_EQ(store->LogRecordsRead(), 2u);
+    EXPECT_EQ(store->Stats("y", "evaluation").won, 1u);
+  }
+  Store store(Dir("db"), options_);  // Open rebuilds the other one
+  bool warning = true;
+  EXPECT_NE(store->OpenNote(&warning).find("1 rebuilt"), std::string::npos) << store->OpenNote(&warning);
+  std::vector<std::string> seen = store->SeenAssets("old");
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"x", "z"}));
+  store.Record({Ev("w", EventType::kWon, "old", "", t0 + 20)});
+  EXPECT_EQ(store->LogRecordsRead(), 0u);  // rebuilt at Open: in-order events read nothing
+  EXPECT_EQ(store->Stats("x", "evaluation").won, 1u);
+  EXPECT_EQ(store->GetLead("old").value().stage, "evaluation");
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+}
+
+TEST_F(FeedbackStoreTest, ExclusionsAreServedFromMemoryAndSurviveARestart) {
+  {
+    Store store(Dir("db"), options_);
+    store.Record({Ev("1", EventType::kUsed, "L", "u"), Ev("2", EventType::kViewed, "L", "v"),
+                  Ev("3", EventType::kDismissed, "L", "d"), Ev("4", EventType::kShown, "L", "s"),
+                  Ev("5", EventType::kUsed, "L", "u")});
+    std::vector<std::string> seen = store->SeenAssets("L");
+    std::sort(seen.begin(), seen.end());
+    EXPECT_EQ(seen, (std::vector<std::string>{"d", "u", "v"}));  // shown is not seen
+    EXPECT_TRUE(store->SeenAssets("other").empty());
+  }
+  Store store(Dir("db"), options_);
+  std::vector<std::string> seen = store->SeenAssets("L");
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"d", "u", "v"}));
 }
 
 }  // namespace

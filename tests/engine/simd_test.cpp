@@ -38,7 +38,7 @@ TEST(Simd, Avx2KernelMatchesReference) { CheckKernel("avx2", kernels::Avx2); }
 TEST(Simd, Avx512KernelMatchesReference) { CheckKernel("avx512", kernels::Avx512); }
 
 TEST(Simd, DispatchPicksASupportedKernelAndAgrees) {
-  const std::string k = Kernel();
+  const std::string k = simd::Kernel();  // not the Kernel alias above
   EXPECT_TRUE(k == "avx512" || k == "avx2" || k == "scalar") << k;
   EXPECT_TRUE(kernels::Supported(k.c_str()));
   std::vector<float> q(384), base(384 * 5), out(5);

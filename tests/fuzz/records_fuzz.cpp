@@ -1,7 +1,7 @@
 // The engine's stored-record decoders on arbitrary bytes: what RocksDB hands
 // back is trusted by nothing. The first byte picks the record kind:
 //   0 asset (codec.h)        1 vector (codec.h, dimension from the next byte)
-//   2 event (feedback.h)     3 lead state (feedback.h)
+//   2 event (codec.h)        3 lead state (codec.h; both formats)
 //   4 stats counters: a sequence of (key, counters) records of the "stats"
 //     column family, applied to a Derived as FeedbackStore::Open loads them,
 //     then summed and enumerated as the reports and re-aggregation do.
@@ -61,12 +61,20 @@ void Event(std::string_view in) {
   Check(pb::DecodeEvent(out, &again) && pb::EncodeEvent(again) == out);
 }
 
+bool SameLead(const pb::LeadState& a, const pb::LeadState& b) {
+  return a.stage == b.stage && a.topic == b.topic && a.stage_since == b.stage_since && a.latest_ts == b.latest_ts &&
+         a.window_ms == b.window_ms && a.since_change == b.since_change && a.window == b.window && a.seen == b.seen;
+}
+
 void Lead(std::string_view in) {
   pb::LeadState st;
   if (!pb::DecodeLeadState(in, &st)) return;
+  // A record of the first format decodes incomplete (to be rebuilt from the
+  // log) and encodes in the current one; the current format is canonical.
+  const std::string out = pb::EncodeLeadState(st);
+  if (st.complete) Check(out == in);
   pb::LeadState again;
-  Check(pb::DecodeLeadState(pb::EncodeLeadState(st), &again) && again.stage == st.stage &&
-        again.topic == st.topic && again.stage_since == st.stage_since);
+  Check(pb::DecodeLeadState(out, &again) && again.complete && SameLead(st, again));
 }
 
 // Records of the "stats" column family, one after another: a flags byte (bit 0:
@@ -182,7 +190,13 @@ void WriteSeeds(const std::string& dir) {
   lead.stage = "negotiation";
   lead.topic = "pricing";
   lead.stage_since = 1764720000000;
-  put("lead", 3, pb::EncodeLeadState(lead));
+  put("lead_v1", 3, std::string("\x0b\0\0\0negotiation", 15) + std::string(8, '\x01') + std::string("\x07\0\0\0pricing", 11));
+  lead.latest_ts = 1764720000000;
+  lead.window_ms = 90LL * 86400000;
+  lead.since_change = {{zh.id, "negotiation", "rep-wang", "pricing", 1764710000000}};
+  lead.window = {{zh.id, "evaluation", "rep-wang", "", 1764700000000}, lead.since_change[0]};
+  lead.seen = {zh.id, en.id};
+  put("lead_v2", 3, pb::EncodeLeadState(lead));
   std::string stats;
   auto counters = [&](const std::string& key, pb::Counters c) {
     stats += char(0);

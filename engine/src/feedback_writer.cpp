@@ -1,0 +1,272 @@
+// The feedback store's writer: validation, then one thread that takes every
+// queued call, counts its events (tally.h) from each lead's state, and writes
+// them with their counters in one synced batch (group commit).
+#include "feedback.h"
+
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <unordered_set>
+
+namespace playbook {
+
+int64_t NowMs();  // engine.cpp
+
+Status ValidateEvents(std::vector<Event>* events, const EngineOptions& options) {
+  if (events->empty()) return Status::InvalidArgument("events", "at least one event");
+  if (events->size() > 10000) return Status::InvalidArgument("events", "more than 10000 events in one call");
+  const int64_t now = NowMs();
+  for (size_t i = 0; i < events->size(); ++i) {
+    Event& e = (*events)[i];
+    const std::string at = "events[" + std::to_string(i) + "].";
+    if (e.event_id.empty() || e.event_id.size() > 256) return Status::InvalidArgument(at + "event_id", "must be 1..256 bytes");
+    if (e.lead_id.empty() || e.lead_id.size() > 256) return Status::InvalidArgument(at + "lead_id", "must be 1..256 bytes");
+    // Ids are parts of keys separated by NUL bytes.
+    for (const auto& [name, value] : {std::pair<const char*, const std::string*>{"event_id", &e.event_id},
+                                      {"lead_id", &e.lead_id}, {"asset_id", &e.asset_id}, {"rep_id", &e.rep_id},
+                                      {"stage", &e.stage}, {"reason", &e.reason}}) {
+      if (value->find('\0') != std::string::npos) return Status::InvalidArgument(at + name, "must not contain NUL characters");
+    }
+    const bool about_asset = e.type == EventType::kUsed || e.type == EventType::kViewed ||
+                             e.type == EventType::kDismissed || e.type == EventType::kShown;
+    if (about_asset && (e.asset_id.empty() || e.asset_id.size() > 128)) {
+      return Status::InvalidArgument(at + "asset_id", std::string("required for ") + EventTypeName(e.type));
+    }
+    if (e.type == EventType::kStageChanged) {
+      if (std::find(options.stages.begin(), options.stages.end(), e.stage) == options.stages.end()) {
+        std::string valid;
+        for (const auto& s : options.stages) valid += (valid.empty() ? "" : ", ") + s;
+        return Status::InvalidArgument(at + "stage", (e.stage.empty() ? std::string("required for stage_changed")
+                                                                      : "unknown stage '" + e.stage + "'") +
+                                                         "; valid stages: " + valid);
+      }
+    } else if (!e.stage.empty() && e.type != EventType::kShown) {
+      return Status::InvalidArgument(at + "stage", "only for stage_changed");
+    }
+    // Reports sum amounts in integer cents: the bound keeps every sum exact.
+    if (!(e.amount >= 0 && e.amount <= 1e9)) return Status::InvalidArgument(at + "amount", "must be a number in 0..1000000000");
+    if (e.amount != 0 && e.type != EventType::kWon) return Status::InvalidArgument(at + "amount", "only for won");
+    if (e.reason.size() > 1000) return Status::InvalidArgument(at + "reason", "longer than 1000 bytes");
+    if (!e.reason.empty() && e.type != EventType::kDismissed) return Status::InvalidArgument(at + "reason", "only for dismissed");
+    if (e.ts < 0 || e.ts > now + 24 * 3600 * 1000LL) return Status::InvalidArgument(at + "ts", "must be ms since the epoch, not in the future");
+    if (e.ts == 0) e.ts = now;
+  }
+  return Status::Ok();
+}
+
+Result<RecordResult> FeedbackStore::Record(std::vector<Event> events) {
+  Pending p;
+  p.events = std::move(events);
+  auto done = p.done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (stopping_) return Status::IOError("the feedback store is closed");
+    queue_.push_back(&p);
+  }
+  queue_cv_.notify_one();
+  return done.get();
+}
+
+void FeedbackStore::WriterLoop() {
+  while (true) {
+    std::vector<Pending*> group;
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      group.assign(queue_.begin(), queue_.end());
+      queue_.clear();
+    }
+    std::lock_guard<std::mutex> lock(writer_mu_);
+    WriteGroup(group);
+    ++groups_written_;
+  }
+}
+
+// One synced WriteBatch for every call in the group: the events, their ids,
+// the touched leads, and the counter deltas (merges). Reads see the database
+// plus what this group already wrote (the overlays).
+void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
+  rocksdb::WriteBatch batch;
+  std::vector<RecordResult> results(group.size());
+  std::unordered_set<std::string> ids_in_group;
+  std::unordered_map<std::string, LeadState> leads;  // as stored; updated below
+  std::unordered_set<std::string> stored_leads;
+  Deltas deltas;
+  // Nothing is written when a read fails: every call of the group gets the error.
+  auto fail = [&](const Status& error) {
+    for (Pending* p : group) p->done.set_value(error);
+  };
+
+  // One MultiGet each for the group's event ids and leads, rather than two
+  // point lookups per event in the writer's loop.
+  std::unordered_set<std::string> known_ids;
+  {
+    std::vector<std::string> ids, lead_ids;
+    std::unordered_set<std::string> lead_set;
+    for (Pending* p : group) {
+      for (const Event& e : p->events) {
+        ids.push_back(e.event_id);
+        if (lead_set.insert(e.lead_id).second) lead_ids.push_back(e.lead_id);
+      }
+    }
+    std::vector<rocksdb::Slice> keys(ids.begin(), ids.end());
+    std::vector<std::string> values;
+    auto got = db_->MultiGet(rocksdb::ReadOptions(), std::vector<rocksdb::ColumnFamilyHandle*>(keys.size(), cf_.event_ids),
+                             keys, &values);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      // An id that cannot be read is neither new nor a duplicate: the group fails.
+      if (!got[i].ok() && !got[i].IsNotFound()) {
+        return fail(FromRocks(got[i], "reading event id '" + ids[i] + "'"));
+      }
+      if (got[i].ok()) known_ids.insert(ids[i]);
+    }
+    std::vector<rocksdb::Slice> lead_keys(lead_ids.begin(), lead_ids.end());
+    values.clear();
+    got = db_->MultiGet(rocksdb::ReadOptions(), std::vector<rocksdb::ColumnFamilyHandle*>(lead_keys.size(), cf_.leads),
+                        lead_keys, &values);
+    for (size_t i = 0; i < lead_ids.size(); ++i) {
+      LeadState st;
+      if (!got[i].ok() && !got[i].IsNotFound()) {
+        return fail(FromRocks(got[i], "reading lead '" + lead_ids[i] + "'"));
+      }
+      if (got[i].ok()) {
+        (void)DecodeLeadState(values[i], &st);  // an incomplete state is rebuilt from the log
+        stored_leads.insert(lead_ids[i]);
+      }
+      leads.emplace(lead_ids[i], std::move(st));
+    }
+  }
+
+  // The new events, numbered in arrival order, per lead.
+  std::unordered_map<std::string, std::vector<std::pair<uint64_t, Event*>>> by_lead;
+  std::vector<std::pair<uint64_t, Event*>> accepted;
+  uint64_t seq = next_seq_;
+  for (size_t g = 0; g < group.size(); ++g) {
+    for (Event& e : group[g]->events) {
+      if (!ids_in_group.insert(e.event_id).second || known_ids.count(e.event_id)) {
+        results[g].duplicates++;
+        continue;
+      }
+      LeadState& lead = leads[e.lead_id];
+      if (!lead.known && e.type != EventType::kShown) results[g].unknown_leads++;
+      lead.known = true;
+      if (!e.asset_id.empty() && !asset_known_(e.asset_id)) results[g].unknown_assets++;
+      by_lead[e.lead_id].emplace_back(seq, &e);
+      accepted.emplace_back(seq++, &e);
+      results[g].accepted++;
+    }
+  }
+  for (auto& [lead_id, events] : by_lead) {
+    if (Status s = TallyLead(lead_id, stored_leads.count(lead_id) > 0, &leads[lead_id], events, &deltas); !s.ok()) {
+      return fail(s);
+    }
+  }
+  for (const auto& [n, e] : accepted) {  // completed by the tally
+    const std::string key = EventKey(e->lead_id, e->ts, n);
+    batch.Put(cf_.events, key, EncodeEvent(*e));
+    batch.Put(cf_.event_ids, e->event_id, key);
+  }
+  for (const auto& [id, events] : by_lead) batch.Put(cf_.leads, id, EncodeLeadState(leads[id]));
+  for (const auto& [key, c] : deltas.counters) {
+    if (!IsZero(c)) batch.Merge(cf_.stats, key, EncodeCounters(c));
+  }
+  {
+    std::shared_lock lock(stats_mu_);
+    for (auto& [asset, ts] : deltas.last_used) {
+      auto it = derived_->last_used().find(asset);
+      if (it != derived_->last_used().end()) ts = std::max(ts, it->second);
+      batch.Put(cf_.stats, LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
+    }
+  }
+  batch.Put(cf_.meta, kEventSeqKey, std::to_string(seq));
+
+  rocksdb::WriteOptions wo;
+  wo.sync = true;  // acknowledged means durable
+  if (Status ready = storage_->BeforeWrite(); !ready.ok()) return fail(ready);
+  if (Status w = storage_->AfterWrite(batch.Count() > 0 ? db_->Write(wo, &batch) : rocksdb::Status::OK(), "writing events");
+      !w.ok()) {
+    return fail(w);
+  }
+  next_seq_ = seq;
+  if (touched_leads_) {
+    for (const auto& [lead, events] : by_lead) touched_leads_->insert(lead);
+  }
+  {
+    std::unique_lock lock(leads_mu_);
+    for (const auto& [lead, events] : by_lead) SetSeen(lead, leads[lead].seen);
+  }
+  {
+    std::unique_lock lock(stats_mu_);
+    for (const auto& [key, c] : deltas.counters) {
+      if (!IsZero(c)) derived_->Apply(key, c);  // a re-derived lead: most keys cancel out
+    }
+    for (const auto& [asset, ts] : deltas.last_used) derived_->ApplyLastUsed(asset, ts);
+  }
+  for (size_t g = 0; g < group.size(); ++g) group[g]->done.set_value(results[g]);
+}
+
+Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadState* st,
+                                std::vector<std::pair<uint64_t, Event*>>& events, Deltas* deltas) {
+  // Late: an event earlier (by ts) than one the lead already has.
+  bool late = false;
+  int64_t latest = st->complete ? st->latest_ts : -1;
+  for (const auto& [n, e] : events) {
+    late = late || e->ts < latest;
+    latest = std::max(latest, e->ts);
+  }
+  const bool rebuild = stored && (!st->complete || st->window_ms != tally_.window_ms());
+  if (!late && !rebuild) {  // the common case: no history read
+    for (auto& [n, e] : events) tally_.Apply(*e, *st, deltas);
+    st->known = true;
+    return Status::Ok();
+  }
+  // The lead's log as stored: replayed by event time, it gives the state (and
+  // the counters) the lead had before this group.
+  std::vector<std::pair<uint64_t, Event>> log;
+  if (stored) {
+    if (Status s = LeadLog(lead_id, nullptr, &log); !s.ok()) return s;
+    log_records_read_ += log.size();
+  }
+  if (rebuild) {
+    tally_.Replay(log, st, nullptr);
+    latest = st->latest_ts;
+    for (const auto& [n, e] : events) {
+      late = late || e->ts < latest;
+      latest = std::max(latest, e->ts);
+    }
+  }
+  if (!late) {
+    for (auto& [n, e] : events) tally_.Apply(*e, *st, deltas);
+    st->known = true;
+    return Status::Ok();
+  }
+  // Re-derive: out with what the old log counted, in with the old log and the
+  // new events, all in (ts, seq) order; the new events take the stage and
+  // topic the replay gives them.
+  Deltas before, after;
+  std::vector<std::pair<uint64_t, Event>> all = log;
+  tally_.Replay(log, nullptr, &before);
+  for (const auto& [n, e] : events) all.emplace_back(n, *e);
+  tally_.Replay(all, st, &after);
+  std::unordered_map<uint64_t, const Event*> completed;
+  for (const auto& [n, e] : all) completed.emplace(n, &e);
+  for (auto& [n, e] : events) {
+    const Event* done = completed.at(n);
+    e->stage = done->stage;
+    e->topic = done->topic;
+  }
+  deltas->Add(after, +1);
+  deltas->Add(before, -1);
+  st->known = true;
+  return Status::Ok();
+}
+
+void FeedbackStore::SetSeen(const std::string& lead_id, const std::vector<std::string>& assets) {
+  std::vector<uint32_t>& ids = seen_[lead_id];
+  ids.clear();
+  ids.reserve(assets.size());
+  for (const std::string& a : assets) ids.push_back(seen_names_.Intern(a));
+}
+
+}  // namespace playbook
