@@ -32,9 +32,9 @@ double Posterior(uint64_t hits, uint64_t trials, double prior, double strength, 
   return Beta(prior * strength + double(hits), (1 - prior) * strength + misses, rng);
 }
 
-float Dot(const std::vector<float>& a, const std::vector<float>& b) {
+float Dot(const float* a, const float* b, size_t n) {
   float s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  for (size_t i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
 }
 
@@ -51,7 +51,8 @@ struct Candidate {
   double effectiveness = 0;
   double score = 0;
   AssetStageStats stats;
-  std::vector<float> vector;
+  const AssetDisplay* asset = nullptr;  // kept alive by the request's RankingHits
+  const float* vector = nullptr;        // the index's row, likewise
 };
 
 }  // namespace
@@ -89,8 +90,10 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   }
   const size_t want = query.empty() ? kMaxCandidatesWithoutQuery
                                     : std::max<size_t>(req.k * ro.candidates_per_item, 50);
-  auto hits = index_->Search(query.empty() ? nullptr : query.data(), filter, want);
-  if (!hits.ok()) return hits.status();
+  RankingHits found;  // display fields and vectors from memory: no storage read below
+  if (Status s = index_->SearchForRanking(query.empty() ? nullptr : query.data(), filter, want, &found); !s.ok()) {
+    return s;
+  }
 
   // 2. Effectiveness at the stage, smoothed toward the stage's averages.
   std::mt19937_64 rng_storage;
@@ -113,12 +116,14 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   const double prior_advance = PriorMean(totals.advanced, totals.used);
   const double prior_dismiss = PriorMean(totals.dismissed, totals.shown);
   std::vector<Candidate> cands;
-  cands.reserve(hits.value().size());
-  for (const SearchHit& h : hits.value()) {
+  cands.reserve(found.hits.size());
+  for (const RankingHit& h : found.hits) {
     Candidate c;
-    c.id = h.asset_id;
+    c.id = h.asset->id;
+    c.asset = h.asset.get();
+    c.vector = h.vector;
     c.similarity = h.score;
-    c.stats = feedback_->Stats(h.asset_id, req.stage);
+    c.stats = feedback_->Stats(c.id, req.stage);
     const AssetStageStats& s = c.stats;
     const double n0 = ro.prior_strength;
     // Two levels: the asset at the stage is smoothed toward the stage's
@@ -128,7 +133,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     double win = Posterior(s.won, s.won + s.lost, prior_win, n0, nullptr);
     double advance = Posterior(s.advanced, s.used, prior_advance, n0, nullptr);
     double dismiss = Posterior(s.dismissed, s.shown, prior_dismiss, n0, nullptr);
-    const AssetStageStats t = topic.empty() ? s : feedback_->Stats(h.asset_id, req.stage, topic);
+    const AssetStageStats t = topic.empty() ? s : feedback_->Stats(c.id, req.stage, topic);
     if (topic.empty()) {
       use = prior_use, win = prior_win, advance = prior_advance, dismiss = prior_dismiss;
     }
@@ -139,18 +144,11 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     c.score = ro.similarity_weight * c.similarity + ro.effectiveness_weight * c.effectiveness;
     cands.push_back(std::move(c));
   }
-  if (ro.recency_weight > 0 && !cands.empty()) {  // newer assets get a decaying bonus
-    std::vector<std::string> ids;
-    for (const Candidate& c : cands) ids.push_back(c.id);
-    auto records = GetAssets(ids, false, nullptr);
-    if (!records.ok()) return records.status();
-    {
-      const int64_t now = NowMs();
-      for (size_t i = 0, j = 0; i < cands.size() && j < records.value().size(); ++i) {
-        if (records.value()[j].id != cands[i].id) continue;
-        const double age_days = double(std::max<int64_t>(0, now - records.value()[j++].created_ms)) / 86400000.0;
-        cands[i].score += ro.recency_weight * std::pow(0.5, age_days / ro.recency_half_life_days);
-      }
+  if (ro.recency_weight > 0) {  // newer assets get a decaying bonus
+    const int64_t now = NowMs();
+    for (Candidate& c : cands) {
+      const double age_days = double(std::max<int64_t>(0, now - c.asset->created_ms)) / 86400000.0;
+      c.score += ro.recency_weight * std::pow(0.5, age_days / ro.recency_half_life_days);
     }
   }
   std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
@@ -161,10 +159,6 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   std::vector<Candidate*> chosen;
   std::vector<bool> taken(cands.size(), false);
   const size_t pool = std::min(cands.size(), std::max<size_t>(req.k * 4, 20));
-  for (size_t i = 0; i < pool; ++i) {
-    cands[i].vector.resize(options_.dimension);
-    if (!index_->VectorOf(cands[i].id, cands[i].vector.data())) cands[i].vector.clear();
-  }
   while (chosen.size() < req.k) {
     double best = -1e9;
     size_t pick = cands.size();
@@ -173,8 +167,8 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
       double max_sim = 0;
       bool duplicate = false;
       for (const Candidate* c : chosen) {
-        if (cands[i].vector.empty() || c->vector.empty()) continue;
-        const double sim = Dot(cands[i].vector, c->vector);
+        if (cands[i].vector == nullptr || c->vector == nullptr) continue;
+        const double sim = Dot(cands[i].vector, c->vector, options_.dimension);
         max_sim = std::max(max_sim, sim);
         if (sim >= ro.duplicate_similarity) duplicate = true;
       }
@@ -198,7 +192,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
       }
       for (size_t i = 0; i < pool && chosen.size() < req.k; ++i) {
         if (taken[i] && std::find(chosen.begin(), chosen.end(), &cands[i]) == chosen.end() &&
-            !cands[i].vector.empty()) {
+            cands[i].vector != nullptr) {
           chosen.push_back(&cands[i]);  // a near-duplicate beats returning fewer than k
         }
       }
@@ -210,16 +204,11 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   }
 
   // 4. Explain and record.
-  std::vector<std::string> ids;
-  for (const Candidate* c : chosen) ids.push_back(c->id);
-  auto assets = GetAssets(ids, false, nullptr);
-  if (!assets.ok()) return assets.status();
   Recommendation rec;
   rec.id = "rec-" + std::to_string(NowMs()) + "-" + std::to_string(std::random_device{}() % 1000000);
   std::vector<Event> shown;
   for (const Candidate* c : chosen) {
-    auto a = std::find_if(assets.value().begin(), assets.value().end(), [&](const Asset& x) { return x.id == c->id; });
-    if (a == assets.value().end()) continue;  // deleted meanwhile
+    const AssetDisplay* a = c->asset;
     RecommendedItem item;
     item.asset_id = c->id;
     item.title = a->title;
@@ -227,7 +216,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     item.url = a->url;
     item.score = float(c->score);
     if (!context_concepts.empty()) {
-      for (const std::string& concept_id : embedder_->Concepts(AssetText(*a))) {
+      for (const std::string& concept_id : a->concepts) {
         if (std::find(context_concepts.begin(), context_concepts.end(), concept_id) != context_concepts.end()) {
           item.reasons.push_back("matches the " + Readable(concept_id) + " concern in the lead's context");
           break;
