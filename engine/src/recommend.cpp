@@ -110,20 +110,27 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   std::vector<std::string> context_concepts;
   if (!req.context.empty() && embedder_) context_concepts = embedder_->Concepts(req.context);
   const std::string topic = context_concepts.empty() ? "" : context_concepts.front();
-  const AssetStageStats totals = feedback_->StageTotals(req.stage);
+  // The counters of every candidate, by ordinals, under one lock.
+  const size_t n = found.hits.size();
+  std::vector<std::string_view> names(n);
+  for (size_t i = 0; i < n; ++i) names[i] = found.hits[i].asset->id;
+  std::vector<AssetStageStats> at_stage(n), at_topic(topic.empty() ? 0 : n);
+  const AssetStageStats totals =
+      feedback_->RankingStats(req.stage, topic, names.data(), n, at_stage.data(), at_topic.data());
   const double prior_use = PriorMean(totals.used, totals.shown);
   const double prior_win = PriorMean(totals.won, totals.won + totals.lost);
   const double prior_advance = PriorMean(totals.advanced, totals.used);
   const double prior_dismiss = PriorMean(totals.dismissed, totals.shown);
   std::vector<Candidate> cands;
   cands.reserve(found.hits.size());
-  for (const RankingHit& h : found.hits) {
+  for (size_t i = 0; i < n; ++i) {
+    const RankingHit& h = found.hits[i];
     Candidate c;
     c.id = h.asset->id;
     c.asset = h.asset.get();
     c.vector = h.vector;
     c.similarity = h.score;
-    c.stats = feedback_->Stats(c.id, req.stage);
+    c.stats = at_stage[i];
     const AssetStageStats& s = c.stats;
     const double n0 = ro.prior_strength;
     // Two levels: the asset at the stage is smoothed toward the stage's
@@ -133,7 +140,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     double win = Posterior(s.won, s.won + s.lost, prior_win, n0, nullptr);
     double advance = Posterior(s.advanced, s.used, prior_advance, n0, nullptr);
     double dismiss = Posterior(s.dismissed, s.shown, prior_dismiss, n0, nullptr);
-    const AssetStageStats t = topic.empty() ? s : feedback_->Stats(c.id, req.stage, topic);
+    const AssetStageStats& t = topic.empty() ? s : at_topic[i];
     if (topic.empty()) {
       use = prior_use, win = prior_win, advance = prior_advance, dismiss = prior_dismiss;
     }
