@@ -9,6 +9,7 @@
 
 #include "engine_impl.h"
 #include "feedback.h"
+#include "simd.h"
 
 namespace playbook {
 namespace {
@@ -32,12 +33,6 @@ double Posterior(uint64_t hits, uint64_t trials, double prior, double strength, 
   return Beta(prior * strength + double(hits), (1 - prior) * strength + misses, rng);
 }
 
-float Dot(const float* a, const float* b, size_t n) {
-  float s = 0;
-  for (size_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
 std::string Percent(double x) { return std::to_string(int(std::lround(100 * x))) + "%"; }
 
 std::string Readable(std::string concept_id) {
@@ -45,14 +40,41 @@ std::string Readable(std::string concept_id) {
   return concept_id;
 }
 
+// This worker's generator, seeded once from the OS: exploration without a
+// configured seed, and recommendation ids.
+std::mt19937_64& WorkerRng() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return rng;
+}
+
 struct Candidate {
-  std::string id;
+  std::string_view id;  // the AssetDisplay's, kept alive like `asset`
   float similarity = 0;
   double effectiveness = 0;
   double score = 0;
   AssetStageStats stats;
   const AssetDisplay* asset = nullptr;  // kept alive by the request's RankingHits
   const float* vector = nullptr;        // the index's row, likewise
+};
+
+// A worker's buffers, reused from request to request (capacity kept); Release
+// drops the request's references to the index (displays, vector rows) so a
+// rebuild's old rows are freed at once.
+struct Scratch {
+  RankingHits found;
+  std::vector<float> query;
+  std::vector<std::string_view> names;
+  std::vector<AssetStageStats> at_stage, at_topic;
+  std::vector<Candidate> cands;
+  std::vector<double> max_sim;
+  std::vector<uint8_t> taken;
+  std::vector<Candidate*> chosen;
+  void Release() {
+    found.hits.clear();
+    found.store.reset();
+    cands.clear();
+    chosen.clear();
+  }
 };
 
 }  // namespace
@@ -80,29 +102,38 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     }
   }
 
+  thread_local Scratch scratch;
+  struct ReleaseAtExit {
+    Scratch* s;
+    ~ReleaseAtExit() { s->Release(); }
+  } release_at_exit{&scratch};
+
   // 1. Candidates: by meaning when there is context, else every eligible asset.
-  std::vector<float> query;
+  const float* query = nullptr;
   if (!req.vector.empty()) {
-    query = req.vector;
+    query = req.vector.data();
   } else if (!req.context.empty() && embedder_) {
-    query.resize(options_.dimension);
-    embedder_->Embed(req.context, query.data());
+    scratch.query.resize(options_.dimension);
+    embedder_->Embed(req.context, scratch.query.data());
+    query = scratch.query.data();
   }
-  const size_t want = query.empty() ? kMaxCandidatesWithoutQuery
-                                    : std::max<size_t>(req.k * ro.candidates_per_item, 50);
-  RankingHits found;  // display fields and vectors from memory: no storage read below
-  if (Status s = index_->SearchForRanking(query.empty() ? nullptr : query.data(), filter, want, &found); !s.ok()) {
-    return s;
-  }
+  const size_t want = query == nullptr ? kMaxCandidatesWithoutQuery
+                                       : std::max<size_t>(req.k * ro.candidates_per_item, 50);
+  RankingHits& found = scratch.found;  // display fields and vectors from memory: no storage read below
+  if (Status s = index_->SearchForRanking(query, filter, want, &found); !s.ok()) return s;
 
   // 2. Effectiveness at the stage, smoothed toward the stage's averages.
-  std::mt19937_64 rng_storage;
+  // With a configured seed, each request's draws are fixed by (seed, lead,
+  // the process's count of requests), as they always were; without one, the
+  // worker's generator goes on.
   std::mt19937_64* rng = nullptr;
-  if (ro.explore) {
+  if (ro.explore && ro.seed != 0) {
     static std::atomic<uint64_t> calls{0};
-    const uint64_t seed = ro.seed != 0 ? ro.seed : std::random_device{}();
-    rng_storage.seed(seed ^ (std::hash<std::string>{}(req.lead_id) * 0x9E3779B97F4A7C15ull) ^ calls++);
-    rng = &rng_storage;
+    thread_local std::mt19937_64 seeded;
+    seeded.seed(ro.seed ^ (std::hash<std::string>{}(req.lead_id) * 0x9E3779B97F4A7C15ull) ^ calls++);
+    rng = &seeded;
+  } else if (ro.explore) {
+    rng = &WorkerRng();
   }
   // The context's topic (its first lexicon concept): effectiveness is also
   // learnt per topic, since what helps against "too expensive" need not help
@@ -112,17 +143,21 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   const std::string topic = context_concepts.empty() ? "" : context_concepts.front();
   // The counters of every candidate, by ordinals, under one lock.
   const size_t n = found.hits.size();
-  std::vector<std::string_view> names(n);
+  std::vector<std::string_view>& names = scratch.names;
+  names.resize(n);
   for (size_t i = 0; i < n; ++i) names[i] = found.hits[i].asset->id;
-  std::vector<AssetStageStats> at_stage(n), at_topic(topic.empty() ? 0 : n);
+  std::vector<AssetStageStats>& at_stage = scratch.at_stage;
+  std::vector<AssetStageStats>& at_topic = scratch.at_topic;
+  at_stage.resize(n);
+  at_topic.resize(topic.empty() ? 0 : n);
   const AssetStageStats totals =
       feedback_->RankingStats(req.stage, topic, names.data(), n, at_stage.data(), at_topic.data());
   const double prior_use = PriorMean(totals.used, totals.shown);
   const double prior_win = PriorMean(totals.won, totals.won + totals.lost);
   const double prior_advance = PriorMean(totals.advanced, totals.used);
   const double prior_dismiss = PriorMean(totals.dismissed, totals.shown);
-  std::vector<Candidate> cands;
-  cands.reserve(found.hits.size());
+  std::vector<Candidate>& cands = scratch.cands;
+  cands.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     const RankingHit& h = found.hits[i];
     Candidate c;
@@ -149,7 +184,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
                       ro.advance_weight * Posterior(t.advanced, t.used, advance, n0, rng) -
                       ro.dismiss_weight * Posterior(t.dismissed, t.shown, dismiss, n0, rng);
     c.score = ro.similarity_weight * c.similarity + ro.effectiveness_weight * c.effectiveness;
-    cands.push_back(std::move(c));
+    cands.push_back(c);
   }
   if (ro.recency_weight > 0) {  // newer assets get a decaying bonus
     const int64_t now = NowMs();
@@ -163,27 +198,21 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   });
 
   // 3. Diversify (MMR over the asset vectors), skipping near-duplicates.
-  std::vector<Candidate*> chosen;
-  std::vector<bool> taken(cands.size(), false);
+  // Each pool candidate keeps its highest similarity to the items chosen so
+  // far: one dot product per candidate per pick.
+  std::vector<Candidate*>& chosen = scratch.chosen;
+  chosen.reserve(req.k);
+  std::vector<uint8_t>& taken = scratch.taken;
+  taken.assign(cands.size(), 0);
   const size_t pool = std::min(cands.size(), std::max<size_t>(req.k * 4, 20));
+  std::vector<double>& max_sim = scratch.max_sim;
+  max_sim.assign(pool, 0.0);
   while (chosen.size() < req.k) {
     double best = -1e9;
     size_t pick = cands.size();
     for (size_t i = 0; i < pool; ++i) {
       if (taken[i]) continue;
-      double max_sim = 0;
-      bool duplicate = false;
-      for (const Candidate* c : chosen) {
-        if (cands[i].vector == nullptr || c->vector == nullptr) continue;
-        const double sim = Dot(cands[i].vector, c->vector, options_.dimension);
-        max_sim = std::max(max_sim, sim);
-        if (sim >= ro.duplicate_similarity) duplicate = true;
-      }
-      if (duplicate) {
-        taken[i] = true;
-        continue;
-      }
-      const double mmr = ro.mmr_lambda * cands[i].score - (1 - ro.mmr_lambda) * max_sim;
+      const double mmr = ro.mmr_lambda * cands[i].score - (1 - ro.mmr_lambda) * max_sim[i];
       if (mmr > best) {
         best = mmr;
         pick = i;
@@ -208,11 +237,19 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     taken[pick] = true;
     cands[pick].score = std::min(best, chosen.empty() ? best : chosen.back()->score);  // as ranked
     chosen.push_back(&cands[pick]);
+    const float* picked = cands[pick].vector;
+    if (chosen.size() == req.k || picked == nullptr) continue;
+    for (size_t i = 0; i < pool; ++i) {
+      if (taken[i] || cands[i].vector == nullptr) continue;
+      const double sim = simd::Dot(cands[i].vector, picked, options_.dimension);
+      max_sim[i] = std::max(max_sim[i], sim);
+      if (sim >= ro.duplicate_similarity) taken[i] = true;  // a near-duplicate of a chosen item
+    }
   }
 
   // 4. Explain and record.
   Recommendation rec;
-  rec.id = "rec-" + std::to_string(NowMs()) + "-" + std::to_string(std::random_device{}() % 1000000);
+  rec.id = "rec-" + std::to_string(NowMs()) + "-" + std::to_string(WorkerRng()() % 1000000);
   std::vector<Event> shown;
   for (const Candidate* c : chosen) {
     const AssetDisplay* a = c->asset;
@@ -230,7 +267,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
         }
       }
     }
-    if (!query.empty() && item.reasons.empty() && c->similarity >= 0.2f) {
+    if (query != nullptr && item.reasons.empty() && c->similarity >= 0.2f) {
       item.reasons.push_back("close to the lead's context (similarity " + std::to_string(c->similarity).substr(0, 4) + ")");
     }
     const AssetStageStats& s = c->stats;
@@ -244,7 +281,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     if (s.shown < 5 && s.used == 0 && s.won + s.lost == 0) item.reasons.push_back("new: not yet rated at " + req.stage);
     if (item.reasons.empty()) item.reasons.push_back("eligible at " + req.stage + "; ranked on what works there");
     Event e;
-    e.event_id = rec.id + ":" + c->id;
+    e.event_id = std::string(rec.id).append(":").append(c->id);
     e.type = EventType::kShown;
     e.lead_id = req.lead_id;
     e.asset_id = c->id;
