@@ -201,7 +201,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   // Each pool candidate keeps its highest similarity to the items chosen so
   // far: one dot product per candidate per pick.
   std::vector<Candidate*>& chosen = scratch.chosen;
-  chosen.reserve(req.k);
+  chosen.reserve(std::min(req.k, cands.size()));  // k is the caller's: never reserve more than exists
   std::vector<uint8_t>& taken = scratch.taken;
   taken.assign(cands.size(), 0);
   const size_t pool = std::min(cands.size(), std::max<size_t>(req.k * 4, 20));
