@@ -5,11 +5,22 @@
 //
 //   build/bin/playbook-bench-index [--assets 100000] [--dim 384] [--queries 1000]
 //                                  [--dir /tmp/pb-bench-index] [--recall on|off]
+//                                  [--recommend] [--reuse on|off]
+//
+// With --recommend: after the graph is built, times Engine::Search and
+// Engine::Recommend (the query vector given, k = 10, a new lead each call,
+// default ranking options) on the SAME queries, stage filter then narrow
+// filter, one thread, and prints p50/p99, calls/s and process CPU per call of
+// both; no recall, no restart. With --reuse on, a --dir that already holds
+// the --assets generated assets (and their saved graph) is opened as it is,
+// not regenerated: the vectors and queries are the same (fixed seed), and the
+// graph build (minutes at 100,000 on a busy box) is skipped.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -60,22 +71,135 @@ bool Passes(const Item& it, int stage, int type, int lang, int tag) {
   return true;
 }
 
+void Normalize(std::vector<float>& v) {
+  double s = 0;
+  for (float x : v) s += x * x;
+  for (auto& x : v) x = float(x / std::sqrt(s));
+}
+
+struct Timing {
+  double p50_us, p99_us, calls_per_s;
+  double cpu_us = 0;  // process CPU (all threads: the writer's too) per call
+};
+
+double ProcessCpuSecs() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
+}
+
+Timing Summarise(std::vector<double> lat_us) {
+  double total = 0;
+  for (double x : lat_us) total += x;
+  std::sort(lat_us.begin(), lat_us.end());
+  return {lat_us[lat_us.size() / 2], lat_us[lat_us.size() * 99 / 100], 1e6 * double(lat_us.size()) / total};
+}
+
+// Engine::Search and Engine::Recommend on the same queries (see the header).
+int RecommendAgainstSearch(Engine& engine, const std::vector<std::vector<float>>& centres, size_t queries,
+                           uint32_t dim, std::mt19937& rng) {
+  std::normal_distribution<float> g(0, 1);
+  for (bool narrow : {false, true}) {
+    std::vector<std::vector<float>> qs(queries, std::vector<float>(dim));
+    std::vector<AssetFilter> filters(queries);
+    for (size_t q = 0; q < queries; ++q) {
+      const auto& centre = centres[rng() % centres.size()];
+      for (uint32_t d = 0; d < dim; ++d) qs[q][d] = centre[d] + 0.6f * g(rng);
+      Normalize(qs[q]);
+      filters[q].stage = kStages[rng() % kStages.size()];
+      if (narrow) {
+        filters[q].types = {kTypes[rng() % kTypes.size()]};
+        filters[q].language = rng() % 2 ? "en" : "zh";
+        filters[q].tags_any = {kTags[rng() % kTags.size()]};
+      }
+    }
+    // Search at recommend's candidate count too (k * candidates_per_item), to
+    // tell the retrieval's share of recommend from the rest.
+    const size_t candidates = std::max<size_t>(10 * EngineOptions{}.ranking.candidates_per_item, 50);
+    std::vector<double> wide_us;
+    const double cpu_wide = ProcessCpuSecs();
+    for (size_t q = 0; q < queries; ++q) {
+      auto ts = Clock::now();
+      auto hits = engine.Search(qs[q].data(), filters[q], candidates);
+      wide_us.push_back(Secs(ts) * 1e6);
+      if (!hits.ok()) return 1;
+    }
+    Timing w = Summarise(wide_us);
+    w.cpu_us = (ProcessCpuSecs() - cpu_wide) * 1e6 / double(queries);
+    std::vector<double> search_us, rec_us;
+    size_t items = 0;
+    const double cpu0 = ProcessCpuSecs();
+    for (size_t q = 0; q < queries; ++q) {
+      auto ts = Clock::now();
+      auto hits = engine.Search(qs[q].data(), filters[q], 10);
+      search_us.push_back(Secs(ts) * 1e6);
+      if (!hits.ok()) {
+        std::fprintf(stderr, "search: %s\n", hits.status().ToString().c_str());
+        return 1;
+      }
+    }
+    const double cpu1 = ProcessCpuSecs();
+    static size_t lead = 0;
+    for (size_t q = 0; q < queries; ++q) {
+      playbook::RecommendRequest req;
+      req.lead_id = std::string("bench-lead-").append(std::to_string(++lead));
+      req.stage = filters[q].stage;
+      req.vector = qs[q];
+      req.k = 10;
+      req.filter = filters[q];
+      req.rep_id = "bench-rep";
+      auto ts = Clock::now();
+      auto rec = engine.Recommend(req);
+      rec_us.push_back(Secs(ts) * 1e6);
+      if (!rec.ok()) {
+        std::fprintf(stderr, "recommend: %s\n", rec.status().ToString().c_str());
+        return 1;
+      }
+      items += rec.value().items.size();
+    }
+    const double cpu2 = ProcessCpuSecs();
+    Timing s = Summarise(search_us), r = Summarise(rec_us);
+    s.cpu_us = (cpu1 - cpu0) * 1e6 / double(queries);
+    r.cpu_us = (cpu2 - cpu1) * 1e6 / double(queries);
+    const char* name = narrow ? "narrow filter (stage+type+language+tag)" : "stage filter";
+    std::printf("%s, %zu queries, k=10, one thread:\n", name, queries);
+    std::printf("  search:    p50 %.0f us, p99 %.0f us, %.0f calls/s, CPU %.0f us per call\n", s.p50_us, s.p99_us,
+                s.calls_per_s, s.cpu_us);
+    std::printf("  search, k=%zu (recommend's candidates): p50 %.0f us, p99 %.0f us, %.0f calls/s, CPU %.0f us per call\n",
+                candidates, w.p50_us, w.p99_us, w.calls_per_s, w.cpu_us);
+    std::printf("  recommend: p50 %.0f us, p99 %.0f us, %.0f calls/s, CPU %.0f us per call (%.1f items per answer)\n",
+                r.p50_us, r.p99_us, r.calls_per_s, r.cpu_us, double(items) / double(queries));
+    std::printf("  recommend / search: throughput %.0f%%, CPU per call %.2fx\n", 100.0 * r.calls_per_s / s.calls_per_s,
+                r.cpu_us / s.cpu_us);
+  }
+  std::printf("RSS while serving: %ld MiB\n", RssMiB());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   size_t n = 100000, queries = 1000;
   uint32_t dim = 384;
   std::string dir = "/tmp/pb-bench-index";
-  bool recall = true;
+  bool recall = true, recommend = false, reuse = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--recommend") recommend = true;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
+    if (a == "--recommend") {
+      --i;  // a flag without a value
+      continue;
+    }
     if (a == "--assets") n = std::strtoul(argv[i + 1], nullptr, 10);
     else if (a == "--dim") dim = uint32_t(std::strtoul(argv[i + 1], nullptr, 10));
     else if (a == "--queries") queries = std::strtoul(argv[i + 1], nullptr, 10);
     else if (a == "--dir") dir = argv[i + 1];
     else if (a == "--recall") recall = std::string(argv[i + 1]) != "off";
+    else if (a == "--reuse") reuse = std::string(argv[i + 1]) == "on";
   }
-  std::filesystem::remove_all(dir);
+  if (!reuse) std::filesystem::remove_all(dir);
   EngineOptions o;
   o.data_dir = dir;
   o.dimension = dim;
@@ -111,7 +235,9 @@ int main(int argc, char** argv) {
   }
   auto engine = std::move(opened).value();
   auto t0 = Clock::now();
-  for (size_t from = 0; from < n; from += 5000) {
+  const bool reused = reuse && engine->GetIndexStatus().assets == n;
+  if (reused) std::printf("reused %s: %zu assets\n", dir.c_str(), n);
+  for (size_t from = 0; from < n && !reused; from += 5000) {
     std::vector<Asset> batch;
     for (size_t i = from; i < std::min(n, from + 5000); ++i) {
       Asset a;
@@ -146,6 +272,11 @@ int main(int argc, char** argv) {
     const char* name;
     bool narrow;
   };
+  if (recommend) {
+    const int rc = RecommendAgainstSearch(*engine, centres, queries, dim, rng);
+    (void)engine->Close();  // saves the index, for --reuse
+    return rc;
+  }
   for (Case c : {Case{"stage filter", false}, Case{"narrow filter (stage+type+language+tag)", true}}) {
     std::vector<double> lat;
     double found = 0, expected = 0;

@@ -84,7 +84,7 @@ class TopK {
 
 AssetIndex::AssetIndex(uint32_t dimension, std::vector<std::string> stages, IndexOptions options)
     : dim_(dimension), stages_(std::move(stages)), options_(std::move(options)),
-      vectors_(std::make_unique<VectorStore>(dimension)) {
+      vectors_(std::make_shared<VectorStore>(dimension)) {
   stage_bits_.resize(stages_.size());
 }
 
@@ -109,6 +109,14 @@ uint32_t AssetIndex::AddSlotLocked(const SlotFields& f, const float* v) {
   if (auto it = slot_of_.find(f.id); it != slot_of_.end()) KillLocked(it->second);
   Slot s;
   s.id = f.id;
+  if (f.display) {
+    s.display = f.display;
+  } else {
+    auto display = std::make_shared<AssetDisplay>();
+    display->id = f.id;
+    display->type = f.type;
+    s.display = std::move(display);
+  }
   s.stages = StageMask(f.stages);
   s.type = Intern(f.type);
   s.language = Intern(f.language);
@@ -158,17 +166,53 @@ void AssetIndex::Remove(const std::vector<std::string>& ids) {
   }
 }
 
+Result<size_t> AssetIndex::StageIndex(const std::string& stage) const {
+  auto it = std::find(stages_.begin(), stages_.end(), stage);
+  if (it == stages_.end()) return Status::InvalidArgument("stage", "unknown stage '" + stage + "'");
+  return size_t(it - stages_.begin());
+}
+
 Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const AssetFilter& filter,
                                                   size_t k) const {
-  auto stage = std::find(stages_.begin(), stages_.end(), filter.stage);
-  if (stage == stages_.end()) return Status::InvalidArgument("stage", "unknown stage '" + filter.stage + "'");
+  auto stage = StageIndex(filter.stage);
+  if (!stage.ok()) return stage.status();
   std::vector<float> q;
   if (query != nullptr) {
     q.assign(query, query + dim_);
     Normalize(q.data(), dim_);
   }
-
+  std::vector<std::pair<float, uint32_t>> found;
   std::shared_lock lock(mu_);
+  SearchLocked(query ? q.data() : nullptr, filter, stage.value(), k, &found);
+  std::vector<SearchHit> hits;
+  hits.reserve(found.size());
+  for (const auto& [score, slot] : found) hits.push_back({slots_[slot].id, score});
+  return hits;
+}
+
+Status AssetIndex::SearchForRanking(const float* query, const AssetFilter& filter, size_t k,
+                                    RankingHits* out) const {
+  auto stage = StageIndex(filter.stage);
+  if (!stage.ok()) return stage.status();
+  thread_local std::vector<float> q;  // no allocation per request
+  q.clear();
+  if (query != nullptr) {
+    q.assign(query, query + dim_);
+    Normalize(q.data(), dim_);
+  }
+  thread_local std::vector<std::pair<float, uint32_t>> found;
+  found.clear();
+  std::shared_lock lock(mu_);
+  SearchLocked(query ? q.data() : nullptr, filter, stage.value(), k, &found);
+  out->hits.clear();
+  out->hits.reserve(found.size());
+  for (const auto& [score, slot] : found) out->hits.push_back({score, vectors_->row(slot), slots_[slot].display});
+  out->store = vectors_;
+  return Status::Ok();
+}
+
+void AssetIndex::SearchLocked(const float* query, const AssetFilter& filter, size_t stage_index, size_t k,
+                              std::vector<std::pair<float, uint32_t>>* out) const {
   // Codes of the filter's values; a value never seen matches nothing.
   auto code = [&](const std::string& s) -> int64_t {
     auto it = dict_.find(s);
@@ -177,12 +221,12 @@ Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const Asse
   std::vector<uint32_t> types, tags;
   for (const auto& t : filter.types) if (int64_t c = code(t); c > 0) types.push_back(uint32_t(c));
   for (const auto& t : filter.tags_any) if (int64_t c = code(t); c > 0) tags.push_back(uint32_t(c));
-  if (!filter.types.empty() && types.empty()) return std::vector<SearchHit>{};
-  if (!filter.tags_any.empty() && tags.empty()) return std::vector<SearchHit>{};
+  if (!filter.types.empty() && types.empty()) return;
+  if (!filter.tags_any.empty() && tags.empty()) return;
   int64_t language = 0;
   if (!filter.language.empty()) {
     language = code(filter.language);
-    if (language < 0) return std::vector<SearchHit>{};
+    if (language < 0) return;
   }
   std::unordered_set<uint32_t> excluded;
   for (const auto& id : filter.exclude_ids) {
@@ -191,7 +235,6 @@ Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const Asse
 
   const uint32_t n = uint32_t(slots_.size());
   const uint32_t ann_n = ann_ ? uint32_t(ann_->size()) : 0;
-  const size_t stage_index = size_t(stage - stages_.begin());
   std::vector<uint64_t> bits(stage_bits_[stage_index].begin(), stage_bits_[stage_index].end());
   bits.resize(n / 64 + 1, 0);
   const bool more = !types.empty() || language != 0 || !tags.empty() || !excluded.empty();
@@ -221,13 +264,12 @@ Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const Asse
   }
 
   if (query == nullptr) {  // no query: the eligible assets themselves
-    std::vector<SearchHit> all;
-    for (size_t w = 0; w < bits.size() && all.size() < k; ++w) {
-      for (uint64_t rest = bits[w]; rest != 0 && all.size() < k; rest &= rest - 1) {
-        all.push_back({slots_[w * 64 + uint32_t(__builtin_ctzll(rest))].id, 0.0f});
+    for (size_t w = 0; w < bits.size() && out->size() < k; ++w) {
+      for (uint64_t rest = bits[w]; rest != 0 && out->size() < k; rest &= rest - 1) {
+        out->emplace_back(0.0f, uint32_t(w * 64 + uint32_t(__builtin_ctzll(rest))));
       }
     }
-    return all;
+    return;
   }
 
   TopK top(k);
@@ -236,20 +278,18 @@ Result<std::vector<SearchHit>> AssetIndex::Search(const float* query, const Asse
     OneOmpThread();
     std::vector<std::pair<float, uint32_t>> found;
     const int ef = int(std::max<size_t>(options_.hnsw_ef_search, k));
-    ann_->Search(q.data(), k, reinterpret_cast<const uint8_t*>(bits.data()), (ann_n + 7) / 8, ef, &found);
+    ann_->Search(query, k, reinterpret_cast<const uint8_t*>(bits.data()), (ann_n + 7) / 8, ef, &found);
     // Re-score exactly so both paths rank on the same numbers.
-    for (const auto& [sim, slot] : found) top.Push(Dot(q.data(), vectors_->row(slot), dim_), slot);
+    for (const auto& [sim, slot] : found) top.Push(Dot(query, vectors_->row(slot), dim_), slot);
     exact_from = ann_n;
   }
   for (size_t w = exact_from / 64; w < bits.size(); ++w) {
     for (uint64_t rest = bits[w]; rest != 0; rest &= rest - 1) {
       const uint32_t i = uint32_t(w * 64 + uint32_t(__builtin_ctzll(rest)));
-      if (i >= exact_from) top.Push(Dot(q.data(), vectors_->row(i), dim_), i);
+      if (i >= exact_from) top.Push(Dot(query, vectors_->row(i), dim_), i);
     }
   }
-  std::vector<SearchHit> hits;
-  for (const auto& [score, slot] : top.Sorted()) hits.push_back({slots_[slot].id, score});
-  return hits;
+  *out = top.Sorted();
 }
 
 void AssetIndex::ResetLocked() {
@@ -257,7 +297,7 @@ void AssetIndex::ResetLocked() {
   keys_.clear();
   for (auto& b : stage_bits_) b.clear();
   slot_of_.clear();
-  vectors_ = std::make_unique<VectorStore>(dim_);
+  vectors_ = std::make_shared<VectorStore>(dim_);
   live_ = 0;
 }
 
@@ -279,6 +319,7 @@ SlotFields AssetIndex::FieldsLocked(uint32_t slot, const std::vector<const std::
   f.language = name(s.language);
   for (uint32_t t : s.tags) f.tags.push_back(name(t));
   f.active = s.active;
+  f.display = s.display;
   return f;
 }
 

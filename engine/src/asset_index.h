@@ -27,8 +27,23 @@ namespace playbook {
 
 class AnnIndex;
 
+// What an answer shows of an asset, kept beside its filter fields so that
+// recommend reads no storage. Immutable once made; shared by the slot (and
+// the slots a rebuild copies it to) and the answers in flight.
+struct AssetDisplay {
+  std::string id;
+  std::string title;
+  std::string type;
+  std::string url;
+  int64_t created_ms = 0;
+  // The embedder's lexicon concepts in the asset's text (AssetText), computed
+  // at upsert and at open from the stored catalog; empty without a lexicon.
+  std::vector<std::string> concepts;
+};
+
 struct AssetIndexSlot {
   std::string id;
+  std::shared_ptr<const AssetDisplay> display;  // never null
   uint64_t stages = 0;  // bit i = stages_[i]
   uint32_t type = 0;
   uint32_t language = 0;  // 0 = none
@@ -58,7 +73,8 @@ class VectorStore {
 };
 
 
-// What a slot knows of its asset: the fields filters look at.
+// What a slot knows of its asset: the fields filters look at, and what an
+// answer shows of it (null: only the id).
 struct SlotFields {
   std::string id;
   std::vector<std::string> stages;
@@ -66,6 +82,18 @@ struct SlotFields {
   std::string language;
   std::vector<std::string> tags;
   bool active = true;
+  std::shared_ptr<const AssetDisplay> display;
+};
+
+// A search's hits as the ranking reads them: no id copied, no vector copied.
+struct RankingHit {
+  float score = 0;
+  const float* vector = nullptr;  // the normalised row; valid while `store` lives
+  std::shared_ptr<const AssetDisplay> asset;
+};
+struct RankingHits {
+  std::vector<RankingHit> hits;
+  std::shared_ptr<const VectorStore> store;  // keeps the rows alive after a rebuild swaps it
 };
 
 class AssetIndex {
@@ -83,6 +111,9 @@ class AssetIndex {
   // With query == nullptr: up to k eligible assets, in slot order, score 0.
   Result<std::vector<SearchHit>> Search(const float* query, const AssetFilter& filter,
                                         size_t k) const;
+  // Search for the ranking: the same hits in the same order, with each
+  // asset's display fields and vector row, read under one lock acquisition.
+  Status SearchForRanking(const float* query, const AssetFilter& filter, size_t k, RankingHits* out) const;
   // Copies the live asset's (normalised) vector to out; false when not live.
   bool VectorOf(const std::string& id, float* out) const;
   bool IsLive(const std::string& id) const;
@@ -123,6 +154,12 @@ class AssetIndex {
 
  private:
   using Slot = AssetIndexSlot;
+  // The stage's index, or an error naming it.
+  Result<size_t> StageIndex(const std::string& stage) const;
+  // The best k (similarity, slot) for `q` (normalised; null: the first k
+  // eligible slots, similarity 0). REQUIRES: mu_ held (shared or unique).
+  void SearchLocked(const float* q, const AssetFilter& filter, size_t stage_index, size_t k,
+                    std::vector<std::pair<float, uint32_t>>* out) const;
   uint32_t AddSlotLocked(const SlotFields& f, const float* v);
   // Empties the slots (keeps the interned names and the graph pointer).
   void ResetLocked();
@@ -154,7 +191,7 @@ class AssetIndex {
   // its other filters only on the bits set there. 64-bit words laid out
   // little-endian are the byte bitmap faiss's IDSelectorBitmap reads.
   std::vector<std::vector<uint64_t>> stage_bits_;
-  std::unique_ptr<VectorStore> vectors_;
+  std::shared_ptr<VectorStore> vectors_;  // shared: ranking answers keep rows alive
   std::unordered_map<std::string, uint32_t> slot_of_;  // id -> live slot
   std::unordered_map<std::string, uint32_t> dict_;     // interned type/language/tag -> code
   std::unique_ptr<AnnIndex> ann_;                      // over slots [0, ann_->size())

@@ -29,6 +29,21 @@ std::string JoinStages(const std::vector<std::string>& v) {
 
 std::string AssetText(const Asset& a) { return models::ComposeAssetText(a.title, a.body, a.tags); }
 
+SlotFields EngineImpl::SlotFieldsOf(const Asset& a, std::vector<std::string>* concepts) const {
+  auto display = std::make_shared<AssetDisplay>();
+  display->id = a.id;
+  display->title = a.title;
+  display->type = a.type;
+  display->url = a.url;
+  display->created_ms = a.created_ms;
+  if (concepts != nullptr) {
+    display->concepts = std::move(*concepts);
+  } else if (embedder_) {
+    display->concepts = embedder_->Concepts(AssetText(a));
+  }
+  return SlotFields{a.id, a.stages, a.type, a.language, a.tags, a.active, std::move(display)};
+}
+
 Status EngineImpl::ValidateAsset(const Asset& a, size_t i) const {
   const std::string at = "assets[" + std::to_string(i) + "].";
   if (a.id.empty() || a.id.size() > 128) return Status::InvalidArgument(at + "id", "must be 1..128 characters");
@@ -93,6 +108,7 @@ Result<UpsertResult> EngineImpl::UpsertAssets(std::vector<Asset> assets) {
   // Embedding is the expensive part: outside every lock.
   const uint32_t d = options_.dimension;
   std::vector<float> vectors(assets.size() * d);
+  std::vector<std::vector<std::string>> concepts(assets.size());  // for the index's display fields
   const std::string embedder = embedder_ ? embedder_->Name() : "";
   for (size_t i = 0; i < assets.size(); ++i) {
     Asset& a = assets[i];
@@ -112,6 +128,7 @@ Result<UpsertResult> EngineImpl::UpsertAssets(std::vector<Asset> assets) {
       a.vector_supplied = false;
       a.embedder = embedder;
     }
+    if (embedder_) concepts[i] = embedder_->Concepts(AssetText(a));
     a.deleted = false;
   }
 
@@ -136,7 +153,7 @@ Result<UpsertResult> EngineImpl::UpsertAssets(std::vector<Asset> assets) {
     exists ? ++result.updated : ++result.created;
     batch.Put(assets_cf_, a.id, EncodeAsset(a));
     batch.Put(vectors_cf_, a.id, EncodeVector(vectors.data() + i * d, d));
-    fields.push_back(SlotFields{a.id, a.stages, a.type, a.language, a.tags, a.active});
+    fields.push_back(SlotFieldsOf(a, &concepts[i]));
   }
   result.upserted = assets.size();
   batch.Put(default_cf_, "meta/catalog_seq", std::to_string(catalog_seq_ + 1));

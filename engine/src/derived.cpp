@@ -57,12 +57,6 @@ bool SplitKey(std::string_view key, uint32_t* day, std::string_view* parts, size
   return true;
 }
 
-// The stage of a two-part ranking key; "" for a topic key (not in the stage totals).
-std::string_view StageOfKey(std::string_view key) {
-  const size_t a = key.find('\0');
-  if (a == std::string_view::npos || key.find('\0', a + 1) != std::string_view::npos) return {};
-  return key.substr(a + 1);
-}
 
 }  // namespace
 
@@ -260,8 +254,19 @@ void Derived::Apply(std::string_view key, const Counters& c) {
     if (key.size() < 5 || !SplitKey(key, &day, p, 1)) return;
     Plus(&funnel_[day][std::string(p[0])], c);
   } else if (!key.empty() && key[0] != kLastUsedPrefix && key.find('\0') != std::string_view::npos) {
-    Plus(&stats_[std::string(key)], c);
-    if (std::string_view stage = StageOfKey(key); !stage.empty()) Plus(&stage_totals_[std::string(stage)], c);
+    // asset \0 stage [\0 topic]: the topic is the rest, NULs included, so the
+    // key enumerates back as it came.
+    const size_t a = key.find('\0');
+    const std::string_view rest = key.substr(a + 1);
+    const size_t b = rest.find('\0');
+    const std::string_view stage = rest.substr(0, b);
+    const RankKey k{assets_.Intern(key.substr(0, a)), stages_.Intern(stage),
+                    b == std::string_view::npos ? 0 : topics_.Intern(rest.substr(b + 1)) + 1};
+    Plus(&stats_[k], c);
+    if (k.topic == 0 && !stage.empty()) {  // topic keys are not in the stage totals
+      if (stage_totals_.size() <= k.stage) stage_totals_.resize(k.stage + 1, Counters{});
+      Plus(&stage_totals_[k.stage], c);
+    }
   }
 }
 
@@ -272,7 +277,7 @@ void Derived::ApplyLastUsed(const std::string& asset, int64_t ts) {
 
 void Derived::EnumerateUndated(const CounterFn& counters, const LastUsedFn& last_used) const {
   for (const auto& [key, c] : stats_) {
-    if (!IsZero(c)) counters(key, c);
+    if (!IsZero(c)) counters(RankKeyName(key), c);
   }
   for (const auto& [asset, ts] : last_used_) last_used(asset, ts);
 }
@@ -344,7 +349,7 @@ uint64_t Derived::CountDifferences(const Derived& other) const {
   for (const bool mine : {true, false}) {  // ours that differ, then theirs that we lack
     const Derived& a = mine ? *this : other;
     const Derived& b = mine ? other : *this;
-    n += CountUnlikeKeys(a.stats_, b.stats_, !mine);
+    n += a.CountUnlikeRanking(b, !mine);
     for (const auto& [day, cells] : a.funnel_) {
       auto d = b.funnel_.find(day);
       n += CountUnlikeKeys(cells, d == b.funnel_.end() ? none : d->second, !mine);
@@ -360,15 +365,70 @@ uint64_t Derived::CountDifferences(const Derived& other) const {
   return n;
 }
 
-AssetStageStats Derived::Stats(const std::string& key) const {
-  AssetStageStats s;
-  if (auto it = stats_.find(key); it != stats_.end()) AddTo(&s, it->second);
-  return s;
+std::string Derived::RankKeyName(const RankKey& k) const {
+  std::string key = assets_.Name(k.asset);
+  key.push_back('\0');
+  key += stages_.Name(k.stage);
+  if (k.topic != 0) {
+    key.push_back('\0');
+    key += topics_.Name(k.topic - 1);
+  }
+  return key;
 }
 
-AssetStageStats Derived::StageTotals(const std::string& stage) const {
+bool Derived::FindRankKey(std::string_view asset, std::string_view stage, const std::string_view* topic,
+                          RankKey* k) const {
+  k->asset = assets_.Find(asset);
+  k->stage = stages_.Find(stage);
+  k->topic = 0;
+  if (topic != nullptr) {
+    const uint32_t t = topics_.Find(*topic);
+    if (t == UINT32_MAX) return false;
+    k->topic = t + 1;
+  }
+  return k->asset != UINT32_MAX && k->stage != UINT32_MAX;
+}
+
+uint64_t Derived::CountUnlikeRanking(const Derived& other, bool only_absent) const {
+  uint64_t n = 0;
+  for (const auto& [key, c] : stats_) {
+    if (IsZero(c)) continue;
+    const std::string_view topic = key.topic == 0 ? std::string_view() : std::string_view(topics_.Name(key.topic - 1));
+    RankKey theirs_key;
+    Counters theirs{};
+    if (other.FindRankKey(assets_.Name(key.asset), stages_.Name(key.stage), key.topic == 0 ? nullptr : &topic,
+                          &theirs_key)) {
+      if (auto it = other.stats_.find(theirs_key); it != other.stats_.end()) theirs = it->second;
+    }
+    if (only_absent ? IsZero(theirs) : theirs != c) ++n;
+  }
+  return n;
+}
+
+AssetStageStats Derived::Stats(std::string_view asset, std::string_view stage, std::string_view topic) const {
+  AssetStageStats at_stage, at_topic;
+  RankingStats(stage, topic, &asset, 1, &at_stage, &at_topic);
+  return topic.empty() ? at_stage : at_topic;
+}
+
+void Derived::RankingStats(std::string_view stage, std::string_view topic, const std::string_view* assets, size_t n,
+                           AssetStageStats* at_stage, AssetStageStats* at_topic) const {
+  const uint32_t s = stages_.Find(stage);
+  const uint32_t t = topic.empty() ? UINT32_MAX : topics_.Find(topic);
+  for (size_t i = 0; i < n; ++i) {
+    at_stage[i] = AssetStageStats{};
+    if (!topic.empty()) at_topic[i] = AssetStageStats{};
+    const uint32_t a = s == UINT32_MAX ? UINT32_MAX : assets_.Find(assets[i]);
+    if (a == UINT32_MAX) continue;
+    if (auto it = stats_.find(RankKey{a, s, 0}); it != stats_.end()) AddTo(&at_stage[i], it->second);
+    if (t == UINT32_MAX) continue;
+    if (auto it = stats_.find(RankKey{a, s, t + 1}); it != stats_.end()) AddTo(&at_topic[i], it->second);
+  }
+}
+
+AssetStageStats Derived::StageTotals(std::string_view stage) const {
   AssetStageStats s;
-  if (auto it = stage_totals_.find(stage); it != stage_totals_.end()) AddTo(&s, it->second);
+  if (const uint32_t id = stages_.Find(stage); id < stage_totals_.size()) AddTo(&s, stage_totals_[id]);
   return s;
 }
 

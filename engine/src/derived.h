@@ -163,9 +163,16 @@ class Derived {
   // Keys whose counters differ (missing = zero), last-used values included.
   uint64_t CountDifferences(const Derived& other) const;
 
-  // Ranking counters.
-  AssetStageStats Stats(const std::string& key) const;
-  AssetStageStats StageTotals(const std::string& stage) const;
+  // Ranking counters: the asset at the stage, or (topic not empty) at the
+  // stage for leads whose context had that topic; the sums over the assets at
+  // a stage (topic keys not included).
+  AssetStageStats Stats(std::string_view asset, std::string_view stage, std::string_view topic = {}) const;
+  AssetStageStats StageTotals(std::string_view stage) const;
+  // For each of the n assets: its counters at `stage` into at_stage[i] and,
+  // when `topic` is not empty, for `topic` into at_topic[i]. Each name is
+  // looked up once, and no string is built.
+  void RankingStats(std::string_view stage, std::string_view topic, const std::string_view* assets, size_t n,
+                    AssetStageStats* at_stage, AssetStageStats* at_topic) const;
 
   // Reports over the UTC days [first, last].
   struct AssetSums {
@@ -187,8 +194,28 @@ class Derived {
   const std::unordered_map<std::string, int64_t>& last_used() const { return last_used_; }
 
  private:
-  std::unordered_map<std::string, Counters> stats_;        // asset \0 stage [\0 topic]
-  std::unordered_map<std::string, Counters> stage_totals_;  // stage
+  // A ranking key (asset \0 stage [\0 topic]) as ordinals: asset in assets_,
+  // stage in stages_, topic 0 = none, else its id in topics_ + 1.
+  struct RankKey {
+    uint32_t asset, stage, topic;
+    bool operator==(const RankKey& o) const { return asset == o.asset && stage == o.stage && topic == o.topic; }
+  };
+  struct RankKeyHash {
+    size_t operator()(const RankKey& k) const {
+      uint64_t h = (uint64_t(k.asset) << 32 | k.stage) * 0x9E3779B97F4A7C15ull + k.topic * 0xC2B2AE3D27D4EB4Full;
+      return size_t(h ^ (h >> 31));
+    }
+  };
+  // The key of these names here; false when a name is not known here.
+  // topic null: the key without a topic.
+  bool FindRankKey(std::string_view asset, std::string_view stage, const std::string_view* topic, RankKey* k) const;
+  std::string RankKeyName(const RankKey& k) const;  // as stored
+  // Ranking keys of this that are non-zero and differ in `other` (see CountUnlikeKeys).
+  uint64_t CountUnlikeRanking(const Derived& other, bool only_absent) const;
+
+  std::unordered_map<RankKey, Counters, RankKeyHash> stats_;
+  std::vector<Counters> stage_totals_;  // by stage ordinal
+  Dictionary topics_;
   Dictionary assets_, reps_, stages_, reasons_;  // reps_: "" (all) is 0
   Cube reports_;                                 // rows: reps
   Cube rep_totals_;  // rows: reps (not "all"); asset 0: content activity, 1: leads closed

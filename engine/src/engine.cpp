@@ -206,7 +206,7 @@ Status EngineImpl::LoadIndex() {
       }
       if (a.deleted) continue;
       if (!a.vector_supplied && a.embedder != current) ++stale;
-      live.emplace(a.id, SlotFields{a.id, a.stages, a.type, a.language, a.tags, a.active});
+      live.emplace(a.id, SlotFieldsOf(a));
     }
     if (!it->status().ok()) return FromRocks(it->status(), "reading the catalog");
   }

@@ -68,6 +68,10 @@ class EngineImpl final : public Engine {
   Status Usable() const;
   // catalog.cpp
   Status ValidateAsset(const Asset& a, size_t i) const;
+  // The index's fields of a stored asset: filter fields and display fields
+  // (its lexicon concepts taken from *concepts, or computed here when null;
+  // never re-embedding).
+  SlotFields SlotFieldsOf(const Asset& a, std::vector<std::string>* concepts = nullptr) const;
   Status LoadIndex();  // engine.cpp
   void RunRebuild(const std::function<void(uint64_t, uint64_t)>& progress);  // rebuild.cpp
   bool WantsAnn(uint64_t assets) const;

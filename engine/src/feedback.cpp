@@ -272,14 +272,21 @@ Result<Lead> FeedbackStore::GetLead(const std::string& lead_id) const {
   return lead;
 }
 
-AssetStageStats FeedbackStore::Stats(const std::string& asset_id, const std::string& stage,
-                                     const std::string& topic) const {
+AssetStageStats FeedbackStore::Stats(std::string_view asset_id, std::string_view stage, std::string_view topic) const {
   std::shared_lock lock(stats_mu_);
-  return derived_->Stats(StatsKey(asset_id, stage, topic));
+  return derived_->Stats(asset_id, stage, topic);
 }
 
-AssetStageStats FeedbackStore::StageTotals(const std::string& stage) const {
+AssetStageStats FeedbackStore::StageTotals(std::string_view stage) const {
   std::shared_lock lock(stats_mu_);
+  return derived_->StageTotals(stage);
+}
+
+AssetStageStats FeedbackStore::RankingStats(std::string_view stage, std::string_view topic,
+                                            const std::string_view* assets, size_t n, AssetStageStats* at_stage,
+                                            AssetStageStats* at_topic) const {
+  std::shared_lock lock(stats_mu_);
+  derived_->RankingStats(stage, topic, assets, n, at_stage, at_topic);
   return derived_->StageTotals(stage);
 }
 

@@ -88,10 +88,14 @@ class FeedbackStore {
 
   // With a topic: the counters of the asset at the stage for leads whose
   // context had that topic.
-  AssetStageStats Stats(const std::string& asset_id, const std::string& stage,
-                        const std::string& topic = "") const;
+  AssetStageStats Stats(std::string_view asset_id, std::string_view stage, std::string_view topic = {}) const;
   // Sums over every asset at the stage.
-  AssetStageStats StageTotals(const std::string& stage) const;
+  AssetStageStats StageTotals(std::string_view stage) const;
+  // For the ranking, under one lock: the stage's totals, and for each of the
+  // n assets its counters at the stage (and for `topic`, when not empty); see
+  // Derived::RankingStats.
+  AssetStageStats RankingStats(std::string_view stage, std::string_view topic, const std::string_view* assets,
+                               size_t n, AssetStageStats* at_stage, AssetStageStats* at_topic) const;
 
   // Report aggregates over the UTC days of [from_ms, to_ms]: per asset with
   // activity, the counters at `stage` ("" = all) for `rep` ("" = all reps),

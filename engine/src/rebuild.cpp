@@ -68,7 +68,7 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
         now.embedder = current;
         batch.Put(assets_cf_, now.id, EncodeAsset(now));
         batch.Put(vectors_cf_, now.id, EncodeVector(vectors.data() + (i - from) * d, d));
-        fields.push_back(SlotFields{now.id, now.stages, now.type, now.language, now.tags, now.active});
+        fields.push_back(SlotFieldsOf(now));
         kept.insert(kept.end(), vectors.begin() + (i - from) * d, vectors.begin() + (i - from + 1) * d);
       }
       if (fields.empty()) continue;

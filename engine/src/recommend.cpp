@@ -9,6 +9,7 @@
 
 #include "engine_impl.h"
 #include "feedback.h"
+#include "simd.h"
 
 namespace playbook {
 namespace {
@@ -32,12 +33,6 @@ double Posterior(uint64_t hits, uint64_t trials, double prior, double strength, 
   return Beta(prior * strength + double(hits), (1 - prior) * strength + misses, rng);
 }
 
-float Dot(const std::vector<float>& a, const std::vector<float>& b) {
-  float s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
-
 std::string Percent(double x) { return std::to_string(int(std::lround(100 * x))) + "%"; }
 
 std::string Readable(std::string concept_id) {
@@ -45,13 +40,41 @@ std::string Readable(std::string concept_id) {
   return concept_id;
 }
 
+// This worker's generator, seeded once from the OS: exploration without a
+// configured seed, and recommendation ids.
+std::mt19937_64& WorkerRng() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return rng;
+}
+
 struct Candidate {
-  std::string id;
+  std::string_view id;  // the AssetDisplay's, kept alive like `asset`
   float similarity = 0;
   double effectiveness = 0;
   double score = 0;
   AssetStageStats stats;
-  std::vector<float> vector;
+  const AssetDisplay* asset = nullptr;  // kept alive by the request's RankingHits
+  const float* vector = nullptr;        // the index's row, likewise
+};
+
+// A worker's buffers, reused from request to request (capacity kept); Release
+// drops the request's references to the index (displays, vector rows) so a
+// rebuild's old rows are freed at once.
+struct Scratch {
+  RankingHits found;
+  std::vector<float> query;
+  std::vector<std::string_view> names;
+  std::vector<AssetStageStats> at_stage, at_topic;
+  std::vector<Candidate> cands;
+  std::vector<double> max_sim;
+  std::vector<uint8_t> taken;
+  std::vector<Candidate*> chosen;
+  void Release() {
+    found.hits.clear();
+    found.store.reset();
+    cands.clear();
+    chosen.clear();
+  }
 };
 
 }  // namespace
@@ -74,27 +97,38 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     filter.exclude_ids.insert(filter.exclude_ids.end(), seen.begin(), seen.end());
   }
 
+  thread_local Scratch scratch;
+  struct ReleaseAtExit {
+    Scratch* s;
+    ~ReleaseAtExit() { s->Release(); }
+  } release_at_exit{&scratch};
+
   // 1. Candidates: by meaning when there is context, else every eligible asset.
-  std::vector<float> query;
+  const float* query = nullptr;
   if (!req.vector.empty()) {
-    query = req.vector;
+    query = req.vector.data();
   } else if (!req.context.empty() && embedder_) {
-    query.resize(options_.dimension);
-    embedder_->Embed(req.context, query.data());
+    scratch.query.resize(options_.dimension);
+    embedder_->Embed(req.context, scratch.query.data());
+    query = scratch.query.data();
   }
-  const size_t want = query.empty() ? kMaxCandidatesWithoutQuery
-                                    : std::max<size_t>(req.k * ro.candidates_per_item, 50);
-  auto hits = index_->Search(query.empty() ? nullptr : query.data(), filter, want);
-  if (!hits.ok()) return hits.status();
+  const size_t want = query == nullptr ? kMaxCandidatesWithoutQuery
+                                       : std::max<size_t>(req.k * ro.candidates_per_item, 50);
+  RankingHits& found = scratch.found;  // display fields and vectors from memory: no storage read below
+  if (Status s = index_->SearchForRanking(query, filter, want, &found); !s.ok()) return s;
 
   // 2. Effectiveness at the stage, smoothed toward the stage's averages.
-  std::mt19937_64 rng_storage;
+  // With a configured seed, each request's draws are fixed by (seed, lead,
+  // the process's count of requests), as they always were; without one, the
+  // worker's generator goes on.
   std::mt19937_64* rng = nullptr;
-  if (ro.explore) {
+  if (ro.explore && ro.seed != 0) {
     static std::atomic<uint64_t> calls{0};
-    const uint64_t seed = ro.seed != 0 ? ro.seed : std::random_device{}();
-    rng_storage.seed(seed ^ (std::hash<std::string>{}(req.lead_id) * 0x9E3779B97F4A7C15ull) ^ calls++);
-    rng = &rng_storage;
+    thread_local std::mt19937_64 seeded;
+    seeded.seed(ro.seed ^ (std::hash<std::string>{}(req.lead_id) * 0x9E3779B97F4A7C15ull) ^ calls++);
+    rng = &seeded;
+  } else if (ro.explore) {
+    rng = &WorkerRng();
   }
   // The context's topic (its first lexicon concept): effectiveness is also
   // learnt per topic, since what helps against "too expensive" need not help
@@ -102,18 +136,31 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   std::vector<std::string> context_concepts;
   if (!req.context.empty() && embedder_) context_concepts = embedder_->Concepts(req.context);
   const std::string topic = context_concepts.empty() ? "" : context_concepts.front();
-  const AssetStageStats totals = feedback_->StageTotals(req.stage);
+  // The counters of every candidate, by ordinals, under one lock.
+  const size_t n = found.hits.size();
+  std::vector<std::string_view>& names = scratch.names;
+  names.resize(n);
+  for (size_t i = 0; i < n; ++i) names[i] = found.hits[i].asset->id;
+  std::vector<AssetStageStats>& at_stage = scratch.at_stage;
+  std::vector<AssetStageStats>& at_topic = scratch.at_topic;
+  at_stage.resize(n);
+  at_topic.resize(topic.empty() ? 0 : n);
+  const AssetStageStats totals =
+      feedback_->RankingStats(req.stage, topic, names.data(), n, at_stage.data(), at_topic.data());
   const double prior_use = PriorMean(totals.used, totals.shown);
   const double prior_win = PriorMean(totals.won, totals.won + totals.lost);
   const double prior_advance = PriorMean(totals.advanced, totals.used);
   const double prior_dismiss = PriorMean(totals.dismissed, totals.shown);
-  std::vector<Candidate> cands;
-  cands.reserve(hits.value().size());
-  for (const SearchHit& h : hits.value()) {
+  std::vector<Candidate>& cands = scratch.cands;
+  cands.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const RankingHit& h = found.hits[i];
     Candidate c;
-    c.id = h.asset_id;
+    c.id = h.asset->id;
+    c.asset = h.asset.get();
+    c.vector = h.vector;
     c.similarity = h.score;
-    c.stats = feedback_->Stats(h.asset_id, req.stage);
+    c.stats = at_stage[i];
     const AssetStageStats& s = c.stats;
     const double n0 = ro.prior_strength;
     // Two levels: the asset at the stage is smoothed toward the stage's
@@ -123,7 +170,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     double win = Posterior(s.won, s.won + s.lost, prior_win, n0, nullptr);
     double advance = Posterior(s.advanced, s.used, prior_advance, n0, nullptr);
     double dismiss = Posterior(s.dismissed, s.shown, prior_dismiss, n0, nullptr);
-    const AssetStageStats t = topic.empty() ? s : feedback_->Stats(h.asset_id, req.stage, topic);
+    const AssetStageStats& t = topic.empty() ? s : at_topic[i];
     if (topic.empty()) {
       use = prior_use, win = prior_win, advance = prior_advance, dismiss = prior_dismiss;
     }
@@ -132,20 +179,13 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
                       ro.advance_weight * Posterior(t.advanced, t.used, advance, n0, rng) -
                       ro.dismiss_weight * Posterior(t.dismissed, t.shown, dismiss, n0, rng);
     c.score = ro.similarity_weight * c.similarity + ro.effectiveness_weight * c.effectiveness;
-    cands.push_back(std::move(c));
+    cands.push_back(c);
   }
-  if (ro.recency_weight > 0 && !cands.empty()) {  // newer assets get a decaying bonus
-    std::vector<std::string> ids;
-    for (const Candidate& c : cands) ids.push_back(c.id);
-    auto records = GetAssets(ids, false, nullptr);
-    if (!records.ok()) return records.status();
-    {
-      const int64_t now = NowMs();
-      for (size_t i = 0, j = 0; i < cands.size() && j < records.value().size(); ++i) {
-        if (records.value()[j].id != cands[i].id) continue;
-        const double age_days = double(std::max<int64_t>(0, now - records.value()[j++].created_ms)) / 86400000.0;
-        cands[i].score += ro.recency_weight * std::pow(0.5, age_days / ro.recency_half_life_days);
-      }
+  if (ro.recency_weight > 0) {  // newer assets get a decaying bonus
+    const int64_t now = NowMs();
+    for (Candidate& c : cands) {
+      const double age_days = double(std::max<int64_t>(0, now - c.asset->created_ms)) / 86400000.0;
+      c.score += ro.recency_weight * std::pow(0.5, age_days / ro.recency_half_life_days);
     }
   }
   std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
@@ -153,31 +193,21 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   });
 
   // 3. Diversify (MMR over the asset vectors), skipping near-duplicates.
-  std::vector<Candidate*> chosen;
-  std::vector<bool> taken(cands.size(), false);
+  // Each pool candidate keeps its highest similarity to the items chosen so
+  // far: one dot product per candidate per pick.
+  std::vector<Candidate*>& chosen = scratch.chosen;
+  chosen.reserve(std::min(req.k, cands.size()));  // k is the caller's: never reserve more than exists
+  std::vector<uint8_t>& taken = scratch.taken;
+  taken.assign(cands.size(), 0);
   const size_t pool = std::min(cands.size(), std::max<size_t>(req.k * 4, 20));
-  for (size_t i = 0; i < pool; ++i) {
-    cands[i].vector.resize(options_.dimension);
-    if (!index_->VectorOf(cands[i].id, cands[i].vector.data())) cands[i].vector.clear();
-  }
+  std::vector<double>& max_sim = scratch.max_sim;
+  max_sim.assign(pool, 0.0);
   while (chosen.size() < req.k) {
     double best = -1e9;
     size_t pick = cands.size();
     for (size_t i = 0; i < pool; ++i) {
       if (taken[i]) continue;
-      double max_sim = 0;
-      bool duplicate = false;
-      for (const Candidate* c : chosen) {
-        if (cands[i].vector.empty() || c->vector.empty()) continue;
-        const double sim = Dot(cands[i].vector, c->vector);
-        max_sim = std::max(max_sim, sim);
-        if (sim >= ro.duplicate_similarity) duplicate = true;
-      }
-      if (duplicate) {
-        taken[i] = true;
-        continue;
-      }
-      const double mmr = ro.mmr_lambda * cands[i].score - (1 - ro.mmr_lambda) * max_sim;
+      const double mmr = ro.mmr_lambda * cands[i].score - (1 - ro.mmr_lambda) * max_sim[i];
       if (mmr > best) {
         best = mmr;
         pick = i;
@@ -193,7 +223,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
       }
       for (size_t i = 0; i < pool && chosen.size() < req.k; ++i) {
         if (taken[i] && std::find(chosen.begin(), chosen.end(), &cands[i]) == chosen.end() &&
-            !cands[i].vector.empty()) {
+            cands[i].vector != nullptr) {
           chosen.push_back(&cands[i]);  // a near-duplicate beats returning fewer than k
         }
       }
@@ -202,19 +232,22 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     taken[pick] = true;
     cands[pick].score = std::min(best, chosen.empty() ? best : chosen.back()->score);  // as ranked
     chosen.push_back(&cands[pick]);
+    const float* picked = cands[pick].vector;
+    if (chosen.size() == req.k || picked == nullptr) continue;
+    for (size_t i = 0; i < pool; ++i) {
+      if (taken[i] || cands[i].vector == nullptr) continue;
+      const double sim = simd::Dot(cands[i].vector, picked, options_.dimension);
+      max_sim[i] = std::max(max_sim[i], sim);
+      if (sim >= ro.duplicate_similarity) taken[i] = true;  // a near-duplicate of a chosen item
+    }
   }
 
   // 4. Explain and record.
-  std::vector<std::string> ids;
-  for (const Candidate* c : chosen) ids.push_back(c->id);
-  auto assets = GetAssets(ids, false, nullptr);
-  if (!assets.ok()) return assets.status();
   Recommendation rec;
-  rec.id = "rec-" + std::to_string(NowMs()) + "-" + std::to_string(std::random_device{}() % 1000000);
+  rec.id = "rec-" + std::to_string(NowMs()) + "-" + std::to_string(WorkerRng()() % 1000000);
   std::vector<Event> shown;
   for (const Candidate* c : chosen) {
-    auto a = std::find_if(assets.value().begin(), assets.value().end(), [&](const Asset& x) { return x.id == c->id; });
-    if (a == assets.value().end()) continue;  // deleted meanwhile
+    const AssetDisplay* a = c->asset;
     RecommendedItem item;
     item.asset_id = c->id;
     item.title = a->title;
@@ -222,14 +255,14 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     item.url = a->url;
     item.score = float(c->score);
     if (!context_concepts.empty()) {
-      for (const std::string& concept_id : embedder_->Concepts(AssetText(*a))) {
+      for (const std::string& concept_id : a->concepts) {
         if (std::find(context_concepts.begin(), context_concepts.end(), concept_id) != context_concepts.end()) {
           item.reasons.push_back("matches the " + Readable(concept_id) + " concern in the lead's context");
           break;
         }
       }
     }
-    if (!query.empty() && item.reasons.empty() && c->similarity >= 0.2f) {
+    if (query != nullptr && item.reasons.empty() && c->similarity >= 0.2f) {
       item.reasons.push_back("close to the lead's context (similarity " + std::to_string(c->similarity).substr(0, 4) + ")");
     }
     const AssetStageStats& s = c->stats;
@@ -243,7 +276,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     if (s.shown < 5 && s.used == 0 && s.won + s.lost == 0) item.reasons.push_back("new: not yet rated at " + req.stage);
     if (item.reasons.empty()) item.reasons.push_back("eligible at " + req.stage + "; ranked on what works there");
     Event e;
-    e.event_id = rec.id + ":" + c->id;
+    e.event_id = std::string(rec.id).append(":").append(c->id);
     e.type = EventType::kShown;
     e.lead_id = req.lead_id;
     e.asset_id = c->id;

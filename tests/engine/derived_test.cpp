@@ -7,6 +7,8 @@
 #include <map>
 #include <random>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "derived.h"
 
@@ -124,6 +126,64 @@ TEST(Derived, EnumerationGivesBackWhatWasAppliedAndDifferencesAreCounted) {
   b.Apply(DismissalKey(20001, "evaluation", "en-roi-01", "too long"), One(0));  // a key a lacks
   b.ApplyLastUsed("zh-price-01", 1700000000001);
   EXPECT_EQ(a.CountDifferences(b), 3u);
+}
+
+// The ranking counters are held by ordinals: every stored key, odd ones
+// included (an empty stage, an empty topic, a topic holding NULs), enumerates
+// back byte for byte, reads back per asset, per batch and per stage, and two
+// stores that learnt their names in different orders compare equal.
+TEST(Derived, RankingCountersByOrdinalsKeepTheStoredKeys) {
+  using namespace std::string_literals;
+  const std::vector<std::pair<std::string, Counters>> keys = {
+      {StatsKey("a1", "evaluation"), One(0, 4)},
+      {StatsKey("a1", "evaluation", "price"), One(1, 2)},
+      {StatsKey("a2", "evaluation"), One(1, 3)},
+      {StatsKey("a2", "negotiation"), One(4, 1)},
+      {StatsKey("a2", "evaluation", "timing"), One(3, 5)},
+      {"a3\0"s, One(0, 7)},                   // no stage: not in any stage's totals
+      {"a3\0evaluation\0"s, One(0, 11)},      // an empty topic: not the key without one
+      {"a3\0evaluation\0x\0y"s, One(0, 13)},  // a topic holding a NUL
+  };
+  Derived a, b;
+  std::map<std::string, Counters> applied;
+  for (const auto& [key, c] : keys) {
+    a.Apply(key, c);
+    applied[key] = c;
+  }
+  for (auto it = keys.rbegin(); it != keys.rend(); ++it) b.Apply(it->first, it->second);  // other ordinals
+  std::map<std::string, Counters> seen;
+  a.Enumerate([&](const std::string& k, const Counters& c) { seen[k] = c; }, [](const std::string&, int64_t) {});
+  EXPECT_EQ(seen, applied);
+  EXPECT_EQ(a.CountKeys(), keys.size());
+  EXPECT_EQ(a.CountDifferences(b), 0u);
+  EXPECT_EQ(b.CountDifferences(a), 0u);
+
+  EXPECT_EQ(a.Stats("a1", "evaluation").shown, 4u);
+  EXPECT_EQ(a.Stats("a1", "evaluation", "price").used, 2u);
+  EXPECT_EQ(a.Stats("a1", "evaluation", "timing").used, 0u);
+  EXPECT_EQ(a.Stats("a3", "evaluation").shown, 0u);
+  EXPECT_EQ(a.Stats("a3", "evaluation", "x\0y"s).shown, 13u);
+  EXPECT_EQ(a.Stats("a3", "").shown, 7u);
+  EXPECT_EQ(a.StageTotals("evaluation").shown, 4u);
+  EXPECT_EQ(a.StageTotals("evaluation").used, 3u);
+  EXPECT_EQ(a.StageTotals("negotiation").won, 1u);
+  EXPECT_EQ(a.StageTotals("").shown, 0u);
+  EXPECT_EQ(a.StageTotals("closing").shown, 0u);
+
+  const std::vector<std::string_view> assets = {"a2", "unknown", "a1"};
+  std::vector<AssetStageStats> at_stage(3), at_topic(3);
+  a.RankingStats("evaluation", "timing", assets.data(), 3, at_stage.data(), at_topic.data());
+  EXPECT_EQ(at_stage[0].used, 3u);
+  EXPECT_EQ(at_topic[0].dismissed, 5u);
+  EXPECT_EQ(at_stage[1].shown + at_stage[1].used + at_topic[1].shown, 0u);
+  EXPECT_EQ(at_stage[2].shown, 4u);
+  EXPECT_EQ(at_topic[2].used, 0u);  // a1 has counters for "price" only
+
+  b.Apply(StatsKey("a1", "evaluation", "price"), One(1, -2));  // now zero: as if absent
+  EXPECT_EQ(a.CountDifferences(b), 1u);
+  EXPECT_EQ(b.CountDifferences(a), 1u);
+  b.Apply(StatsKey("a4", "evaluation", "price"), One(1));  // names a lacks
+  EXPECT_EQ(a.CountDifferences(b), 2u);
 }
 
 TEST(Derived, DismissalsSumAlikeWithFewAndWithManyReasons) {

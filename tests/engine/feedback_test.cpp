@@ -221,6 +221,47 @@ TEST_F(FeedbackTest, EffectivenessIsLearntPerContextTopic) {
   EXPECT_EQ(Rec("fresh-2", "evaluation", "#timing objection", 2).items[0].asset_id, "helps-timing");
 }
 
+// Recommend shows what the index holds in memory (no catalog read): the
+// asset's title, type, url and the lexicon concepts behind a reason, as of
+// its last upsert, after a reopen from the saved index, a reopen that
+// rebuilds from the catalog, and a background rebuild.
+TEST_F(FeedbackTest, DisplayFieldsAndConceptsFollowUpdatesReopensAndRebuilds) {
+  Engine& e = Open();
+  Asset roi = MakeAsset("roi", "#price calculator", {"evaluation"}, "roi_calculator");
+  roi.url = "https://example.com/roi";
+  ASSERT_TRUE(e.UpsertAssets({roi, MakeAsset("sheet", "product sheet #timing", {"evaluation"}, "product_sheet")}).ok());
+  int lead = 0;
+  auto expect_shown = [&](const std::string& title, const std::string& url, const std::string& concept_id) {
+    auto rec = Rec(std::string("lead-").append(std::to_string(++lead)), "evaluation",
+                   std::string("#").append(concept_id).append(" objection"), 2, false);
+    ASSERT_EQ(rec.items.size(), 2u);
+    const RecommendedItem& it = rec.items[0].asset_id == "roi" ? rec.items[0] : rec.items[1];
+    EXPECT_EQ(it.asset_id, "roi");
+    EXPECT_EQ(it.title, title);
+    EXPECT_EQ(it.type, "roi_calculator");
+    EXPECT_EQ(it.url, url);
+    ASSERT_FALSE(it.reasons.empty());
+    EXPECT_EQ(it.reasons[0], std::string("matches the ").append(concept_id).append(" concern in the lead's context"));
+  };
+  expect_shown("#price calculator", "https://example.com/roi", "price");
+  roi.title = "#budget calculator";
+  roi.url = "https://example.com/roi-2";
+  ASSERT_TRUE(e.UpsertAssets({roi}).ok());
+  expect_shown("#budget calculator", "https://example.com/roi-2", "budget");
+  Open();  // loads the index saved at close
+  expect_shown("#budget calculator", "https://example.com/roi-2", "budget");
+  engine_.reset();
+  fs::remove(dir_ / "index.pbidx");
+  Engine& rebuilt = Open();  // rebuilt from the stored catalog
+  EXPECT_NE(rebuilt.OpenNote(nullptr).find("built from the catalog"), std::string::npos) << rebuilt.OpenNote(nullptr);
+  expect_shown("#budget calculator", "https://example.com/roi-2", "budget");
+  ASSERT_TRUE(rebuilt.StartRebuild(nullptr).ok());
+  for (int i = 0; i < 600 && rebuilt.GetIndexStatus().rebuilding; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  expect_shown("#budget calculator", "https://example.com/roi-2", "budget");
+}
+
 TEST_F(FeedbackTest, RecommendNeverReturnsIneligibleAssets) {
   Engine& e = Open();
   std::mt19937 rng(3);
@@ -315,7 +356,8 @@ TEST_F(FeedbackTest, AWinnerRanksAboveALoserAfterThirtyOutcomesEach) {
   Engine& e2 = Open();
   std::vector<Event> events;
   for (int i = 0; i < 30; ++i) {
-    const std::string w = "w" + std::to_string(i), l = "l" + std::to_string(i);
+    // Built by append: GCC 12 warns falsely (-Wrestrict) on "w" + std::to_string(i) here.
+    const std::string w = std::string("w").append(std::to_string(i)), l = std::string("l").append(std::to_string(i));
     Event sw = Ev(w + "s", EventType::kStageChanged, w);
     sw.stage = "negotiation";
     Event sl = Ev(l + "s", EventType::kStageChanged, l);
@@ -338,7 +380,10 @@ TEST_F(FeedbackTest, AWinnerRanksAboveALoserAfterThirtyOutcomesEach) {
   Engine& e3 = Open();
   (void)e3;
   int winner_first = 0;
-  for (int i = 0; i < 50; ++i) winner_first += Rec("t" + std::to_string(i), "negotiation", "budget objection", 2).items[0].asset_id == "winner";
+  for (int i = 0; i < 50; ++i) {
+    winner_first +=
+        Rec(std::string("t").append(std::to_string(i)), "negotiation", "budget objection", 2).items[0].asset_id == "winner";
+  }
   EXPECT_GE(winner_first, 45);
 }
 
