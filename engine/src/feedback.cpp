@@ -154,6 +154,7 @@ Status FeedbackStore::Open() {
   if (Status s = LoadLeads(&leads_note); !s.ok()) return s;
   open_note_ += "; " + leads_note;
   writer_ = std::thread([this] { WriterLoop(); });
+  syncer_ = std::thread([this] { SyncerLoop(); });
   return Status::Ok();
 }
 
@@ -170,6 +171,12 @@ void FeedbackStore::Close() {
   }
   queue_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    syncer_stopping_ = true;
+  }
+  sync_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();  // after one last sync of what the writer left
 }
 
 // ---------------------------------------------------------------------------

@@ -74,6 +74,14 @@ class FeedbackStore {
 
   // REQUIRES: events validated (ValidateEvents). Blocks until durable.
   Result<RecordResult> Record(std::vector<Event> events);
+  // recommend's `shown` events: written in the writer's next group, counted
+  // in memory, then answered without waiting for the sync; the syncer thread
+  // syncs them within kShownSyncMs (a failed sync marks the storage failing).
+  Result<RecordResult> RecordShown(std::vector<Event> events);
+  // How long a written `shown` event waits, at most, for its sync to start.
+  static constexpr int kShownSyncMs = 50;
+  // Syncs of the log made by the syncer thread (for tests).
+  uint64_t ShownSyncs() const { return shown_syncs_.load(); }
 
   // The lead's events, oldest first; an error when the log cannot be read.
   Result<std::vector<Event>> LeadEvents(const std::string& lead_id) const;
@@ -130,10 +138,16 @@ class FeedbackStore {
  private:
   struct Pending {
     std::vector<Event> events;
+    bool durable = true;  // false: answered once written and counted, before the sync
     std::promise<Result<RecordResult>> done;
   };
+  Result<RecordResult> Enqueue(std::vector<Event> events, bool durable);
   void WriterLoop();
-  void WriteGroup(std::vector<Pending*>& group);
+  // Writes the group in one batch, synced when `sync`; counts it in memory.
+  void WriteGroup(std::vector<Pending*>& group, bool sync);
+  // Syncs the log kShownSyncMs after the first unsynced write of `shown`
+  // events, so that the writer never waits for it; once more at Close.
+  void SyncerLoop();
   // The lead's events with their arrival sequence numbers, oldest first (by
   // ts, then arrival), as of `snapshot` (nullptr: now), into *out.
   Status LeadLog(const std::string& lead_id, const rocksdb::Snapshot* snapshot,
@@ -173,6 +187,15 @@ class FeedbackStore {
   bool stopping_ = false;
   std::thread writer_;
   uint64_t next_seq_ = 0;  // guarded by writer_mu_
+
+  // The log holds writes not yet synced (since `unsynced_since_`).
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  bool unsynced_ = false;                               // guarded by sync_mu_
+  std::chrono::steady_clock::time_point unsynced_since_;  // guarded by sync_mu_
+  bool syncer_stopping_ = false;                        // guarded by sync_mu_
+  std::thread syncer_;
+  std::atomic<uint64_t> shown_syncs_{0};
 
   // Held by the writer for each group; re-aggregation holds it to pause it.
   std::mutex writer_mu_;

@@ -54,9 +54,16 @@ Status ValidateEvents(std::vector<Event>* events, const EngineOptions& options) 
   return Status::Ok();
 }
 
-Result<RecordResult> FeedbackStore::Record(std::vector<Event> events) {
+Result<RecordResult> FeedbackStore::Record(std::vector<Event> events) { return Enqueue(std::move(events), true); }
+
+Result<RecordResult> FeedbackStore::RecordShown(std::vector<Event> events) {
+  return Enqueue(std::move(events), false);
+}
+
+Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool durable) {
   Pending p;
   p.events = std::move(events);
+  p.durable = durable;
   auto done = p.done.get_future();
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
@@ -69,24 +76,54 @@ Result<RecordResult> FeedbackStore::Record(std::vector<Event> events) {
 
 void FeedbackStore::WriterLoop() {
   while (true) {
-    std::vector<Pending*> group;
+    // Two groups: the `shown` calls, written without a sync and answered at
+    // once; then the feedback calls, in one synced batch (which also makes the
+    // shown ones durable) answered after it.
+    std::vector<Pending*> shown, durable;
     {
       std::unique_lock<std::mutex> lock(queue_mu_);
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, nothing left
-      group.assign(queue_.begin(), queue_.end());
+      for (Pending* p : queue_) (p->durable ? durable : shown).push_back(p);
       queue_.clear();
     }
     std::lock_guard<std::mutex> lock(writer_mu_);
-    WriteGroup(group);
-    ++groups_written_;
+    if (!shown.empty()) {
+      WriteGroup(shown, /*sync=*/false);
+      ++groups_written_;
+    }
+    if (!durable.empty()) {
+      WriteGroup(durable, /*sync=*/true);
+      ++groups_written_;
+    }
+  }
+}
+
+void FeedbackStore::SyncerLoop() {
+  std::unique_lock<std::mutex> lock(sync_mu_);
+  while (true) {
+    sync_cv_.wait(lock, [&] { return syncer_stopping_ || unsynced_; });
+    if (!unsynced_) return;  // stopping, everything synced
+    // Writes arriving meanwhile share this sync.
+    sync_cv_.wait_until(lock, unsynced_since_ + std::chrono::milliseconds(kShownSyncMs),
+                        [&] { return syncer_stopping_ || !unsynced_; });
+    if (!unsynced_) continue;  // a synced feedback write covered them
+    unsynced_ = false;  // writes from here on wait for the next sync
+    lock.unlock();
+    // While the storage is failing, the recovery's synced probe write syncs
+    // the log (RocksDB's log writer is not used before it).
+    if (storage_->BeforeWrite().ok()) {
+      (void)storage_->AfterWrite(db_->SyncWAL(), "syncing the log of shown events");
+      ++shown_syncs_;
+    }
+    lock.lock();
   }
 }
 
 // One synced WriteBatch for every call in the group: the events, their ids,
 // the touched leads, and the counter deltas (merges). Reads see the database
 // plus what this group already wrote (the overlays).
-void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
+void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   rocksdb::WriteBatch batch;
   std::vector<RecordResult> results(group.size());
   std::unordered_set<std::string> ids_in_group;
@@ -182,11 +219,21 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group) {
   batch.Put(cf_.meta, kEventSeqKey, std::to_string(seq));
 
   rocksdb::WriteOptions wo;
-  wo.sync = true;  // acknowledged means durable
+  wo.sync = sync;  // acknowledged means durable; `shown` events: synced by the syncer
   if (Status ready = storage_->BeforeWrite(); !ready.ok()) return fail(ready);
   if (Status w = storage_->AfterWrite(batch.Count() > 0 ? db_->Write(wo, &batch) : rocksdb::Status::OK(), "writing events");
       !w.ok()) {
     return fail(w);
+  }
+  if (batch.Count() > 0) {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    if (sync) {
+      unsynced_ = false;  // a synced write syncs the whole log before it
+    } else if (!unsynced_) {
+      unsynced_ = true;
+      unsynced_since_ = std::chrono::steady_clock::now();
+      sync_cv_.notify_one();
+    }
   }
   next_seq_ = seq;
   if (touched_leads_) {

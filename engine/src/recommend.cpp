@@ -289,7 +289,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     rec.items.push_back(std::move(item));
   }
   if (!shown.empty()) {
-    auto recorded = feedback_->Record(std::move(shown));
+    auto recorded = feedback_->RecordShown(std::move(shown));  // counted now, synced within 50 ms
     if (!recorded.ok()) return recorded.status();
   }
   return rec;

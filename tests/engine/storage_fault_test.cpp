@@ -18,6 +18,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -37,6 +38,7 @@ struct Faults {
   std::atomic<int> read{kNone};          // table-file reads: an IOError, or garbled bytes
   std::atomic<bool> disk_full{false};    // appends, syncs and new files fail with ENOSPC
   std::atomic<bool> sync_fails{false};   // only syncs fail (data appended, not made durable)
+  std::atomic<bool> hold_syncs{false};   // syncs wait until this is cleared (a very slow disk)
   std::atomic<uint64_t> injected{0};     // faults returned so far
 };
 
@@ -101,10 +103,12 @@ class FaultWritableFile : public rocksdb::FSWritableFileOwnerWrapper {
     return target()->PositionedAppend(data, offset, o, v, dbg);
   }
   rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    Hold();
     if (Full() || faults_->sync_fails) return NoSpace();
     return target()->Sync(o, dbg);
   }
   rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    Hold();
     if (Full() || faults_->sync_fails) return NoSpace();
     return target()->Fsync(o, dbg);
   }
@@ -116,6 +120,9 @@ class FaultWritableFile : public rocksdb::FSWritableFileOwnerWrapper {
 
  private:
   bool Full() const { return faults_->disk_full.load(); }
+  void Hold() const {
+    while (faults_->hold_syncs) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   rocksdb::IOStatus NoSpace() const {
     ++faults_->injected;
     return rocksdb::IOStatus::NoSpace("injected: no space left on device");
@@ -220,6 +227,7 @@ class StorageFaultTest : public ::testing::Test {
     faults_.read = Faults::kNone;
     faults_.disk_full = false;
     faults_.sync_fails = false;
+    faults_.hold_syncs = false;
     engine_.reset();
     fs::remove_all(dir_);
   }
@@ -503,6 +511,103 @@ TEST_F(StorageFaultTest, FailedSyncIsNotAcknowledgedAndARetryCountsOnce) {
   ASSERT_TRUE(check.ok());
   EXPECT_EQ(check.value().differing, 0u);
   EXPECT_EQ(r2.ReportAssets(ReportQuery()).value().totals.used, 3u);  // e1, s1, s2
+}
+
+// recommend answers once its `shown` events are written and counted, before
+// they are synced: with every sync held, it still answers, and the reads
+// right after it count them; feedback.record still waits for its sync.
+TEST_F(StorageFaultTest, RecommendAnswersBeforeItsShownEventsAreSyncedAndReadsCountThem) {
+  Seed();
+  Engine& e = *engine_;
+  RecommendRequest rr;
+  rr.lead_id = "L7";
+  rr.stage = "evaluation";
+  rr.context = "price objection";
+  faults_.hold_syncs = true;
+  auto rec = std::async(std::launch::async, [&] { return e.Recommend(rr); });
+  if (rec.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    faults_.hold_syncs = false;
+    rec.wait();
+    FAIL() << "recommend waited for the sync of its shown events";
+  }
+  auto answer = rec.get();
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  const size_t k = answer.value().items.size();
+  ASSERT_EQ(k, 2u);  // a1 and a2: new to L7
+  // Still held: no sync has completed, and the reads count the shown events.
+  auto lead = e.GetLead("L7");
+  ASSERT_TRUE(lead.ok()) << lead.status().ToString();
+  EXPECT_EQ(lead.value().history.size(), k);
+  auto report = e.ReportAssets(ReportQuery());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report.value().totals.shown, k);
+  EXPECT_EQ(e.GetStats("a1", "evaluation").shown, 1u);
+  EXPECT_EQ(e.GetStats("a2", "evaluation").shown, 1u);
+
+  // Feedback is acknowledged only once synced.
+  auto fb = std::async(std::launch::async, [&] {
+    return e.RecordEvents({MakeEvent("h1", EventType::kUsed, "L7", "a1")});
+  });
+  EXPECT_EQ(fb.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+      << "feedback.record answered while every sync was held";
+  faults_.hold_syncs = false;
+  auto recorded = fb.get();
+  ASSERT_TRUE(recorded.ok()) << recorded.status().ToString();
+  EXPECT_EQ(recorded.value().accepted, 1u);
+
+  // And the shown events were stored: a restart has them.
+  Engine& r = Reopen();
+  auto again = r.GetLead("L7");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.value().history.size(), k + 1);
+  EXPECT_EQ(r.GetStats("a1", "evaluation").shown, 1u);
+  EXPECT_EQ(r.ReportAssets(ReportQuery()).value().totals.shown, k);
+}
+
+// A failed sync of `shown` events (their answer already sent) is the storage
+// fault the rest handles: Health() reports it, writes are refused until a
+// retry succeeds, and the counts stay those of the stored log.
+TEST_F(StorageFaultTest, AFailedSyncOfShownEventsIsReportedAsAStorageFault) {
+  Seed();
+  Engine& e = *engine_;
+  faults_.sync_fails = true;
+  RecommendRequest rr;
+  rr.lead_id = "L8";
+  rr.stage = "evaluation";
+  rr.context = "price objection";
+  auto rec = e.Recommend(rr);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();  // written, not yet synced
+  ASSERT_EQ(rec.value().items.size(), 2u);
+  Status health;
+  for (int i = 0; i < 100 && health.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    health = e.Health();
+  }
+  ASSERT_FALSE(health.ok()) << "the failed sync of the shown events was not reported";
+  EXPECT_NE(health.message().find("syncing the log of shown events"), std::string::npos) << health.ToString();
+  faults_.sync_fails = false;
+  for (int i = 0; i < 100; ++i) {
+    health = e.Health();
+    if (health.ok() || health.message().find("restart playbookd") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(health.ok() || health.message().find("restart playbookd") != std::string::npos) << health.ToString();
+  Engine& r = health.ok() ? e : Reopen(/*expect_clean_close=*/false);
+  if (&r != &e) {
+    // After a restart the counters are the stored log's, whatever it kept.
+    auto check = r.Reaggregate(false, nullptr);
+    ASSERT_TRUE(check.ok());
+    EXPECT_EQ(check.value().differing, 0u);
+  } else {
+    // Recovered in place: the recovery's synced write synced them.
+    EXPECT_EQ(r.ReportAssets(ReportQuery()).value().totals.shown, 2u);
+    ASSERT_TRUE(r.Close().ok());
+    Engine& r2 = Open();
+    EXPECT_EQ(r2.ReportAssets(ReportQuery()).value().totals.shown, 2u);
+    auto check = r2.Reaggregate(false, nullptr);
+    ASSERT_TRUE(check.ok());
+    EXPECT_EQ(check.value().differing, 0u);
+  }
 }
 
 // ---------------------------------------------------------------------------
