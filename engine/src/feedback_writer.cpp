@@ -255,13 +255,23 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
 
 Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadState* st,
                                 std::vector<std::pair<uint64_t, Event*>>& events, Deltas* deltas) {
-  // Late: an event earlier (by ts) than one the lead already has.
-  bool late = false;
+  // Late: an event earlier (by ts) than one the lead already has. A `shown`
+  // event's ts is the engine's clock when it answered; when the lead already
+  // has later events (a CRM clock ahead of ours, or a ts given up to a day
+  // ahead) it takes the lead's latest ts instead: what was shown comes after
+  // everything the lead had when it was shown, as it arrived, and a recommend
+  // never re-derives a lead.
   int64_t latest = st->complete ? st->latest_ts : -1;
-  for (const auto& [n, e] : events) {
-    late = late || e->ts < latest;
-    latest = std::max(latest, e->ts);
-  }
+  auto scan = [&events, &latest] {
+    bool any = false;
+    for (auto& [n, e] : events) {
+      if (e->type == EventType::kShown && e->ts < latest) e->ts = latest;
+      any = any || e->ts < latest;
+      latest = std::max(latest, e->ts);
+    }
+    return any;
+  };
+  bool late = scan();
   const bool rebuild = stored && (!st->complete || st->window_ms != tally_.window_ms());
   if (!late && !rebuild) {  // the common case: no history read
     for (auto& [n, e] : events) tally_.Apply(*e, *st, deltas);
@@ -278,10 +288,7 @@ Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadSta
   if (rebuild) {
     tally_.Replay(log, st, nullptr);
     latest = st->latest_ts;
-    for (const auto& [n, e] : events) {
-      late = late || e->ts < latest;
-      latest = std::max(latest, e->ts);
-    }
+    late = scan();
   }
   if (!late) {
     for (auto& [n, e] : events) tally_.Apply(*e, *st, deltas);

@@ -752,6 +752,33 @@ TEST_F(FeedbackStoreTest, ALeadOfAHundredThousandEventsIsNeverReadBackForInOrder
   EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
 }
 
+TEST_F(FeedbackStoreTest, ShownEventsNeverGoBeforeWhatTheLeadAlreadyHas) {
+  // A CRM clock an hour ahead: the lead's events are "in the future" when a
+  // recommend shows it something. The shown event counts after them (its ts
+  // becomes the lead's latest), so the recommend does not re-derive the lead
+  // and the use it came after keeps the topic it had.
+  Store store(Dir("db"), options_);
+  const int64_t ahead = NowForTest() + 3600 * 1000;
+  Event shown1 = Ev("s1", EventType::kShown, "lead", "a1", NowForTest());
+  shown1.stage = options_.stages[1];
+  shown1.topic = "price";
+  ASSERT_TRUE(store->RecordShown({shown1}).ok());
+  store.Record({Ev("u1", EventType::kUsed, "lead", "a1", ahead)});
+  Event shown2 = Ev("s2", EventType::kShown, "lead", "a2", NowForTest());
+  shown2.stage = options_.stages[1];
+  shown2.topic = "timing";
+  ASSERT_TRUE(store->RecordShown({shown2}).ok());
+  EXPECT_EQ(store->LogRecordsRead(), 0u);
+  auto lead = store->GetLead("lead");
+  ASSERT_TRUE(lead.ok());
+  ASSERT_EQ(lead.value().history.size(), 3u);
+  EXPECT_EQ(lead.value().history[1].event_id, "u1");
+  EXPECT_EQ(lead.value().history[2].event_id, "s2");
+  EXPECT_EQ(lead.value().history[2].ts, ahead);
+  EXPECT_EQ(store->Stats("a1", options_.stages[1], "price").used, 1u);  // not moved to "timing"
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+}
+
 // A lead record as the first format wrote it: stage, since, topic.
 std::string FirstFormatLead(const std::string& stage, int64_t since) {
   std::string v;
