@@ -170,7 +170,9 @@ class FeedbackStore {
   // Counts the group's new events of one lead (arrival order) into *deltas,
   // from its stored state `st` (updated): incrementally when they come in
   // event-time order after it, else by re-deriving the lead from its log.
-  Status TallyLead(const std::string& lead_id, bool stored, LeadState* st,
+  // shown_at_answer: the group is recommend's `shown` events, stamped with the
+  // engine's clock (moved up to the lead's latest ts when that is ahead).
+  Status TallyLead(const std::string& lead_id, bool stored, LeadState* st, bool shown_at_answer,
                    std::vector<std::pair<uint64_t, Event*>>& events, Deltas* deltas);
   void SetSeen(const std::string& lead_id, const std::vector<std::string>& assets);  // REQUIRES: leads_mu_
 

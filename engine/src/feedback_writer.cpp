@@ -195,7 +195,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     }
   }
   for (auto& [lead_id, events] : by_lead) {
-    if (Status s = TallyLead(lead_id, stored_leads.count(lead_id) > 0, &leads[lead_id], events, &deltas); !s.ok()) {
+    if (Status s = TallyLead(lead_id, stored_leads.count(lead_id) > 0, &leads[lead_id], !sync, events, &deltas); !s.ok()) {
       return fail(s);
     }
   }
@@ -253,19 +253,19 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   for (size_t g = 0; g < group.size(); ++g) group[g]->done.set_value(results[g]);
 }
 
-Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadState* st,
+Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadState* st, bool shown_at_answer,
                                 std::vector<std::pair<uint64_t, Event*>>& events, Deltas* deltas) {
-  // Late: an event earlier (by ts) than one the lead already has. A `shown`
-  // event's ts is the engine's clock when it answered; when the lead already
-  // has later events (a CRM clock ahead of ours, or a ts given up to a day
-  // ahead) it takes the lead's latest ts instead: what was shown comes after
-  // everything the lead had when it was shown, as it arrived, and a recommend
-  // never re-derives a lead.
+  // Late: an event earlier (by ts) than one the lead already has. A
+  // recommend's `shown` events (shown_at_answer) carry the engine's clock when
+  // it answered; when the lead already has later events (a CRM clock ahead of
+  // ours, or a ts given up to a day ahead) they take the lead's latest ts
+  // instead: what was shown comes after everything the lead had when it was
+  // shown, and a recommend never re-derives a lead.
   int64_t latest = st->complete ? st->latest_ts : -1;
-  auto scan = [&events, &latest] {
+  auto scan = [&events, &latest, shown_at_answer] {
     bool any = false;
     for (auto& [n, e] : events) {
-      if (e->type == EventType::kShown && e->ts < latest) e->ts = latest;
+      if (shown_at_answer && e->type == EventType::kShown && e->ts < latest) e->ts = latest;
       any = any || e->ts < latest;
       latest = std::max(latest, e->ts);
     }
