@@ -11,9 +11,9 @@
 namespace playbook::simd {
 namespace {
 
-using Kernel = float (*)(const float*, const float*, size_t);
+using KernelFn = float (*)(const float*, const float*, size_t);
 
-void CheckKernel(const char* name, Kernel fn) {
+void CheckKernel(const char* name, KernelFn fn) {
   if (!kernels::Supported(name)) GTEST_SKIP() << name << " is not supported on this CPU";
   std::mt19937 rng(7);
   std::normal_distribution<float> g(0, 1);
