@@ -164,7 +164,8 @@ class AssetIndex {
   std::atomic<uint64_t> adds_since_build_{0};
 };
 
-// The faiss HNSW graph; the one place that calls faiss. Immutable once built.
+// The faiss HNSW graph; the one place that calls faiss. Immutable once built
+// (Extend makes a new one).
 class AnnIndex {
  public:
   // Builds over n rows (row i = slot i); progress(done) now and then; a
@@ -177,6 +178,11 @@ class AnnIndex {
   // Up to k (similarity, row) pairs among rows whose bit is set in bitmap.
   void Search(const float* q, size_t k, const uint8_t* bitmap, size_t bitmap_bytes, int ef,
               std::vector<std::pair<float, uint32_t>>* out) const;
+  // A copy of this graph with the n rows of x added as rows size()..size()+n-1
+  // (faiss's parallel add; far cheaper than building it again). This graph
+  // stays searchable meanwhile. Null when progress cancelled it.
+  std::unique_ptr<AnnIndex> Extend(const float* x, size_t n,
+                                   const std::function<bool(size_t)>& progress) const;
   std::string Describe() const;
   std::vector<uint8_t> Serialize() const;
   static Result<std::unique_ptr<AnnIndex>> Deserialize(const uint8_t* blob, size_t size, uint32_t dim);
