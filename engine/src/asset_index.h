@@ -100,6 +100,22 @@ class AssetIndex {
   // rows, or null for exact only), replaying what changed since TakeSnapshot.
   void Install(Snapshot snap, std::unique_ptr<AnnIndex> ann);
 
+  // Growing the graph instead of rebuilding it: slots keep their numbers, so
+  // the rows past the graph (dead ones too, hidden by the filters) are added
+  // to a copy of it, which then replaces it.
+  struct Extension {
+    const AnnIndex* base = nullptr;  // the graph to extend; valid until the next Install*
+    uint32_t from = 0;               // base's size: the first slot to add
+    uint32_t count = 0;
+    std::vector<float> vectors;      // count rows (normalised)
+  };
+  // False when there is no graph, or when more than a fifth of its rows are
+  // dead (a rebuild compacts them instead). Install*, Load and Extension's
+  // user must be one thread (the engine's rebuild thread).
+  bool TakeExtension(Extension* ext) const;
+  // Swaps in `ann` (ext.base extended by ext's rows).
+  void InstallExtension(const Extension& ext, std::unique_ptr<AnnIndex> ann);
+
   // Save/Load of the derived state, tagged with the catalog sequence and the
   // embedder name it reflects. Load fails (Corruption/NotFound) rather than
   // return anything inconsistent; the caller then rebuilds.
