@@ -149,10 +149,12 @@ void AssetIndex::Upsert(const std::vector<SlotFields>& fields, const float* vect
   std::unique_lock lock(mu_);
   for (size_t i = 0; i < fields.size(); ++i) AddSlotLocked(fields[i], vectors + i * dim_);
   adds_since_build_ += fields.size();
+  ++changes_;
 }
 
 void AssetIndex::Remove(const std::vector<std::string>& ids) {
   std::unique_lock lock(mu_);
+  ++changes_;
   for (const auto& id : ids) {
     if (auto it = slot_of_.find(id); it != slot_of_.end()) KillLocked(it->second);
   }
@@ -343,6 +345,7 @@ void AssetIndex::Install(Snapshot snap, std::unique_ptr<AnnIndex> ann) {
   recording_ = false;
   killed_since_snapshot_.clear();
   adds_since_build_ = replay_fields.size();
+  ++changes_;
 }
 
 bool AssetIndex::TakeExtension(Extension* ext) const {
@@ -367,6 +370,7 @@ void AssetIndex::InstallExtension(const Extension& ext, std::unique_ptr<AnnIndex
   if (ann_.get() != ext.base || ann->size() != size_t(ext.from) + ext.count) return;  // not ours to replace
   ann_ = std::move(ann);
   adds_since_build_ = slots_.size() - ann_->size();
+  ++changes_;
 }
 
 uint64_t AssetIndex::live() const {

@@ -126,6 +126,10 @@ class AssetIndex {
     std::string embedder;
   };
   static Result<LoadInfo> PeekFile(const std::string& path);
+  // Whether `path` was the file last saved or loaded and holds exactly this
+  // index, for this catalog sequence and embedder: a stop then need not
+  // write it again.
+  bool SavedAs(const std::string& path, uint64_t catalog_seq, const std::string& embedder) const;
   Status Load(const std::string& path,
               const std::unordered_map<std::string, SlotFields>& live_fields);
 
@@ -148,6 +152,8 @@ class AssetIndex {
   void KillLocked(uint32_t slot);
   uint64_t StageMask(const std::vector<std::string>& stages) const;
   uint32_t Intern(const std::string& s);
+  void RecordSaved(uint64_t changes, const std::string& path, uint64_t catalog_seq,
+                   const std::string& embedder) const;
 
   const uint32_t dim_;
   const std::vector<std::string> stages_;
@@ -178,6 +184,14 @@ class AssetIndex {
   bool recording_ = false;
   std::vector<uint32_t> killed_since_snapshot_;
   std::atomic<uint64_t> adds_since_build_{0};
+  uint64_t changes_ = 0;  // bumped by every change of the slots or the graph
+
+  // What the file last saved or loaded holds (Save is const: its callers
+  // are serialised by the engine, saved_mu_ only guards these).
+  mutable std::mutex saved_mu_;
+  mutable bool saved_ = false;
+  mutable uint64_t saved_changes_ = 0, saved_seq_ = 0;
+  mutable std::string saved_path_, saved_embedder_;
 };
 
 // The faiss HNSW graph; the one place that calls faiss. Immutable once built

@@ -108,8 +108,10 @@ uint64_t IndexFileChecksum(const uint8_t* p, size_t n) {
 Status AssetIndex::Save(const std::string& path, uint64_t catalog_seq,
                         const std::string& embedder) const {
   Writer w;
+  uint64_t changes;
   {
     std::shared_lock lock(mu_);
+    changes = changes_;
     w.Bytes(kMagic, sizeof(kMagic));
     w.U32(dim_);
     w.U64(catalog_seq);
@@ -137,7 +139,25 @@ Status AssetIndex::Save(const std::string& path, uint64_t catalog_seq,
     std::remove(tmp.c_str());
     return Status::IOError("cannot write " + path);
   }
+  RecordSaved(changes, path, catalog_seq, embedder);
   return Status::Ok();
+}
+
+void AssetIndex::RecordSaved(uint64_t changes, const std::string& path, uint64_t catalog_seq,
+                             const std::string& embedder) const {
+  std::lock_guard<std::mutex> saved(saved_mu_);
+  saved_ = true;
+  saved_changes_ = changes;
+  saved_path_ = path;
+  saved_seq_ = catalog_seq;
+  saved_embedder_ = embedder;
+}
+
+bool AssetIndex::SavedAs(const std::string& path, uint64_t catalog_seq, const std::string& embedder) const {
+  std::shared_lock lock(mu_);
+  std::lock_guard<std::mutex> saved(saved_mu_);
+  return saved_ && saved_changes_ == changes_ && saved_path_ == path && saved_seq_ == catalog_seq &&
+         saved_embedder_ == embedder;
 }
 
 Result<AssetIndex::LoadInfo> AssetIndex::PeekFile(const std::string& path) {
@@ -211,6 +231,8 @@ Status AssetIndex::Load(const std::string& path,
   }
   ann_ = std::move(ann);
   adds_since_build_ = ann_ ? n - ann_->size() : n;
+  ++changes_;
+  RecordSaved(changes_, path, seq, embedder);
   return Status::Ok();
 }
 

@@ -358,6 +358,55 @@ TEST_F(CatalogTest, RestartLoadsTheSavedIndexWithoutRebuilding) {
   EXPECT_EQ(engine_->GetIndexStatus().assets, 1u);
 }
 
+TEST_F(CatalogTest, AStopWritesTheIndexFileOnlyWhenTheIndexChanged) {
+  Open();
+  ASSERT_TRUE(engine_->UpsertAssets({MakeAsset("s1", "first save", {"awareness"})}).ok());
+  ASSERT_TRUE(engine_->Close().ok());
+  const fs::path file = dir_ / "index.pbidx";
+  ASSERT_TRUE(fs::exists(file));
+  // A marker after the file's end tells whether it was written again (the
+  // reader would refuse the file with it, so it is cut off before each open).
+  const auto size = fs::file_size(file);
+  auto mark = [&] { std::ofstream(file, std::ios::binary | std::ios::app) << "marker"; };
+  auto marked = [&] { return fs::file_size(file) == size + 6; };
+  auto unmark = [&] { fs::resize_file(file, size); };
+  // Opened and stopped, nothing changed: not written.
+  Open();
+  bool warning = true;
+  EXPECT_NE(engine_->OpenNote(&warning).find("index loaded"), std::string::npos) << engine_->OpenNote(nullptr);
+  mark();
+  ASSERT_TRUE(engine_->Close().ok());
+  EXPECT_TRUE(marked()) << "the unchanged index was written again";
+  unmark();
+  // Searches change nothing either.
+  Open();
+  AssetFilter f;
+  f.stage = "awareness";
+  EXPECT_EQ(SearchIds("first save", f, 1), std::vector<std::string>{"s1"});
+  mark();
+  ASSERT_TRUE(engine_->Close().ok());
+  EXPECT_TRUE(marked());
+  unmark();
+  // A change is saved, and loads.
+  Open();
+  ASSERT_TRUE(engine_->UpsertAssets({MakeAsset("s2", "second save", {"awareness"})}).ok());
+  mark();
+  ASSERT_TRUE(engine_->Close().ok());
+  EXPECT_FALSE(marked());
+  Open();
+  EXPECT_NE(engine_->OpenNote(&warning).find("index loaded"), std::string::npos) << engine_->OpenNote(nullptr);
+  EXPECT_EQ(SearchIds("second save", f, 1), std::vector<std::string>{"s2"});
+  // A delete too; and a missing file is written whatever changed.
+  ASSERT_EQ(engine_->DeleteAssets({"s1"}).value(), 1u);
+  ASSERT_TRUE(engine_->Close().ok());
+  Open();
+  EXPECT_EQ(engine_->GetIndexStatus().assets, 1u);
+  EXPECT_NE(engine_->OpenNote(&warning).find("index loaded"), std::string::npos) << engine_->OpenNote(nullptr);
+  fs::remove(file);
+  ASSERT_TRUE(engine_->Close().ok());
+  EXPECT_TRUE(fs::exists(file));
+}
+
 TEST_F(CatalogTest, DamagedIndexFileIsRebuiltWithAWarning) {
   Open();
   ASSERT_TRUE(engine_->UpsertAssets({MakeAsset("x1", "discount policy", {"negotiation"})}).ok());
