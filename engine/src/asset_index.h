@@ -43,7 +43,8 @@ class VectorStore {
   explicit VectorStore(uint32_t dim) : dim_(dim) {}
   const float* row(uint32_t i) const { return chunks_[i / kRows].get() + size_t(i % kRows) * dim_; }
   float* Append() {
-    if (n_ % kRows == 0) chunks_.push_back(std::make_unique<float[]>(size_t(kRows) * dim_));
+    // Not zeroed (make_unique<float[]> would): every row is written before it is read.
+    if (n_ % kRows == 0) chunks_.push_back(std::unique_ptr<float[]>(new float[size_t(kRows) * dim_]));
     float* r = chunks_.back().get() + size_t(n_ % kRows) * dim_;
     ++n_;
     return r;
