@@ -3,6 +3,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/impl/AuxIndexStructures.h>
+#include <faiss/impl/DistanceComputer.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
@@ -11,11 +12,61 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 #include <thread>
 
 #include "asset_index.h"
+#include "simd.h"
 
 namespace playbook {
+
+namespace {
+
+// Inner products with simd::Dot over an IndexFlatIP's rows. Debian's faiss
+// 1.7.3 computes them with its scalar reference loop; the HNSW graph asks its
+// storage for a distance computer (for the build and for every search), so
+// this storage is where the SIMD kernels come in. IndexHNSW wraps similarity
+// computers in its NegativeDistanceComputer itself, as for IndexFlatIP's own.
+class SimdIPComputer final : public faiss::DistanceComputer {
+ public:
+  SimdIPComputer(const float* base, size_t d) : base_(base), d_(d) {}
+  void set_query(const float* x) override { q_ = x; }
+  float operator()(idx_t i) override { return simd::Dot(q_, base_ + size_t(i) * d_, d_); }
+  float symmetric_dis(idx_t i, idx_t j) override {
+    return simd::Dot(base_ + size_t(i) * d_, base_ + size_t(j) * d_, d_);
+  }
+
+ private:
+  const float* base_;
+  size_t d_;
+  const float* q_ = nullptr;
+};
+
+// An IndexFlatIP in every respect (faiss's write_index stores it as one, so
+// the files are standard IndexHNSWFlat files) but for its distance computer.
+struct SimdFlatIP final : faiss::IndexFlatIP {
+  explicit SimdFlatIP(faiss::Index::idx_t d) : faiss::IndexFlatIP(d) {}
+  faiss::DistanceComputer* get_distance_computer() const override {
+    return new SimdIPComputer(get_xb(), size_t(d));
+  }
+};
+
+// Puts a SimdFlatIP in place of the graph's IndexFlatIP storage, taking over
+// its rows without copying them.
+void UseSimdStorage(faiss::IndexHNSW* index) {
+  auto* flat = dynamic_cast<faiss::IndexFlat*>(index->storage);
+  if (flat == nullptr || flat->metric_type != faiss::METRIC_INNER_PRODUCT) {
+    throw std::runtime_error("the graph's storage is not an inner-product flat index");
+  }
+  auto simd_storage = std::make_unique<SimdFlatIP>(flat->d);
+  simd_storage->codes.swap(flat->codes);
+  simd_storage->ntotal = flat->ntotal;
+  if (index->own_fields) delete flat;
+  index->storage = simd_storage.release();
+  index->own_fields = true;
+}
+
+}  // namespace
 
 struct AnnIndex::Impl {
   std::unique_ptr<faiss::IndexHNSWFlat> index;
@@ -25,6 +76,31 @@ struct AnnIndex::Impl {
 AnnIndex::AnnIndex(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AnnIndex::~AnnIndex() = default;
 
+namespace {
+
+// Adds n rows to the graph in chunks, on every core, asking progress (rows
+// added so far) between chunks; false when progress cancelled it.
+bool AddInChunks(faiss::IndexHNSW* index, const float* x, size_t n, uint32_t dim,
+                 const std::function<bool(size_t)>& progress) {
+  // The build thread is ours alone: let faiss use every core for it.
+  omp_set_num_threads(int(std::max(1u, std::thread::hardware_concurrency())));
+  constexpr size_t kChunk = 4096;
+  bool done_all = true;
+  for (size_t done = 0; done < n;) {
+    const size_t m = std::min(kChunk, n - done);
+    index->add(faiss::Index::idx_t(m), x + done * dim);
+    done += m;
+    if (progress && !progress(done)) {
+      done_all = false;
+      break;
+    }
+  }
+  omp_set_num_threads(1);
+  return done_all;
+}
+
+}  // namespace
+
 std::unique_ptr<AnnIndex> AnnIndex::Build(const float* x, size_t n, uint32_t dim,
                                           const IndexOptions& options,
                                           const std::function<bool(size_t)>& progress) {
@@ -33,22 +109,30 @@ std::unique_ptr<AnnIndex> AnnIndex::Build(const float* x, size_t n, uint32_t dim
   impl->ef_construction = options.hnsw_ef_construction;
   impl->index = std::make_unique<faiss::IndexHNSWFlat>(int(dim), int(options.hnsw_m),
                                                        faiss::METRIC_INNER_PRODUCT);
+  UseSimdStorage(impl->index.get());
   impl->index->hnsw.efConstruction = int(options.hnsw_ef_construction);
   // Set once, never per query: it is shared by every searching thread.
   impl->index->hnsw.efSearch = int(options.hnsw_ef_search);
-  // The build thread is ours alone: let faiss use every core for it.
-  omp_set_num_threads(int(std::max(1u, std::thread::hardware_concurrency())));
-  constexpr size_t kChunk = 4096;
-  for (size_t done = 0; done < n;) {
-    const size_t m = std::min(kChunk, n - done);
-    impl->index->add(faiss::Index::idx_t(m), x + done * dim);
-    done += m;
-    if (progress && !progress(done)) {
-      omp_set_num_threads(1);
-      return nullptr;
-    }
-  }
-  omp_set_num_threads(1);
+  if (!AddInChunks(impl->index.get(), x, n, dim, progress)) return nullptr;
+  return std::unique_ptr<AnnIndex>(new AnnIndex(std::move(impl)));
+}
+
+std::unique_ptr<AnnIndex> AnnIndex::Extend(const float* x, size_t n,
+                                           const std::function<bool(size_t)>& progress) const {
+  const faiss::IndexHNSWFlat& from = *impl_->index;
+  const auto& rows = static_cast<const faiss::IndexFlat&>(*from.storage);
+  // The copy's storage first: once the graph is copied it must own a
+  // storage of its own before anything can throw (its destructor deletes it).
+  auto storage = std::make_unique<SimdFlatIP>(rows.d);
+  storage->codes = rows.codes;
+  storage->ntotal = rows.ntotal;
+  auto impl = std::make_unique<Impl>();
+  impl->m = impl_->m;
+  impl->ef_construction = impl_->ef_construction;
+  impl->index = std::make_unique<faiss::IndexHNSWFlat>(from);  // the graph's arrays, copied
+  impl->index->storage = storage.release();
+  impl->index->own_fields = true;
+  if (!AddInChunks(impl->index.get(), x, n, uint32_t(from.d), progress)) return nullptr;
   return std::unique_ptr<AnnIndex>(new AnnIndex(std::move(impl)));
 }
 
@@ -109,6 +193,7 @@ Result<std::unique_ptr<AnnIndex>> AnnIndex::Deserialize(const uint8_t* blob, siz
     idx.release();
     auto impl = std::make_unique<Impl>();
     impl->index.reset(hnsw);
+    UseSimdStorage(hnsw);
     impl->m = uint32_t(hnsw->hnsw.nb_neighbors(1));
     impl->ef_construction = uint32_t(hnsw->hnsw.efConstruction);
     return std::unique_ptr<AnnIndex>(new AnnIndex(std::move(impl)));

@@ -157,10 +157,12 @@ void AssetIndex::Upsert(const std::vector<SlotFields>& fields, const float* vect
   std::unique_lock lock(mu_);
   for (size_t i = 0; i < fields.size(); ++i) AddSlotLocked(fields[i], vectors + i * dim_);
   adds_since_build_ += fields.size();
+  ++changes_;
 }
 
 void AssetIndex::Remove(const std::vector<std::string>& ids) {
   std::unique_lock lock(mu_);
+  ++changes_;
   for (const auto& id : ids) {
     if (auto it = slot_of_.find(id); it != slot_of_.end()) KillLocked(it->second);
   }
@@ -384,6 +386,32 @@ void AssetIndex::Install(Snapshot snap, std::unique_ptr<AnnIndex> ann) {
   recording_ = false;
   killed_since_snapshot_.clear();
   adds_since_build_ = replay_fields.size();
+  ++changes_;
+}
+
+bool AssetIndex::TakeExtension(Extension* ext) const {
+  std::shared_lock lock(mu_);
+  if (!ann_) return false;
+  const uint32_t ann_n = uint32_t(ann_->size());
+  uint32_t dead = 0;
+  for (uint32_t i = 0; i < ann_n; ++i) dead += !keys_[i].alive;
+  if (dead > ann_n / 5) return false;
+  ext->base = ann_.get();
+  ext->from = ann_n;
+  ext->count = uint32_t(slots_.size()) - ann_n;
+  ext->vectors.resize(size_t(ext->count) * dim_);
+  for (uint32_t i = 0; i < ext->count; ++i) {
+    std::memcpy(ext->vectors.data() + size_t(i) * dim_, vectors_->row(ann_n + i), sizeof(float) * dim_);
+  }
+  return true;
+}
+
+void AssetIndex::InstallExtension(const Extension& ext, std::unique_ptr<AnnIndex> ann) {
+  std::unique_lock lock(mu_);
+  if (ann_.get() != ext.base || ann->size() != size_t(ext.from) + ext.count) return;  // not ours to replace
+  ann_ = std::move(ann);
+  adds_since_build_ = slots_.size() - ann_->size();
+  ++changes_;
 }
 
 uint64_t AssetIndex::live() const {

@@ -58,7 +58,8 @@ class VectorStore {
   explicit VectorStore(uint32_t dim) : dim_(dim) {}
   const float* row(uint32_t i) const { return chunks_[i / kRows].get() + size_t(i % kRows) * dim_; }
   float* Append() {
-    if (n_ % kRows == 0) chunks_.push_back(std::make_unique<float[]>(size_t(kRows) * dim_));
+    // Not zeroed (make_unique<float[]> would): every row is written before it is read.
+    if (n_ % kRows == 0) chunks_.push_back(std::unique_ptr<float[]>(new float[size_t(kRows) * dim_]));
     float* r = chunks_.back().get() + size_t(n_ % kRows) * dim_;
     ++n_;
     return r;
@@ -131,6 +132,22 @@ class AssetIndex {
   // rows, or null for exact only), replaying what changed since TakeSnapshot.
   void Install(Snapshot snap, std::unique_ptr<AnnIndex> ann);
 
+  // Growing the graph instead of rebuilding it: slots keep their numbers, so
+  // the rows past the graph (dead ones too, hidden by the filters) are added
+  // to a copy of it, which then replaces it.
+  struct Extension {
+    const AnnIndex* base = nullptr;  // the graph to extend; valid until the next Install*
+    uint32_t from = 0;               // base's size: the first slot to add
+    uint32_t count = 0;
+    std::vector<float> vectors;      // count rows (normalised)
+  };
+  // False when there is no graph, or when more than a fifth of its rows are
+  // dead (a rebuild compacts them instead). Install*, Load and Extension's
+  // user must be one thread (the engine's rebuild thread).
+  bool TakeExtension(Extension* ext) const;
+  // Swaps in `ann` (ext.base extended by ext's rows).
+  void InstallExtension(const Extension& ext, std::unique_ptr<AnnIndex> ann);
+
   // Save/Load of the derived state, tagged with the catalog sequence and the
   // embedder name it reflects. Load fails (Corruption/NotFound) rather than
   // return anything inconsistent; the caller then rebuilds.
@@ -141,6 +158,10 @@ class AssetIndex {
     std::string embedder;
   };
   static Result<LoadInfo> PeekFile(const std::string& path);
+  // Whether `path` was the file last saved or loaded and holds exactly this
+  // index, for this catalog sequence and embedder: a stop then need not
+  // write it again.
+  bool SavedAs(const std::string& path, uint64_t catalog_seq, const std::string& embedder) const;
   Status Load(const std::string& path,
               const std::unordered_map<std::string, SlotFields>& live_fields);
 
@@ -169,6 +190,8 @@ class AssetIndex {
   void KillLocked(uint32_t slot);
   uint64_t StageMask(const std::vector<std::string>& stages) const;
   uint32_t Intern(const std::string& s);
+  void RecordSaved(uint64_t changes, const std::string& path, uint64_t catalog_seq,
+                   const std::string& embedder) const;
 
   const uint32_t dim_;
   const std::vector<std::string> stages_;
@@ -199,9 +222,18 @@ class AssetIndex {
   bool recording_ = false;
   std::vector<uint32_t> killed_since_snapshot_;
   std::atomic<uint64_t> adds_since_build_{0};
+  uint64_t changes_ = 0;  // bumped by every change of the slots or the graph
+
+  // What the file last saved or loaded holds (Save is const: its callers
+  // are serialised by the engine, saved_mu_ only guards these).
+  mutable std::mutex saved_mu_;
+  mutable bool saved_ = false;
+  mutable uint64_t saved_changes_ = 0, saved_seq_ = 0;
+  mutable std::string saved_path_, saved_embedder_;
 };
 
-// The faiss HNSW graph; the one place that calls faiss. Immutable once built.
+// The faiss HNSW graph; the one place that calls faiss. Immutable once built
+// (Extend makes a new one).
 class AnnIndex {
  public:
   // Builds over n rows (row i = slot i); progress(done) now and then; a
@@ -214,6 +246,11 @@ class AnnIndex {
   // Up to k (similarity, row) pairs among rows whose bit is set in bitmap.
   void Search(const float* q, size_t k, const uint8_t* bitmap, size_t bitmap_bytes, int ef,
               std::vector<std::pair<float, uint32_t>>* out) const;
+  // A copy of this graph with the n rows of x added as rows size()..size()+n-1
+  // (faiss's parallel add; far cheaper than building it again). This graph
+  // stays searchable meanwhile. Null when progress cancelled it.
+  std::unique_ptr<AnnIndex> Extend(const float* x, size_t n,
+                                   const std::function<bool(size_t)>& progress) const;
   std::string Describe() const;
   std::vector<uint8_t> Serialize() const;
   static Result<std::unique_ptr<AnnIndex>> Deserialize(const uint8_t* blob, size_t size, uint32_t dim);

@@ -73,7 +73,11 @@ class EngineImpl final : public Engine {
   // never re-embedding).
   SlotFields SlotFieldsOf(const Asset& a, std::vector<std::string>* concepts = nullptr) const;
   Status LoadIndex();  // engine.cpp
-  void RunRebuild(const std::function<void(uint64_t, uint64_t)>& progress);  // rebuild.cpp
+  // rebuild.cpp. full: re-embed stale vectors and build the graph anew (an
+  // index.rebuild); otherwise extend the graph with what was added since, or
+  // build it when there is none or it holds too many dead rows.
+  Result<std::string> StartBuild(Progress progress, bool full);
+  void RunRebuild(const std::function<void(uint64_t, uint64_t)>& progress, bool full);
   bool WantsAnn(uint64_t assets) const;
   void MaybeAutoRebuild();
   std::string IndexPath() const { return options_.data_dir + "/index.pbidx"; }

@@ -8,16 +8,27 @@
 
 namespace playbook {
 
-Result<std::string> EngineImpl::StartRebuild(Progress progress) {
+namespace {
+// The graph follows an import: while at least this many slots are past it
+// the rebuild thread extends it again; fewer stay on the exact path (cheap)
+// until rebuild_after_adds more arrive.
+constexpr uint64_t kMinExtension = 256;
+}  // namespace
+
+Result<std::string> EngineImpl::StartRebuild(Progress progress) { return StartBuild(std::move(progress), true); }
+
+Result<std::string> EngineImpl::StartBuild(Progress progress, bool full) {
   std::lock_guard<std::mutex> lock(rebuild_mu_);
   if (rebuilding_.exchange(true)) return Status::Overloaded("a rebuild is already running");
   if (rebuild_thread_.joinable()) rebuild_thread_.join();  // the previous one, finished
   cancel_rebuild_ = false;
   const std::string job = "rebuild-" + std::to_string(++rebuild_jobs_) + "-" + std::to_string(NowMs());
-  rebuild_thread_ = std::thread([this, job, progress = std::move(progress)] {
-    RunRebuild([&](uint64_t done, uint64_t total) {
-      if (progress) progress(job, done, total);
-    });
+  rebuild_thread_ = std::thread([this, job, full, progress = std::move(progress)] {
+    RunRebuild(
+        [&](uint64_t done, uint64_t total) {
+          if (progress) progress(job, done, total);
+        },
+        full);
   });
   return job;
 }
@@ -26,11 +37,11 @@ void EngineImpl::MaybeAutoRebuild() {
   if (rebuilding_.load() || !WantsAnn(index_->live())) return;
   const bool no_graph_yet = index_->ann_size() == 0;
   if (no_graph_yet || index_->adds_since_build() >= options_.index.rebuild_after_adds) {
-    (void)StartRebuild(nullptr);
+    (void)StartBuild(nullptr, /*full=*/false);
   }
 }
 
-void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progress) {
+void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progress, bool full) {
   const std::string current = embedder_ ? embedder_->Name() : "";
   uint64_t done = 0;
   // 1. Re-embed what another embedder version made, in batches, each written
@@ -86,31 +97,44 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
   }
 
   // 2. Build the new structure from a snapshot; writes meanwhile go to the old
-  // one and are replayed at the swap. When many arrived meanwhile (a bulk
-  // import), build again so they do not stay on the exact path.
+  // one and are replayed at the swap. Then, while assets keep arriving (a
+  // bulk import), extend the graph with them so they do not stay on the
+  // exact path: the graph trails the import by one round.
   const uint64_t base = done;
   uint64_t total = base;
-  for (int round = 0; round < 4 && !cancel_rebuild_; ++round) {
-    AssetIndex::Snapshot snap = index_->TakeSnapshot();
-    total = base + snap.fields.size();
-    std::unique_ptr<AnnIndex> ann;
-    if (WantsAnn(snap.fields.size())) {
-      ann = AnnIndex::Build(snap.vectors.data(), snap.fields.size(), options_.dimension, options_.index,
-                            [&](size_t n) {
-                              if (progress) progress(base + n, total + 1);  // the end is reported once, below
-                              return !cancel_rebuild_.load();
-                            });
-      if (ann == nullptr) {  // cancelled: stop recording; exact until the next build
-        index_->Install(std::move(snap), nullptr);
-        break;
+  bool changed = false;
+  for (int round = 0; round < 1000 && !cancel_rebuild_; ++round) {
+    AssetIndex::Extension ext;
+    if (!full && index_->TakeExtension(&ext)) {
+      if (ext.count == 0) break;
+      auto ann = ext.base->Extend(ext.vectors.data(), ext.count, [&](size_t) { return !cancel_rebuild_.load(); });
+      if (ann == nullptr) break;  // cancelled: the graph stays as it was
+      index_->InstallExtension(ext, std::move(ann));
+    } else {
+      AssetIndex::Snapshot snap = index_->TakeSnapshot();
+      total = base + snap.fields.size();
+      std::unique_ptr<AnnIndex> ann;
+      if (WantsAnn(snap.fields.size())) {
+        ann = AnnIndex::Build(snap.vectors.data(), snap.fields.size(), options_.dimension, options_.index,
+                              [&](size_t n) {
+                                if (progress) progress(base + n, total + 1);  // the end is reported once, below
+                                return !cancel_rebuild_.load();
+                              });
+        if (ann == nullptr) {  // cancelled: stop recording; exact until the next build
+          index_->Install(std::move(snap), nullptr);
+          break;
+        }
       }
+      index_->Install(std::move(snap), std::move(ann));
+      full = false;  // what arrived meanwhile extends this graph
     }
-    index_->Install(std::move(snap), std::move(ann));
-    {
-      std::lock_guard<std::mutex> lock(write_mu_);
-      if (Usable().ok()) (void)index_->Save(IndexPath(), catalog_seq_, current);
-    }
-    if (index_->adds_since_build() < options_.index.rebuild_after_adds || !WantsAnn(index_->live())) break;
+    changed = true;
+    if (index_->exact_size() < kMinExtension || !WantsAnn(index_->live())) break;
+  }
+  // Saved once, when the graph is caught up: a save writes the whole file.
+  if (changed) {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    if (Usable().ok()) (void)index_->Save(IndexPath(), catalog_seq_, current);
   }
   rebuilding_ = false;
   if (progress) progress(total, total);

@@ -56,13 +56,15 @@ __attribute__((target("avx512f"))) float DotAvx512(const float* a, const float* 
     const __mmask16 m = __mmask16((1u << (n - i)) - 1);
     acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
   }
-  // Summed through memory: GCC 12's _mm512_reduce_add_ps trips -Wuninitialized
-  // inside its own header.
+  // Reduced through memory: GCC 12's lane-extracting AVX-512 intrinsics
+  // (_mm512_reduce_add_ps among them) trip -Wuninitialized at -O3.
   alignas(64) float lanes[16];
   _mm512_store_ps(lanes, _mm512_add_ps(acc0, acc1));
-  float s8[8];
-  for (int i = 0; i < 8; ++i) s8[i] = lanes[i] + lanes[i + 8];
-  return ((s8[0] + s8[4]) + (s8[1] + s8[5])) + ((s8[2] + s8[6]) + (s8[3] + s8[7]));
+  const __m256 half = _mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
 }
 
 using DotFn = float (*)(const float*, const float*, size_t);

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "playbook/engine/vector_base64.h"
+
 namespace playbook::server {
 namespace {
 
@@ -184,8 +186,24 @@ std::vector<float> ParamReader::Floats(std::string_view key, size_t max_items) {
   std::vector<float> out;
   const json* v = Member(key);
   if (v == nullptr || v->is_null()) return out;
+  if (v->is_string()) {
+    std::string why;
+    if (!DecodeVectorBase64(v->get_ref<const std::string&>(), max_items, &out, &why)) {
+      Fail(key, why);
+      return {};
+    }
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (!std::isfinite(out[i])) {
+        Fail(std::string(key) + "[" + std::to_string(i) + "]",
+             std::string("must be a finite number, got ") + (std::isnan(out[i]) ? "NaN" : out[i] > 0 ? "inf" : "-inf") +
+                 " (decoded from base64)");
+        return {};
+      }
+    }
+    return out;
+  }
   if (!v->is_array()) {
-    Fail(key, std::string("expected an array of numbers, got ") + TypeName(*v));
+    Fail(key, std::string("expected an array of numbers or a base64 string of float32, got ") + TypeName(*v));
     return out;
   }
   if (v->size() > max_items) {

@@ -358,6 +358,55 @@ TEST_F(CatalogTest, RestartLoadsTheSavedIndexWithoutRebuilding) {
   EXPECT_EQ(engine_->GetIndexStatus().assets, 1u);
 }
 
+TEST_F(CatalogTest, AStopWritesTheIndexFileOnlyWhenTheIndexChanged) {
+  Open();
+  ASSERT_TRUE(engine_->UpsertAssets({MakeAsset("s1", "first save", {"awareness"})}).ok());
+  ASSERT_TRUE(engine_->Close().ok());
+  const fs::path file = dir_ / "index.pbidx";
+  ASSERT_TRUE(fs::exists(file));
+  // A marker after the file's end tells whether it was written again (the
+  // reader would refuse the file with it, so it is cut off before each open).
+  const auto size = fs::file_size(file);
+  auto mark = [&] { std::ofstream(file, std::ios::binary | std::ios::app) << "marker"; };
+  auto marked = [&] { return fs::file_size(file) == size + 6; };
+  auto unmark = [&] { fs::resize_file(file, size); };
+  // Opened and stopped, nothing changed: not written.
+  Open();
+  bool warning = true;
+  EXPECT_NE(engine_->OpenNote(&warning).find("index loaded"), std::string::npos) << engine_->OpenNote(nullptr);
+  mark();
+  ASSERT_TRUE(engine_->Close().ok());
+  EXPECT_TRUE(marked()) << "the unchanged index was written again";
+  unmark();
+  // Searches change nothing either.
+  Open();
+  AssetFilter f;
+  f.stage = "awareness";
+  EXPECT_EQ(SearchIds("first save", f, 1), std::vector<std::string>{"s1"});
+  mark();
+  ASSERT_TRUE(engine_->Close().ok());
+  EXPECT_TRUE(marked());
+  unmark();
+  // A change is saved, and loads.
+  Open();
+  ASSERT_TRUE(engine_->UpsertAssets({MakeAsset("s2", "second save", {"awareness"})}).ok());
+  mark();
+  ASSERT_TRUE(engine_->Close().ok());
+  EXPECT_FALSE(marked());
+  Open();
+  EXPECT_NE(engine_->OpenNote(&warning).find("index loaded"), std::string::npos) << engine_->OpenNote(nullptr);
+  EXPECT_EQ(SearchIds("second save", f, 1), std::vector<std::string>{"s2"});
+  // A delete too; and a missing file is written whatever changed.
+  ASSERT_EQ(engine_->DeleteAssets({"s1"}).value(), 1u);
+  ASSERT_TRUE(engine_->Close().ok());
+  Open();
+  EXPECT_EQ(engine_->GetIndexStatus().assets, 1u);
+  EXPECT_NE(engine_->OpenNote(&warning).find("index loaded"), std::string::npos) << engine_->OpenNote(nullptr);
+  fs::remove(file);
+  ASSERT_TRUE(engine_->Close().ok());
+  EXPECT_TRUE(fs::exists(file));
+}
+
 TEST_F(CatalogTest, DamagedIndexFileIsRebuiltWithAWarning) {
   Open();
   ASSERT_TRUE(engine_->UpsertAssets({MakeAsset("x1", "discount policy", {"negotiation"})}).ok());
@@ -460,6 +509,64 @@ TEST_F(CatalogTest, RebuildUnderConcurrentSearchesAndUpsertsLosesNothing) {
   for (const auto& id : fresh) EXPECT_EQ(id.rfind("new", 0), 0u) << id;
   EXPECT_EQ(SearchIds("moved to evaluation during rebuild", f, 1), std::vector<std::string>{"b0"});
   for (const auto& id : SearchIds("word3 other3", f, 100)) EXPECT_NE(id, "b3");
+}
+
+TEST_F(CatalogTest, TheGraphGrowsWithWhatArrivesAfterItAndTheGrownGraphIsSaved) {
+  options_.index.kind = "hnsw";
+  options_.index.rebuild_after_adds = 500;
+  Engine& e = Open();
+  auto wait_idle = [&] {
+    for (int i = 0; i < 1200 && e.GetIndexStatus().rebuilding; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  };
+  auto batch = [&](const std::string& prefix, int from, int to) {
+    std::vector<Asset> out;
+    for (int i = from; i < to; ++i) {
+      std::string id = prefix, title = "word";
+      id += std::to_string(i);
+      title += std::to_string(i % 89);
+      title += " other";
+      title += std::to_string(i % 11);
+      out.push_back(MakeAsset(id, title, {kStages[size_t(i) % 5]}));
+    }
+    return out;
+  };
+  ASSERT_TRUE(e.UpsertAssets(batch("b", 0, 2000)).ok());
+  wait_idle();
+  ASSERT_EQ(e.GetIndexStatus().ann_assets, 2000u);
+  // An import's worth after the graph: batches past rebuild_after_adds, an
+  // update and a delete among them.
+  for (int from = 0; from < 1500; from += 500) ASSERT_TRUE(e.UpsertAssets(batch("n", from, from + 500)).ok());
+  ASSERT_TRUE(e.UpsertAssets({MakeAsset("b0", "moved to evaluation later", {"evaluation"})}).ok());
+  ASSERT_EQ(e.DeleteAssets({"b3"}).value(), 1u);  // b3 was at evaluation
+  wait_idle();
+  // Extended, not rebuilt: the slots kept their numbers, the old b0 among
+  // them (hidden), so the graph holds 2000 + 1500 + 1 rows; a rebuild would
+  // have compacted it to the 3499 live assets.
+  IndexStatus st = e.GetIndexStatus();
+  EXPECT_EQ(st.assets, 3499u);
+  EXPECT_EQ(st.exact_assets, 0u);
+  EXPECT_EQ(st.ann_assets, 3501u);
+  AssetFilter f;
+  f.stage = "evaluation";
+  auto check = [&] {
+    EXPECT_EQ(SearchIds("moved to evaluation later", f, 1), std::vector<std::string>{"b0"});
+    // n3 (word3 other3, at evaluation) came after the first build.
+    const auto ids = SearchIds("word3 other3", f, 100);
+    EXPECT_NE(std::find(ids.begin(), ids.end(), "n3"), ids.end());
+    for (const auto& id : ids) EXPECT_NE(id, "b3");
+  };
+  check();
+  // The grown graph was saved and loads as it is.
+  engine_.reset();
+  Engine& again = Open();
+  bool warning = true;
+  EXPECT_NE(again.OpenNote(&warning).find("index loaded"), std::string::npos) << again.OpenNote(nullptr);
+  EXPECT_FALSE(warning);
+  EXPECT_EQ(again.GetIndexStatus().ann_assets, 3501u);
+  EXPECT_EQ(again.GetIndexStatus().assets, 3499u);
+  check();
 }
 
 TEST_F(CatalogTest, RebuildReEmbedsVectorsOfAnotherEmbedderVersion) {

@@ -2,6 +2,7 @@
 // sample catalog in data/catalog/.
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <regex>
 #include <set>
@@ -12,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "playbook/engine/vector_base64.h"
 #include "support/daemon.h"
 #include "support/test_client.h"
 
@@ -212,6 +214,46 @@ TEST_F(CliImport, BadLinesAreReportedAndTheRestImported) {
   EXPECT_EQ(got.size(), 4u);
   EXPECT_EQ(std::set<std::string>(missing.begin(), missing.end()),
             (std::set<std::string>{"bad-3", "bad-5"}));
+}
+
+TEST_F(CliImport, VectorsAsArraysOrBase64ArriveExactlyAndBadOnesAreNamed) {
+  TestClient c(d_.ws_url());
+  const int dim = c.Call("index.status")["result"]["dimension"].get<int>();
+  std::vector<float> v(static_cast<std::size_t>(dim));
+  for (int i = 0; i < dim; ++i) v[static_cast<std::size_t>(i)] = 0.001f * float(i % 17) - 0.004f;
+  json array = json::array();
+  for (float x : v) array.push_back(x);
+  const std::string b64 = playbook::EncodeVectorBase64(v.data(), v.size());
+  const std::vector<float> nan = {1.0f, std::numeric_limits<float>::quiet_NaN()};
+  auto line = [](const std::string& id, const json& vector) {
+    return json({{"id", id}, {"title", id}, {"type", "video"}, {"stages", {"interest"}}, {"vector", vector}}).dump() +
+           "\n";
+  };
+  const std::string file = Path("vectors.jsonl");
+  WriteFile(file, line("as-array", array) + line("as-base64", b64) + line("not-base64", "AAAA*AAAAAA=") +
+                      line("nan", playbook::EncodeVectorBase64(nan.data(), nan.size())) +
+                      line("beyond-float", json::array({1.0, 1e39})) + line("short", "AACAPwAAAD8="));
+  CommandResult r = Import({file});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_EQ(SummaryCount(r.out, "upserted"), 2) << r.out;
+  EXPECT_EQ(SummaryCount(r.out, "failed"), 4) << r.out;
+  // Each bad line with the daemon's reason, naming the field.
+  EXPECT_NE(r.err.find("line 3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not base64: '*' at offset 4"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("line 4"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("vector[1]"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("NaN"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("line 5"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("3.4e38"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("line 6"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("got 2"), std::string::npos) << r.err;
+  // Both forms stored bit for bit (normalised only for the index).
+  auto got = GetAssets(d_, {"as-array", "as-base64"});
+  for (const char* id : {"as-array", "as-base64"}) {
+    ASSERT_TRUE(got[id].contains("vector")) << id;
+    EXPECT_EQ(got[id]["vector_source"], "client");
+    EXPECT_EQ(got[id]["vector"].get<std::vector<float>>(), v) << id;
+  }
 }
 
 // Found by tests/fuzz (fuzz_jsonl): a number beyond a double made the JSON

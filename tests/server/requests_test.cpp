@@ -3,8 +3,13 @@
 // for ids, which must answer each id without parsing the frame.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <string>
+#include <vector>
 
+#include "playbook/engine/vector_base64.h"
 #include "playbook/server/requests.h"
 
 namespace playbook::server {
@@ -54,6 +59,94 @@ TEST(Requests, AVectorElementBeyondFloat32IsRefusedByIndex) {
                            {"vector", {1, 2, 1e300}}}}}};
   EXPECT_EQ(FieldOf(ParseAssetsUpsert(upsert)), "assets[0].vector[2]");
   EXPECT_EQ(FieldOf(ParseAssetsSearch(json{{"stage", "evaluation"}, {"vector", {1e40}}})), "vector[0]");
+}
+
+template <class T>
+std::string Reason(const Result<T>& r) {
+  return r.ok() ? "<ok>" : r.status().message();
+}
+
+TEST(VectorBase64, EncodesLittleEndianFloat32AndDecodesItBack) {
+  const float v[2] = {1.0f, 0.5f};
+  EXPECT_EQ(EncodeVectorBase64(v, 2), "AACAPwAAAD8=");  // the example in docs/protocol.md
+  // Every padding case (1, 2, 3 floats = 4, 8, 12 bytes: 1, 2, 0 '=') and odd values.
+  const std::vector<float> odd = {-0.0f, 3.4e38f, -1e-45f, 0.1f, -123.456f, 7.0f};
+  for (size_t n = 0; n <= odd.size(); ++n) {
+    const std::string text = EncodeVectorBase64(odd.data(), n);
+    EXPECT_EQ(text.size() % 4, 0u);
+    std::vector<float> back;
+    std::string why;
+    ASSERT_TRUE(DecodeVectorBase64(text, 100, &back, &why)) << why;
+    ASSERT_EQ(back.size(), n);
+    EXPECT_EQ(std::memcmp(back.data(), odd.data(), n * sizeof(float)), 0) << text;
+  }
+}
+
+TEST(Requests, AVectorMayBeBase64Float32Everywhere) {
+  const std::vector<float> v = {0.5f, -0.25f, 3.0f};
+  const std::string b64 = EncodeVectorBase64(v.data(), v.size());
+  auto rec = ParseRecommend(Recommend({{"vector", b64}}));
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_EQ(rec.value().vector, v);
+  json upsert{{"assets", {{{"id", "a"}, {"title", "t"}, {"type", "case_study"}, {"stages", {"evaluation"}},
+                           {"vector", b64}}}}};
+  auto up = ParseAssetsUpsert(upsert);
+  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  EXPECT_EQ(up.value()[0].vector, v);
+  auto search = ParseAssetsSearch(json{{"stage", "evaluation"}, {"vector", b64}});
+  ASSERT_TRUE(search.ok()) << search.status().ToString();
+  EXPECT_EQ(search.value().vector, v);
+}
+
+TEST(Requests, BadBase64VectorsAreRefusedNamingTheField) {
+  auto upsert = [](const json& vector) {
+    return ParseAssetsUpsert(json{{"assets", {{{"id", "a"}, {"title", "t"}, {"type", "case_study"},
+                                               {"stages", {"evaluation"}}}, {{"id", "b"}, {"title", "t"},
+                                               {"type", "case_study"}, {"stages", {"evaluation"}}, {"vector", vector}}}}});
+  };
+  // Not a multiple of 4 characters (padding missing).
+  auto r = upsert("AACAPwAAAD8");
+  EXPECT_EQ(FieldOf(r), "assets[1].vector");
+  EXPECT_EQ(Reason(r), "not base64: 11 characters, not a multiple of 4 (is the '=' padding missing?)");
+  // A character outside the alphabet, and its offset; URL-safe base64 is not this one.
+  r = upsert("AACAPwAA*D8=");
+  EXPECT_EQ(FieldOf(r), "assets[1].vector");
+  EXPECT_EQ(Reason(r), "not base64: '*' at offset 8");
+  EXPECT_EQ(Reason(upsert("AACAPwAA_D8=")), "not base64: '_' at offset 8");
+  EXPECT_EQ(Reason(upsert("AACA\nwAAAD8=")), "not base64: byte 0x0a at offset 4");  // no whitespace
+  EXPECT_EQ(Reason(upsert("AAC\x01PwAAAD8=")), "not base64: byte 0x01 at offset 3");
+  EXPECT_EQ(Reason(upsert("AACAPwA AD8=")), "not base64: ' ' at offset 7");
+  // Padding in the middle.
+  EXPECT_EQ(Reason(upsert("AA==AAAAAAA=")), "not base64: '=' before the end at offset 2");
+  // Whole base64, but not whole float32 values: 6 bytes, 5 bytes.
+  r = upsert("AACAPwAA");
+  EXPECT_EQ(FieldOf(r), "assets[1].vector");
+  EXPECT_EQ(Reason(r), "base64 of 6 bytes, not a whole number of float32 values (a multiple of 4 bytes)");
+  EXPECT_EQ(Reason(upsert("AACAPwA=")), "base64 of 5 bytes, not a whole number of float32 values (a multiple of 4 bytes)");
+  // Non-finite floats name their element.
+  const float bad[3] = {1.0f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()};
+  r = upsert(EncodeVectorBase64(bad, 3));
+  EXPECT_EQ(FieldOf(r), "assets[1].vector[1]");
+  EXPECT_EQ(Reason(r), "must be a finite number, got NaN (decoded from base64)");
+  const float neg_inf[2] = {0.0f, -std::numeric_limits<float>::infinity()};
+  EXPECT_EQ(FieldOf(ParseRecommend(Recommend({{"vector", EncodeVectorBase64(neg_inf, 2)}}))), "lead.vector[1]");
+  EXPECT_EQ(Reason(ParseRecommend(Recommend({{"vector", EncodeVectorBase64(neg_inf, 2)}}))),
+            "must be a finite number, got -inf (decoded from base64)");
+  // Neither an array nor a string.
+  EXPECT_EQ(Reason(upsert(json{{"x", 1}})), "expected an array of numbers or a base64 string of float32, got an object");
+  EXPECT_EQ(FieldOf(ParseAssetsSearch(json{{"stage", "evaluation"}, {"vector", "AAAA*AAA"}})), "vector");
+}
+
+TEST(Requests, ABase64VectorIsBoundedLikeAnArray) {
+  // More floats than any vector may hold: refused from the length, before decoding.
+  const std::vector<float> big(100000, 1.0f);
+  auto r = ParseRecommend(Recommend({{"vector", EncodeVectorBase64(big.data(), big.size())}}));
+  EXPECT_EQ(FieldOf(r), "lead.vector");
+  json arr = json::array();
+  for (size_t i = 0; i < big.size(); ++i) arr.push_back(1.0);
+  auto a = ParseRecommend(Recommend({{"vector", arr}}));
+  EXPECT_EQ(FieldOf(a), "lead.vector");
+  EXPECT_EQ(Reason(r), Reason(a));
 }
 
 TEST(Requests, IntegersAreRangeCheckedBeforeTheyAreConverted) {

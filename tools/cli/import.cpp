@@ -46,6 +46,8 @@ void PrintImportUsage(std::ostream& out) {
          "  --in-flight N      batches sent before waiting for an answer, 1..64 (default: 4)\n"
          "  --no-progress      no progress output on stderr\n\n"
          "JSON Lines: one asset object per line; blank lines and lines starting with # are skipped.\n"
+         "A vector is an array of numbers or a base64 string of little-endian float32 (as the\n"
+         "protocol takes it); arrays are sent as base64, which the daemon parses faster.\n"
          "CSV: a header naming columns among id,title,body,url,language,type,stages,tags,active,vector\n"
          "(id, title, type and stages required); stages and tags separated by | or ;, vector by\n"
          "spaces or |; RFC 4180 quoting (commas, \"\"doubled quotes\"\" and newlines inside quotes).\n\n"

@@ -43,9 +43,11 @@ class ParamReader {
   bool Bool(std::string_view key, bool fallback);
   // Array of strings; `required` makes absence an error. Empty elements are errors.
   std::vector<std::string> Strings(std::string_view key, bool required, size_t max_items = 100000);
-  // Array of numbers (a vector); empty when absent. Non-numbers and numbers
-  // that are not finite as float32 (1e39) are named ("vector[3]"); the length
-  // is the caller's to check.
+  // Array of numbers (a vector), or a string of base64 little-endian float32
+  // (playbook/engine/vector_base64.h); empty when absent. Non-numbers, numbers
+  // that are not finite as float32 (1e39, or NaN/inf decoded from base64) are
+  // named ("vector[3]"); bad base64 is named by the key; the length is the
+  // caller's to check.
   std::vector<float> Floats(std::string_view key, size_t max_items);
   // The raw member, marked read; nullptr when absent. Type checks are the caller's.
   const json* Raw(std::string_view key);
