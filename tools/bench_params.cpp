@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <random>
 #include <string>
-#include "playbook/engine/vector_base64.h"
+#include "playbook/base/vector_base64.h"
 #include "playbook/server/requests.h"
 using namespace playbook;
 using json = nlohmann::json;

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <limits>
 
-#include "playbook/engine/vector_base64.h"
+#include "playbook/base/vector_base64.h"
 
 namespace playbook::server {
 namespace {

@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "playbook/engine/vector_base64.h"
+#include "playbook/base/vector_base64.h"
 #include "support/daemon.h"
 #include "support/test_client.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "playbook/engine/vector_base64.h"
+#include "playbook/base/vector_base64.h"
 #include "playbook/server/requests.h"
 
 namespace playbook::server {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "common.h"
-#include "playbook/engine/vector_base64.h"
+#include "playbook/base/vector_base64.h"
 
 namespace playbook::cli {
 namespace {

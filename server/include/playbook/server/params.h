@@ -44,7 +44,7 @@ class ParamReader {
   // Array of strings; `required` makes absence an error. Empty elements are errors.
   std::vector<std::string> Strings(std::string_view key, bool required, size_t max_items = 100000);
   // Array of numbers (a vector), or a string of base64 little-endian float32
-  // (playbook/engine/vector_base64.h); empty when absent. Non-numbers, numbers
+  // (playbook/base/vector_base64.h); empty when absent. Non-numbers, numbers
   // that are not finite as float32 (1e39, or NaN/inf decoded from base64) are
   // named ("vector[3]"); bad base64 is named by the key; the length is the
   // caller's to check.

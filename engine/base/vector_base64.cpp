@@ -1,4 +1,4 @@
-#include "playbook/engine/vector_base64.h"
+#include "playbook/base/vector_base64.h"
 
 #include <array>
 #include <bit>
