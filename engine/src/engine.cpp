@@ -92,6 +92,10 @@ Status EngineImpl::Init() {
   // Table files are synced as they are written, 1 MiB at a time, rather than
   // in one burst at the end, which a synced WAL write would queue behind.
   dbo.bytes_per_sync = 1 << 20;
+  // A start replays the write-ahead log not yet flushed to table files: bound
+  // it (RocksDB flushes the column families holding the oldest log past this),
+  // so a restart after a burst of feedback does not replay hundreds of MB.
+  dbo.max_total_wal_size = 64 << 20;
   rocksdb::ColumnFamilyOptions cfo;
   // Point lookups of keys that mostly do not exist (a new event id, a new
   // lead) should not read SST blocks: bloom filters answer them in memory.
