@@ -67,19 +67,28 @@ class SharedState {
   void HoldBytes(uint64_t n) { queued_bytes_.fetch_add(n, std::memory_order_relaxed); }
   void ReleaseBytes(uint64_t n) { queued_bytes_.fetch_sub(n, std::memory_order_relaxed); }
   uint64_t queued_bytes() const { return queued_bytes_.load(std::memory_order_relaxed); }
-  // Runs `fn` on a worker. REQUIRES: TryEnqueue returned true; fn's completion
-  // releases the place (Post does it after fn returns).
+  // Runs `fn(release)` on a worker. REQUIRES: TryEnqueue returned true. fn
+  // calls release() once its work is done and before it hands the answer to
+  // the network thread: a client that sends its next request on receiving an
+  // answer must find the place free. Post releases it after fn when fn did
+  // not (and when fn threw).
   template <class Fn>
   void Post(Fn&& fn) {
     boost::asio::post(workers_, [this, fn = std::forward<Fn>(fn)]() mutable {
+      bool released = false;
+      auto release = [this, &released] {
+        if (released) return;
+        released = true;
+        queued_.fetch_sub(1, std::memory_order_relaxed);
+      };
       try {
-        fn();
+        fn(release);
       } catch (...) {
         // HandleFrame answers what it can; this is the last line (bad_alloc
         // while posting the answer). The worker thread goes on.
         spdlog::error("a worker task threw; its frame is not answered");
       }
-      queued_.fetch_sub(1, std::memory_order_relaxed);
+      release();
     });
   }
   uint32_t queued() const { return queued_.load(std::memory_order_relaxed); }

@@ -188,7 +188,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     }
     ++inflight_;
     held_bytes_ += bytes;
-    state_.Post([self = this->shared_from_this(), text = std::move(text), ctx = std::move(ctx)] {
+    state_.Post([self = this->shared_from_this(), text = std::move(text), ctx = std::move(ctx)](auto& release) {
       std::optional<std::string> out;
       // A frame that waited in the queue longer than max_queue_wait_ms is
       // answered -32003 unrun: under a flood the queue drains of stale work
@@ -205,6 +205,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
       } else {
         out = self->state_.dispatcher.HandleFrame(text, ctx);
       }
+      release();  // before the answer can reach the client
       net::post(self->ws_.get_executor(), [self, bytes = text.size(), out = std::move(out)]() mutable {
         --self->inflight_;
         self->held_bytes_ -= bytes;
