@@ -78,7 +78,9 @@ TEST(VectorBase64, EncodesLittleEndianFloat32AndDecodesItBack) {
     std::string why;
     ASSERT_TRUE(DecodeVectorBase64(text, 100, &back, &why)) << why;
     ASSERT_EQ(back.size(), n);
-    EXPECT_EQ(std::memcmp(back.data(), odd.data(), n * sizeof(float)), 0) << text;
+    if (n > 0) {  // no memcmp of an empty vector's null data
+      EXPECT_EQ(std::memcmp(back.data(), odd.data(), n * sizeof(float)), 0) << text;
+    }
   }
 }
 
