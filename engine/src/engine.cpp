@@ -353,9 +353,14 @@ Result<std::vector<SearchHit>> EngineImpl::Search(const float* query, const Asse
 
 Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options,
                                              std::shared_ptr<const models::Embedder> embedder) {
-  auto engine = std::make_unique<EngineImpl>(options, std::move(embedder));
+  std::unique_ptr<Engine> engine = Create(options, std::move(embedder));
   if (Status s = engine->Init(); !s.ok()) return s;
-  return std::unique_ptr<Engine>(std::move(engine));
+  return engine;
+}
+
+std::unique_ptr<Engine> Engine::Create(const EngineOptions& options,
+                                       std::shared_ptr<const models::Embedder> embedder) {
+  return std::make_unique<EngineImpl>(options, std::move(embedder));
 }
 
 }  // namespace playbook

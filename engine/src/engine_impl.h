@@ -25,8 +25,9 @@ class EngineImpl final : public Engine {
   EngineImpl(EngineOptions options, std::shared_ptr<const models::Embedder> embedder);
   ~EngineImpl() override;
 
-  // Opens RocksDB and loads (or rebuilds) the index. Called once by Open.
-  Status Init();
+  // Opens RocksDB and loads (or rebuilds) the index. Called once, by Open or
+  // after Create.
+  Status Init() override;
 
   Status Health() const override;
   Status Close() override;
