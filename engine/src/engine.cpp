@@ -195,6 +195,7 @@ Status EngineImpl::Init() {
 Status EngineImpl::LoadIndex() {
   const auto start = std::chrono::steady_clock::now();
   std::unordered_map<std::string, SlotFields> live;
+  std::vector<std::shared_ptr<const AssetDisplay>> later;  // their concepts: ComputeConcepts
   uint64_t stale = 0;
   const std::string current = embedder_ ? embedder_->Name() : "";
   {
@@ -206,7 +207,7 @@ Status EngineImpl::LoadIndex() {
       }
       if (a.deleted) continue;
       if (!a.vector_supplied && a.embedder != current) ++stale;
-      live.emplace(a.id, SlotFieldsOf(a));
+      live.emplace(a.id, SlotFieldsOf(a, nullptr, &later));
     }
     if (!it->status().ok()) return FromRocks(it->status(), "reading the catalog");
   }
@@ -234,6 +235,7 @@ Status EngineImpl::LoadIndex() {
     open_note_ = "index loaded from " + IndexPath() + " (" + std::to_string(index_->live()) +
                  " assets, " + index_->Describe() + ") in " + std::to_string(ms) + " ms" + leftover;
     open_warning_ = !leftover.empty();
+    ComputeConcepts(std::move(later));
     return Status::Ok();
   }
   open_warning_ = !why.empty() || !leftover.empty();
@@ -274,6 +276,7 @@ Status EngineImpl::LoadIndex() {
     auto job = StartRebuild(nullptr);
     if (job.ok()) open_note_ += "; building the graph in the background";
   }
+  ComputeConcepts(std::move(later));
   return Status::Ok();
 }
 
@@ -295,6 +298,8 @@ Status EngineImpl::Health() const {
 }
 
 Status EngineImpl::Close() {
+  cancel_concepts_ = true;
+  if (concepts_thread_.joinable()) concepts_thread_.join();
   {
     std::lock_guard<std::mutex> lock(rebuild_mu_);
     cancel_rebuild_ = true;
@@ -340,6 +345,7 @@ IndexStatus EngineImpl::GetIndexStatus() const {
   st.ann_assets = index_->ann_size();
   st.exact_assets = index_->exact_size();
   st.stale_vectors = stale_vectors_.load();
+  st.concepts_pending = concepts_pending_.load();
   st.catalog_seq = catalog_seq_view_.load();
   return st;
 }
