@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include <iterator>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "playbook/engine/engine.h"
 #include "playbook/models/lexical_embedder.h"
@@ -37,7 +39,8 @@ options:
   --port N            overrides [server] port (0 = any free port)
   --bind ADDR         overrides [server] bind
   --log-level LEVEL   overrides [log] level: trace|debug|info|warn|error|off
-  --ready-file FILE   once listening, write {"port","pid","version"} to FILE
+  --ready-file FILE   once listening, write {"port","pid","version","status":"starting"} to FILE;
+                      rewritten with "status":"ok" once the data dir is open and requests are served
   --version           print the version and exit
   --help              print this help and exit
 )";
@@ -103,12 +106,12 @@ void RaiseFileLimit() {
 }
 
 // Written to a temp name and renamed, so a reader never sees half a file.
-bool WriteReadyFile(const std::string& path, uint16_t port) {
+bool WriteReadyFile(const std::string& path, uint16_t port, const char* status) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << "{\"port\": " << port << ", \"pid\": " << getpid() << ", \"version\": \""
-        << playbook::BuildVersion() << "\"}\n";
+        << playbook::BuildVersion() << "\", \"status\": \"" << status << "\"}\n";
     if (!out.flush()) return false;
   }
   return std::rename(tmp.c_str(), path.c_str()) == 0;
@@ -173,28 +176,18 @@ int main(int argc, char** argv) {
   }
   std::shared_ptr<const playbook::models::Embedder> shared_embedder = std::move(embedder).value();
 
-  auto engine = playbook::Engine::Open(config.engine, shared_embedder);
-  if (!engine.ok()) {
-    spdlog::critical("cannot open the data dir: {}", engine.status().ToString());
-    return 1;
-  }
-
-  bool open_warning = false;
-  const std::string open_note = engine.value()->OpenNote(&open_warning);
-  if (open_warning) {
-    spdlog::warn("{}", open_note);
-  } else {
-    spdlog::info("{}", open_note);
-  }
-
-  srv::Server server(config, engine.value().get());
-  if (Status s = server.Start(); !s.ok()) {
+  // Listens at once; the data dir opens on another thread meanwhile, and
+  // until it is open /healthz answers 503 "starting" and JSON-RPC requests
+  // -32003 "starting" (docs/protocol.md).
+  std::unique_ptr<playbook::Engine> engine = playbook::Engine::Create(config.engine, shared_embedder);
+  srv::Server server(config, engine.get());
+  if (Status s = server.Start(/*engine_open=*/false); !s.ok()) {
     spdlog::critical("{}", s.ToString());
     return 1;
   }
   spdlog::info(
-      "playbookd {} listening on {}://{}:{}/v1 data_dir={} stages=[{}] dimension={} embedder={} "
-      "tokens={} workers={} max_frame_bytes={}",
+      "playbookd {} listening on {}://{}:{}/v1 (starting: opening the data dir) data_dir={} stages=[{}] "
+      "dimension={} embedder={} tokens={} workers={} max_frame_bytes={}",
       playbook::BuildVersion(), config.server.tls.enabled() ? "wss" : "ws", config.server.bind, server.port(),
       std::filesystem::absolute(config.engine.data_dir).string(), Join(config.engine.stages),
       config.engine.dimension, shared_embedder->Name(),
@@ -202,14 +195,48 @@ int main(int argc, char** argv) {
                             : std::to_string(config.tokens.size()),
       srv::WorkerThreads(config.server), config.server.max_frame_bytes);
   if (config.debug.test_methods) spdlog::warn("debug.* test methods are enabled");
-  if (flags->ready_file && !WriteReadyFile(*flags->ready_file, server.port())) {
+  if (flags->ready_file && !WriteReadyFile(*flags->ready_file, server.port(), "starting")) {
     spdlog::critical("cannot write the ready file '{}'", *flags->ready_file);
     return 1;
   }
 
-  server.Run();
+  // What stopped the start, logged last (after the server stopped) as the reason to exit 1.
+  std::string failed;
+  std::thread opener([&] {
+    if (config.debug.open_delay_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(config.debug.open_delay_ms));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    if (Status s = engine->Init(); !s.ok()) {
+      failed = "cannot open the data dir: " + s.ToString();
+      server.Shutdown();
+      return;
+    }
+    bool open_warning = false;
+    const std::string open_note = engine->OpenNote(&open_warning);
+    if (open_warning) {
+      spdlog::warn("{}", open_note);
+    } else {
+      spdlog::info("{}", open_note);
+    }
+    server.EngineOpened();
+    spdlog::info("serving: data dir opened in {} ms",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+                     .count());
+    if (flags->ready_file && !WriteReadyFile(*flags->ready_file, server.port(), "ok")) {
+      failed = "cannot write the ready file '" + *flags->ready_file + "'";
+      server.Shutdown();
+    }
+  });
 
-  if (Status s = engine.value()->Close(); !s.ok()) {
+  server.Run();
+  opener.join();  // a stop while opening waits for the open, then closes
+  if (!failed.empty()) {
+    spdlog::critical("{}", failed);
+    return 1;
+  }
+
+  if (Status s = engine->Close(); !s.ok()) {
     spdlog::error("closing storage: {}", s.ToString());
     return 1;
   }

@@ -28,17 +28,35 @@ namespace playbook {
 class AnnIndex;
 
 // What an answer shows of an asset, kept beside its filter fields so that
-// recommend reads no storage. Immutable once made; shared by the slot (and
-// the slots a rebuild copies it to) and the answers in flight.
+// recommend reads no storage. Immutable once made, except that its concepts
+// are published once; shared by the slot (and the slots a rebuild copies it
+// to) and the answers in flight.
 struct AssetDisplay {
+  AssetDisplay() = default;
+  AssetDisplay(const AssetDisplay&) = delete;
+  AssetDisplay& operator=(const AssetDisplay&) = delete;
+  ~AssetDisplay() { delete concepts_.load(std::memory_order_relaxed); }
+
   std::string id;
   std::string title;
   std::string type;
   std::string url;
   int64_t created_ms = 0;
-  // The embedder's lexicon concepts in the asset's text (AssetText), computed
-  // at upsert and at open from the stored catalog; empty without a lexicon.
-  std::vector<std::string> concepts;
+
+  // The embedder's lexicon concepts in the asset's text (AssetText); empty
+  // without a lexicon. Known at once for an upsert; after an open, computed
+  // from the stored catalog in the background (EngineImpl::ComputeConcepts),
+  // null until then: the answer path never computes them.
+  const std::vector<std::string>* concepts() const { return concepts_.load(std::memory_order_acquire); }
+  // Publishes the concepts; only the first call counts. Any thread.
+  void SetConcepts(std::vector<std::string> concepts) const {
+    auto* fresh = new std::vector<std::string>(std::move(concepts));
+    const std::vector<std::string>* none = nullptr;
+    if (!concepts_.compare_exchange_strong(none, fresh, std::memory_order_acq_rel)) delete fresh;
+  }
+
+ private:
+  mutable std::atomic<const std::vector<std::string>*> concepts_{nullptr};
 };
 
 struct AssetIndexSlot {

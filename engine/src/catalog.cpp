@@ -1,8 +1,12 @@
 // The catalog: validating, storing, reading and deleting assets.
+#include <rocksdb/iterator.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "codec.h"
@@ -29,7 +33,8 @@ std::string JoinStages(const std::vector<std::string>& v) {
 
 std::string AssetText(const Asset& a) { return models::ComposeAssetText(a.title, a.body, a.tags); }
 
-SlotFields EngineImpl::SlotFieldsOf(const Asset& a, std::vector<std::string>* concepts) const {
+SlotFields EngineImpl::SlotFieldsOf(const Asset& a, std::vector<std::string>* concepts,
+                                    std::vector<std::shared_ptr<const AssetDisplay>>* later) const {
   auto display = std::make_shared<AssetDisplay>();
   display->id = a.id;
   display->title = a.title;
@@ -37,11 +42,39 @@ SlotFields EngineImpl::SlotFieldsOf(const Asset& a, std::vector<std::string>* co
   display->url = a.url;
   display->created_ms = a.created_ms;
   if (concepts != nullptr) {
-    display->concepts = std::move(*concepts);
-  } else if (embedder_) {
-    display->concepts = embedder_->Concepts(AssetText(a));
+    display->SetConcepts(std::move(*concepts));
+  } else if (!embedder_) {
+    display->SetConcepts({});
+  } else if (later != nullptr) {
+    later->push_back(display);
+  } else {
+    display->SetConcepts(embedder_->Concepts(AssetText(a)));
   }
   return SlotFields{a.id, a.stages, a.type, a.language, a.tags, a.active, std::move(display)};
+}
+
+void EngineImpl::ComputeConcepts(std::vector<std::shared_ptr<const AssetDisplay>> later) {
+  concepts_pending_ = later.size();
+  if (later.empty()) return;
+  std::unordered_map<std::string_view, const AssetDisplay*> by_id;
+  by_id.reserve(later.size());
+  for (const auto& d : later) by_id.emplace(d->id, d.get());
+  // Reads the catalog again (off the answer path) rather than keep every
+  // asset's text since the open; an asset upserted meanwhile has a new display
+  // with its concepts, and its old one gets the new text's (as harmless).
+  concepts_thread_ = std::thread([this, later = std::move(later), by_id = std::move(by_id)] {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), assets_cf_));
+    for (it->SeekToFirst(); it->Valid() && !cancel_concepts_.load(std::memory_order_relaxed); it->Next()) {
+      const auto found = by_id.find(std::string_view(it->key().data(), it->key().size()));
+      if (found == by_id.end()) continue;
+      Asset a;
+      if (!DecodeAsset(std::string_view(it->value().data(), it->value().size()), &a).ok()) continue;
+      found->second->SetConcepts(embedder_->Concepts(AssetText(a)));
+    }
+    // What the catalog no longer holds, or could not be read, shows no concept.
+    for (const auto& d : later) d->SetConcepts({});
+    concepts_pending_ = 0;
+  });
 }
 
 Status EngineImpl::ValidateAsset(const Asset& a, size_t i) const {

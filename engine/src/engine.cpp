@@ -199,6 +199,7 @@ Status EngineImpl::Init() {
 Status EngineImpl::LoadIndex() {
   const auto start = std::chrono::steady_clock::now();
   std::unordered_map<std::string, SlotFields> live;
+  std::vector<std::shared_ptr<const AssetDisplay>> later;  // their concepts: ComputeConcepts
   uint64_t stale = 0;
   const std::string current = embedder_ ? embedder_->Name() : "";
   {
@@ -210,7 +211,7 @@ Status EngineImpl::LoadIndex() {
       }
       if (a.deleted) continue;
       if (!a.vector_supplied && a.embedder != current) ++stale;
-      live.emplace(a.id, SlotFieldsOf(a));
+      live.emplace(a.id, SlotFieldsOf(a, nullptr, &later));
     }
     if (!it->status().ok()) return FromRocks(it->status(), "reading the catalog");
   }
@@ -238,6 +239,7 @@ Status EngineImpl::LoadIndex() {
     open_note_ = "index loaded from " + IndexPath() + " (" + std::to_string(index_->live()) +
                  " assets, " + index_->Describe() + ") in " + std::to_string(ms) + " ms" + leftover;
     open_warning_ = !leftover.empty();
+    ComputeConcepts(std::move(later));
     return Status::Ok();
   }
   open_warning_ = !why.empty() || !leftover.empty();
@@ -278,6 +280,7 @@ Status EngineImpl::LoadIndex() {
     auto job = StartRebuild(nullptr);
     if (job.ok()) open_note_ += "; building the graph in the background";
   }
+  ComputeConcepts(std::move(later));
   return Status::Ok();
 }
 
@@ -299,6 +302,8 @@ Status EngineImpl::Health() const {
 }
 
 Status EngineImpl::Close() {
+  cancel_concepts_ = true;
+  if (concepts_thread_.joinable()) concepts_thread_.join();
   {
     std::lock_guard<std::mutex> lock(rebuild_mu_);
     cancel_rebuild_ = true;
@@ -344,6 +349,7 @@ IndexStatus EngineImpl::GetIndexStatus() const {
   st.ann_assets = index_->ann_size();
   st.exact_assets = index_->exact_size();
   st.stale_vectors = stale_vectors_.load();
+  st.concepts_pending = concepts_pending_.load();
   st.catalog_seq = catalog_seq_view_.load();
   return st;
 }
@@ -357,9 +363,14 @@ Result<std::vector<SearchHit>> EngineImpl::Search(const float* query, const Asse
 
 Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options,
                                              std::shared_ptr<const models::Embedder> embedder) {
-  auto engine = std::make_unique<EngineImpl>(options, std::move(embedder));
+  std::unique_ptr<Engine> engine = Create(options, std::move(embedder));
   if (Status s = engine->Init(); !s.ok()) return s;
-  return std::unique_ptr<Engine>(std::move(engine));
+  return engine;
+}
+
+std::unique_ptr<Engine> Engine::Create(const EngineOptions& options,
+                                       std::shared_ptr<const models::Embedder> embedder) {
+  return std::make_unique<EngineImpl>(options, std::move(embedder));
 }
 
 }  // namespace playbook

@@ -103,13 +103,16 @@ class MappedFile {
   size_t n_ = 0;
 };
 
-Result<MappedFile> ReadWhole(const std::string& path) {
+// verify = false: the magic only, for a look at the header (PeekFile; Load
+// verifies the checksum, so a start does not read the whole file twice).
+Result<MappedFile> ReadWhole(const std::string& path, bool verify = true) {
   MappedFile f;
   if (!f.Map(path)) return Status::NotFound("no index file at " + path);
   if (f.data() == nullptr || f.size() + 8 < sizeof(kMagic) + 8 ||
       std::memcmp(f.data(), kMagic, sizeof(kMagic)) != 0) {
     return Status::Corruption("not a Playbook index file: " + path);
   }
+  if (!verify) return f;
   uint64_t stored;
   std::memcpy(&stored, f.data() + f.size(), 8);
   if (stored != IndexFileChecksum(f.data(), f.size())) {
@@ -189,7 +192,7 @@ bool AssetIndex::SavedAs(const std::string& path, uint64_t catalog_seq, const st
 }
 
 Result<AssetIndex::LoadInfo> AssetIndex::PeekFile(const std::string& path) {
-  auto data = ReadWhole(path);
+  auto data = ReadWhole(path, /*verify=*/false);
   if (!data.ok()) return data.status();
   Reader r(data.value().data() + sizeof(kMagic), data.value().size() - sizeof(kMagic));
   uint32_t dim;

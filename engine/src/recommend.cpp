@@ -254,8 +254,9 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     item.type = a->type;
     item.url = a->url;
     item.score = float(c->score);
-    if (!context_concepts.empty()) {
-      for (const std::string& concept_id : a->concepts) {
+    // Null for an asset whose concepts are still computed after an open.
+    if (const std::vector<std::string>* concepts = a->concepts(); concepts != nullptr && !context_concepts.empty()) {
+      for (const std::string& concept_id : *concepts) {
         if (std::find(context_concepts.begin(), context_concepts.end(), concept_id) != context_concepts.end()) {
           item.reasons.push_back("matches the " + Readable(concept_id) + " concern in the lead's context");
           break;

@@ -51,6 +51,7 @@ constexpr IntRange kMaxQueuedRequests{"server.max_queued_requests", 1, kU32Max};
 constexpr IntRange kMaxInflight{"server.max_inflight_per_connection", 1, kU32Max};
 constexpr IntRange kMaxConnections{"server.max_connections", 1, kU32Max};
 constexpr IntRange kShutdownGraceMs{"server.shutdown_grace_ms", 0, 600000};
+constexpr IntRange kOpenDelayMs{"debug.open_delay_ms", 0, 600000};
 constexpr IntRange kMaxQueuedBytes{"server.max_queued_bytes", 1 << 20, int64_t{1} << 40};
 constexpr IntRange kMaxConnectionBytes{"server.max_connection_bytes", 64 << 10, int64_t{1} << 40};
 constexpr IntRange kMaxResponseBytes{"server.max_response_bytes", 1024, int64_t{1} << 32};
@@ -640,7 +641,8 @@ Status WalkDocument(const toml::table& doc, Config* c) {
                               Integer(&eng.attribution_window_days, kAttributionDays)},
                          })},
       {"log", section("in [log]", {{"level", LogLevel(&c->log.level)}})},
-      {"debug", section("in [debug]", {{"test_methods", Boolean(&c->debug.test_methods)}})},
+      {"debug", section("in [debug]", {{"test_methods", Boolean(&c->debug.test_methods)},
+                                       {"open_delay_ms", Integer(&c->debug.open_delay_ms, kOpenDelayMs)}})},
       {"auth", section("in [auth]", {{"tokens", Tokens(&c->tokens)}}, /*secret=*/true)},
   };
   return WalkTable(doc, "", "at the top level", top);
@@ -785,6 +787,7 @@ Status ValidateConfig(const Config& config) {
            std::pair{kIdleTimeoutMs, int64_t{srv.idle_timeout_ms}},
            std::pair{kWriteTimeoutMs, int64_t{srv.write_timeout_ms}},
            std::pair{kMaxQueueWaitMs, int64_t{srv.max_queue_wait_ms}},
+           std::pair{kOpenDelayMs, int64_t{config.debug.open_delay_ms}},
            std::pair{kDimension, int64_t{config.engine.dimension}},
            std::pair{kAttributionDays, int64_t{config.engine.attribution_window_days}},
        }) {

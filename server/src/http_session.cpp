@@ -215,7 +215,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   }
 
   void Healthz() {
-    const Status engine = state_.engine->Health();
+    if (!state_.draining && !state_.serving.load(std::memory_order_acquire)) {
+      // Listening while the engine opens: not an error, not ready either.
+      return Respond(http::status::service_unavailable, "application/json",
+                     Serialize(json{{"status", "starting"}, {"version", BuildVersion()}}), keep_alive_);
+    }
+    const Status engine =
+        state_.serving.load(std::memory_order_acquire) ? state_.engine->Health() : Status::Ok();
     const bool ok = engine.ok() && !state_.draining;
     json body{{"status", ok ? "ok" : "unavailable"}, {"version", BuildVersion()}};
     if (!engine.ok()) body["reason"] = engine.ToString();

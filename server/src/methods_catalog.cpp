@@ -106,7 +106,7 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
                        {"embedder", st.embedder},     {"index", st.index},
                        {"rebuilding", st.rebuilding}, {"ann_assets", st.ann_assets},
                        {"exact_assets", st.exact_assets}, {"stale_vectors", st.stale_vectors},
-                       {"catalog_seq", st.catalog_seq}};
+                       {"catalog_seq", st.catalog_seq}, {"concepts_pending", st.concepts_pending}};
          }});
 
   d.Add({"index.rebuild", Role::kAdmin, [&engine](const json& params, const CallContext& ctx) -> Result<json> {

@@ -203,8 +203,9 @@ Server::Server(Config config, Engine* engine)
 
 Server::~Server() = default;
 
-Status Server::Start() {
+Status Server::Start(bool engine_open) {
   Impl& m = *impl_;
+  m.state.serving.store(engine_open, std::memory_order_release);
   const ServerOptions& so = m.config.server;
 
   StatsSource stats;
@@ -245,6 +246,8 @@ Status Server::Start() {
   m.started = true;
   return Status::Ok();
 }
+
+void Server::EngineOpened() { impl_->state.serving.store(true, std::memory_order_release); }
 
 uint16_t Server::port() const {
   boost::system::error_code ec;

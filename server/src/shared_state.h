@@ -45,6 +45,11 @@ class SharedState {
 
   // True once a graceful stop began: no new work is accepted.
   std::atomic<bool> draining{false};
+  // False while the engine is still opening (the daemon listens at once):
+  // JSON-RPC requests are answered -32003 "starting", /healthz 503 "starting".
+  // The methods are registered before listening; a request reaches them only
+  // once this is true (acquire), after the engine's Init returned.
+  std::atomic<bool> serving{true};
 
   uint64_t NextConnectionId() { return next_connection_id_.fetch_add(1); }
 

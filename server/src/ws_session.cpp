@@ -176,13 +176,15 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
       return;
     }
     const uint64_t bytes = text.size();
-    if (state_.draining || !state_.TryEnqueue(bytes)) {
+    const bool starting = !state_.serving.load(std::memory_order_acquire);
+    if (state_.draining || starting || !state_.TryEnqueue(bytes)) {
       // Answered here, on the network thread: a scan for the ids, no parse.
       const bool draining = state_.draining;
       RpcError busy{kOverloaded,
-                    draining ? "Overloaded: the server is shutting down; retry on another instance"
-                             : "Overloaded: too many requests queued; retry later",
-                    "", draining ? "shutting down" : "queue full"};
+                    draining   ? "Overloaded: the server is shutting down; retry on another instance"
+                    : starting ? "Overloaded: the server is starting (opening its data dir); retry shortly"
+                               : "Overloaded: too many requests queued; retry later",
+                    "", draining ? "shutting down" : starting ? "starting" : "queue full"};
       if (auto out = state_.dispatcher.RejectFrame(text, busy, ctx)) Send(std::move(*out));
       return;
     }

@@ -248,18 +248,90 @@ TEST_F(FeedbackTest, DisplayFieldsAndConceptsFollowUpdatesReopensAndRebuilds) {
   roi.url = "https://example.com/roi-2";
   ASSERT_TRUE(e.UpsertAssets({roi}).ok());
   expect_shown("#budget calculator", "https://example.com/roi-2", "budget");
-  Open();  // loads the index saved at close
+  // After an open the concepts are computed in the background: wait for them.
+  auto concepts_known = [](Engine& opened) {
+    for (int i = 0; i < 1000 && opened.GetIndexStatus().concepts_pending > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(opened.GetIndexStatus().concepts_pending, 0u);
+  };
+  concepts_known(Open());  // loads the index saved at close
   expect_shown("#budget calculator", "https://example.com/roi-2", "budget");
   engine_.reset();
   fs::remove(dir_ / "index.pbidx");
   Engine& rebuilt = Open();  // rebuilt from the stored catalog
   EXPECT_NE(rebuilt.OpenNote(nullptr).find("built from the catalog"), std::string::npos) << rebuilt.OpenNote(nullptr);
+  concepts_known(rebuilt);
   expect_shown("#budget calculator", "https://example.com/roi-2", "budget");
   ASSERT_TRUE(rebuilt.StartRebuild(nullptr).ok());
   for (int i = 0; i < 600 && rebuilt.GetIndexStatus().rebuilding; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   expect_shown("#budget calculator", "https://example.com/roi-2", "budget");
+}
+
+// A WordEmbedder whose Concepts, off the test's own thread, waits until
+// released: the background computation after an open is held, and a
+// computation on the opening or answering thread is counted.
+class GatedConcepts : public testing::WordEmbedder {
+ public:
+  explicit GatedConcepts(uint32_t dim) : WordEmbedder(dim) {}
+  std::vector<std::string> Concepts(std::string_view text) const override {
+    if (std::this_thread::get_id() == owner_) {
+      if (text.find("calculator") != std::string_view::npos) ++asset_texts_on_owner_;
+    } else {
+      for (int i = 0; i < 1000 && !released_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return WordEmbedder::Concepts(text);
+  }
+  void Release() { released_ = true; }
+  int asset_texts_on_owner() const { return asset_texts_on_owner_; }
+
+ private:
+  const std::thread::id owner_ = std::this_thread::get_id();
+  mutable std::atomic<int> asset_texts_on_owner_{0};
+  std::atomic<bool> released_{false};
+};
+
+// An open does not compute the assets' lexicon concepts (29 us an asset with
+// the built-in lexicon): they come in the background, and until then
+// recommend answers the same items without the concept reason.
+TEST_F(FeedbackTest, ConceptsAreComputedAfterTheOpenNotOnTheAnswerPath) {
+  Engine& e = Open();
+  ASSERT_TRUE(e.UpsertAssets({MakeAsset("roi", "#price calculator", {"evaluation"}, "roi_calculator"),
+                              MakeAsset("tco", "#budget calculator", {"evaluation"}, "roi_calculator")})
+                  .ok());
+  const auto before = Rec("lead-1", "evaluation", "#price objection", 2, false);
+  ASSERT_EQ(before.items.size(), 2u);
+  ASSERT_FALSE(before.items[0].reasons.empty());
+  EXPECT_EQ(before.items[0].reasons[0], "matches the price concern in the lead's context");
+  engine_.reset();
+
+  auto gated = std::make_shared<GatedConcepts>(options_.dimension);
+  auto opened = Engine::Open(options_, gated);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  engine_ = std::move(opened).value();
+  EXPECT_EQ(gated->asset_texts_on_owner(), 0);  // not at open
+  EXPECT_EQ(engine_->GetIndexStatus().concepts_pending, 2u);
+  const auto pending = Rec("lead-2", "evaluation", "#price objection", 2, false);
+  ASSERT_EQ(pending.items.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(pending.items[i].asset_id, before.items[i].asset_id);
+    for (const std::string& r : pending.items[i].reasons) EXPECT_EQ(r.find("concern"), std::string::npos) << r;
+  }
+  EXPECT_EQ(gated->asset_texts_on_owner(), 0);  // nor on the answer path
+
+  gated->Release();
+  for (int i = 0; i < 1000 && engine_->GetIndexStatus().concepts_pending > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(engine_->GetIndexStatus().concepts_pending, 0u);
+  const auto after = Rec("lead-3", "evaluation", "#price objection", 2, false);
+  ASSERT_EQ(after.items.size(), 2u);
+  EXPECT_EQ(after.items[0].asset_id, before.items[0].asset_id);
+  ASSERT_FALSE(after.items[0].reasons.empty());
+  EXPECT_EQ(after.items[0].reasons[0], "matches the price concern in the lead's context");
+  EXPECT_EQ(gated->asset_texts_on_owner(), 0);
 }
 
 TEST_F(FeedbackTest, RecommendNeverReturnsIneligibleAssets) {

@@ -77,6 +77,62 @@ TEST(Lifecycle, RestartsOnTheSameDataDir) {
   EXPECT_TRUE(c.Call("server.stats").contains("result"));
 }
 
+// The generated config ends in [debug]: this line goes there. Holds the
+// daemon in "starting" (listening, the data dir not opened) for 1.5 s.
+DaemonOptions SlowToOpen() {
+  DaemonOptions o = WithConfig("open_delay_ms = 1500\n");
+  o.wait_until_serving = false;
+  return o;
+}
+
+TEST(Lifecycle, ListensAtOnceAndSaysStartingUntilTheDataDirIsOpen) {
+  Daemon d(SlowToOpen());
+  ASSERT_TRUE(d.Start()) << d.log();
+
+  auto health = client::HttpGet(d.host(), d.port(), "/healthz");
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health.value().status, 503);
+  const json starting = json::parse(health.value().body);
+  EXPECT_EQ(starting["status"], "starting");
+  EXPECT_TRUE(starting["version"].is_string());
+  EXPECT_EQ(client::HttpGet(d.host(), d.port(), "/metrics").value().status, 200);
+
+  // A request while starting: answered at once, -32003 "starting", and the
+  // connection stays open.
+  TestClient c(d.ws_url());
+  ASSERT_TRUE(c.connected());
+  const json early = c.Call("index.status");
+  EXPECT_EQ(ErrorCode(early), -32003) << early.dump();
+  EXPECT_EQ(early["error"]["data"]["reason"], "starting") << early.dump();
+  ASSERT_TRUE(c.Send(json::array({{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "server.stats"}},
+                                  {{"jsonrpc", "2.0"}, {"id", 2}, {"method", "server.stats"}}})));
+  const json batch = c.Read(5s);
+  ASSERT_TRUE(batch.is_array()) << batch.dump();
+  ASSERT_EQ(batch.size(), 2u);
+  for (const json& r : batch) EXPECT_EQ(r["error"]["data"]["reason"], "starting") << batch.dump();
+
+  // Then it serves, on the same connection.
+  int status = 0;
+  for (auto deadline = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < deadline;) {
+    status = client::HttpGet(d.host(), d.port(), "/healthz").value().status;
+    if (status == 200) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(status, 200) << d.log();
+  EXPECT_EQ(json::parse(client::HttpGet(d.host(), d.port(), "/healthz").value().body)["status"], "ok");
+  const json later = c.Call("index.status");
+  EXPECT_TRUE(later.contains("result")) << later.dump();
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+}
+
+TEST(Lifecycle, StopsCleanlyWhileStarting) {
+  Daemon d(SlowToOpen());
+  ASSERT_TRUE(d.Start()) << d.log();
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(20s), 0) << d.log();
+  EXPECT_NE(d.log().find("storage flushed"), std::string::npos) << d.log();
+}
+
 TEST(Lifecycle, RefusesADataDirInUse) {
   Daemon first;
   ASSERT_TRUE(first.Start()) << first.log();
@@ -84,6 +140,10 @@ TEST(Lifecycle, RefusesADataDirInUse) {
   EXPECT_FALSE(second.Start());
   EXPECT_EQ(second.Wait(10s), 1);
   EXPECT_NE(second.log().find("in use"), std::string::npos) << second.log();
+  // It listened while opening; the reason is still the last thing it says.
+  const std::string log = second.log();
+  ASSERT_NE(log.find("cannot open the data dir"), std::string::npos) << log;
+  EXPECT_GT(log.rfind("cannot open the data dir"), log.rfind("server stopped")) << log;
 }
 
 TEST(Lifecycle, RefusesAPortInUse) {

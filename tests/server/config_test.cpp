@@ -164,7 +164,7 @@ TEST(Config, ExampleFileSetsEveryKey) {
         "recency_weight", "recency_half_life_days", "candidates_per_item"}},
       {"funnel", {"stages", "attribution_window_days"}},
       {"log", {"level"}},
-      {"debug", {"test_methods"}},
+      {"debug", {"test_methods", "open_delay_ms"}},
   };
   for (const auto& [section, keys] : sections) {
     const size_t at = text.find("\n[" + section + "]\n");

@@ -192,7 +192,10 @@ bool Daemon::Start() {
     const std::string ready = ReadFile(ready_path);
     if (!ready.empty()) {
       const auto j = nlohmann::json::parse(ready, nullptr, false);
-      if (j.is_object() && j.contains("port") && j["port"].is_number_unsigned()) {
+      // Written at listen with "status": "starting", again with "ok" once it serves.
+      const bool serving = j.is_object() && j.value("status", "") == "ok";
+      if (j.is_object() && j.contains("port") && j["port"].is_number_unsigned() &&
+          (serving || !options_.wait_until_serving)) {
         const auto port = j["port"].get<uint64_t>();
         if (port > 0 && port <= 65535) {
           port_ = static_cast<uint16_t>(port);

@@ -35,6 +35,9 @@ struct DaemonOptions {
   std::string data_dir;
   // How long Start waits for the ready file.
   std::chrono::milliseconds start_timeout{30000};
+  // Start returns once the daemon serves (the ready file's "status" is "ok");
+  // false: as soon as it listens (the ready file says "starting" or "ok").
+  bool wait_until_serving = true;
 };
 
 // Shorthands for the common one-field options (designated initialisers
@@ -64,8 +67,9 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  // Starts playbookd and waits until it is ready (ready file written). False
-  // when it exited or timed out; log() says why.
+  // Starts playbookd and waits until it is ready (the ready file says it
+  // serves; see DaemonOptions::wait_until_serving). False when it exited or
+  // timed out; log() says why.
   bool Start();
   // Sends SIGTERM and waits up to `timeout` for exit. Returns the exit status
   // (WEXITSTATUS), or -1 when it did not exit in time / died by a signal.

@@ -1,8 +1,8 @@
 // The engine: Playbook's core, with no networking and no JSON.
 //
 // Thread safety: all public methods may be called concurrently from any
-// thread once Open has returned, except Close, which must be called once,
-// after every other call has returned.
+// thread once Open (or Create and Init) has returned, except Close, which
+// must be called once, after every other call has returned.
 #pragma once
 
 #include <functional>
@@ -43,6 +43,15 @@ class Engine {
   // `embedder` (shared, thread-safe) must have options.dimension.
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options,
                                               std::shared_ptr<const models::Embedder> embedder);
+
+  // Open in two steps, for a caller that wants the object before the data dir
+  // is open (the daemon listens, and answers "starting", while it opens):
+  // Create makes an engine that is not open yet; Init opens it, with Open's
+  // errors. Init is called once; until it has returned OK, no method but
+  // Close (and the destructor) may be called.
+  static std::unique_ptr<Engine> Create(const EngineOptions& options,
+                                        std::shared_ptr<const models::Embedder> embedder);
+  virtual Status Init() = 0;
 
   virtual ~Engine() = default;
   Engine(const Engine&) = delete;

@@ -76,6 +76,9 @@ struct IndexStatus {
   uint64_t exact_assets = 0;  // assets searched exactly (added since the last build)
   uint64_t stale_vectors = 0; // embedder-made vectors from another embedder version
   uint64_t catalog_seq = 0;   // bumped by every catalog write
+  // Assets whose lexicon concepts are still being computed after an open
+  // (recommend gives no concept reason for them until then); 0 once done.
+  uint64_t concepts_pending = 0;
 };
 
 // ---- Feedback ----------------------------------------------------------------

@@ -96,6 +96,9 @@ struct DebugOptions {
   // Enables the debug.* methods (debug.sleep, debug.fail) used by the tests.
   // Never enable in production.
   bool test_methods = false;
+  // Holds playbookd in "starting" (listening, the data dir not opened yet)
+  // this long, so that tests can see it. Never set in production.
+  uint32_t open_delay_ms = 0;
 };
 
 struct Config {

@@ -4,6 +4,7 @@
 //
 // Lifecycle: construct, Start (binds), Run (blocks until SIGTERM/SIGINT or
 // Shutdown, then drains in-flight requests, closes connections and returns).
+// The engine may still be opening when Start is called (see Start).
 #pragma once
 
 #include <cstdint>
@@ -27,8 +28,13 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Binds and listens on config.server.bind:port. IOError when the address
-  // cannot be bound (in use, not local, ...).
-  Status Start();
+  // cannot be bound (in use, not local, ...). With engine_open false the
+  // engine is still opening (Engine::Create, Init on another thread): until
+  // EngineOpened, /healthz answers 503 "starting" and every JSON-RPC request
+  // -32003 with reason "starting"; /metrics answers.
+  Status Start(bool engine_open = true);
+  // The engine's Init returned OK: requests are served from now on. Any thread.
+  void EngineOpened();
   // The port actually bound (the configured one, or the one the OS chose for 0).
   // REQUIRES: Start succeeded.
   uint16_t port() const;
