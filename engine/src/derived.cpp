@@ -270,6 +270,96 @@ void Derived::Apply(std::string_view key, const Counters& c) {
   }
 }
 
+void DeltaBuffer::Ranking(std::string_view asset, std::string_view stage, std::string_view topic, int f,
+                          int64_t cents) {
+  ops_.push_back({Kind::kRanking, uint8_t(f), false, int8_t(sign), 0,
+                  {names_.Intern(asset), names_.Intern(stage), names_.Intern(topic)}, cents});
+}
+
+void DeltaBuffer::Report(uint32_t day, std::string_view stage, std::string_view rep, std::string_view asset, int f,
+                         int64_t cents) {
+  ops_.push_back({Kind::kReport, uint8_t(f), false, int8_t(sign), day,
+                  {names_.Intern(stage), names_.Intern(rep), names_.Intern(asset)}, cents});
+}
+
+void DeltaBuffer::Dismissal(uint32_t day, std::string_view stage, std::string_view asset, std::string_view reason) {
+  ops_.push_back({Kind::kDismissal, 0, false, int8_t(sign), day,
+                  {names_.Intern(stage), names_.Intern(asset), names_.Intern(reason)}, 0});
+}
+
+void DeltaBuffer::Funnel(uint32_t day, std::string_view stage, bool with_content, int f) {
+  ops_.push_back({Kind::kFunnel, uint8_t(f), with_content, int8_t(sign), day, {names_.Intern(stage), 0, 0}, 0});
+}
+
+void DeltaBuffer::LastUsed(std::string_view asset, int64_t ts) {
+  if (sign < 0) return;  // a maximum is never taken back
+  ops_.push_back({Kind::kLastUsed, 0, false, 1, 0, {names_.Intern(asset), 0, 0}, ts});
+}
+
+void DeltaBuffer::Clear() {
+  ops_.clear();
+  sign = 1;
+}
+
+void Derived::Apply(const DeltaBuffer& d) {
+  // Each buffer name's id in the dictionary of its role, looked up once.
+  constexpr uint32_t kUnset = UINT32_MAX;
+  const size_t n = d.names_.size();
+  std::vector<uint32_t> asset(n, kUnset), stage(n, kUnset), rep(n, kUnset), topic(n, kUnset), reason(n, kUnset);
+  auto id = [&](std::vector<uint32_t>& ids, Dictionary& dict, uint32_t name) {
+    uint32_t& v = ids[name];
+    if (v == kUnset) v = dict.Intern(d.names_.Name(name));
+    return v;
+  };
+  if (reps_.size() == 0) reps_.Intern("");  // "" (all reps) is 0
+  for (const DeltaBuffer::Op& op : d.ops_) {
+    Counters c{};
+    c[op.field] = op.sign;
+    c[7] = op.sign < 0 ? int64_t(0 - uint64_t(op.value)) : op.value;
+    switch (op.kind) {
+      case DeltaBuffer::Kind::kRanking: {
+        const uint32_t a = id(asset, assets_, op.name[0]), s = id(stage, stages_, op.name[1]);
+        Plus(&stats_[RankKey{a, s, 0}], c);
+        if (!d.names_.Name(op.name[1]).empty()) {  // as Apply(key): keys of an empty stage are not in the totals
+          if (stage_totals_.size() <= s) stage_totals_.resize(s + 1, Counters{});
+          Plus(&stage_totals_[s], c);
+        }
+        if (!d.names_.Name(op.name[2]).empty()) Plus(&stats_[RankKey{a, s, id(topic, topics_, op.name[2]) + 1}], c);
+        break;
+      }
+      case DeltaBuffer::Kind::kReport: {
+        const uint32_t s = id(stage, stages_, op.name[0]), a = id(asset, assets_, op.name[2]);
+        reports_.Add(op.day, 0, s, a, c);
+        if (!d.names_.Name(op.name[1]).empty()) {
+          const uint32_t r = id(rep, reps_, op.name[1]);
+          reports_.Add(op.day, r, s, a, c);
+          // Per rep, the assets summed: [0] content, [1] the leads the rep closed.
+          rep_totals_.Add(op.day, r, s, d.names_.Name(op.name[2]).empty() ? 1 : 0, c);
+        }
+        break;
+      }
+      case DeltaBuffer::Kind::kDismissal:
+        c[7] = 0;
+        dismissals_.Add(op.day, id(reason, reasons_, op.name[2]), id(stage, stages_, op.name[0]),
+                        id(asset, assets_, op.name[1]), c);
+        break;
+      case DeltaBuffer::Kind::kFunnel: {
+        c[7] = 0;
+        std::string cell(d.names_.Name(op.name[0]));
+        cell.push_back('\0');
+        cell.push_back(op.flag ? '1' : '0');
+        Plus(&funnel_[op.day][cell], c);
+        break;
+      }
+      case DeltaBuffer::Kind::kLastUsed: {
+        auto [it, added] = last_used_.try_emplace(d.names_.Name(op.name[0]), op.value);
+        if (!added) it->second = std::max(it->second, op.value);
+        break;
+      }
+    }
+  }
+}
+
 void Derived::ApplyLastUsed(const std::string& asset, int64_t ts) {
   auto [it, added] = last_used_.try_emplace(asset, ts);
   if (!added) it->second = std::max(it->second, ts);

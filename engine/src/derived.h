@@ -142,12 +142,54 @@ class Cube {
   std::map<uint32_t, Bucket> days_, weeks_;
 };
 
+// What counting one or more events adds to the derived state, typed: the
+// counting (tally.h) records it here without building a key or taking a lock,
+// and Derived::Apply(const DeltaBuffer&) adds it in one pass, each name mapped
+// once. Names are interned here, so recording allocates only for a new name.
+class DeltaBuffer {
+ public:
+  // -1: what is recorded from now on is taken away (re-deriving a lead: out
+  // with what its old log counted). A last use is a maximum: never taken back.
+  int sign = 1;
+  // Field f (+ cents into [7]) of the asset's ranking counters at the stage
+  // and, when `topic` is not empty, at the stage for that topic.
+  void Ranking(std::string_view asset, std::string_view stage, std::string_view topic, int f, int64_t cents);
+  // Field f (+ cents) of the report counters of the day, stage and asset
+  // (asset "": the lead itself closed) for all reps and, when not empty, `rep`.
+  void Report(uint32_t day, std::string_view stage, std::string_view rep, std::string_view asset, int f,
+              int64_t cents);
+  void Dismissal(uint32_t day, std::string_view stage, std::string_view asset, std::string_view reason);
+  // Field f (entered, advanced, won, lost) of the funnel cell.
+  void Funnel(uint32_t day, std::string_view stage, bool with_content, int f);
+  void LastUsed(std::string_view asset, int64_t ts);
+  void Clear();
+  bool empty() const { return ops_.empty(); }
+  size_t size() const { return ops_.size(); }
+
+ private:
+  friend class Derived;
+  enum class Kind : uint8_t { kRanking, kReport, kDismissal, kFunnel, kLastUsed };
+  struct Op {
+    Kind kind;
+    uint8_t field;
+    bool flag;  // funnel: with content
+    int8_t sign;
+    uint32_t day;
+    uint32_t name[3];  // ids in names_: see each kind's method for the order
+    int64_t value;     // cents, or a last use's ts
+  };
+  Dictionary names_;
+  std::vector<Op> ops_;
+};
+
 // Everything derived from the events. Not thread-safe: the feedback store
 // guards it.
 class Derived {
  public:
   // Adds a stats-CF key's counters (any kind but last-used).
   void Apply(std::string_view key, const Counters& c);
+  // Adds what the buffer recorded (the same counters the keys would carry).
+  void Apply(const DeltaBuffer& deltas);
   void ApplyLastUsed(const std::string& asset, int64_t ts);
   using CounterFn = std::function<void(const std::string& key, const Counters& c)>;
   using LastUsedFn = std::function<void(const std::string& asset, int64_t ts)>;

@@ -106,7 +106,7 @@ Status EngineImpl::Init() {
   stats_cfo.merge_operator = NewCounterMergeOperator();
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, cfo}, {"assets", cfo}, {"vectors", cfo},
-      {"events", cfo}, {"event_ids", cfo}, {"leads", cfo}, {"stats", stats_cfo}};
+      {"events", cfo}, {"event_ids", cfo}, {"leads", cfo}, {"stats", stats_cfo}, {"event_seqs", cfo}};
   if (options_.rocksdb_test_hook) {
     options_.rocksdb_test_hook(&dbo, &cfo);
     for (auto& cf : cfs) {  // every family from the (possibly changed) base options
@@ -142,7 +142,7 @@ Status EngineImpl::Init() {
   vectors_cf_ = handles_[2];
   storage_ = std::make_unique<StorageState>(db_.get(), default_cf_);
   feedback_ = std::make_unique<FeedbackStore>(
-      db_.get(), FeedbackColumns{default_cf_, handles_[3], handles_[4], handles_[5], handles_[6]}, options_,
+      db_.get(), FeedbackColumns{default_cf_, handles_[3], handles_[4], handles_[5], handles_[6], handles_[7]}, options_,
       [this](const std::string& id) { return index_->IsLive(id); }, storage_.get());
   auto advise = [&](Status st) {  // damaged stored data found while loading: say what to do
     return st.code() == Status::Code::kCorruption ? Status::Corruption(st.message() + RestoreAdvice(options_.data_dir))

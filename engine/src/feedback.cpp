@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <unordered_set>
 
 namespace playbook {
 namespace {
@@ -43,6 +44,12 @@ std::string LeadPrefix(const std::string& lead) {
 std::string EventKey(const std::string& lead, int64_t ts, uint64_t seq) {
   std::string k = LeadPrefix(lead);
   PutBE64(&k, uint64_t(ts));
+  PutBE64(&k, seq);
+  return k;
+}
+
+std::string SeqKey(uint64_t seq) {
+  std::string k;
   PutBE64(&k, seq);
   return k;
 }
@@ -145,17 +152,114 @@ Status FeedbackStore::Open() {
   } else if (Status s = LoadDerived(derived_.get()); !s.ok()) {
     return s;
   } else {
-    open_note_ = "aggregates loaded in " +
-                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::steady_clock::now() - start).count()) +
-                 " ms";
+    std::string stored;
+    got = db_->Get(rocksdb::ReadOptions(), cf_.meta, kStatsSeqKey, &stored);
+    if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading the sequence of the stored counters");
+    uint64_t events = 0, leads = 0;
+    if (got.IsNotFound()) {
+      // A new store, or one written when every event merged its counters into
+      // "stats": they include every event.
+      rocksdb::WriteOptions synced;
+      synced.sync = true;
+      if (Status w = storage_->AfterWrite(db_->Put(synced, cf_.meta, kStatsSeqKey, std::to_string(next_seq_)),
+                                          "writing the sequence of the stored counters");
+          !w.ok()) {
+        return w;
+      }
+      saved_seq_ = next_seq_;
+    } else {
+      char* end = nullptr;
+      errno = 0;
+      const uint64_t seq = std::strtoull(stored.c_str(), &end, 10);
+      if (stored.empty() || errno != 0 || end != stored.c_str() + stored.size() || seq > next_seq_) {
+        return Status::Corruption("stored counters' event sequence '" + stored + "' is not a number up to " +
+                                  std::to_string(next_seq_));
+      }
+      saved_seq_ = seq;
+      if (Status c = CountAfter(seq, &events, &leads); !c.ok()) return c;
+    }
+    open_note_ = "aggregates loaded";
+    if (events > 0) {
+      open_note_ += " and " + std::to_string(events) + " events after them counted (" + std::to_string(leads) +
+                    " leads)";
+    }
+    open_note_ += " in " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - start).count()) +
+                  " ms";
   }
   std::string leads_note;
   if (Status s = LoadLeads(&leads_note); !s.ok()) return s;
   open_note_ += "; " + leads_note;
   writer_ = std::thread([this] { WriterLoop(); });
   syncer_ = std::thread([this] { SyncerLoop(); });
+  saver_ = std::thread([this] { SaverLoop(); });
   return Status::Ok();
+}
+
+Status FeedbackStore::CountAfter(uint64_t from, uint64_t* events, uint64_t* leads) {
+  // The leads of the events from `from` on, in arrival order.
+  std::unordered_set<std::string> touched;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.event_seqs));
+    for (it->Seek(SeqKey(from)); it->Valid(); it->Next()) {
+      std::string_view lead;
+      uint64_t seq = 0;
+      if (SplitEventKey(it->value(), &lead, &seq)) touched.emplace(lead);
+      ++*events;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading the events after the stored counters");
+  }
+  for (const std::string& lead : touched) {
+    std::vector<std::pair<uint64_t, Event>> all, before;
+    if (Status s = LeadLog(lead, nullptr, &all); !s.ok()) return s;
+    for (const auto& [seq, e] : all) {
+      if (seq < from) before.emplace_back(seq, e);
+    }
+    RederiveLead(std::move(before), std::move(all), derived_.get());
+  }
+  *leads = touched.size();
+  return Status::Ok();
+}
+
+std::unique_ptr<Derived> FeedbackStore::CopyAggregates(uint64_t* seq) {
+  std::lock_guard<std::mutex> lock(writer_mu_);  // between two groups
+  std::shared_lock read(stats_mu_);
+  *seq = next_seq_;
+  return std::make_unique<Derived>(*derived_);
+}
+
+Status FeedbackStore::SaveAggregates() {
+  std::lock_guard<std::mutex> one(save_mu_);
+  uint64_t seq = 0;
+  {
+    std::lock_guard<std::mutex> lock(writer_mu_);
+    if (next_seq_ == saved_seq_) return Status::Ok();  // nothing new
+  }
+  std::unique_ptr<Derived> copy = CopyAggregates(&seq);
+  uint64_t keys = 0;
+  return WriteAggregates(*copy, seq, &keys, nullptr);
+}
+
+void FeedbackStore::SaverLoop() {
+  std::unique_lock<std::mutex> lock(saver_mu_);
+  auto last = std::chrono::steady_clock::now();
+  while (!saver_stopping_) {
+    saver_cv_.wait_for(lock, std::chrono::seconds(1));
+    if (saver_stopping_) break;
+    uint64_t next;
+    {
+      std::lock_guard<std::mutex> w(writer_mu_);
+      next = next_seq_;
+    }
+    const uint64_t unsaved = next - saved_seq_;
+    if (unsaved == 0 || reaggregating_) continue;
+    if (unsaved < kSaveEvents && std::chrono::steady_clock::now() - last < std::chrono::seconds(kSaveSeconds)) continue;
+    lock.unlock();
+    (void)SaveAggregates();  // a failed write marks the storage failing; the next save retries
+    last = std::chrono::steady_clock::now();
+    lock.lock();
+  }
 }
 
 void FeedbackStore::Close() {
@@ -171,6 +275,17 @@ void FeedbackStore::Close() {
   }
   queue_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard<std::mutex> lock(saver_mu_);
+    saver_stopping_ = true;
+  }
+  saver_cv_.notify_all();
+  if (saver_.joinable()) {
+    saver_.join();
+    // Counted from the log at the next start otherwise. Only after an open:
+    // a failed one leaves the store as it found it.
+    if (save_at_close_) (void)SaveAggregates();
+  }
   {
     std::lock_guard<std::mutex> lock(sync_mu_);
     syncer_stopping_ = true;
