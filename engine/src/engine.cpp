@@ -104,9 +104,19 @@ Status EngineImpl::Init() {
   cfo.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::ColumnFamilyOptions stats_cfo = cfo;
   stats_cfo.merge_operator = NewCounterMergeOperator();
+  // The feedback writer looks up every event id (almost all new) and lead of
+  // a group: a bloom filter over the memtable's keys answers the absent ones
+  // without a search of its skip list (about a quarter of the writer's time).
+  rocksdb::ColumnFamilyOptions lookup_cfo = cfo;
+  lookup_cfo.memtable_whole_key_filtering = true;
+  lookup_cfo.memtable_prefix_bloom_size_ratio = 0.05;
+  rocksdb::ColumnFamilyOptions events_cfo = cfo, seqs_cfo = cfo;
+  events_cfo.memtable_insert_with_hint_prefix_extractor = NewEventKeyLeadPrefix();
+  seqs_cfo.memtable_insert_with_hint_prefix_extractor = NewSinglePrefix();
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, cfo}, {"assets", cfo}, {"vectors", cfo},
-      {"events", cfo}, {"event_ids", cfo}, {"leads", cfo}, {"stats", stats_cfo}, {"event_seqs", cfo}};
+      {"events", events_cfo}, {"event_ids", lookup_cfo}, {"leads", lookup_cfo}, {"stats", stats_cfo},
+      {"event_seqs", seqs_cfo}};
   if (options_.rocksdb_test_hook) {
     options_.rocksdb_test_hook(&dbo, &cfo);
     for (auto& cf : cfs) {  // every family from the (possibly changed) base options

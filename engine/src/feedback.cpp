@@ -27,6 +27,23 @@ class CounterMerge : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "playbook.counters.v1"; }
 };
 
+class EventKeyLeadPrefix : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "playbook.event_key_lead"; }
+  // lead \0, without ts and seq (16 bytes).
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), key.size() - 16);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override { return key.size() >= 17; }
+};
+
+class SinglePrefix : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "playbook.single_prefix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override { return rocksdb::Slice(key.data(), 0); }
+  bool InDomain(const rocksdb::Slice&) const override { return true; }
+};
+
 void PutBE64(std::string* out, uint64_t v) {
   for (int i = 7; i >= 0; --i) out->push_back(char((v >> (8 * i)) & 0xff));
 }
@@ -34,6 +51,8 @@ void PutBE64(std::string* out, uint64_t v) {
 }  // namespace
 
 std::shared_ptr<rocksdb::MergeOperator> NewCounterMergeOperator() { return std::make_shared<CounterMerge>(); }
+std::shared_ptr<const rocksdb::SliceTransform> NewEventKeyLeadPrefix() { return std::make_shared<EventKeyLeadPrefix>(); }
+std::shared_ptr<const rocksdb::SliceTransform> NewSinglePrefix() { return std::make_shared<SinglePrefix>(); }
 
 std::string LeadPrefix(const std::string& lead) {
   std::string k = lead;
@@ -52,6 +71,30 @@ std::string SeqKey(uint64_t seq) {
   std::string k;
   PutBE64(&k, seq);
   return k;
+}
+
+void AppendSeqEntry(std::string* value, std::string_view events_key) {
+  const size_t n = std::min<size_t>(events_key.size(), 0xffff);  // keys are at most 273 bytes
+  value->push_back(char(n & 0xff));
+  value->push_back(char(n >> 8));
+  value->append(events_key.data(), n);
+}
+
+bool ForEachSeqEntry(const rocksdb::Slice& key, const rocksdb::Slice& value,
+                     const std::function<void(uint64_t, std::string_view)>& fn) {
+  if (key.size() != 8) return false;
+  uint64_t seq = 0;
+  for (size_t i = 0; i < 8; ++i) seq = (seq << 8) | uint8_t(key[i]);
+  size_t at = 0;
+  while (at < value.size()) {
+    if (value.size() - at < 2) return false;
+    const size_t n = uint8_t(value[at]) | size_t(uint8_t(value[at + 1])) << 8;
+    at += 2;
+    if (value.size() - at < n) return false;
+    fn(seq++, std::string_view(value.data() + at, n));
+    at += n;
+  }
+  return true;
 }
 
 bool SplitEventKey(const rocksdb::Slice& key, std::string_view* lead, uint64_t* seq) {
@@ -202,11 +245,18 @@ Status FeedbackStore::CountAfter(uint64_t from, uint64_t* events, uint64_t* lead
   std::unordered_set<std::string> touched;
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.event_seqs));
-    for (it->Seek(SeqKey(from)); it->Valid(); it->Next()) {
-      std::string_view lead;
-      uint64_t seq = 0;
-      if (SplitEventKey(it->value(), &lead, &seq)) touched.emplace(lead);
-      ++*events;
+    // From the group holding `from` (a save is taken between groups: the
+    // group starting there).
+    it->SeekForPrev(SeqKey(from));
+    if (!it->Valid()) it->Seek(SeqKey(from));
+    for (; it->Valid(); it->Next()) {
+      (void)ForEachSeqEntry(it->key(), it->value(), [&](uint64_t seq, std::string_view key) {
+        std::string_view lead;
+        uint64_t key_seq = 0;
+        if (seq < from || !SplitEventKey(rocksdb::Slice(key.data(), key.size()), &lead, &key_seq)) return;
+        touched.emplace(lead);
+        ++*events;
+      });
     }
     if (!it->status().ok()) return FromRocks(it->status(), "reading the events after the stored counters");
   }
@@ -222,30 +272,50 @@ Status FeedbackStore::CountAfter(uint64_t from, uint64_t* events, uint64_t* lead
   return Status::Ok();
 }
 
-std::unique_ptr<Derived> FeedbackStore::CopyAggregates(uint64_t* seq) {
-  std::lock_guard<std::mutex> lock(writer_mu_);  // between two groups
-  std::shared_lock read(stats_mu_);
-  *seq = next_seq_;
-  return std::make_unique<Derived>(*derived_);
-}
-
 Status FeedbackStore::SaveAggregates() {
   std::lock_guard<std::mutex> one(save_mu_);
+  rocksdb::WriteBatch batch;
+  Derived::ChangedValues changed;
   uint64_t seq = 0;
   {
+    // Between two groups: the counters are those of the events below seq.
+    // The writer waits only for the copy of the changed values.
     std::lock_guard<std::mutex> lock(writer_mu_);
-    if (next_seq_ == saved_seq_) return Status::Ok();  // nothing new
+    seq = next_seq_;
+    if (seq == saved_seq_) return Status::Ok();  // nothing new
+    std::unique_lock write(stats_mu_);
+    changed = derived_->TakeChanged();
   }
-  std::unique_ptr<Derived> copy = CopyAggregates(&seq);
-  uint64_t keys = 0;
-  return WriteAggregates(*copy, seq, &keys, nullptr);
+  changed.Keys(
+      [&](const std::string& key, const Counters& c) {
+        if (IsZero(c)) {
+          batch.Delete(cf_.stats, key);
+        } else {
+          batch.Put(cf_.stats, key, EncodeCounters(c));
+        }
+      },
+      [&](const std::string& asset, int64_t ts) {
+        batch.Put(cf_.stats, LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
+      });
+  batch.Put(cf_.meta, kStatsSeqKey, std::to_string(seq));
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  Status s = storage_->BeforeWrite();
+  if (s.ok()) s = storage_->AfterWrite(db_->Write(synced, &batch), "saving the counters");
+  if (!s.ok()) {
+    std::unique_lock write(stats_mu_);
+    derived_->ReturnChanged(changed.changed);  // the next save writes them
+    return s;
+  }
+  saved_seq_ = seq;
+  return Status::Ok();
 }
 
 void FeedbackStore::SaverLoop() {
   std::unique_lock<std::mutex> lock(saver_mu_);
   auto last = std::chrono::steady_clock::now();
   while (!saver_stopping_) {
-    saver_cv_.wait_for(lock, std::chrono::seconds(1));
+    saver_cv_.wait_for(lock, std::chrono::milliseconds(250));
     if (saver_stopping_) break;
     uint64_t next;
     {

@@ -6,7 +6,8 @@
 //
 // Column families: "events" (lead \0 ts(BE64) seq(BE64) -> event; seq is the
 // global arrival order), "event_ids" (event id -> events key), "event_seqs"
-// (seq(BE64) -> events key: the log in arrival order), "leads" (lead ->
+// (the first seq of a written group (BE64) -> the events keys of the group's
+// events in arrival order: the log in arrival order, one record a group), "leads" (lead ->
 // LeadState: stage, since when, topic, the uses attribution can still credit,
 // the assets seen; tally.h), "stats" (the derived counters as last saved, keys
 // in derived.h, with the event sequence they include in "meta").
@@ -22,6 +23,7 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
+#include <rocksdb/slice_transform.h>
 
 #include <array>
 #include <atomic>
@@ -51,8 +53,18 @@
 namespace playbook {
 
 // Adds counter vectors element-wise: associative, so counters are never read
-// to be written.
+// to be written. Reads the counters of stores written before they were saved
+// apart (feedback.h's header).
 std::shared_ptr<rocksdb::MergeOperator> NewCounterMergeOperator();
+
+// Insert hints for the memtables the writer fills (RocksDB's
+// memtable_insert_with_hint_prefix_extractor): the memtable keeps the place of
+// the last insert per prefix and starts the next insert of that prefix there
+// instead of searching its skip list from the top. "events": the lead (a
+// lead's next event mostly goes right after its last); "event_seqs": one
+// prefix (the keys only grow).
+std::shared_ptr<const rocksdb::SliceTransform> NewEventKeyLeadPrefix();
+std::shared_ptr<const rocksdb::SliceTransform> NewSinglePrefix();
 
 struct FeedbackColumns {
   rocksdb::ColumnFamilyHandle* meta = nullptr;
@@ -77,9 +89,9 @@ class FeedbackStore {
   // counters (unless SetSaveAtClose(false)).
   void Close();
 
-  // Writes the counters in memory to "stats" with the event sequence they
-  // include, unless nothing was recorded since the last save. The writer
-  // keeps running: it works on a copy taken between two groups.
+  // Writes the counters changed since the last save to "stats" with the
+  // event sequence they include, in one synced batch, unless nothing was
+  // recorded since. The writer pauses while the batch is filled.
   Status SaveAggregates();
   // Events with a sequence number below this are in the stored counters.
   uint64_t SavedThrough() const { return saved_seq_.load(); }
@@ -87,8 +99,8 @@ class FeedbackStore {
   void SetSaveAtClose(bool save) { save_at_close_ = save; }
   // The saver thread saves when this many events are unsaved, or when any
   // are and this long has passed since the last save.
-  static constexpr uint64_t kSaveEvents = 200000;
-  static constexpr int kSaveSeconds = 30;
+  static constexpr uint64_t kSaveEvents = 100000;
+  static constexpr int kSaveSeconds = 1;
   // What Open did with the counters ("aggregates loaded: N keys in M ms");
   // *warning when it had to finish an interrupted re-aggregation.
   std::string OpenNote(bool* warning) const {
@@ -186,13 +198,11 @@ class FeedbackStore {
   // As one: out with `before`, in with `after` (a lead's log before and after).
   void RederiveLead(std::vector<std::pair<uint64_t, Event>> before, std::vector<std::pair<uint64_t, Event>> after,
                     Derived* out) const;
-  // Replaces the stored counters by `d`, which includes the events below
-  // `seq`: the marker and a range delete (synced), the keys (unlogged, then
-  // flushed), then the sequence with the marker removed (synced). A start
-  // that finds the marker re-aggregates from the log.
+  // Replaces all stored counters by `d` (re-aggregation), which includes the
+  // events below `seq`: the marker and a range delete (synced), the keys
+  // (unlogged, then flushed), then the sequence with the marker removed
+  // (synced). A start that finds the marker re-aggregates from the log.
   Status WriteAggregates(const Derived& d, uint64_t seq, uint64_t* keys, const ReaggregateProgress& progress);
-  // A copy of the counters and the sequence they include, between two groups.
-  std::unique_ptr<Derived> CopyAggregates(uint64_t* seq);
   void SaverLoop();
   Status LoadDerived(Derived* out) const;
   // Counts into derived_ the leads of the events from `from` on (by arrival):
@@ -255,6 +265,11 @@ class FeedbackStore {
   std::thread saver_;
 
   std::atomic<uint64_t> log_records_read_{0};
+  // The records of the leads the writer stored lately, as stored (writer only,
+  // under writer_mu_): most groups read no lead. Emptied when it would pass
+  // kLeadCache leads.
+  std::unordered_map<std::string, LeadState> lead_cache_;
+  static constexpr size_t kLeadCache = 50000;
   // lead -> the assets seen with it (ids in seen_names_): recommend's exclusions.
   mutable std::shared_mutex leads_mu_;
   Dictionary seen_names_;                                       // guarded by leads_mu_
@@ -270,8 +285,14 @@ class FeedbackStore {
 inline constexpr const char* kEventSeqKey = "meta/event_seq";
 inline constexpr const char* kStatsSeqKey = "meta/stats_seq";
 inline constexpr const char* kReaggregatingKey = "meta/reaggregating";
-// "event_seqs": the sequence number, big-endian.
+// "event_seqs": the group's first sequence number, big-endian; the value the
+// events keys, each after its length (2 bytes, little-endian).
 std::string SeqKey(uint64_t seq);
+void AppendSeqEntry(std::string* value, std::string_view events_key);
+// Calls fn(seq, events key) for each entry of a record whose key is `key`;
+// false when the record is malformed (entries before the fault were given).
+bool ForEachSeqEntry(const rocksdb::Slice& key, const rocksdb::Slice& value,
+                     const std::function<void(uint64_t, std::string_view)>& fn);
 // "events": lead \0 ts(BE64) seq(BE64), so that a lead's log is one range in
 // (ts, arrival) order; LeadPrefix is its start (lead \0).
 std::string LeadPrefix(const std::string& lead);

@@ -124,7 +124,9 @@ void FeedbackStore::SyncerLoop() {
 // and sequence numbers, the touched leads. The counters are counted in memory
 // (typed deltas) and saved apart (SaveAggregates).
 void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
-  rocksdb::WriteBatch batch;
+  size_t events = 0;
+  for (const Pending* p : group) events += p->events.size();
+  rocksdb::WriteBatch batch(events * 320);  // about what an event writes: no regrowth
   std::vector<RecordResult> results(group.size());
   std::unordered_set<std::string> ids_in_group;
   std::unordered_map<std::string, LeadState> leads;  // as stored; updated below
@@ -144,7 +146,14 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     for (Pending* p : group) {
       for (const Event& e : p->events) {
         ids.push_back(e.event_id);
-        if (lead_set.insert(e.lead_id).second) lead_ids.push_back(e.lead_id);
+        if (!lead_set.insert(e.lead_id).second) continue;
+        // A lead the writer stored lately is in memory as stored.
+        if (auto c = lead_cache_.find(e.lead_id); c != lead_cache_.end()) {
+          leads.emplace(e.lead_id, c->second).first->second.known = true;
+          stored_leads.insert(e.lead_id);
+        } else {
+          lead_ids.push_back(e.lead_id);
+        }
       }
     }
     std::vector<rocksdb::Slice> keys(ids.begin(), ids.end());
@@ -199,12 +208,14 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
       return fail(s);
     }
   }
+  std::string in_order;  // the group's record in "event_seqs"
   for (const auto& [n, e] : accepted) {  // completed by the tally
     const std::string key = EventKey(e->lead_id, e->ts, n);
     batch.Put(cf_.events, key, EncodeEvent(*e));
     batch.Put(cf_.event_ids, e->event_id, key);
-    batch.Put(cf_.event_seqs, SeqKey(n), key);
+    AppendSeqEntry(&in_order, key);
   }
+  if (!accepted.empty()) batch.Put(cf_.event_seqs, SeqKey(accepted.front().first), in_order);
   for (const auto& [id, events] : by_lead) batch.Put(cf_.leads, id, EncodeLeadState(leads[id]));
   batch.Put(cf_.meta, kEventSeqKey, std::to_string(seq));
 
@@ -233,6 +244,8 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     std::unique_lock lock(leads_mu_);
     for (const auto& [lead, events] : by_lead) SetSeen(lead, leads[lead].seen);
   }
+  if (lead_cache_.size() + by_lead.size() > kLeadCache) lead_cache_.clear();
+  for (const auto& [lead, events] : by_lead) lead_cache_[lead] = std::move(leads[lead]);
   if (!deltas.empty()) {
     std::unique_lock lock(stats_mu_);
     derived_->Apply(deltas);
