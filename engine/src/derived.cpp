@@ -270,6 +270,182 @@ void Derived::Apply(std::string_view key, const Counters& c) {
   }
 }
 
+void DeltaBuffer::Ranking(std::string_view asset, std::string_view stage, std::string_view topic, int f,
+                          int64_t cents) {
+  ops_.push_back({Kind::kRanking, uint8_t(f), false, int8_t(sign), 0,
+                  {names_.Intern(asset), names_.Intern(stage), names_.Intern(topic)}, cents});
+}
+
+void DeltaBuffer::Report(uint32_t day, std::string_view stage, std::string_view rep, std::string_view asset, int f,
+                         int64_t cents) {
+  ops_.push_back({Kind::kReport, uint8_t(f), false, int8_t(sign), day,
+                  {names_.Intern(stage), names_.Intern(rep), names_.Intern(asset)}, cents});
+}
+
+void DeltaBuffer::Dismissal(uint32_t day, std::string_view stage, std::string_view asset, std::string_view reason) {
+  ops_.push_back({Kind::kDismissal, 0, false, int8_t(sign), day,
+                  {names_.Intern(stage), names_.Intern(asset), names_.Intern(reason)}, 0});
+}
+
+void DeltaBuffer::Funnel(uint32_t day, std::string_view stage, bool with_content, int f) {
+  ops_.push_back({Kind::kFunnel, uint8_t(f), with_content, int8_t(sign), day, {names_.Intern(stage), 0, 0}, 0});
+}
+
+void DeltaBuffer::LastUsed(std::string_view asset, int64_t ts) {
+  if (sign < 0) return;  // a maximum is never taken back
+  ops_.push_back({Kind::kLastUsed, 0, false, 1, 0, {names_.Intern(asset), 0, 0}, ts});
+}
+
+void DeltaBuffer::Clear() {
+  ops_.clear();
+  sign = 1;
+}
+
+const Cube::Entry* Cube::Find(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset) const {
+  auto d = days_.find(day);
+  if (d == days_.end()) return nullptr;
+  auto cell = d->second.find(uint64_t(row) << 32 | stage);
+  return cell == d->second.end() ? nullptr : cell->second.Find(asset);
+}
+
+void Derived::Apply(const DeltaBuffer& d) {
+  // Each buffer name's id in the dictionary of its role, looked up once.
+  constexpr uint32_t kUnset = UINT32_MAX;
+  const size_t n = d.names_.size();
+  std::vector<uint32_t> asset(n, kUnset), stage(n, kUnset), rep(n, kUnset), topic(n, kUnset), reason(n, kUnset);
+  auto id = [&](std::vector<uint32_t>& ids, Dictionary& dict, uint32_t name) {
+    uint32_t& v = ids[name];
+    if (v == kUnset) v = dict.Intern(d.names_.Name(name));
+    return v;
+  };
+  if (reps_.size() == 0) reps_.Intern("");  // "" (all reps) is 0
+  for (const DeltaBuffer::Op& op : d.ops_) {
+    Counters c{};
+    c[op.field] = op.sign;
+    c[7] = op.sign < 0 ? int64_t(0 - uint64_t(op.value)) : op.value;
+    const uint8_t kind = uint8_t(op.kind);
+    switch (op.kind) {
+      case DeltaBuffer::Kind::kRanking: {
+        const uint32_t a = id(asset, assets_, op.name[0]), s = id(stage, stages_, op.name[1]);
+        Plus(&stats_[RankKey{a, s, 0}], c);
+        changed_.insert({kind, 0, a, s, 0});
+        if (!d.names_.Name(op.name[1]).empty()) {  // as Apply(key): keys of an empty stage are not in the totals
+          if (stage_totals_.size() <= s) stage_totals_.resize(s + 1, Counters{});
+          Plus(&stage_totals_[s], c);
+        }
+        if (!d.names_.Name(op.name[2]).empty()) {
+          const uint32_t t = id(topic, topics_, op.name[2]) + 1;
+          Plus(&stats_[RankKey{a, s, t}], c);
+          changed_.insert({kind, 0, a, s, t});
+        }
+        break;
+      }
+      case DeltaBuffer::Kind::kReport: {
+        const uint32_t s = id(stage, stages_, op.name[0]), a = id(asset, assets_, op.name[2]);
+        reports_.Add(op.day, 0, s, a, c);
+        changed_.insert({kind, op.day, 0, s, a});
+        if (!d.names_.Name(op.name[1]).empty()) {
+          const uint32_t r = id(rep, reps_, op.name[1]);
+          reports_.Add(op.day, r, s, a, c);
+          changed_.insert({kind, op.day, r, s, a});
+          // Per rep, the assets summed: [0] content, [1] the leads the rep closed.
+          rep_totals_.Add(op.day, r, s, d.names_.Name(op.name[2]).empty() ? 1 : 0, c);
+        }
+        break;
+      }
+      case DeltaBuffer::Kind::kDismissal: {
+        c[7] = 0;
+        const uint32_t r = id(reason, reasons_, op.name[2]), s = id(stage, stages_, op.name[0]),
+                       a = id(asset, assets_, op.name[1]);
+        dismissals_.Add(op.day, r, s, a, c);
+        changed_.insert({kind, op.day, r, s, a});
+        break;
+      }
+      case DeltaBuffer::Kind::kFunnel: {
+        c[7] = 0;
+        std::string cell(d.names_.Name(op.name[0]));
+        cell.push_back('\0');
+        cell.push_back(op.flag ? '1' : '0');
+        Plus(&funnel_[op.day][cell], c);
+        changed_.insert({kind, op.day, id(stage, stages_, op.name[0]), op.flag, 0});
+        break;
+      }
+      case DeltaBuffer::Kind::kLastUsed: {
+        auto [it, added] = last_used_.try_emplace(d.names_.Name(op.name[0]), op.value);
+        if (!added) it->second = std::max(it->second, op.value);
+        changed_.insert({kind, 0, id(asset, assets_, op.name[0]), 0, 0});
+        break;
+      }
+    }
+  }
+}
+
+Derived::ChangedValues Derived::TakeChanged() {
+  ChangedValues out;
+  out.changed.assign(changed_.begin(), changed_.end());
+  changed_.clear();
+  out.values.reserve(out.changed.size());
+  for (const Changed& k : out.changed) {
+    Counters c{};
+    switch (DeltaBuffer::Kind(k.kind)) {
+      case DeltaBuffer::Kind::kRanking:
+        if (auto it = stats_.find(RankKey{k.a, k.b, k.c}); it != stats_.end()) c = it->second;
+        break;
+      case DeltaBuffer::Kind::kReport:
+        if (const Cube::Entry* e = reports_.Find(k.day, k.a, k.b, k.c)) c = Cube::ToCounters(*e);
+        break;
+      case DeltaBuffer::Kind::kDismissal:
+        if (const Cube::Entry* e = dismissals_.Find(k.day, k.a, k.b, k.c)) c = Cube::ToCounters(*e);
+        break;
+      case DeltaBuffer::Kind::kFunnel: {
+        std::string cell = stages_.Name(k.a);
+        cell.push_back('\0');
+        cell.push_back(k.b ? '1' : '0');
+        if (auto d = funnel_.find(k.day); d != funnel_.end()) {
+          if (auto it = d->second.find(cell); it != d->second.end()) c = it->second;
+        }
+        break;
+      }
+      case DeltaBuffer::Kind::kLastUsed:
+        if (auto it = last_used_.find(assets_.Name(k.a)); it != last_used_.end()) c = {it->second, 1};
+        break;
+    }
+    out.values.push_back(c);
+  }
+  out.assets = assets_.names();
+  out.stages = stages_.names();
+  out.reps = reps_.names();
+  out.reasons = reasons_.names();
+  out.topics = topics_.names();
+  return out;
+}
+
+void Derived::ReturnChanged(const std::vector<Changed>& changed) { changed_.insert(changed.begin(), changed.end()); }
+
+void Derived::ChangedValues::Keys(const CounterFn& counters, const LastUsedFn& last_used) const {
+  for (size_t i = 0; i < changed.size(); ++i) {
+    const Changed& k = changed[i];
+    const Counters& c = values[i];
+    switch (DeltaBuffer::Kind(k.kind)) {
+      case DeltaBuffer::Kind::kRanking:
+        counters(k.c == 0 ? StatsKey(assets[k.a], stages[k.b]) : StatsKey(assets[k.a], stages[k.b], topics[k.c - 1]), c);
+        break;
+      case DeltaBuffer::Kind::kReport:
+        counters(AggregateKey(k.day, stages[k.b], reps[k.a], assets[k.c]), c);
+        break;
+      case DeltaBuffer::Kind::kDismissal:
+        counters(DismissalKey(k.day, stages[k.b], assets[k.c], reasons[k.a]), c);
+        break;
+      case DeltaBuffer::Kind::kFunnel:
+        counters(FunnelKey(k.day, stages[k.a], k.b != 0), c);
+        break;
+      case DeltaBuffer::Kind::kLastUsed:
+        if (c[1] != 0) last_used(assets[k.a], c[0]);
+        break;
+    }
+  }
+}
+
 void Derived::ApplyLastUsed(const std::string& asset, int64_t ts) {
   auto [it, added] = last_used_.try_emplace(asset, ts);
   if (!added) it->second = std::max(it->second, ts);

@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -64,6 +65,7 @@ class Dictionary {
   // For each id here, the id of the same string in `other` (UINT32_MAX: absent).
   std::vector<uint32_t> MapTo(const Dictionary& other) const;
   size_t size() const { return names_.size(); }
+  const std::vector<std::string>& names() const { return names_; }
 
  private:
   struct Hash {
@@ -117,6 +119,8 @@ class Cube {
       ++d;
     }
   }
+  // The day-level entry of the cell, or null.
+  const Entry* Find(uint32_t day, uint32_t row, uint32_t stage, uint32_t asset) const;
   // The days with any cell, and one day's entries (day level only: weeks are
   // derived), for enumeration.
   std::vector<uint32_t> Days() const;
@@ -142,12 +146,56 @@ class Cube {
   std::map<uint32_t, Bucket> days_, weeks_;
 };
 
+// What counting one or more events adds to the derived state, typed: the
+// counting (tally.h) records it here without building a key or taking a lock,
+// and Derived::Apply(const DeltaBuffer&) adds it in one pass, each name mapped
+// once. Names are interned here, so recording allocates only for a new name.
+class DeltaBuffer {
+ public:
+  // -1: what is recorded from now on is taken away (re-deriving a lead: out
+  // with what its old log counted). A last use is a maximum: never taken back.
+  int sign = 1;
+  // Field f (+ cents into [7]) of the asset's ranking counters at the stage
+  // and, when `topic` is not empty, at the stage for that topic.
+  void Ranking(std::string_view asset, std::string_view stage, std::string_view topic, int f, int64_t cents);
+  // Field f (+ cents) of the report counters of the day, stage and asset
+  // (asset "": the lead itself closed) for all reps and, when not empty, `rep`.
+  void Report(uint32_t day, std::string_view stage, std::string_view rep, std::string_view asset, int f,
+              int64_t cents);
+  void Dismissal(uint32_t day, std::string_view stage, std::string_view asset, std::string_view reason);
+  // Field f (entered, advanced, won, lost) of the funnel cell.
+  void Funnel(uint32_t day, std::string_view stage, bool with_content, int f);
+  void LastUsed(std::string_view asset, int64_t ts);
+  void Clear();
+  bool empty() const { return ops_.empty(); }
+  size_t size() const { return ops_.size(); }
+
+ private:
+  friend class Derived;
+  enum class Kind : uint8_t { kRanking, kReport, kDismissal, kFunnel, kLastUsed };
+  struct Op {
+    Kind kind;
+    uint8_t field;
+    bool flag;  // funnel: with content
+    int8_t sign;
+    uint32_t day;
+    uint32_t name[3];  // ids in names_: see each kind's method for the order
+    int64_t value;     // cents, or a last use's ts
+  };
+  Dictionary names_;
+  std::vector<Op> ops_;
+};
+
 // Everything derived from the events. Not thread-safe: the feedback store
 // guards it.
 class Derived {
  public:
   // Adds a stats-CF key's counters (any kind but last-used).
   void Apply(std::string_view key, const Counters& c);
+  // Adds what the buffer recorded (the same counters the keys would carry),
+  // and notes the stored keys it changed (below).
+  void Apply(const DeltaBuffer& deltas);
+
   void ApplyLastUsed(const std::string& asset, int64_t ts);
   using CounterFn = std::function<void(const std::string& key, const Counters& c)>;
   using LastUsedFn = std::function<void(const std::string& asset, int64_t ts)>;
@@ -162,6 +210,38 @@ class Derived {
   uint64_t CountKeys() const;
   // Keys whose counters differ (missing = zero), last-used values included.
   uint64_t CountDifferences(const Derived& other) const;
+
+  // The stored keys changed by Apply(DeltaBuffer) since the last TakeChanged:
+  // a save writes only those. A copy of this does not carry them.
+  struct Changed {
+    uint8_t kind;  // DeltaBuffer's
+    uint32_t day, a, b, c;
+    bool operator==(const Changed& o) const {
+      return kind == o.kind && day == o.day && a == o.a && b == o.b && c == o.c;
+    }
+  };
+  struct ChangedHash {
+    size_t operator()(const Changed& k) const {
+      uint64_t h = (uint64_t(k.kind) << 32 | k.day) * 0x9E3779B97F4A7C15ull;
+      h ^= (uint64_t(k.a) << 32 | k.b) * 0xC2B2AE3D27D4EB4Full;
+      h ^= uint64_t(k.c) * 0x165667B19E3779F9ull;
+      return size_t(h ^ (h >> 29));
+    }
+  };
+  // What a save writes: the changed keys' values and the names they use,
+  // copied under the store's lock (fast), spelled out as keys without it.
+  struct ChangedValues {
+    std::vector<Changed> changed;
+    std::vector<Counters> values;  // per changed; a last use: [0] = ts, [1] = 1 when there is one
+    std::vector<std::string> assets, stages, reps, reasons, topics;
+    // Each key with its counters (all zero: the key is to be deleted), and
+    // each asset's last use.
+    void Keys(const CounterFn& counters, const LastUsedFn& last_used) const;
+  };
+  ChangedValues TakeChanged();
+  // Gives back keys taken whose save failed.
+  void ReturnChanged(const std::vector<Changed>& changed);
+  size_t ChangedCount() const { return changed_.size(); }
 
   // Ranking counters: the asset at the stage, or (topic not empty) at the
   // stage for leads whose context had that topic; the sums over the assets at
@@ -222,6 +302,16 @@ class Derived {
   Cube dismissals_;                              // rows: reasons; [0] = count
   std::map<uint32_t, std::unordered_map<std::string, Counters>> funnel_;  // day -> stage \0 with
   std::unordered_map<std::string, int64_t> last_used_;
+  // Not copied: a copy is what a save writes, its changes are the original's.
+  struct ChangedSet : std::unordered_set<Changed, ChangedHash> {
+    ChangedSet() = default;
+    ChangedSet(const ChangedSet&) : std::unordered_set<Changed, ChangedHash>() {}
+    ChangedSet& operator=(const ChangedSet&) {
+      clear();
+      return *this;
+    }
+  };
+  ChangedSet changed_;
 };
 
 }  // namespace playbook

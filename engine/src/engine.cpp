@@ -104,9 +104,19 @@ Status EngineImpl::Init() {
   cfo.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::ColumnFamilyOptions stats_cfo = cfo;
   stats_cfo.merge_operator = NewCounterMergeOperator();
+  // The feedback writer looks up every event id (almost all new) and lead of
+  // a group: a bloom filter over the memtable's keys answers the absent ones
+  // without a search of its skip list (about a quarter of the writer's time).
+  rocksdb::ColumnFamilyOptions lookup_cfo = cfo;
+  lookup_cfo.memtable_whole_key_filtering = true;
+  lookup_cfo.memtable_prefix_bloom_size_ratio = 0.05;
+  rocksdb::ColumnFamilyOptions events_cfo = cfo, seqs_cfo = cfo;
+  events_cfo.memtable_insert_with_hint_prefix_extractor = NewEventKeyLeadPrefix();
+  seqs_cfo.memtable_insert_with_hint_prefix_extractor = NewSinglePrefix();
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, cfo}, {"assets", cfo}, {"vectors", cfo},
-      {"events", cfo}, {"event_ids", cfo}, {"leads", cfo}, {"stats", stats_cfo}};
+      {"events", events_cfo}, {"event_ids", lookup_cfo}, {"leads", lookup_cfo}, {"stats", stats_cfo},
+      {"event_seqs", seqs_cfo}};
   if (options_.rocksdb_test_hook) {
     options_.rocksdb_test_hook(&dbo, &cfo);
     for (auto& cf : cfs) {  // every family from the (possibly changed) base options
@@ -142,7 +152,7 @@ Status EngineImpl::Init() {
   vectors_cf_ = handles_[2];
   storage_ = std::make_unique<StorageState>(db_.get(), default_cf_);
   feedback_ = std::make_unique<FeedbackStore>(
-      db_.get(), FeedbackColumns{default_cf_, handles_[3], handles_[4], handles_[5], handles_[6]}, options_,
+      db_.get(), FeedbackColumns{default_cf_, handles_[3], handles_[4], handles_[5], handles_[6], handles_[7]}, options_,
       [this](const std::string& id) { return index_->IsLive(id); }, storage_.get());
   auto advise = [&](Status st) {  // damaged stored data found while loading: say what to do
     return st.code() == Status::Code::kCorruption ? Status::Corruption(st.message() + RestoreAdvice(options_.data_dir))

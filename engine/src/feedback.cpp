@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <unordered_set>
 
 namespace playbook {
 namespace {
@@ -26,6 +27,23 @@ class CounterMerge : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "playbook.counters.v1"; }
 };
 
+class EventKeyLeadPrefix : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "playbook.event_key_lead"; }
+  // lead \0, without ts and seq (16 bytes).
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), key.size() - 16);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override { return key.size() >= 17; }
+};
+
+class SinglePrefix : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "playbook.single_prefix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override { return rocksdb::Slice(key.data(), 0); }
+  bool InDomain(const rocksdb::Slice&) const override { return true; }
+};
+
 void PutBE64(std::string* out, uint64_t v) {
   for (int i = 7; i >= 0; --i) out->push_back(char((v >> (8 * i)) & 0xff));
 }
@@ -33,6 +51,8 @@ void PutBE64(std::string* out, uint64_t v) {
 }  // namespace
 
 std::shared_ptr<rocksdb::MergeOperator> NewCounterMergeOperator() { return std::make_shared<CounterMerge>(); }
+std::shared_ptr<const rocksdb::SliceTransform> NewEventKeyLeadPrefix() { return std::make_shared<EventKeyLeadPrefix>(); }
+std::shared_ptr<const rocksdb::SliceTransform> NewSinglePrefix() { return std::make_shared<SinglePrefix>(); }
 
 std::string LeadPrefix(const std::string& lead) {
   std::string k = lead;
@@ -45,6 +65,36 @@ std::string EventKey(const std::string& lead, int64_t ts, uint64_t seq) {
   PutBE64(&k, uint64_t(ts));
   PutBE64(&k, seq);
   return k;
+}
+
+std::string SeqKey(uint64_t seq) {
+  std::string k;
+  PutBE64(&k, seq);
+  return k;
+}
+
+void AppendSeqEntry(std::string* value, std::string_view events_key) {
+  const size_t n = std::min<size_t>(events_key.size(), 0xffff);  // keys are at most 273 bytes
+  value->push_back(char(n & 0xff));
+  value->push_back(char(n >> 8));
+  value->append(events_key.data(), n);
+}
+
+bool ForEachSeqEntry(const rocksdb::Slice& key, const rocksdb::Slice& value,
+                     const std::function<void(uint64_t, std::string_view)>& fn) {
+  if (key.size() != 8) return false;
+  uint64_t seq = 0;
+  for (size_t i = 0; i < 8; ++i) seq = (seq << 8) | uint8_t(key[i]);
+  size_t at = 0;
+  while (at < value.size()) {
+    if (value.size() - at < 2) return false;
+    const size_t n = uint8_t(value[at]) | size_t(uint8_t(value[at + 1])) << 8;
+    at += 2;
+    if (value.size() - at < n) return false;
+    fn(seq++, std::string_view(value.data() + at, n));
+    at += n;
+  }
+  return true;
 }
 
 bool SplitEventKey(const rocksdb::Slice& key, std::string_view* lead, uint64_t* seq) {
@@ -145,17 +195,141 @@ Status FeedbackStore::Open() {
   } else if (Status s = LoadDerived(derived_.get()); !s.ok()) {
     return s;
   } else {
-    open_note_ = "aggregates loaded in " +
-                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::steady_clock::now() - start).count()) +
-                 " ms";
+    std::string stored;
+    got = db_->Get(rocksdb::ReadOptions(), cf_.meta, kStatsSeqKey, &stored);
+    if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading the sequence of the stored counters");
+    uint64_t events = 0, leads = 0;
+    if (got.IsNotFound()) {
+      // A new store, or one written when every event merged its counters into
+      // "stats": they include every event.
+      rocksdb::WriteOptions synced;
+      synced.sync = true;
+      if (Status w = storage_->AfterWrite(db_->Put(synced, cf_.meta, kStatsSeqKey, std::to_string(next_seq_)),
+                                          "writing the sequence of the stored counters");
+          !w.ok()) {
+        return w;
+      }
+      saved_seq_ = next_seq_;
+    } else {
+      char* end = nullptr;
+      errno = 0;
+      const uint64_t seq = std::strtoull(stored.c_str(), &end, 10);
+      if (stored.empty() || errno != 0 || end != stored.c_str() + stored.size() || seq > next_seq_) {
+        return Status::Corruption("stored counters' event sequence '" + stored + "' is not a number up to " +
+                                  std::to_string(next_seq_));
+      }
+      saved_seq_ = seq;
+      if (Status c = CountAfter(seq, &events, &leads); !c.ok()) return c;
+    }
+    open_note_ = "aggregates loaded";
+    if (events > 0) {
+      open_note_ += " and " + std::to_string(events) + " events after them counted (" + std::to_string(leads) +
+                    " leads)";
+    }
+    open_note_ += " in " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - start).count()) +
+                  " ms";
   }
   std::string leads_note;
   if (Status s = LoadLeads(&leads_note); !s.ok()) return s;
   open_note_ += "; " + leads_note;
   writer_ = std::thread([this] { WriterLoop(); });
   syncer_ = std::thread([this] { SyncerLoop(); });
+  saver_ = std::thread([this] { SaverLoop(); });
   return Status::Ok();
+}
+
+Status FeedbackStore::CountAfter(uint64_t from, uint64_t* events, uint64_t* leads) {
+  // The leads of the events from `from` on, in arrival order.
+  std::unordered_set<std::string> touched;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.event_seqs));
+    // From the group holding `from` (a save is taken between groups: the
+    // group starting there).
+    it->SeekForPrev(SeqKey(from));
+    if (!it->Valid()) it->Seek(SeqKey(from));
+    for (; it->Valid(); it->Next()) {
+      (void)ForEachSeqEntry(it->key(), it->value(), [&](uint64_t seq, std::string_view key) {
+        std::string_view lead;
+        uint64_t key_seq = 0;
+        if (seq < from || !SplitEventKey(rocksdb::Slice(key.data(), key.size()), &lead, &key_seq)) return;
+        touched.emplace(lead);
+        ++*events;
+      });
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading the events after the stored counters");
+  }
+  for (const std::string& lead : touched) {
+    std::vector<std::pair<uint64_t, Event>> all, before;
+    if (Status s = LeadLog(lead, nullptr, &all); !s.ok()) return s;
+    for (const auto& [seq, e] : all) {
+      if (seq < from) before.emplace_back(seq, e);
+    }
+    RederiveLead(std::move(before), std::move(all), derived_.get());
+  }
+  *leads = touched.size();
+  return Status::Ok();
+}
+
+Status FeedbackStore::SaveAggregates() {
+  std::lock_guard<std::mutex> one(save_mu_);
+  rocksdb::WriteBatch batch;
+  Derived::ChangedValues changed;
+  uint64_t seq = 0;
+  {
+    // Between two groups: the counters are those of the events below seq.
+    // The writer waits only for the copy of the changed values.
+    std::lock_guard<std::mutex> lock(writer_mu_);
+    seq = next_seq_;
+    if (seq == saved_seq_) return Status::Ok();  // nothing new
+    std::unique_lock write(stats_mu_);
+    changed = derived_->TakeChanged();
+  }
+  changed.Keys(
+      [&](const std::string& key, const Counters& c) {
+        if (IsZero(c)) {
+          batch.Delete(cf_.stats, key);
+        } else {
+          batch.Put(cf_.stats, key, EncodeCounters(c));
+        }
+      },
+      [&](const std::string& asset, int64_t ts) {
+        batch.Put(cf_.stats, LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
+      });
+  batch.Put(cf_.meta, kStatsSeqKey, std::to_string(seq));
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  Status s = storage_->BeforeWrite();
+  if (s.ok()) s = storage_->AfterWrite(db_->Write(synced, &batch), "saving the counters");
+  if (!s.ok()) {
+    std::unique_lock write(stats_mu_);
+    derived_->ReturnChanged(changed.changed);  // the next save writes them
+    return s;
+  }
+  saved_seq_ = seq;
+  return Status::Ok();
+}
+
+void FeedbackStore::SaverLoop() {
+  std::unique_lock<std::mutex> lock(saver_mu_);
+  auto last = std::chrono::steady_clock::now();
+  while (!saver_stopping_) {
+    saver_cv_.wait_for(lock, std::chrono::milliseconds(250));
+    if (saver_stopping_) break;
+    uint64_t next;
+    {
+      std::lock_guard<std::mutex> w(writer_mu_);
+      next = next_seq_;
+    }
+    const uint64_t unsaved = next - saved_seq_;
+    if (unsaved == 0 || reaggregating_) continue;
+    if (unsaved < kSaveEvents && std::chrono::steady_clock::now() - last < std::chrono::seconds(kSaveSeconds)) continue;
+    lock.unlock();
+    (void)SaveAggregates();  // a failed write marks the storage failing; the next save retries
+    last = std::chrono::steady_clock::now();
+    lock.lock();
+  }
 }
 
 void FeedbackStore::Close() {
@@ -171,6 +345,17 @@ void FeedbackStore::Close() {
   }
   queue_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard<std::mutex> lock(saver_mu_);
+    saver_stopping_ = true;
+  }
+  saver_cv_.notify_all();
+  if (saver_.joinable()) {
+    saver_.join();
+    // Counted from the log at the next start otherwise. Only after an open:
+    // a failed one leaves the store as it found it.
+    if (save_at_close_) (void)SaveAggregates();
+  }
   {
     std::lock_guard<std::mutex> lock(sync_mu_);
     syncer_stopping_ = true;

@@ -5,14 +5,25 @@
 // (Reaggregate). Private to engine/.
 //
 // Column families: "events" (lead \0 ts(BE64) seq(BE64) -> event; seq is the
-// global arrival order), "event_ids" (event id -> events key), "leads" (lead ->
+// global arrival order), "event_ids" (event id -> events key), "event_seqs"
+// (the first seq of a written group (BE64) -> the events keys of the group's
+// events in arrival order: the log in arrival order, one record a group), "leads" (lead ->
 // LeadState: stage, since when, topic, the uses attribution can still credit,
-// the assets seen; tally.h), "stats" (the derived counters, keys in derived.h,
-// merged with the "playbook.counters.v1" operator).
+// the assets seen; tally.h), "stats" (the derived counters as last saved, keys
+// in derived.h, with the event sequence they include in "meta").
+//
+// The counters live in memory: the writer counts each group there (typed
+// deltas, no key built) and writes only the events, their ids and the leads.
+// A saver thread writes them to "stats" now and then (SaveAggregates), a stop
+// once more; a start loads them and counts again the leads of the events
+// after the sequence they include. Stores written before this merged every
+// delta into "stats" (the "playbook.counters.v1" operator, still registered
+// to read them): there the stored counters include every event.
 #pragma once
 
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
+#include <rocksdb/slice_transform.h>
 
 #include <array>
 #include <atomic>
@@ -42,8 +53,18 @@
 namespace playbook {
 
 // Adds counter vectors element-wise: associative, so counters are never read
-// to be written.
+// to be written. Reads the counters of stores written before they were saved
+// apart (feedback.h's header).
 std::shared_ptr<rocksdb::MergeOperator> NewCounterMergeOperator();
+
+// Insert hints for the memtables the writer fills (RocksDB's
+// memtable_insert_with_hint_prefix_extractor): the memtable keeps the place of
+// the last insert per prefix and starts the next insert of that prefix there
+// instead of searching its skip list from the top. "events": the lead (a
+// lead's next event mostly goes right after its last); "event_seqs": one
+// prefix (the keys only grow).
+std::shared_ptr<const rocksdb::SliceTransform> NewEventKeyLeadPrefix();
+std::shared_ptr<const rocksdb::SliceTransform> NewSinglePrefix();
 
 struct FeedbackColumns {
   rocksdb::ColumnFamilyHandle* meta = nullptr;
@@ -51,6 +72,7 @@ struct FeedbackColumns {
   rocksdb::ColumnFamilyHandle* event_ids = nullptr;
   rocksdb::ColumnFamilyHandle* leads = nullptr;
   rocksdb::ColumnFamilyHandle* stats = nullptr;
+  rocksdb::ColumnFamilyHandle* event_seqs = nullptr;
 };
 
 class FeedbackStore {
@@ -63,8 +85,22 @@ class FeedbackStore {
 
   // Loads the counters into memory and starts the writer.
   Status Open();
-  // Stops the writer after the queued calls are written.
+  // Stops the writer after the queued calls are written, then saves the
+  // counters (unless SetSaveAtClose(false)).
   void Close();
+
+  // Writes the counters changed since the last save to "stats" with the
+  // event sequence they include, in one synced batch, unless nothing was
+  // recorded since. The writer pauses while the batch is filled.
+  Status SaveAggregates();
+  // Events with a sequence number below this are in the stored counters.
+  uint64_t SavedThrough() const { return saved_seq_.load(); }
+  // Tests: false leaves the counters unsaved at Close, as a crash would.
+  void SetSaveAtClose(bool save) { save_at_close_ = save; }
+  // The saver thread saves when this many events are unsaved, or when any
+  // are and this long has passed since the last save.
+  static constexpr uint64_t kSaveEvents = 100000;
+  static constexpr int kSaveSeconds = 1;
   // What Open did with the counters ("aggregates loaded: N keys in M ms");
   // *warning when it had to finish an interrupted re-aggregation.
   std::string OpenNote(bool* warning) const {
@@ -159,10 +195,19 @@ class FeedbackStore {
   // Replays one lead's events (any order; replayed by (ts, arrival)) into
   // `out`, counters multiplied by `sign`.
   void ReplayLead(std::vector<std::pair<uint64_t, Event>> events, Derived* out, int sign) const;
-  // Writes the counters in memory over the range-deleted stored ones (see .cpp).
-  Status WriteDerived(uint64_t* keys, std::chrono::steady_clock::duration* longest_pause,
-                      const ReaggregateProgress& progress);
+  // As one: out with `before`, in with `after` (a lead's log before and after).
+  void RederiveLead(std::vector<std::pair<uint64_t, Event>> before, std::vector<std::pair<uint64_t, Event>> after,
+                    Derived* out) const;
+  // Replaces all stored counters by `d` (re-aggregation), which includes the
+  // events below `seq`: the marker and a range delete (synced), the keys
+  // (unlogged, then flushed), then the sequence with the marker removed
+  // (synced). A start that finds the marker re-aggregates from the log.
+  Status WriteAggregates(const Derived& d, uint64_t seq, uint64_t* keys, const ReaggregateProgress& progress);
+  void SaverLoop();
   Status LoadDerived(Derived* out) const;
+  // Counts into derived_ the leads of the events from `from` on (by arrival):
+  // out with what their events before `from` counted, in with all of them.
+  Status CountAfter(uint64_t from, uint64_t* events, uint64_t* leads);
   // Loads every lead's exclusions into memory; rebuilds from its log (and
   // rewrites) a lead whose record predates the current LeadState or was
   // pruned with another attribution window.
@@ -173,7 +218,7 @@ class FeedbackStore {
   // shown_at_answer: the group is recommend's `shown` events, stamped with the
   // engine's clock (moved up to the lead's latest ts when that is ahead).
   Status TallyLead(const std::string& lead_id, bool stored, LeadState* st, bool shown_at_answer,
-                   std::vector<std::pair<uint64_t, Event*>>& events, Deltas* deltas);
+                   std::vector<std::pair<uint64_t, Event*>>& events, DeltaBuffer* deltas);
   void SetSeen(const std::string& lead_id, const std::vector<std::string>& assets);  // REQUIRES: leads_mu_
 
   rocksdb::DB* db_;
@@ -211,7 +256,20 @@ class FeedbackStore {
   std::mutex reaggregate_mu_;
   std::condition_variable reaggregate_cv_;  // signalled when a re-aggregation ends
 
+  std::mutex save_mu_;  // one save at a time
+  std::atomic<uint64_t> saved_seq_{0};
+  std::atomic<bool> save_at_close_{true};
+  std::mutex saver_mu_;
+  std::condition_variable saver_cv_;
+  bool saver_stopping_ = false;  // guarded by saver_mu_
+  std::thread saver_;
+
   std::atomic<uint64_t> log_records_read_{0};
+  // The records of the leads the writer stored lately, as stored (writer only,
+  // under writer_mu_): most groups read no lead. Emptied when it would pass
+  // kLeadCache leads.
+  std::unordered_map<std::string, LeadState> lead_cache_;
+  static constexpr size_t kLeadCache = 50000;
   // lead -> the assets seen with it (ids in seen_names_): recommend's exclusions.
   mutable std::shared_mutex leads_mu_;
   Dictionary seen_names_;                                       // guarded by leads_mu_
@@ -221,10 +279,20 @@ class FeedbackStore {
   std::unique_ptr<Derived> derived_;  // guarded by stats_mu_
 };
 
-// Keys. "meta": the next event sequence number, and the marker present while
-// re-aggregated counters are being written (Open finishes the job).
+// Keys. "meta": the next event sequence number; the sequence the stored
+// counters include (events below it); the marker present while counters are
+// being written (a start then re-aggregates).
 inline constexpr const char* kEventSeqKey = "meta/event_seq";
+inline constexpr const char* kStatsSeqKey = "meta/stats_seq";
 inline constexpr const char* kReaggregatingKey = "meta/reaggregating";
+// "event_seqs": the group's first sequence number, big-endian; the value the
+// events keys, each after its length (2 bytes, little-endian).
+std::string SeqKey(uint64_t seq);
+void AppendSeqEntry(std::string* value, std::string_view events_key);
+// Calls fn(seq, events key) for each entry of a record whose key is `key`;
+// false when the record is malformed (entries before the fault were given).
+bool ForEachSeqEntry(const rocksdb::Slice& key, const rocksdb::Slice& value,
+                     const std::function<void(uint64_t, std::string_view)>& fn);
 // "events": lead \0 ts(BE64) seq(BE64), so that a lead's log is one range in
 // (ts, arrival) order; LeadPrefix is its start (lead \0).
 std::string LeadPrefix(const std::string& lead);

@@ -13,17 +13,20 @@
 namespace playbook {
 
 void FeedbackStore::ReplayLead(std::vector<std::pair<uint64_t, Event>> events, Derived* out, int sign) const {
-  Deltas deltas;
+  DeltaBuffer deltas;
+  deltas.sign = sign;
   tally_.Replay(events, nullptr, &deltas);
-  for (auto& [key, c] : deltas.counters) {
-    if (sign < 0) {
-      for (int64_t& v : c) v = int64_t(0 - uint64_t(v));
-    }
-    out->Apply(key, c);
-  }
-  if (sign > 0) {
-    for (const auto& [asset, ts] : deltas.last_used) out->ApplyLastUsed(asset, ts);
-  }
+  out->Apply(deltas);
+}
+
+void FeedbackStore::RederiveLead(std::vector<std::pair<uint64_t, Event>> before,
+                                 std::vector<std::pair<uint64_t, Event>> after, Derived* out) const {
+  DeltaBuffer deltas;
+  deltas.sign = -1;
+  tally_.Replay(before, nullptr, &deltas);
+  deltas.sign = +1;
+  tally_.Replay(after, nullptr, &deltas);
+  out->Apply(deltas);
 }
 
 Status FeedbackStore::ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out, uint64_t total,
@@ -62,84 +65,61 @@ Status FeedbackStore::ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out,
   return Status::Ok();
 }
 
-// REQUIRES: derived_ holds the recomputed counters and the stored ones were
-// range-deleted. Writes derived_ as it is in memory, a day at a time, each
-// slice with the writer paused so that memory and storage agree: a delta the
-// writer merges afterwards lands on top of the value put. *longest_pause is
-// raised to the longest slice.
-Status FeedbackStore::WriteDerived(uint64_t* keys, std::chrono::steady_clock::duration* longest_pause,
-                                   const ReaggregateProgress& progress) {
-  rocksdb::Status s;
-  auto slice = [&](const std::function<void(rocksdb::WriteBatch*)>& fill) {
-    // A mutex is not fair: with feedback queued, let the writer have its turn
-    // before taking the lock again (at most 100 ms), or it could miss many slices.
-    bool queued;
-    {
-      std::lock_guard<std::mutex> q(queue_mu_);
-      queued = !queue_.empty();
-    }
-    const uint64_t groups = groups_written_;
-    for (int wait = 0; queued && wait < 100 && groups_written_ == groups && writer_.joinable(); ++wait) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    std::lock_guard<std::mutex> lock(writer_mu_);
-    const auto start = std::chrono::steady_clock::now();
-    rocksdb::WriteBatch batch;
-    fill(&batch);
-    // Not through the WAL: the feedback writer's synced writes would then have
-    // to sync this bulk too. The flush below makes it durable instead.
-    rocksdb::WriteOptions unlogged;
-    unlogged.disableWAL = true;
-    s = db_->Write(unlogged, &batch);
-    *longest_pause = std::max(*longest_pause, std::chrono::steady_clock::now() - start);
+Status FeedbackStore::WriteAggregates(const Derived& d, uint64_t seq, uint64_t* keys,
+                                     const ReaggregateProgress& progress) {
+  auto fail = [&](const rocksdb::Status& s) {
+    // The marker stays: the next start re-aggregates from the log.
+    return storage_->AfterWrite(s, "writing the counters (the next start re-aggregates them)");
   };
-  auto put = [&](rocksdb::WriteBatch* batch) {
-    return [this, batch, keys](const std::string& key, const Counters& c) {
-      ++*keys;
-      batch->Put(cf_.stats, key, EncodeCounters(c));
-    };
-  };
-  slice([&](rocksdb::WriteBatch* batch) {
-    derived_->EnumerateUndated(put(batch), [&](const std::string& asset, int64_t ts) {
-      batch->Put(cf_.stats, LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
-    });
-  });
-  std::vector<uint32_t> days;
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
   {
-    std::shared_lock read(stats_mu_);
-    days = derived_->Days();
+    // The marker goes with the range delete: until the last key is written
+    // it stays, and a start after a crash re-aggregates from the log.
+    rocksdb::WriteBatch batch;
+    batch.Put(cf_.meta, kReaggregatingKey, "1");
+    batch.DeleteRange(cf_.stats, "", std::string(300, '\xff'));  // keys start with an asset id of <= 128 bytes
+    if (Status b = storage_->BeforeWrite(); !b.ok()) return b;
+    if (rocksdb::Status s = db_->Write(synced, &batch); !s.ok()) return fail(s);
   }
+  // Not through the WAL (the feedback writer's synced writes would have to
+  // sync this bulk too): the flush below makes it durable instead.
+  rocksdb::WriteOptions unlogged;
+  unlogged.disableWAL = true;
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s;
+  auto write = [&] {
+    if (s.ok() && batch.Count() > 0) s = db_->Write(unlogged, &batch);
+    batch.Clear();
+  };
+  auto put = [&](const std::string& key, const Counters& c) {
+    ++*keys;
+    batch.Put(cf_.stats, key, EncodeCounters(c));
+    if (batch.Count() >= 20000) write();
+  };
+  d.EnumerateUndated(put, [&](const std::string& asset, int64_t ts) {
+    batch.Put(cf_.stats, LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
+  });
+  const std::vector<uint32_t> days = d.Days();
   for (size_t i = 0; i < days.size() && s.ok(); ++i) {
-    if (progress) progress("write", i, days.size());  // between slices: the writer runs
-    // A full memtable while the last one is still being flushed stops every
-    // write, the feedback writer's too: let the flush finish first.
-    uint64_t flushing = 0;
-    for (int wait = 0; wait < 3000 && db_->GetIntProperty(cf_.stats, "rocksdb.num-immutable-mem-table", &flushing) &&
-                       flushing > 0;
-         ++wait) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    slice([&](rocksdb::WriteBatch* batch) { derived_->EnumerateDay(days[i], put(batch)); });
+    if (progress) progress("write", i, days.size());  // the writer runs meanwhile
+    d.EnumerateDay(days[i], put);
   }
+  write();
   if (s.ok() && progress) progress("write", days.size(), days.size());
   if (s.ok()) {
     rocksdb::FlushOptions wait;
     wait.wait = true;
-    s = db_->Flush(wait, cf_.stats);  // the unlogged puts, and what the writer merged since, into tables
+    s = db_->Flush(wait, cf_.stats);
   }
   if (s.ok()) {
-    // Days the writer started since are in storage through its own merges.
-    std::lock_guard<std::mutex> lock(writer_mu_);
-    rocksdb::WriteBatch batch;
-    batch.Delete(cf_.meta, kReaggregatingKey);
-    rocksdb::WriteOptions synced;
-    synced.sync = true;
-    s = db_->Write(synced, &batch);
+    rocksdb::WriteBatch done;
+    done.Delete(cf_.meta, kReaggregatingKey);
+    done.Put(cf_.meta, kStatsSeqKey, std::to_string(seq));
+    s = db_->Write(synced, &done);
   }
-  if (!s.ok()) {
-    // The marker stays: the next start finishes the re-aggregation before it serves.
-    return storage_->AfterWrite(s, "writing re-aggregated counters (the next start finishes them)");
-  }
+  if (!s.ok()) return fail(s);
+  saved_seq_ = seq;
   return Status::Ok();
 }
 
@@ -187,8 +167,12 @@ Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
   if (closing_) return Status::Overloaded("shutting down: re-aggregation cancelled, nothing written");
   // The writer pauses from here: replay again the leads written to since the
   // snapshot (out with their old events, in with all of them), compare, and
-  // swap the recomputed counters in; then they are written, day by day.
+  // swap the recomputed counters in; then a copy of them is written.
   std::chrono::steady_clock::duration longest_pause{};
+  std::unique_lock<std::mutex> one_save(save_mu_, std::defer_lock);
+  if (write) one_save.lock();  // before writer_mu_, as SaveAggregates
+  std::unique_ptr<Derived> copy;
+  uint64_t copy_seq = 0;
   {
     std::lock_guard<std::mutex> lock(writer_mu_);
     const auto paused = std::chrono::steady_clock::now();
@@ -197,8 +181,7 @@ Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
       if (Status r = LeadLog(lead, snapshot, &old_log); !r.ok()) return r;
       if (Status r = LeadLog(lead, nullptr, &new_log); !r.ok()) return r;
       const uint64_t before = old_log.size(), after = new_log.size();
-      ReplayLead(std::move(old_log), fresh.get(), -1);
-      ReplayLead(std::move(new_log), fresh.get(), +1);
+      RederiveLead(std::move(old_log), std::move(new_log), fresh.get());
       result.events += after - before;
       if (before == 0) ++result.leads;
     }
@@ -207,17 +190,8 @@ Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
       result.differing = fresh->CountDifferences(*derived_);
     }
     if (write) {
-      // The marker goes with the range delete: until the last slice is
-      // written it stays, and a start after a crash re-aggregates again.
-      rocksdb::WriteBatch batch;
-      batch.Put(cf_.meta, kReaggregatingKey, "1");
-      batch.DeleteRange(cf_.stats, "", std::string(300, '\xff'));  // keys start with an asset id of <= 128 bytes
-      rocksdb::WriteOptions synced;
-      synced.sync = true;
-      if (Status s = storage_->AfterWrite(db_->Write(synced, &batch), "starting to write re-aggregated counters");
-          !s.ok()) {
-        return s;
-      }
+      copy = std::make_unique<Derived>(*fresh);
+      copy_seq = next_seq_;
       std::unique_lock swap(stats_mu_);
       derived_ = std::move(fresh);  // the writer counts into it from now on
     }
@@ -225,7 +199,7 @@ Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
   }
   if (write) {
     if (progress) progress("replay", result.events, result.events);
-    if (Status s = WriteDerived(&result.keys, &longest_pause, progress); !s.ok()) return s;
+    if (Status s = WriteAggregates(*copy, copy_seq, &result.keys, progress); !s.ok()) return s;
     result.written = true;
   } else {
     result.keys = fresh->CountKeys();

@@ -120,16 +120,18 @@ void FeedbackStore::SyncerLoop() {
   }
 }
 
-// One synced WriteBatch for every call in the group: the events, their ids,
-// the touched leads, and the counter deltas (merges). Reads see the database
-// plus what this group already wrote (the overlays).
+// One synced WriteBatch for every call in the group: the events, their ids
+// and sequence numbers, the touched leads. The counters are counted in memory
+// (typed deltas) and saved apart (SaveAggregates).
 void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
-  rocksdb::WriteBatch batch;
+  size_t events = 0;
+  for (const Pending* p : group) events += p->events.size();
+  rocksdb::WriteBatch batch(events * 320);  // about what an event writes: no regrowth
   std::vector<RecordResult> results(group.size());
   std::unordered_set<std::string> ids_in_group;
   std::unordered_map<std::string, LeadState> leads;  // as stored; updated below
   std::unordered_set<std::string> stored_leads;
-  Deltas deltas;
+  DeltaBuffer deltas;
   // Nothing is written when a read fails: every call of the group gets the error.
   auto fail = [&](const Status& error) {
     for (Pending* p : group) p->done.set_value(error);
@@ -144,7 +146,14 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     for (Pending* p : group) {
       for (const Event& e : p->events) {
         ids.push_back(e.event_id);
-        if (lead_set.insert(e.lead_id).second) lead_ids.push_back(e.lead_id);
+        if (!lead_set.insert(e.lead_id).second) continue;
+        // A lead the writer stored lately is in memory as stored.
+        if (auto c = lead_cache_.find(e.lead_id); c != lead_cache_.end()) {
+          leads.emplace(e.lead_id, c->second).first->second.known = true;
+          stored_leads.insert(e.lead_id);
+        } else {
+          lead_ids.push_back(e.lead_id);
+        }
       }
     }
     std::vector<rocksdb::Slice> keys(ids.begin(), ids.end());
@@ -199,23 +208,15 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
       return fail(s);
     }
   }
+  std::string in_order;  // the group's record in "event_seqs"
   for (const auto& [n, e] : accepted) {  // completed by the tally
     const std::string key = EventKey(e->lead_id, e->ts, n);
     batch.Put(cf_.events, key, EncodeEvent(*e));
     batch.Put(cf_.event_ids, e->event_id, key);
+    AppendSeqEntry(&in_order, key);
   }
+  if (!accepted.empty()) batch.Put(cf_.event_seqs, SeqKey(accepted.front().first), in_order);
   for (const auto& [id, events] : by_lead) batch.Put(cf_.leads, id, EncodeLeadState(leads[id]));
-  for (const auto& [key, c] : deltas.counters) {
-    if (!IsZero(c)) batch.Merge(cf_.stats, key, EncodeCounters(c));
-  }
-  {
-    std::shared_lock lock(stats_mu_);
-    for (auto& [asset, ts] : deltas.last_used) {
-      auto it = derived_->last_used().find(asset);
-      if (it != derived_->last_used().end()) ts = std::max(ts, it->second);
-      batch.Put(cf_.stats, LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
-    }
-  }
   batch.Put(cf_.meta, kEventSeqKey, std::to_string(seq));
 
   rocksdb::WriteOptions wo;
@@ -243,18 +244,18 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     std::unique_lock lock(leads_mu_);
     for (const auto& [lead, events] : by_lead) SetSeen(lead, leads[lead].seen);
   }
-  {
+  if (lead_cache_.size() + by_lead.size() > kLeadCache) lead_cache_.clear();
+  for (const auto& [lead, events] : by_lead) lead_cache_[lead] = std::move(leads[lead]);
+  if (!deltas.empty()) {
     std::unique_lock lock(stats_mu_);
-    for (const auto& [key, c] : deltas.counters) {
-      if (!IsZero(c)) derived_->Apply(key, c);  // a re-derived lead: most keys cancel out
-    }
-    for (const auto& [asset, ts] : deltas.last_used) derived_->ApplyLastUsed(asset, ts);
+    derived_->Apply(deltas);
   }
+  if (next_seq_ - saved_seq_ >= kSaveEvents) saver_cv_.notify_one();
   for (size_t g = 0; g < group.size(); ++g) group[g]->done.set_value(results[g]);
 }
 
 Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadState* st, bool shown_at_answer,
-                                std::vector<std::pair<uint64_t, Event*>>& events, Deltas* deltas) {
+                                std::vector<std::pair<uint64_t, Event*>>& events, DeltaBuffer* deltas) {
   // Late: an event earlier (by ts) than one the lead already has. A
   // recommend's `shown` events (shown_at_answer) carry the engine's clock when
   // it answered; when the lead already has later events (a CRM clock ahead of
@@ -298,11 +299,12 @@ Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadSta
   // Re-derive: out with what the old log counted, in with the old log and the
   // new events, all in (ts, seq) order; the new events take the stage and
   // topic the replay gives them.
-  Deltas before, after;
   std::vector<std::pair<uint64_t, Event>> all = log;
-  tally_.Replay(log, nullptr, &before);
+  deltas->sign = -1;
+  tally_.Replay(log, nullptr, deltas);
+  deltas->sign = +1;
   for (const auto& [n, e] : events) all.emplace_back(n, *e);
-  tally_.Replay(all, st, &after);
+  tally_.Replay(all, st, deltas);
   std::unordered_map<uint64_t, const Event*> completed;
   for (const auto& [n, e] : all) completed.emplace(n, &e);
   for (auto& [n, e] : events) {
@@ -310,8 +312,6 @@ Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadSta
     e->stage = done->stage;
     e->topic = done->topic;
   }
-  deltas->Add(after, +1);
-  deltas->Add(before, -1);
   st->known = true;
   return Status::Ok();
 }

@@ -8,23 +8,10 @@
 namespace playbook {
 namespace {
 
-const std::string kAllReps;
 
 UseRef UseOf(const Event& e) { return UseRef{e.asset_id, e.stage, e.rep_id, e.topic, e.ts}; }
 
 }  // namespace
-
-void Deltas::Add(const Deltas& other, int sign) {
-  for (const auto& [key, c] : other.counters) {
-    Counters& mine = counters[key];
-    for (size_t i = 0; i < mine.size(); ++i) mine[i] = WrapAdd(mine[i], sign < 0 ? int64_t(0 - uint64_t(c[i])) : c[i]);
-  }
-  if (sign < 0) return;  // a last use is a maximum: it is never taken back
-  for (const auto& [asset, ts] : other.last_used) {
-    auto [it, added] = last_used.try_emplace(asset, ts);
-    if (!added) it->second = std::max(it->second, ts);
-  }
-}
 
 Tally::Tally(const EngineOptions& options)
     : stages_(options.stages), window_ms_(int64_t(options.attribution_window_days) * 24 * 3600 * 1000) {}
@@ -34,17 +21,10 @@ int Tally::StageIndex(const std::string& stage) const {
   return it == stages_.end() ? -1 : int(it - stages_.begin());
 }
 
-void Tally::Apply(Event& e, LeadState& lead, Deltas* out) const {
-  // Report counters: by UTC day of `ts`, stage, rep ("" = all reps) and asset.
+void Tally::Apply(Event& e, LeadState& lead, DeltaBuffer* out) const {
+  // Report counters: by UTC day of `ts`, stage, rep (and all reps) and asset.
   auto agg = [&](int64_t ts, const std::string& stage, const std::string& rep, const std::string& asset, int f,
-                 int64_t cents) {
-    for (const std::string* r : {&kAllReps, &rep}) {
-      Counters& c = out->counters[AggregateKey(DayOf(ts), stage, *r, asset)];
-      c[size_t(f)] += 1;
-      c[7] += cents;
-      if (rep.empty()) break;
-    }
-  };
+                 int64_t cents) { out->Report(DayOf(ts), stage, rep, asset, f, cents); };
   // Credits field `f` once per distinct (asset, stage) among `used` (the
   // first use of each: its rep and topic), at its stage of use, and at its
   // stage and topic.
@@ -53,27 +33,15 @@ void Tally::Apply(Event& e, LeadState& lead, Deltas* out) const {
     for (const UseRef& u : used) {
       if (u.ts < from_ts || !once.insert({u.asset, u.stage}).second) continue;
       agg(outcome_ts, u.stage, u.rep, u.asset, f, cents);
-      std::vector<std::string> keys = {StatsKey(u.asset, u.stage)};
-      if (!u.topic.empty()) keys.push_back(StatsKey(u.asset, u.stage, u.topic));
-      for (const std::string& key : keys) {
-        Counters& c = out->counters[key];
-        c[size_t(f)] += 1;
-        c[7] += cents;
-      }
+      out->Ranking(u.asset, u.stage, u.topic, f, cents);
     }
   };
   // Adds 1 to field `f` of the asset at the stage, and at the stage and topic.
   auto count = [&](int f) {
     agg(e.ts, e.stage, e.rep_id, e.asset_id, f, 0);
-    if (e.type == EventType::kDismissed) {
-      out->counters[DismissalKey(DayOf(e.ts), e.stage, e.asset_id, ReasonOf(e.reason))][0] += 1;
-    }
-    if (f == 1) {
-      auto [it, added] = out->last_used.try_emplace(e.asset_id, e.ts);
-      if (!added) it->second = std::max(it->second, e.ts);
-    }
-    out->counters[StatsKey(e.asset_id, e.stage)][size_t(f)] += 1;
-    if (!e.topic.empty()) out->counters[StatsKey(e.asset_id, e.stage, e.topic)][size_t(f)] += 1;
+    if (e.type == EventType::kDismissed) out->Dismissal(DayOf(e.ts), e.stage, e.asset_id, ReasonOf(e.reason));
+    if (f == 1) out->LastUsed(e.asset_id, e.ts);
+    out->Ranking(e.asset_id, e.stage, e.topic, f, 0);
   };
 
   switch (e.type) {
@@ -112,9 +80,9 @@ void Tally::Apply(Event& e, LeadState& lead, Deltas* out) const {
       const int from = StageIndex(lead.stage), to = StageIndex(e.stage);
       if (from >= 0 && to > from) {
         credit(lead.since_change, INT64_MIN, 6, 0, e.ts);
-        out->counters[FunnelKey(DayOf(e.ts), lead.stage, !lead.since_change.empty())][1] += 1;
+        out->Funnel(DayOf(e.ts), lead.stage, !lead.since_change.empty(), 1);
       }
-      if (from != to) out->counters[FunnelKey(DayOf(e.ts), e.stage, false)][0] += 1;
+      if (from != to) out->Funnel(DayOf(e.ts), e.stage, false, 0);
       lead.since_change.clear();
       lead.stage = e.stage;
       lead.stage_since = e.ts;
@@ -124,7 +92,7 @@ void Tally::Apply(Event& e, LeadState& lead, Deltas* out) const {
     case EventType::kLost: {
       const bool won = e.type == EventType::kWon;
       if (!lead.stage.empty()) {
-        out->counters[FunnelKey(DayOf(e.ts), lead.stage, !lead.since_change.empty())][won ? 2 : 3] += 1;
+        out->Funnel(DayOf(e.ts), lead.stage, !lead.since_change.empty(), won ? 2 : 3);
       }
       const int64_t cents = won ? int64_t(std::llround(e.amount * 100)) : 0;
       credit(lead.window, e.ts - window_ms_, won ? 4 : 5, cents, e.ts);
@@ -142,14 +110,17 @@ void Tally::Apply(Event& e, LeadState& lead, Deltas* out) const {
                     lead.window.end());
 }
 
-void Tally::Replay(std::vector<std::pair<uint64_t, Event>>& events, LeadState* lead, Deltas* out) const {
+void Tally::Replay(std::vector<std::pair<uint64_t, Event>>& events, LeadState* lead, DeltaBuffer* out) const {
   std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
     return std::make_pair(a.second.ts, a.first) < std::make_pair(b.second.ts, b.first);
   });
   LeadState state;
   state.window_ms = window_ms_;
-  Deltas ignored;
-  for (auto& [seq, e] : events) Apply(e, state, out ? out : &ignored);
+  DeltaBuffer ignored;
+  for (auto& [seq, e] : events) {
+    Apply(e, state, out ? out : &ignored);
+    ignored.Clear();
+  }
   if (lead) *lead = std::move(state);
 }
 

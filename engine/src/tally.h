@@ -51,15 +51,6 @@ struct LeadState {
   bool complete = true;
 };
 
-// Counter deltas keyed as in the stats column family (derived.h), and the
-// latest use per asset.
-struct Deltas {
-  std::unordered_map<std::string, Counters> counters;
-  std::unordered_map<std::string, int64_t> last_used;
-  // Adds `other` times `sign` (last use: the later of both, when sign > 0).
-  void Add(const Deltas& other, int sign);
-};
-
 class Tally {
  public:
   explicit Tally(const EngineOptions& options);
@@ -68,12 +59,12 @@ class Tally {
   // REQUIRES: `e` comes after every event `lead` has seen, by (ts, arrival).
   // Updates `lead` and completes `e` as it is stored (stage and topic of
   // used, viewed and dismissed; the stage of won and lost).
-  void Apply(Event& e, LeadState& lead, Deltas* out) const;
+  void Apply(Event& e, LeadState& lead, DeltaBuffer* out) const;
 
   // Replays a lead's events (seq = arrival order) from a fresh state, in
   // (ts, seq) order: sorts `events` so and completes each. The lead's final
   // state into *lead, the counters into *out (either may be null).
-  void Replay(std::vector<std::pair<uint64_t, Event>>& events, LeadState* lead, Deltas* out) const;
+  void Replay(std::vector<std::pair<uint64_t, Event>>& events, LeadState* lead, DeltaBuffer* out) const;
 
   int64_t window_ms() const { return window_ms_; }
 

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <sstream>
@@ -504,13 +505,13 @@ class Store {
     rocksdb::ColumnFamilyOptions cfo, stats = cfo;
     stats.merge_operator = NewCounterMergeOperator();
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-        {rocksdb::kDefaultColumnFamilyName, cfo}, {"events", cfo}, {"event_ids", cfo}, {"leads", cfo}, {"stats", stats}};
+        {rocksdb::kDefaultColumnFamilyName, cfo}, {"events", cfo}, {"event_ids", cfo}, {"leads", cfo}, {"stats", stats}, {"event_seqs", cfo}};
     rocksdb::DB* raw = nullptr;
     rocksdb::Status s = rocksdb::DB::Open(dbo, dir.string(), cfs, &handles_, &raw);
     EXPECT_TRUE(s.ok()) << s.ToString();
     db_.reset(raw);
     storage_ = std::make_unique<StorageState>(raw, handles_[0]);
-    store_ = std::make_unique<FeedbackStore>(raw, FeedbackColumns{handles_[0], handles_[1], handles_[2], handles_[3], handles_[4]},
+    store_ = std::make_unique<FeedbackStore>(raw, FeedbackColumns{handles_[0], handles_[1], handles_[2], handles_[3], handles_[4], handles_[5]},
                                              options_, [](const std::string&) { return true; }, storage_.get());
     Status o = store_->Open();
     EXPECT_TRUE(o.ok()) << o.ToString();
@@ -523,7 +524,20 @@ class Store {
   FeedbackStore& operator*() { return *store_; }
   FeedbackStore* operator->() { return store_.get(); }
   rocksdb::DB* db() { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* meta() { return handles_[0]; }
   rocksdb::ColumnFamilyHandle* leads() { return handles_[3]; }
+  rocksdb::ColumnFamilyHandle* stats() { return handles_[4]; }
+  rocksdb::ColumnFamilyHandle* event_seqs() { return handles_[5]; }
+  // Stops the feedback store (Close), keeping the database open.
+  void StopStore() { store_.reset(); }
+  // Every key and value of a column family.
+  std::map<std::string, std::string> Dump(rocksdb::ColumnFamilyHandle* cf) {
+    std::map<std::string, std::string> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) out[it->key().ToString()] = it->value().ToString();
+    EXPECT_TRUE(it->status().ok());
+    return out;
+  }
   void Record(std::vector<Event> events) {
     ASSERT_TRUE(ValidateEvents(&events, options_).ok());
     auto r = store_->Record(std::move(events));
@@ -600,6 +614,51 @@ class FeedbackStoreTest : public FeedbackTest {
     e.stage = stage;
     return e;
   }
+  // A random log of n events (distinct times, in time order) over the leads,
+  // assets and reps: every kind of event, retries of some.
+  std::vector<Event> RandomLog(std::mt19937& rng, int n, int64_t t0, const std::vector<std::string>& leads,
+                               const std::vector<std::string>& assets, const std::vector<std::string>& reps) {
+    const int64_t day = 86400000;
+    std::vector<Event> log;
+    int64_t ts = t0;
+    for (int i = 0; i < n; ++i) {
+      ts += 1 + int64_t(rng() % (day / 25));  // distinct times: the order by ts is the whole order
+      const std::string& lead = leads[rng() % leads.size()];
+      const std::string id = std::string("e").append(std::to_string(i));
+      const std::string& asset = assets[rng() % assets.size()];
+      const int kind = int(rng() % 20);
+      Event e;
+      if (kind < 7) {
+        e = Ev(id, EventType::kUsed, lead, asset, ts);
+      } else if (kind < 10) {
+        e = Ev(id, EventType::kViewed, lead, asset, ts);
+      } else if (kind < 12) {
+        e = Ev(id, EventType::kDismissed, lead, asset, ts);
+        e.reason = rng() % 2 ? "already sent" : "";
+      } else if (kind < 15) {
+        e = Stage(id, lead, options_.stages[rng() % options_.stages.size()], ts);
+      } else if (kind < 17) {
+        e = Ev(id, EventType::kShown, lead, asset, ts);
+        e.stage = options_.stages[rng() % options_.stages.size()];
+        e.topic = rng() % 2 ? "price" : "";
+      } else {
+        e = Ev(id, rng() % 2 ? EventType::kWon : EventType::kLost, lead, "", ts);
+        if (e.type == EventType::kWon) e.amount = double(rng() % 100000) / 100;
+      }
+      e.rep_id = reps[rng() % reps.size()];
+      log.push_back(e);
+      if (rng() % 10 == 0) log.push_back(e);  // a retry: the same event again
+    }
+    return log;
+  }
+  // Records the events in calls of 1..40 events.
+  static void RecordInCalls(Store& store, const std::vector<Event>& events, std::mt19937& rng) {
+    for (size_t i = 0; i < events.size();) {
+      const size_t n = std::min(events.size() - i, size_t(1 + rng() % 40));
+      store.Record(std::vector<Event>(events.begin() + long(i), events.begin() + long(i + n)));
+      i += n;
+    }
+  }
 };
 
 TEST_F(FeedbackStoreTest, AShuffledLogCountsAsTheSameLogInTimeOrderAndAsItsReaggregation) {
@@ -609,49 +668,13 @@ TEST_F(FeedbackStoreTest, AShuffledLogCountsAsTheSameLogInTimeOrderAndAsItsReagg
   const std::vector<std::string> assets = {"a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7"};
   const std::vector<std::string> reps = {"r0", "r1", "r2"};
   std::vector<std::string> leads;
-  std::vector<Event> log;
-  int64_t ts = t0;
   for (int l = 0; l < 8; ++l) leads.push_back(std::string("lead-").append(std::to_string(l)));
-  for (int i = 0; i < 1500; ++i) {
-    ts += 1 + int64_t(rng() % (day / 25));  // distinct times: the order by ts is the whole order
-    const std::string& lead = leads[rng() % leads.size()];
-    const std::string id = std::string("e").append(std::to_string(i));
-    const std::string& asset = assets[rng() % assets.size()];
-    const int kind = int(rng() % 20);
-    Event e;
-    if (kind < 7) {
-      e = Ev(id, EventType::kUsed, lead, asset, ts);
-    } else if (kind < 10) {
-      e = Ev(id, EventType::kViewed, lead, asset, ts);
-    } else if (kind < 12) {
-      e = Ev(id, EventType::kDismissed, lead, asset, ts);
-      e.reason = rng() % 2 ? "already sent" : "";
-    } else if (kind < 15) {
-      e = Stage(id, lead, options_.stages[rng() % options_.stages.size()], ts);
-    } else if (kind < 17) {
-      e = Ev(id, EventType::kShown, lead, asset, ts);
-      e.stage = options_.stages[rng() % options_.stages.size()];
-      e.topic = rng() % 2 ? "price" : "";
-    } else {
-      e = Ev(id, rng() % 2 ? EventType::kWon : EventType::kLost, lead, "", ts);
-      if (e.type == EventType::kWon) e.amount = double(rng() % 100000) / 100;
-    }
-    e.rep_id = reps[rng() % reps.size()];
-    log.push_back(e);
-    if (rng() % 10 == 0) log.push_back(e);  // a retry: the same event again
-  }
-  auto record = [&](Store& store, std::vector<Event> events) {
-    for (size_t i = 0; i < events.size();) {
-      const size_t n = std::min(events.size() - i, size_t(1 + rng() % 40));
-      store.Record(std::vector<Event>(events.begin() + long(i), events.begin() + long(i + n)));
-      i += n;
-    }
-  };
+  const std::vector<Event> log = RandomLog(rng, 1500, t0, leads, assets, reps);
   Store in_order(Dir("in-order"), options_), shuffled(Dir("shuffled"), options_);
-  record(in_order, log);
+  RecordInCalls(in_order, log, rng);
   std::vector<Event> arrival = log;
   std::shuffle(arrival.begin(), arrival.end(), rng);
-  record(shuffled, arrival);
+  RecordInCalls(shuffled, arrival, rng);
 
   const std::string want = Everything(*in_order, options_, assets, reps, leads);
   EXPECT_EQ(Everything(*shuffled, options_, assets, reps, leads), want);
@@ -873,9 +896,11 @@ TEST_F(FeedbackStoreTest, FirstFormatLeadRecordsAreRebuiltFromTheirLog) {
     // As the previous version left them.
     ASSERT_TRUE(store.db()->Put(rocksdb::WriteOptions(), store.leads(), "old", FirstFormatLead("evaluation", t0)).ok());
     ASSERT_TRUE(store.db()->Put(rocksdb::WriteOptions(), store.leads(), "live", FirstFormatLead("evaluation", t0)).ok());
-    // The writer rebuilds a lead whose record it finds so: its log is read.
+    // The writer counts on from the records it wrote itself (kept in memory),
+    // not from what it finds stored meanwhile: no log read; "live" is then
+    // stored complete, and only "old" is left for Open to rebuild.
     store.Record({Ev("w2", EventType::kWon, "live", "", t0 + 20)});
-    EXPECT_EQ(store->LogRecordsRead(), 2u);
+    EXPECT_EQ(store->LogRecordsRead(), 0u);
     EXPECT_EQ(store->Stats("y", "evaluation").won, 1u);
   }
   Store store(Dir("db"), options_);  // Open rebuilds the other one
@@ -906,6 +931,97 @@ TEST_F(FeedbackStoreTest, ExclusionsAreServedFromMemoryAndSurviveARestart) {
   std::vector<std::string> seen = store->SeenAssets("L");
   std::sort(seen.begin(), seen.end());
   EXPECT_EQ(seen, (std::vector<std::string>{"d", "u", "v"}));
+}
+
+// The counters are kept in memory and saved apart, with the event sequence
+// they include: a feedback write puts no counter, and a start counts the
+// events after the saved sequence again, so a crash between saves loses none.
+TEST_F(FeedbackStoreTest, CountersAreSavedApartAndACrashBetweenSavesLosesNone) {
+  options_.attribution_window_days = 10;
+  std::mt19937 rng(5);
+  const std::vector<std::string> assets = {"a0", "a1", "a2", "a3", "a4"}, reps = {"r0", "r1"},
+                                 leads = {"l0", "l1", "l2", "l3", "l4", "l5"};
+  std::vector<Event> log = RandomLog(rng, 900, NowForTest() - 40 * 86400000LL, leads, assets, reps);
+  std::shuffle(log.begin(), log.end(), rng);  // late events too: their leads are re-derived
+  const size_t half = log.size() / 2;
+  std::string want;
+  {
+    Store store(Dir("db"), options_);
+    store->SetSaveAtClose(false);  // the end of this block is a crash
+    RecordInCalls(store, std::vector<Event>(log.begin(), log.begin() + long(half)), rng);
+    EXPECT_TRUE(store.Dump(store.stats()).empty());  // written by no feedback call
+    ASSERT_TRUE(store->SaveAggregates().ok());
+    const uint64_t saved = store->SavedThrough();
+    EXPECT_GT(saved, 0u);
+    const auto stored = store.Dump(store.stats());
+    EXPECT_FALSE(stored.empty());
+    RecordInCalls(store, std::vector<Event>(log.begin() + long(half), log.end()), rng);
+    EXPECT_EQ(store.Dump(store.stats()), stored);  // still as saved
+    EXPECT_EQ(store->SavedThrough(), saved);
+    size_t in_order = 0;  // the log in arrival order: every event once, in sequence
+    for (const auto& [key, value] : store.Dump(store.event_seqs())) {
+      EXPECT_TRUE(ForEachSeqEntry(key, value, [&](uint64_t seq, std::string_view events_key) {
+        std::string_view lead;
+        uint64_t key_seq = 0;
+        EXPECT_TRUE(SplitEventKey(rocksdb::Slice(events_key.data(), events_key.size()), &lead, &key_seq));
+        EXPECT_EQ(key_seq, seq);
+        EXPECT_EQ(seq, in_order++);
+      }));
+    }
+    EXPECT_EQ(in_order, size_t(store->Reaggregate(false, nullptr).value().events));
+    want = Everything(*store, options_, assets, reps, leads);
+  }
+  {
+    Store store(Dir("db"), options_);
+    bool warning = false;
+    EXPECT_NE(store->OpenNote(&warning).find("events after them counted"), std::string::npos)
+        << store->OpenNote(&warning);
+    EXPECT_EQ(Everything(*store, options_, assets, reps, leads), want);
+    EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+  }  // a stop saves them
+  Store store(Dir("db"), options_);
+  bool warning = false;
+  EXPECT_EQ(store->OpenNote(&warning).find("after them"), std::string::npos) << store->OpenNote(&warning);
+  EXPECT_EQ(Everything(*store, options_, assets, reps, leads), want);
+  store.Record({Ev("late-use", EventType::kUsed, "l0", "a0", NowForTest() - 39 * 86400000LL)});
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+}
+
+// A store written when every event merged its counters into "stats" (no saved
+// sequence, no sequence index) opens with the same numbers and counts on.
+TEST_F(FeedbackStoreTest, AStoreWhoseEventsMergedTheirCountersOpensWithTheSameNumbers) {
+  std::mt19937 rng(8);
+  const std::vector<std::string> assets = {"a0", "a1", "a2"}, reps = {"r0"}, leads = {"l0", "l1", "l2"};
+  const std::vector<Event> log = RandomLog(rng, 300, NowForTest() - 20 * 86400000LL, leads, assets, reps);
+  std::string want;
+  {
+    Store store(Dir("db"), options_);
+    RecordInCalls(store, log, rng);
+    want = Everything(*store, options_, assets, reps, leads);
+    store.StopStore();  // saves
+    // As the previous version left it: each counter as merge operands.
+    rocksdb::WriteBatch batch;
+    for (const auto& [key, value] : store.Dump(store.stats())) {
+      if (!key.empty() && key[0] == kLastUsedPrefix) continue;  // a put then too
+      batch.Delete(store.stats(), key);
+      Counters half = DecodeCounters(value), rest = half;
+      for (size_t i = 0; i < half.size(); ++i) {
+        half[i] /= 2;
+        rest[i] -= half[i];
+      }
+      batch.Merge(store.stats(), key, EncodeCounters(half));
+      batch.Merge(store.stats(), key, EncodeCounters(rest));
+    }
+    batch.Delete(store.meta(), kStatsSeqKey);
+    batch.DeleteRange(store.event_seqs(), "", std::string(9, '\xff'));
+    ASSERT_TRUE(store.db()->Write(rocksdb::WriteOptions(), &batch).ok());
+  }
+  Store store(Dir("db"), options_);
+  EXPECT_EQ(Everything(*store, options_, assets, reps, leads), want);
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+  EXPECT_EQ(store->SavedThrough(), uint64_t(store->Reaggregate(false, nullptr).value().events));
+  store.Record({Ev("more", EventType::kUsed, "l1", "a1"), Ev("won", EventType::kWon, "l1")});
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
 }
 
 }  // namespace

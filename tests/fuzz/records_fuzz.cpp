@@ -5,6 +5,7 @@
 //   4 stats counters: a sequence of (key, counters) records of the "stats"
 //     column family, applied to a Derived as FeedbackStore::Open loads them,
 //     then summed and enumerated as the reports and re-aggregation do.
+//   5 an "event_seqs" record (feedback.h): 8 bytes of key, then the value.
 // A record that decodes must encode back to an equal record.
 #include <cstddef>
 #include <cstdint>
@@ -75,6 +76,24 @@ void Lead(std::string_view in) {
   if (st.complete) Check(out == in);
   pb::LeadState again;
   Check(pb::DecodeLeadState(out, &again) && again.complete && SameLead(st, again));
+}
+
+// A record of "event_seqs": the first 8 bytes its key. Each entry lies within
+// the value, and the sequence numbers follow one another.
+void SeqRecord(std::string_view in) {
+  if (in.size() < 8) return;
+  const rocksdb::Slice key(in.data(), 8), value(in.data() + 8, in.size() - 8);
+  uint64_t expected = 0;
+  bool first = true;
+  size_t bytes = 0;
+  const bool ok = pb::ForEachSeqEntry(key, value, [&](uint64_t seq, std::string_view entry) {
+    Check(first || seq == expected);
+    first = false;
+    expected = seq + 1;
+    Check(entry.data() >= value.data() && entry.data() + entry.size() <= value.data() + value.size());
+    bytes += entry.size() + 2;
+  });
+  Check(!ok || bytes == value.size());
 }
 
 // Records of the "stats" column family, one after another: a flags byte (bit 0:
@@ -231,12 +250,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)seeded;
   if (size == 0) return 0;
   const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 5) {
+  switch (data[0] % 6) {
     case 0: Asset(in); break;
     case 1: Vector(in); break;
     case 2: Event(in); break;
     case 3: Lead(in); break;
     case 4: Stats(in); break;
+    case 5: SeqRecord(in); break;
   }
   return 0;
 }
