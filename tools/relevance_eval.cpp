@@ -7,6 +7,7 @@
 // rep's language, per split group (dev, held-out) and language.
 //
 //   playbook-relevance [--seeds N] [--k K] [--no-explore] [--misses]
+//                      [--dev-only] [--ranking KEY=VALUE]...
 //                      [--set ASSETS.jsonl CONTEXTS.jsonl]...
 //                      [--ask "context" --stage STAGE [--language L]]
 //
@@ -14,7 +15,9 @@
 // fix the exploration draws (the daemon's default seed 0 draws at random), one
 // fresh engine per seed; figures are the mean over seeds, and "worst" the
 // lowest seed. --misses lists the dev contexts without a relevant asset in the
-// top 3 (never the held-out ones: they are measured, not inspected).
+// top 3 (never the held-out ones: they are measured, not inspected);
+// --dev-only prints the dev rows alone (for tuning), --ranking sets a
+// [ranking] weight (similarity_weight, evidence_max, language_bonus, ...).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -126,11 +129,32 @@ struct Tally {
 };
 using Key = std::pair<std::string, std::string>;  // (group, language)
 
+// --ranking KEY=VALUE: the [ranking] weights a tuning run may change.
+void SetRanking(playbook::RankingOptions* r, const std::string& kv) {
+  const size_t eq = kv.find('=');
+  const std::string key = kv.substr(0, eq);
+  const double v = eq == std::string::npos ? 0 : std::atof(kv.c_str() + eq + 1);
+  const std::map<std::string, double*> keys = {
+      {"similarity_weight", &r->similarity_weight}, {"effectiveness_weight", &r->effectiveness_weight},
+      {"evidence_max", &r->evidence_max},           {"evidence_half", &r->evidence_half},
+      {"explore_band", &r->explore_band},           {"language_bonus", &r->language_bonus},
+      {"mmr_lambda", &r->mmr_lambda},               {"duplicate_similarity", &r->duplicate_similarity}};
+  auto it = keys.find(key);
+  if (eq == std::string::npos || it == keys.end()) {
+    std::fprintf(stderr, "--ranking %s: expected KEY=VALUE with a [ranking] weight\n", kv.c_str());
+    std::exit(2);
+  }
+  *it->second = v;
+}
+
+playbook::RankingOptions g_ranking;  // the defaults, but for --ranking
+
 std::unique_ptr<playbook::Engine> OpenFresh(const std::string& dir, uint64_t seed, bool explore,
                                             std::shared_ptr<const playbook::models::Embedder> embedder) {
   std::filesystem::remove_all(dir);
   playbook::EngineOptions o;
   o.data_dir = dir;
+  o.ranking = g_ranking;
   o.ranking.seed = seed;
   o.ranking.explore = explore;
   auto opened = playbook::Engine::Open(o, std::move(embedder));
@@ -160,7 +184,7 @@ std::string Pct(int a, int n) {
 int main(int argc, char** argv) {
   int seeds = 5;
   size_t k = 5;
-  bool explore = true, misses = false;
+  bool explore = true, misses = false, dev_only = false;
   std::string ask, ask_stage, ask_language;
   std::vector<std::pair<std::string, std::string>> paths;
   const std::string data = PLAYBOOK_DATA_DIR;
@@ -177,6 +201,8 @@ int main(int argc, char** argv) {
     else if (a == "--k") k = size_t(std::max(3, std::atoi(next().c_str())));
     else if (a == "--no-explore") explore = false;
     else if (a == "--misses") misses = true;
+    else if (a == "--dev-only") dev_only = true;
+    else if (a == "--ranking") SetRanking(&g_ranking, next());
     else if (a == "--ask") ask = next();
     else if (a == "--stage") ask_stage = next();
     else if (a == "--language") ask_language = next();
@@ -209,8 +235,17 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", rec.status().ToString().c_str());
       return 1;
     }
+    std::vector<float> q(e->options().dimension);
+    e->Embed(ask, q.data());
     for (const auto& it : rec.value().items) {
-      std::printf("%-34s %.3f  %s\n", it.asset_id.c_str(), it.score, it.title.c_str());
+      std::vector<std::string> missing;
+      auto got = e->GetAssets({it.asset_id}, /*with_vectors=*/true, &missing);
+      float sim = 0;
+      if (got.ok() && got.value().size() == 1) {
+        const std::vector<float>& v = got.value()[0].vector;
+        for (size_t d = 0; d < v.size() && d < q.size(); ++d) sim += v[d] * q[d];
+      }
+      std::printf("%-34s score %.3f  similarity %.3f  %s\n", it.asset_id.c_str(), it.score, sim, it.title.c_str());
       for (const auto& why : it.reasons) std::printf("%37s- %s\n", "", why.c_str());
     }
     e.reset();
@@ -283,6 +318,7 @@ int main(int argc, char** argv) {
   std::printf("\n%-9s %-4s %5s %7s %7s %12s   %s\n", "split", "lang", "n", "top-1", "top-3", "lang first",
               "worst seed: top-3 / lang first");
   for (const auto& [key, t] : total) {
+    if (dev_only && key.first != "dev") continue;
     double worst3 = 1, worst_lang = 1;
     for (const Tally& s : per_seed[key]) {
       worst3 = std::min(worst3, double(s.top3) / s.n);
