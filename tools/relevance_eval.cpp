@@ -7,7 +7,7 @@
 // rep's language, per split group (dev, held-out) and language.
 //
 //   playbook-relevance [--seeds N] [--k K] [--no-explore] [--misses]
-//                      [--dev-only] [--ranking KEY=VALUE]...
+//                      [--dev-only] [--ranking KEY=VALUE]... [--min-top3 X] [--min-lang-first Y]
 //                      [--set ASSETS.jsonl CONTEXTS.jsonl]...
 //                      [--ask "context" --stage STAGE [--language L]]
 //
@@ -16,6 +16,8 @@
 // fresh engine per seed; figures are the mean over seeds, and "worst" the
 // lowest seed. --misses lists the dev contexts without a relevant asset in the
 // top 3 (never the held-out ones: they are measured, not inspected);
+// --min-top3 X / --min-lang-first Y: exit 1 when a language's held-out rows
+// fall below X / Y in any seed (the ctest `relevance.recommend` runs it so).
 // --dev-only prints the dev rows alone (for tuning), --ranking sets a
 // [ranking] weight (similarity_weight, evidence_max, language_bonus, ...).
 #include <algorithm>
@@ -185,6 +187,7 @@ int main(int argc, char** argv) {
   int seeds = 5;
   size_t k = 5;
   bool explore = true, misses = false, dev_only = false;
+  double min_top3 = 0, min_lang_first = 0;  // bars on the held-out rows' worst seed
   std::string ask, ask_stage, ask_language;
   std::vector<std::pair<std::string, std::string>> paths;
   const std::string data = PLAYBOOK_DATA_DIR;
@@ -202,6 +205,8 @@ int main(int argc, char** argv) {
     else if (a == "--no-explore") explore = false;
     else if (a == "--misses") misses = true;
     else if (a == "--dev-only") dev_only = true;
+    else if (a == "--min-top3") min_top3 = std::atof(next().c_str());
+    else if (a == "--min-lang-first") min_lang_first = std::atof(next().c_str());
     else if (a == "--ranking") SetRanking(&g_ranking, next());
     else if (a == "--ask") ask = next();
     else if (a == "--stage") ask_stage = next();
@@ -317,6 +322,7 @@ int main(int argc, char** argv) {
   }
   std::printf("\n%-9s %-4s %5s %7s %7s %12s   %s\n", "split", "lang", "n", "top-1", "top-3", "lang first",
               "worst seed: top-3 / lang first");
+  std::vector<std::string> below;
   for (const auto& [key, t] : total) {
     if (dev_only && key.first != "dev") continue;
     double worst3 = 1, worst_lang = 1;
@@ -324,13 +330,20 @@ int main(int argc, char** argv) {
       worst3 = std::min(worst3, double(s.top3) / s.n);
       worst_lang = std::min(worst_lang, double(s.lang_first) / s.n);
     }
+    if (key.first == "held-out" && (worst3 < min_top3 || worst_lang < min_lang_first)) {
+      below.push_back(key.second);
+    }
     std::printf("%-9s %-4s %5d %7s %7s %12s   %.3f / %.3f\n", key.first.c_str(), key.second.c_str(), t.n / seeds,
                 Pct(t.top1, t.n).c_str(), Pct(t.top3, t.n).c_str(), Pct(t.lang_first, t.n).c_str(), worst3,
                 worst_lang);
+  }
+  for (const std::string& language : below) {
+    std::printf("\nheld-out %s: below the bar (top-3 >= %.3f and lang first >= %.3f in every seed)\n", language.c_str(),
+                min_top3, min_lang_first);
   }
   if (misses) {
     std::printf("\ndev contexts without a relevant asset in the top 3 (in some seed):\n");
     for (const std::string& m : missed) std::printf("  %s\n", m.c_str());
   }
-  return 0;
+  return below.empty() ? 0 : 1;
 }
