@@ -24,13 +24,18 @@ double Beta(double a, double b, std::mt19937_64* rng) {
   return x + y > 0 ? x / (x + y) : a / (a + b);
 }
 
-// The stage's average rate with add-one smoothing: the prior mean.
-double PriorMean(uint64_t hits, uint64_t trials) { return (double(hits) + 1.0) / (double(trials) + 2.0); }
+// The stage's average rate with add-one smoothing: the prior mean. Hits
+// beyond the trials (uses recorded without a showing) count as trials' worth:
+// a rate stays within 0..1.
+double PriorMean(uint64_t hits, uint64_t trials) {
+  return (double(std::min(hits, trials)) + 1.0) / (double(trials) + 2.0);
+}
 
-// Posterior of hits/trials toward `prior` with `strength` pseudo-observations.
+// Posterior of hits/trials toward `prior` with `strength` pseudo-observations
+// (hits capped at the trials, as above).
 double Posterior(uint64_t hits, uint64_t trials, double prior, double strength, std::mt19937_64* rng) {
-  const double misses = trials > hits ? double(trials - hits) : 0.0;
-  return Beta(prior * strength + double(hits), (1 - prior) * strength + misses, rng);
+  hits = std::min(hits, trials);
+  return Beta(prior * strength + double(hits), (1 - prior) * strength + double(trials - hits), rng);
 }
 
 std::string Percent(double x) { return std::to_string(int(std::lround(100 * x))) + "%"; }
@@ -38,6 +43,32 @@ std::string Percent(double x) { return std::to_string(int(std::lround(100 * x)))
 std::string Readable(std::string concept_id) {
   std::replace(concept_id.begin(), concept_id.end(), '_', ' ');
   return concept_id;
+}
+
+// "zh" when `text` has a Han character (CJK ideographs, extensions A-B and
+// compatibility), else "en": the language of a context without lead.language,
+// and of an asset by its title (the index keeps no language per row).
+std::string ScriptLanguage(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    const size_t len = b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+    if (i + len > text.size()) break;
+    uint32_t cp = len == 1 ? b : len == 2 ? b & 0x1F : len == 3 ? b & 0x0F : b & 0x07;
+    for (size_t j = 1; j < len; ++j) cp = (cp << 6) | (static_cast<unsigned char>(text[i + j]) & 0x3F);
+    if ((cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+        (cp >= 0x20000 && cp <= 0x2FFFF)) {
+      return "zh";
+    }
+    i += len;
+  }
+  return "en";
+}
+
+// The primary subtag of a language tag, lower-case: "zh-CN" -> "zh".
+std::string PrimaryLanguage(std::string_view tag) {
+  std::string out(tag.substr(0, tag.find_first_of("-_")));
+  for (char& ch : out) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
 }
 
 // This worker's generator, seeded once from the OS: exploration without a
@@ -51,6 +82,10 @@ struct Candidate {
   std::string_view id;  // the AssetDisplay's, kept alive like `asset`
   float similarity = 0;
   double effectiveness = 0;
+  double relevance = 0;    // similarity_weight * similarity + the language bonus
+  double evidence = 0;     // what was learnt, bounded by the evidence band
+  double exploration = 0;  // the draw's part, bounded by explore_band
+  bool in_language = false;
   double score = 0;
   AssetStageStats stats;
   const AssetDisplay* asset = nullptr;  // kept alive by the request's RankingHits
@@ -136,6 +171,10 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   std::vector<std::string> context_concepts;
   if (!req.context.empty() && embedder_) context_concepts = embedder_->Concepts(req.context);
   const std::string topic = context_concepts.empty() ? "" : context_concepts.front();
+  // The rep's language: lead.language, else the context's script.
+  const std::string rep_language = !req.language.empty() ? PrimaryLanguage(req.language)
+                                   : !req.context.empty() ? ScriptLanguage(req.context)
+                                                          : std::string();
   // The counters of every candidate, by ordinals, under one lock.
   const size_t n = found.hits.size();
   std::vector<std::string_view>& names = scratch.names;
@@ -151,6 +190,11 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   const double prior_win = PriorMean(totals.won, totals.won + totals.lost);
   const double prior_advance = PriorMean(totals.advanced, totals.used);
   const double prior_dismiss = PriorMean(totals.dismissed, totals.shown);
+  // A new asset's effectiveness (every posterior at its prior): the baseline
+  // that evidence lifts an asset above or sinks it below.
+  const double baseline =
+      ro.use_weight * prior_use + ro.win_weight * prior_win + ro.advance_weight * prior_advance -
+      ro.dismiss_weight * prior_dismiss;
   std::vector<Candidate>& cands = scratch.cands;
   cands.reserve(n);
   for (size_t i = 0; i < n; ++i) {
@@ -174,11 +218,28 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     if (topic.empty()) {
       use = prior_use, win = prior_win, advance = prior_advance, dismiss = prior_dismiss;
     }
-    c.effectiveness = ro.use_weight * Posterior(t.used, t.shown, use, n0, rng) +
-                      ro.win_weight * Posterior(t.won, t.won + t.lost, win, n0, rng) +
-                      ro.advance_weight * Posterior(t.advanced, t.used, advance, n0, rng) -
-                      ro.dismiss_weight * Posterior(t.dismissed, t.shown, dismiss, n0, rng);
-    c.score = ro.similarity_weight * c.similarity + ro.effectiveness_weight * c.effectiveness;
+    auto effectiveness = [&](std::mt19937_64* draw) {
+      return ro.use_weight * Posterior(t.used, t.shown, use, n0, draw) +
+             ro.win_weight * Posterior(t.won, t.won + t.lost, win, n0, draw) +
+             ro.advance_weight * Posterior(t.advanced, t.used, advance, n0, draw) -
+             ro.dismiss_weight * Posterior(t.dismissed, t.shown, dismiss, n0, draw);
+    };
+    const double mean = effectiveness(nullptr);
+    c.effectiveness = rng != nullptr ? effectiveness(rng) : mean;
+    // Evidence buys similarity within a band that grows with the asset's
+    // decisive observations at the stage (uses and dismissals); exploration
+    // moves it within explore_band. A new asset: pure relevance, give or take
+    // the exploration band.
+    const double decisive = double(s.used + s.dismissed);
+    const double cap = ro.evidence_max * decisive / (decisive + std::max(ro.evidence_half, 1e-9));
+    // Soft bound: about the weighted lift while it is small against the cap,
+    // never beyond it, and in the lift's order (a hard clamp would tie two
+    // assets that both pass it).
+    c.evidence = cap > 0 ? cap * std::tanh(ro.effectiveness_weight * (mean - baseline) / cap) : 0.0;
+    c.exploration = ro.explore_band * std::tanh(ro.effectiveness_weight * (c.effectiveness - mean));
+    c.in_language = !rep_language.empty() && ScriptLanguage(h.asset->title) == rep_language;
+    c.relevance = ro.similarity_weight * c.similarity + (c.in_language ? ro.language_bonus : 0.0);
+    c.score = c.relevance + c.evidence + c.exploration;
     cands.push_back(c);
   }
   if (ro.recency_weight > 0) {  // newer assets get a decaying bonus
@@ -229,6 +290,17 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
       }
       break;
     }
+    // Near-duplicates across languages (translations, to the embedder): the
+    // cut keeps the one in the rep's language.
+    if (!cands[pick].in_language && !rep_language.empty() && cands[pick].vector != nullptr) {
+      for (size_t i = 0; i < pool; ++i) {
+        if (taken[i] || i == pick || !cands[i].in_language || cands[i].vector == nullptr) continue;
+        if (simd::Dot(cands[i].vector, cands[pick].vector, options_.dimension) >= ro.duplicate_similarity) {
+          pick = i;
+          break;
+        }
+      }
+    }
     taken[pick] = true;
     cands[pick].score = std::min(best, chosen.empty() ? best : chosen.back()->score);  // as ranked
     chosen.push_back(&cands[pick]);
@@ -274,8 +346,20 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
       item.reasons.push_back("reps use it " + Percent(double(std::min(s.used, s.shown)) / double(s.shown)) +
                              " of the times it is shown at " + req.stage);
     }
-    if (s.shown < 5 && s.used == 0 && s.won + s.lost == 0) item.reasons.push_back("new: not yet rated at " + req.stage);
-    if (item.reasons.empty()) item.reasons.push_back("eligible at " + req.stage + "; ranked on what works there");
+    // What it is and where it fits: "objection script for the evaluation stage".
+    item.reasons.push_back(Readable(a->type) + " for the " + req.stage + " stage");
+    // Newness is a reason only when the exploration draw put the item above a
+    // more relevant candidate.
+    const bool unrated = s.shown < 5 && s.used == 0 && s.won + s.lost == 0;
+    if (unrated && c->exploration > 0) {
+      for (const Candidate& other : cands) {
+        if (other.relevance + other.evidence > c->relevance + c->evidence &&
+            std::find(chosen.begin(), chosen.end(), &other) > std::find(chosen.begin(), chosen.end(), c)) {
+          item.reasons.push_back("new: not yet rated at " + req.stage + ", shown to learn how it does");
+          break;
+        }
+      }
+    }
     Event e;
     e.event_id = std::string(rec.id).append(":").append(c->id);
     e.type = EventType::kShown;

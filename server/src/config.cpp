@@ -620,6 +620,10 @@ Status WalkDocument(const toml::table& doc, Config* c) {
                           {
                               {"similarity_weight", Fraction(&eng.ranking.similarity_weight, 0, 100)},
                               {"effectiveness_weight", Fraction(&eng.ranking.effectiveness_weight, 0, 100)},
+                              {"evidence_max", Fraction(&eng.ranking.evidence_max, 0, 10)},
+                              {"evidence_half", Fraction(&eng.ranking.evidence_half, 0.1, 100000)},
+                              {"explore_band", Fraction(&eng.ranking.explore_band, 0, 10)},
+                              {"language_bonus", Fraction(&eng.ranking.language_bonus, 0, 10)},
                               {"use_weight", Fraction(&eng.ranking.use_weight, 0, 100)},
                               {"win_weight", Fraction(&eng.ranking.win_weight, 0, 100)},
                               {"advance_weight", Fraction(&eng.ranking.advance_weight, 0, 100)},

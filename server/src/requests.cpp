@@ -26,6 +26,22 @@ Status ReadFilterStatus(ParamReader& r, AssetFilter* f) {
   return fr.Finish();
 }
 
+// "zh", "en-GB", "zh-Hans-CN": 2 or 3 letters, then -subtags of 1..8 letters or digits.
+bool IsLanguageTag(std::string_view tag) {
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  auto alnum = [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); };
+  size_t i = 0;
+  while (i < tag.size() && alpha(tag[i])) ++i;
+  if (i < 2 || i > 3) return false;
+  while (i < tag.size()) {
+    if (tag[i++] != '-') return false;
+    const size_t start = i;
+    while (i < tag.size() && alnum(tag[i])) ++i;
+    if (i == start || i - start > 8) return false;
+  }
+  return true;
+}
+
 void ReadWindow(ParamReader& r, ReportQuery* q) {
   q->from_ms = r.Int("from", 0, 0, kMaxTimestampMs);
   q->to_ms = r.Int("to", INT64_MAX / 2, 0, kMaxTimestampMs);
@@ -98,13 +114,20 @@ Result<RecommendRequest> ParseRecommend(const json& params) {
   RecommendRequest req;
   const json* lead = r.Raw("lead");
   if (lead == nullptr || lead->is_null()) {
-    r.Fail("lead", "required: {\"id\", \"stage\", \"context\"?}");
+    r.Fail("lead", "required: {\"id\", \"stage\", \"context\"?, \"language\"?}");
   } else {
     ParamReader lr(*lead, "lead");
     req.lead_id = lr.String("id", 256);
     req.stage = lr.String("stage", 64);
     req.context = lr.OptString("context", 1 << 16).value_or("");
     req.vector = lr.Floats("vector", kMaxVector);  // the engine checks the dimension
+    if (std::optional<std::string> language = lr.OptString("language", 35); language.has_value()) {
+      if (!IsLanguageTag(*language)) {
+        lr.Fail("language", "expected a language tag: 2 or 3 letters, then optional -subtags of 1..8 letters or "
+                            "digits, e.g. \"zh\", \"en\", \"zh-CN\"");
+      }
+      req.language = std::move(*language);
+    }
     if (const json* attrs = lr.Raw("attributes"); attrs != nullptr && !attrs->is_null()) {
       if (!attrs->is_object()) {
         lr.Fail("attributes", "expected an object of strings");

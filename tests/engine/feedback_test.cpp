@@ -416,7 +416,7 @@ TEST_F(FeedbackTest, ExcludeSeenAndExcludeIdsAndColdStart) {
   EXPECT_EQ(lead.value().history[0].recommendation_id, cold.id);
   EXPECT_EQ(lead.value().stage, "evaluation");
   EXPECT_GE(e.GetStats("p1", "evaluation").shown, 1u);
-  EXPECT_EQ(e.Recommend(RecommendRequest{"x", "closing", "", {}, 5, {}, true, ""}).status().field(), "lead.stage");
+  EXPECT_EQ(e.Recommend(RecommendRequest{"x", "closing", "", {}, 5, {}, true, "", ""}).status().field(), "lead.stage");
 }
 
 TEST_F(FeedbackTest, AWinnerRanksAboveALoserAfterThirtyOutcomesEach) {

@@ -253,5 +253,21 @@ TEST(RejectFrameText, MalformedTextGetsOneErrorWithIdNull) {
   EXPECT_TRUE(Reject(deep)["id"].is_null());  // bounded depth: no stack overflow
 }
 
+TEST(Requests, RecommendReadsTheRepsLanguageAndNamesABadOne) {
+  EXPECT_EQ(ParseRecommend(Recommend()).value().language, "");  // optional: the context's script decides
+  for (const char* tag : {"zh", "en", "zh-CN", "zh-Hans-CN", "yue", "EN-gb"}) {
+    auto r = ParseRecommend(Recommend({{"language", tag}}));
+    ASSERT_TRUE(r.ok()) << tag << ": " << r.status().ToString();
+    EXPECT_EQ(r.value().language, tag);
+  }
+  EXPECT_TRUE(ParseRecommend(Recommend({{"language", nullptr}})).ok());
+  for (const json& bad : {json(""), json("z"), json("chinese"), json("zh_CN"), json("zh-"), json("zh--CN"),
+                          json("zh-toolongtag"), json("中文"), json(7), json::array({"zh"})}) {
+    auto r = ParseRecommend(Recommend({{"language", bad}}));
+    EXPECT_EQ(FieldOf(r), "lead.language") << bad.dump();
+  }
+  EXPECT_NE(Reason(ParseRecommend(Recommend({{"language", "chinese"}}))).find("language tag"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace playbook::server

@@ -33,8 +33,23 @@ struct IndexOptions {
 
 // How recommend ranks eligible assets. See docs/ranking.md.
 struct RankingOptions {
+  // recommend's score = similarity_weight * similarity + language + evidence
+  // + exploration (docs/ranking.md): what was learnt and the exploration
+  // draws move an asset within bounded bands of similarity, never further.
   double similarity_weight = 1.0;     // cosine similarity to the lead's context
-  double effectiveness_weight = 2.0;  // learned effectiveness at the stage
+  // Scales the learned effectiveness at the stage (its lift over a new
+  // asset's) before it is bounded by the evidence band below.
+  double effectiveness_weight = 2.0;
+  // The most similarity evidence can buy (or cost): an asset with n uses and
+  // dismissals at the stage moves by at most evidence_max * n / (n + evidence_half).
+  double evidence_max = 0.20;
+  double evidence_half = 20;
+  // The most similarity an exploration draw can add or take (0 = none):
+  // explore_band * tanh(the draw's deviation from the posterior mean).
+  double explore_band = 0.02;
+  // Added to the similarity of assets in the rep's language (lead.language,
+  // else the context's script): they come first among equally relevant ones.
+  double language_bonus = 0.08;
   // Effectiveness = use_weight * P(used | shown) + win_weight * P(won | used,
   // closed) + advance_weight * P(advanced | used) - dismiss_weight * P(dismissed | shown),
   // each a Beta posterior smoothed toward the stage's average.

@@ -137,6 +137,9 @@ struct RecommendRequest {
   AssetFilter filter;                // stage is taken from `stage`
   bool exclude_seen = true;
   std::string rep_id;
+  // The rep's language ("zh", "en", ...): assets in it come first among
+  // equally relevant ones. Empty = the context's script (CJK: "zh", else "en").
+  std::string language;
 };
 
 struct RecommendedItem {
