@@ -170,12 +170,14 @@ std::vector<uint8_t> AnnIndex::Serialize() const {
 
 namespace {
 // Reads straight from the caller's buffer (VectorIOReader would copy it).
+// A cancel ends the input early: faiss then throws at its next read.
 struct SpanReader : faiss::IOReader {
   const uint8_t* p;
   size_t n, pos = 0;
-  SpanReader(const uint8_t* p, size_t n) : p(p), n(n) {}
+  const std::atomic<bool>* cancel;
+  SpanReader(const uint8_t* p, size_t n, const std::atomic<bool>* cancel) : p(p), n(n), cancel(cancel) {}
   size_t operator()(void* out, size_t size, size_t items) override {
-    if (pos >= n || size == 0) return 0;
+    if (pos >= n || size == 0 || (cancel != nullptr && cancel->load(std::memory_order_relaxed))) return 0;
     const size_t count = std::min(items, (n - pos) / size);
     std::memcpy(out, p + pos, count * size);
     pos += count * size;
@@ -184,9 +186,10 @@ struct SpanReader : faiss::IOReader {
 };
 }  // namespace
 
-Result<std::unique_ptr<AnnIndex>> AnnIndex::Deserialize(const uint8_t* blob, size_t size, uint32_t dim) {
+Result<std::unique_ptr<AnnIndex>> AnnIndex::Deserialize(const uint8_t* blob, size_t size, uint32_t dim,
+                                                        const std::atomic<bool>* cancel) {
   try {
-    SpanReader r(blob, size);
+    SpanReader r(blob, size, cancel);
     std::unique_ptr<faiss::Index> idx(faiss::read_index(&r));
     auto* hnsw = dynamic_cast<faiss::IndexHNSWFlat*>(idx.get());
     if (hnsw == nullptr || hnsw->d != int(dim)) return Status::Corruption("index blob is not an HNSW index of this dimension");

@@ -301,6 +301,7 @@ void AssetIndex::ResetLocked() {
   slot_of_.clear();
   vectors_ = std::make_shared<VectorStore>(dim_);
   live_ = 0;
+  ++layout_;
 }
 
 std::vector<const std::string*> AssetIndex::NamesLocked() const {

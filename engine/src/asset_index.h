@@ -170,7 +170,6 @@ class AssetIndex {
   // embedder name it reflects. Load fails (Corruption/NotFound) rather than
   // return anything inconsistent; the caller then rebuilds.
   Status Save(const std::string& path, uint64_t catalog_seq, const std::string& embedder) const;
-  // `fields_of(id)` returns the filter fields of a live asset, or nullopt.
   struct LoadInfo {
     uint64_t catalog_seq = 0;
     std::string embedder;
@@ -180,8 +179,24 @@ class AssetIndex {
   // index, for this catalog sequence and embedder: a stop then need not
   // write it again.
   bool SavedAs(const std::string& path, uint64_t catalog_seq, const std::string& embedder) const;
-  Status Load(const std::string& path,
-              const std::unordered_map<std::string, SlotFields>& live_fields);
+  // Loads the slots (fields and vectors): searchable at once, exactly. The
+  // file's graph, if any, stays pending (the file kept mapped) until
+  // LoadGraph; meanwhile Save writes the pending graph's bytes unchanged
+  // (the slots it covers keep their numbers), so a stop during the load
+  // never saves a graph-less index over a good file.
+  // The file's catalog sequence must be the catalog's (the caller checks it
+  // with PeekFile): its slots then are the catalog's live assets.
+  Status Load(const std::string& path);
+  // The display of every live asset (for the concepts computed after an open).
+  std::vector<std::shared_ptr<const AssetDisplay>> LiveDisplays() const;
+  // Whether Load left a graph to load.
+  bool graph_pending() const;
+  // Reads the pending graph and swaps it in (searches switch to it
+  // atomically). Ok too when `cancel` turned true meanwhile: the graph then
+  // stays pending (a save still writes it). Corruption when it does not
+  // check out: then there is no graph and the caller builds one. The caller
+  // is the rebuild thread (see TakeExtension).
+  Status LoadGraph(const std::atomic<bool>& cancel);
 
   uint64_t live() const;
   uint64_t ann_size() const;
@@ -211,6 +226,16 @@ class AssetIndex {
   void RecordSaved(uint64_t changes, const std::string& path, uint64_t catalog_seq,
                    const std::string& embedder) const;
 
+  // The graph of a loaded file, not read yet: its bytes in the file's
+  // mapping, over the file's slots (slots_ renumbered since: layout_ moved).
+  struct PendingGraph {
+    std::shared_ptr<const void> mapping;  // keeps the bytes mapped
+    const uint8_t* blob = nullptr;
+    size_t size = 0;
+    uint32_t slots = 0;    // the file's slot count: the graph covers at most these
+    uint64_t layout = 0;   // layout_ at the load
+  };
+
   const uint32_t dim_;
   const std::vector<std::string> stages_;
   const IndexOptions options_;
@@ -236,6 +261,8 @@ class AssetIndex {
   std::unordered_map<std::string, uint32_t> slot_of_;  // id -> live slot
   std::unordered_map<std::string, uint32_t> dict_;     // interned type/language/tag -> code
   std::unique_ptr<AnnIndex> ann_;                      // over slots [0, ann_->size())
+  std::shared_ptr<const PendingGraph> pending_graph_;  // set by Load until LoadGraph
+  uint64_t layout_ = 0;  // bumped whenever slots are renumbered (ResetLocked)
   uint64_t live_ = 0;
   bool recording_ = false;
   std::vector<uint32_t> killed_since_snapshot_;
@@ -271,7 +298,10 @@ class AnnIndex {
                                    const std::function<bool(size_t)>& progress) const;
   std::string Describe() const;
   std::vector<uint8_t> Serialize() const;
-  static Result<std::unique_ptr<AnnIndex>> Deserialize(const uint8_t* blob, size_t size, uint32_t dim);
+  // Reads a Serialize()d graph; a cancel that turns true stops it between
+  // faiss's reads (a Corruption, which the caller then ignores).
+  static Result<std::unique_ptr<AnnIndex>> Deserialize(const uint8_t* blob, size_t size, uint32_t dim,
+                                                       const std::atomic<bool>* cancel = nullptr);
 
  private:
   struct Impl;
