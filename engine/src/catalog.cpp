@@ -60,14 +60,14 @@ void EngineImpl::ComputeConcepts(std::vector<std::shared_ptr<const AssetDisplay>
   }
   concepts_pending_ = later.size();
   if (later.empty() && !count_stale) return;
-  std::unordered_map<std::string_view, const AssetDisplay*> by_id;
-  by_id.reserve(later.size());
-  for (const auto& d : later) by_id.emplace(d->id, d.get());
   // Reads the catalog again (off the answer path) rather than keep every
   // asset's text since the open; an asset upserted meanwhile has a new display
   // with its concepts, and its old one gets the new text's (as harmless).
   stale_counting_ = count_stale;
-  concepts_thread_ = std::thread([this, count_stale, later = std::move(later), by_id = std::move(by_id)] {
+  concepts_thread_ = std::thread([this, count_stale, later = std::move(later)] {
+    std::unordered_map<std::string_view, const AssetDisplay*> by_id;  // here: 100,000 entries take a while
+    by_id.reserve(later.size());
+    for (const auto& d : later) by_id.emplace(d->id, d.get());
     const std::string current = embedder_ ? embedder_->Name() : "";
     uint64_t stale = 0;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), assets_cf_));

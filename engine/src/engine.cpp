@@ -122,7 +122,9 @@ Status EngineImpl::Init() {
                               RestoreAdvice(options_.data_dir));
   }
   rocksdb::DB* raw = nullptr;
+  const auto t_open = std::chrono::steady_clock::now();
   rocksdb::Status s = rocksdb::DB::Open(dbo, db_dir, cfs, &handles_, &raw);
+  const auto t_db = std::chrono::steady_clock::now();
   if (!s.ok()) {
     if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
       return Status::IOError("data dir '" + options_.data_dir + "' is in use by another process (" +
@@ -149,6 +151,7 @@ Status EngineImpl::Init() {
                                                   : st;
   };
   if (Status f = feedback_->Open(); !f.ok()) return advise(f);
+  const auto t_feedback = std::chrono::steady_clock::now();
 
   // Format and dimension: recorded on first open, checked after.
   const std::string dim = std::to_string(options_.dimension);
@@ -186,7 +189,15 @@ Status EngineImpl::Init() {
   if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading the catalog sequence");
   if (s.ok() && !ParseSeq(seq, &catalog_seq_)) return Status::Corruption("stored catalog sequence '" + seq + "' is not a number");
   catalog_seq_view_ = catalog_seq_;
+  const auto t_index = std::chrono::steady_clock::now();
   if (Status l = LoadIndex(); !l.ok()) return advise(l);
+  // Where an open's time goes (the daemon logs the note).
+  auto ms = [](std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count());
+  };
+  open_note_ += "; opened in " + ms(t_open, std::chrono::steady_clock::now()) + " ms (RocksDB " +
+                ms(t_open, t_db) + " ms, feedback " + ms(t_db, t_feedback) + " ms, index " +
+                ms(t_index, std::chrono::steady_clock::now()) + " ms)";
   bool warning = false;
   open_note_ += "; " + feedback_->OpenNote(&warning);
   open_warning_ = open_warning_ || warning;

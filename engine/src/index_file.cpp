@@ -116,6 +116,17 @@ class MappedFile {
     return true;
   }
   const uint8_t* data() const { return p_; }
+  // Maps the first n bytes in one pass in the kernel rather than a page
+  // fault per 4 KiB as they are read (costly on this machine kind). Best
+  // effort: the pages fault in as read otherwise.
+  void Populate(size_t n) const {
+#ifdef MADV_POPULATE_READ
+    const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+    (void)::madvise(const_cast<uint8_t*>(p_), std::min(n_, (n + page - 1) / page * page), MADV_POPULATE_READ);
+#else
+    (void)n;
+#endif
+  }
   // The bytes before the checksum.
   size_t size() const { return n_ - 8; }
 
@@ -148,16 +159,38 @@ Result<MappedFile> ReadWhole(const std::string& path, bool verify = true) {
 
 }  // namespace
 
-uint64_t IndexFileChecksum(const uint8_t* p, size_t n) {
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
+namespace {
+// The checksum's words from p up to the last whole word of n bytes.
+uint64_t ChecksumWords(uint64_t h, const uint8_t* p, size_t n) {
+  for (size_t i = 0; i + 8 <= n; i += 8) {
     uint64_t w;
     std::memcpy(&w, p + i, 8);
     h = (h ^ w) * 0x100000001B3ull;
     h ^= h >> 29;
   }
-  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
+  return h;
+}
+
+// IndexFileChecksum in pieces, stopping (false) once `cancel` turns true:
+// the whole file's, verified before its graph is read, must not hold a stop.
+bool ChecksumUnlessCancelled(const uint8_t* p, size_t n, const std::atomic<bool>& cancel, uint64_t* out) {
+  constexpr size_t kPiece = size_t(16) << 20;  // a multiple of 8
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+  size_t i = 0;
+  for (; n - i >= kPiece; i += kPiece) {
+    if (cancel.load(std::memory_order_relaxed)) return false;
+    h = ChecksumWords(h, p + i, kPiece);
+  }
+  h = ChecksumWords(h, p + i, n - i);
+  for (i += (n - i) / 8 * 8; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
+  *out = h;
+  return true;
+}
+}  // namespace
+
+uint64_t IndexFileChecksum(const uint8_t* p, size_t n) {
+  uint64_t h = ChecksumWords(0x9E3779B97F4A7C15ull ^ n, p, n);
+  for (size_t i = n / 8 * 8; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
   return h;
 }
 
@@ -297,66 +330,74 @@ Status AssetIndex::Load(const std::string& path) {
   const size_t slots_end = sizeof(kMagic) + r.pos();
   uint64_t slots_sum, blob_size;
   if (!r.U64(&slots_sum) || !r.U64(&blob_size)) return Status::Corruption("truncated vectors in " + path);
+  data.value().Populate(slots_end);
   if (slots_sum != IndexFileChecksum(base, slots_end)) return Status::Corruption("checksum mismatch in " + path);
   const uint8_t* blob = r.Take(blob_size);
   if (blob == nullptr) return Status::Corruption("truncated graph in " + path);
   if (r.remaining() != 0) return Status::Corruption("bytes after the graph in " + path + ": the wrong size");
 
-  // The file's stage bits, as this index's.
-  std::vector<int> stage_to(stage_count, -1);
-  for (size_t b = 0; b < stage_count; ++b) {
-    auto it = std::find(stages_.begin(), stages_.end(), file_stages[b]);
-    if (it != stages_.end()) stage_to[b] = int(it - stages_.begin());
-  }
   std::unique_lock lock(mu_);
   ResetLocked();
   ann_.reset();
   pending_graph_.reset();
+  slots_.reserve(n);
+  keys_.reserve(n);
+  slot_of_.reserve(n);
+  vectors_->Reserve(n);
+  // The file's stage bits and name codes, as this index's.
+  std::vector<uint64_t> stage_bit(stage_count, 0);
+  for (size_t b = 0; b < stage_count; ++b) {
+    auto it = std::find(stages_.begin(), stages_.end(), file_stages[b]);
+    if (it != stages_.end()) stage_bit[b] = uint64_t(1) << (it - stages_.begin());
+  }
+  std::vector<uint32_t> code(size_t(name_count) + 1, 0);
+  for (uint32_t c = 1; c <= name_count; ++c) code[c] = Intern(names[c]);
   Reader slots(base + sizeof(kMagic) + slots_at, slots_end - sizeof(kMagic) - slots_at);
-  auto name = [&](uint32_t c, std::string* out) {
-    if (c > name_count) return false;
-    *out = names[c];
-    return true;
-  };
-  SlotFields f;
   for (uint32_t i = 0; i < n; ++i) {
+    // The rows were saved normalised: copied as they are.
     const float* row = reinterpret_cast<const float*>(vecs + size_t(i) * dim_ * sizeof(float));
+    Slot s;
     uint8_t flags = 0;
-    f = SlotFields{};
-    (void)slots.Str(&f.id);
+    (void)slots.Str(&s.id);
     (void)slots.U8(&flags);
     // An id live twice, or named by a dead slot after its live one, is no
     // catalog's: the file is damaged.
-    if (slot_of_.count(f.id)) return Status::Corruption("index file names asset '" + f.id + "' twice");
+    if (slot_of_.count(s.id)) return Status::Corruption("index file names asset '" + s.id + "' twice");
     if (!(flags & kAlive)) {
-      KillLocked(AddSlotLocked(f, row));
+      SlotFields dead;
+      dead.id = std::move(s.id);
+      KillLocked(AddSlotLocked(dead, row));
       continue;
     }
     uint64_t stages = 0;
-    uint32_t type = 0, language = 0, tag_count = 0;
-    auto display = std::make_shared<AssetDisplay>();
+    uint32_t tag_count = 0;
     (void)slots.U64(&stages);
-    (void)slots.U32(&type);
-    (void)slots.U32(&language);
+    (void)slots.U32(&s.type);
+    (void)slots.U32(&s.language);
     (void)slots.U32(&tag_count);
-    if (!name(type, &f.type) || !name(language, &f.language)) return Status::Corruption("unknown name code in " + path);
-    f.tags.resize(tag_count);
-    for (auto& tag : f.tags) {
-      uint32_t code = 0;
-      (void)slots.U32(&code);
-      if (code == 0 || !name(code, &tag)) return Status::Corruption("unknown tag code in " + path);
+    if (s.type > name_count || s.language > name_count) return Status::Corruption("unknown name code in " + path);
+    const std::string& type_name = names[s.type];
+    s.type = code[s.type];
+    s.language = code[s.language];
+    s.tags.resize(tag_count);
+    for (auto& tag : s.tags) {
+      (void)slots.U32(&tag);
+      if (tag == 0 || tag > name_count) return Status::Corruption("unknown tag code in " + path);
+      tag = code[tag];
     }
+    std::sort(s.tags.begin(), s.tags.end());
     for (size_t b = 0; b < stage_count; ++b) {
-      if ((stages >> b & 1) && stage_to[b] >= 0) f.stages.push_back(stages_[size_t(stage_to[b])]);
+      if (stages >> b & 1) s.stages |= stage_bit[b];
     }
-    f.active = (flags & kActive) != 0;
-    display->id = f.id;
-    display->type = f.type;
+    s.active = (flags & kActive) != 0;
+    auto display = std::make_shared<AssetDisplay>();
+    display->id = s.id;
+    display->type = type_name;
     (void)slots.Str(&display->title);
     (void)slots.Str(&display->url);
     (void)slots.I64(&display->created_ms);
-    f.display = std::move(display);
-    AddSlotLocked(f, row);
+    s.display = std::move(display);
+    AppendSlotLocked(std::move(s), row, /*normalized=*/true);
   }
   if (blob_size > 0) {
     auto pending = std::make_shared<PendingGraph>();
@@ -398,12 +439,11 @@ Status AssetIndex::LoadGraph(const std::atomic<bool>& cancel) {
   // Outside the lock: searches go on, exactly, while the file's checksum is
   // verified and faiss reads the graph.
   const auto* file = static_cast<const MappedFile*>(pending->mapping.get());
-  uint64_t stored;
+  uint64_t stored, sum = 0;
   std::memcpy(&stored, file->data() + file->size(), 8);
+  if (!ChecksumUnlessCancelled(file->data(), file->size(), cancel, &sum)) return Status::Ok();  // stays pending
   Result<std::unique_ptr<AnnIndex>> ann = Status::Corruption("checksum mismatch in the index file's graph");
-  if (stored == IndexFileChecksum(file->data(), file->size())) {
-    ann = AnnIndex::Deserialize(pending->blob, pending->size, dim_, &cancel);
-  }
+  if (stored == sum) ann = AnnIndex::Deserialize(pending->blob, pending->size, dim_, &cancel);
   std::unique_lock lock(mu_);
   if (cancel.load()) return Status::Ok();  // stays pending
   if (pending_graph_ != pending) return Status::Ok();  // replaced meanwhile (a Load)

@@ -150,8 +150,8 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
                                 if (progress) progress(base + n, total + 1);  // the end is reported once, below
                                 return !cancel_rebuild_.load();
                               });
-        if (ann == nullptr) {  // cancelled: stop recording; exact until the next build
-          index_->Install(std::move(snap), nullptr);
+        if (ann == nullptr) {  // cancelled (a stop): the index stays as it was, its graph included
+          index_->AbandonSnapshot();
           break;
         }
       }
