@@ -123,9 +123,13 @@ uint32_t AssetIndex::AddSlotLocked(const SlotFields& f, const float* v) {
   for (const auto& t : f.tags) s.tags.push_back(Intern(t));
   std::sort(s.tags.begin(), s.tags.end());
   s.active = f.active;
+  return AppendSlotLocked(std::move(s), v, /*normalized=*/false);
+}
+
+uint32_t AssetIndex::AppendSlotLocked(Slot s, const float* v, bool normalized) {
   float* row = vectors_->Append();
   std::memcpy(row, v, sizeof(float) * dim_);
-  Normalize(row, dim_);
+  if (!normalized) Normalize(row, dim_);
   const uint32_t slot = uint32_t(slots_.size());
   keys_.push_back(Key{s.stages, s.type, s.language, s.active, true});
   const size_t words = slots_.size() / 64 + 1;
@@ -135,8 +139,8 @@ uint32_t AssetIndex::AddSlotLocked(const SlotFields& f, const float* v) {
       stage_bits_[b][slots_.size() / 64] |= uint64_t(1) << (slots_.size() % 64);
     }
   }
+  slot_of_[s.id] = slot;
   slots_.push_back(std::move(s));
-  slot_of_[f.id] = slot;
   ++live_;
   return slot;
 }
@@ -301,6 +305,7 @@ void AssetIndex::ResetLocked() {
   slot_of_.clear();
   vectors_ = std::make_shared<VectorStore>(dim_);
   live_ = 0;
+  ++layout_;
 }
 
 std::vector<const std::string*> AssetIndex::NamesLocked() const {
@@ -387,6 +392,12 @@ void AssetIndex::Install(Snapshot snap, std::unique_ptr<AnnIndex> ann) {
   killed_since_snapshot_.clear();
   adds_since_build_ = replay_fields.size();
   ++changes_;
+}
+
+void AssetIndex::AbandonSnapshot() {
+  std::unique_lock lock(mu_);
+  recording_ = false;
+  killed_since_snapshot_.clear();
 }
 
 bool AssetIndex::TakeExtension(Extension* ext) const {

@@ -53,24 +53,37 @@ SlotFields EngineImpl::SlotFieldsOf(const Asset& a, std::vector<std::string>* co
   return SlotFields{a.id, a.stages, a.type, a.language, a.tags, a.active, std::move(display)};
 }
 
-void EngineImpl::ComputeConcepts(std::vector<std::shared_ptr<const AssetDisplay>> later) {
+void EngineImpl::ComputeConcepts(std::vector<std::shared_ptr<const AssetDisplay>> later, bool count_stale) {
+  if (!embedder_) {  // no lexicon: no concepts
+    for (const auto& d : later) d->SetConcepts({});
+    later.clear();
+  }
   concepts_pending_ = later.size();
-  if (later.empty()) return;
-  std::unordered_map<std::string_view, const AssetDisplay*> by_id;
-  by_id.reserve(later.size());
-  for (const auto& d : later) by_id.emplace(d->id, d.get());
+  if (later.empty() && !count_stale) return;
   // Reads the catalog again (off the answer path) rather than keep every
   // asset's text since the open; an asset upserted meanwhile has a new display
   // with its concepts, and its old one gets the new text's (as harmless).
-  concepts_thread_ = std::thread([this, later = std::move(later), by_id = std::move(by_id)] {
+  stale_counting_ = count_stale;
+  concepts_thread_ = std::thread([this, count_stale, later = std::move(later)] {
+    std::unordered_map<std::string_view, const AssetDisplay*> by_id;  // here: 100,000 entries take a while
+    by_id.reserve(later.size());
+    for (const auto& d : later) by_id.emplace(d->id, d.get());
+    const std::string current = embedder_ ? embedder_->Name() : "";
+    uint64_t stale = 0;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), assets_cf_));
     for (it->SeekToFirst(); it->Valid() && !cancel_concepts_.load(std::memory_order_relaxed); it->Next()) {
       const auto found = by_id.find(std::string_view(it->key().data(), it->key().size()));
-      if (found == by_id.end()) continue;
+      if (found == by_id.end() && !count_stale) continue;
       Asset a;
       if (!DecodeAsset(std::string_view(it->value().data(), it->value().size()), &a).ok()) continue;
-      found->second->SetConcepts(embedder_->Concepts(AssetText(a)));
+      if (!a.deleted && !a.vector_supplied && a.embedder != current) ++stale;
+      if (found != by_id.end()) found->second->SetConcepts(embedder_->Concepts(AssetText(a)));
     }
+    if (count_stale && it->Valid() == false && it->status().ok()) {  // read through: the count is the catalog's
+      stale_vectors_ = stale;
+      stale_known_ = true;
+    }
+    stale_counting_ = false;
     // What the catalog no longer holds, or could not be read, shows no concept.
     for (const auto& d : later) d->SetConcepts({});
     concepts_pending_ = 0;

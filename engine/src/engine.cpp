@@ -132,7 +132,9 @@ Status EngineImpl::Init() {
                               RestoreAdvice(options_.data_dir));
   }
   rocksdb::DB* raw = nullptr;
+  const auto t_open = std::chrono::steady_clock::now();
   rocksdb::Status s = rocksdb::DB::Open(dbo, db_dir, cfs, &handles_, &raw);
+  const auto t_db = std::chrono::steady_clock::now();
   if (!s.ok()) {
     if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
       return Status::IOError("data dir '" + options_.data_dir + "' is in use by another process (" +
@@ -159,6 +161,7 @@ Status EngineImpl::Init() {
                                                   : st;
   };
   if (Status f = feedback_->Open(); !f.ok()) return advise(f);
+  const auto t_feedback = std::chrono::steady_clock::now();
 
   // Format and dimension: recorded on first open, checked after.
   const std::string dim = std::to_string(options_.dimension);
@@ -196,7 +199,15 @@ Status EngineImpl::Init() {
   if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading the catalog sequence");
   if (s.ok() && !ParseSeq(seq, &catalog_seq_)) return Status::Corruption("stored catalog sequence '" + seq + "' is not a number");
   catalog_seq_view_ = catalog_seq_;
+  const auto t_index = std::chrono::steady_clock::now();
   if (Status l = LoadIndex(); !l.ok()) return advise(l);
+  // Where an open's time goes (the daemon logs the note).
+  auto ms = [](std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count());
+  };
+  open_note_ += "; opened in " + ms(t_open, std::chrono::steady_clock::now()) + " ms (RocksDB " +
+                ms(t_open, t_db) + " ms, feedback " + ms(t_db, t_feedback) + " ms, index " +
+                ms(t_index, std::chrono::steady_clock::now()) + " ms)";
   bool warning = false;
   open_note_ += "; " + feedback_->OpenNote(&warning);
   open_warning_ = open_warning_ || warning;
@@ -208,6 +219,43 @@ Status EngineImpl::Init() {
 // graph to a background rebuild.
 Status EngineImpl::LoadIndex() {
   const auto start = std::chrono::steady_clock::now();
+  std::string why;
+  // A save interrupted by a crash leaves its temporary file; the saved index
+  // itself is replaced only by a complete, synced file (index_file.cpp).
+  std::string leftover;
+  if (std::error_code ec; std::filesystem::exists(IndexPath() + ".tmp", ec)) {
+    std::filesystem::remove(IndexPath() + ".tmp", ec);
+    leftover = "; removed " + IndexPath() + ".tmp left by an interrupted save";
+  }
+  // The file reflects the catalog when it carries its sequence (bumped in the
+  // batch of every catalog write): then its slots, fields included, are the
+  // catalog's live assets, and the catalog itself is not read before serving.
+  auto info = AssetIndex::PeekFile(IndexPath());
+  if (!info.ok()) {
+    why = info.status().code() == Status::Code::kNotFound ? "" : info.status().ToString();
+  } else if (info.value().catalog_seq != catalog_seq_) {
+    why = "it reflects catalog sequence " + std::to_string(info.value().catalog_seq) +
+          ", the catalog is at " + std::to_string(catalog_seq_);
+  } else if (Status l = index_->Load(IndexPath()); !l.ok()) {
+    why = l.ToString();
+  } else {
+    open_note_ = "index loaded from " + IndexPath() + " (" + std::to_string(index_->live()) + " assets) in " +
+                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - start)
+                                    .count()) +
+                 " ms";
+    if (index_->graph_pending()) {
+      // Searches are exact (and correct) until the graph is in; the rebuild
+      // thread reads it and swaps it in (index.status graph "loading").
+      if (StartBuild(nullptr, BuildMode::kLoad).ok()) open_note_ += "; exact until the saved graph is in, loading it in the background";
+    }
+    open_note_ += leftover;
+    open_warning_ = !leftover.empty();
+    // The concepts, and the count of stale vectors, from the catalog after the open.
+    ComputeConcepts(index_->LiveDisplays(), /*count_stale=*/true);
+    return Status::Ok();
+  }
+
   std::unordered_map<std::string, SlotFields> live;
   std::vector<std::shared_ptr<const AssetDisplay>> later;  // their concepts: ComputeConcepts
   uint64_t stale = 0;
@@ -226,32 +274,7 @@ Status EngineImpl::LoadIndex() {
     if (!it->status().ok()) return FromRocks(it->status(), "reading the catalog");
   }
   stale_vectors_ = stale;
-
-  std::string why;
-  // A save interrupted by a crash leaves its temporary file; the saved index
-  // itself is replaced only by a complete, synced file (index_file.cpp).
-  std::string leftover;
-  if (std::error_code ec; std::filesystem::exists(IndexPath() + ".tmp", ec)) {
-    std::filesystem::remove(IndexPath() + ".tmp", ec);
-    leftover = "; removed " + IndexPath() + ".tmp left by an interrupted save";
-  }
-  auto info = AssetIndex::PeekFile(IndexPath());
-  if (!info.ok()) {
-    why = info.status().code() == Status::Code::kNotFound ? "" : info.status().ToString();
-  } else if (info.value().catalog_seq != catalog_seq_) {
-    why = "it reflects catalog sequence " + std::to_string(info.value().catalog_seq) +
-          ", the catalog is at " + std::to_string(catalog_seq_);
-  } else if (Status l = index_->Load(IndexPath(), live); !l.ok()) {
-    why = l.ToString();
-  } else {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - start).count();
-    open_note_ = "index loaded from " + IndexPath() + " (" + std::to_string(index_->live()) +
-                 " assets, " + index_->Describe() + ") in " + std::to_string(ms) + " ms" + leftover;
-    open_warning_ = !leftover.empty();
-    ComputeConcepts(std::move(later));
-    return Status::Ok();
-  }
+  stale_known_ = true;
   open_warning_ = !why.empty() || !leftover.empty();
   open_note_ = why.empty() ? "no saved index; built from the catalog"
                            : "saved index not used (" + why + "); rebuilt from the catalog";
@@ -290,7 +313,7 @@ Status EngineImpl::LoadIndex() {
     auto job = StartRebuild(nullptr);
     if (job.ok()) open_note_ += "; building the graph in the background";
   }
-  ComputeConcepts(std::move(later));
+  ComputeConcepts(std::move(later), /*count_stale=*/false);
   return Status::Ok();
 }
 
@@ -355,7 +378,9 @@ IndexStatus EngineImpl::GetIndexStatus() const {
   st.dimension = options_.dimension;
   st.embedder = embedder_ ? embedder_->Name() : "none";
   st.index = index_->Describe();
-  st.rebuilding = rebuilding_.load();
+  const bool loading = graph_loading_.load();
+  st.rebuilding = rebuilding_.load() && !loading;
+  st.graph = loading ? "loading" : index_->ann_size() > 0 ? "ready" : "none";
   st.ann_assets = index_->ann_size();
   st.exact_assets = index_->exact_size();
   st.stale_vectors = stale_vectors_.load();

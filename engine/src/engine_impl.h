@@ -77,14 +77,22 @@ class EngineImpl final : public Engine {
                           std::vector<std::shared_ptr<const AssetDisplay>>* later = nullptr) const;
   // After an open: computes the concepts of `later` on a thread of its own,
   // from the stored catalog (29 us an asset with the built-in lexicon, too
-  // slow for the start), publishing each as it goes. Close stops it.
-  void ComputeConcepts(std::vector<std::shared_ptr<const AssetDisplay>> later);
+  // slow for the start), publishing each as it goes; with count_stale, counts
+  // the stale vectors on the way (stale_vectors_, then stale_known_). Close
+  // stops it.
+  void ComputeConcepts(std::vector<std::shared_ptr<const AssetDisplay>> later, bool count_stale);
   Status LoadIndex();  // engine.cpp
   // rebuild.cpp. full: re-embed stale vectors and build the graph anew (an
   // index.rebuild); otherwise extend the graph with what was added since, or
   // build it when there is none or it holds too many dead rows.
-  Result<std::string> StartBuild(Progress progress, bool full);
-  void RunRebuild(const std::function<void(uint64_t, uint64_t)>& progress, bool full);
+  // kLoad: read the graph the saved index file left pending (AssetIndex::Load)
+  // and swap it in, then extend it as kExtend would when assets arrived
+  // meanwhile; a graph that does not check out is built anew.
+  enum class BuildMode { kFull, kExtend, kLoad };
+  Result<std::string> StartBuild(Progress progress, BuildMode mode);
+  void RunRebuild(const std::function<void(uint64_t, uint64_t)>& progress, BuildMode mode);
+  // kLoad's first step; false when there is no graph after it (failed or cancelled).
+  bool LoadSavedGraph();
   bool WantsAnn(uint64_t assets) const;
   void MaybeAutoRebuild();
   std::string IndexPath() const { return options_.data_dir + "/index.pbidx"; }
@@ -111,10 +119,15 @@ class EngineImpl final : public Engine {
   std::string open_note_;
   bool open_warning_ = false;
   std::atomic<uint64_t> stale_vectors_{0};
+  // Whether stale_vectors_ is counted: after an open from the saved index,
+  // only once the background catalog pass (ComputeConcepts) got through.
+  std::atomic<bool> stale_known_{false};
+  std::atomic<bool> stale_counting_{false};  // that pass is running
 
   std::mutex rebuild_mu_;  // guards rebuild_thread_
   std::thread rebuild_thread_;
   std::atomic<bool> rebuilding_{false};
+  std::atomic<bool> graph_loading_{false};  // the rebuild thread is in LoadSavedGraph
   std::atomic<bool> cancel_rebuild_{false};
   std::atomic<uint64_t> rebuild_jobs_{0};
 

@@ -1,12 +1,29 @@
-// Saving and loading the derived index: the slots (ids, alive), their vectors
-// and the HNSW graph, tagged with the catalog sequence and embedder they
-// reflect and protected by a checksum. Anything that does not check out is
-// an error and the caller rebuilds from RocksDB.
+// Saving and loading the derived index: the slots (ids, alive, and for the
+// live ones the filter and display fields), their vectors and the HNSW graph,
+// tagged with the catalog sequence and embedder they reflect. A start whose
+// catalog sequence matches serves from the slots alone, without reading the
+// catalog; the graph after them is read in the background. So the layout has
+// two checksums: one over everything before the graph (checked before
+// anything is served), one over the whole file (checked before the graph is
+// read). Anything that does not check out is an error and the caller
+// rebuilds from RocksDB.
+//
+// Layout (little-endian; str = u32 length + bytes):
+//   "PBIDX002" u32 dim, u64 catalog_seq, str embedder,
+//   u32 stage count, str each (bit b of a slot's stages = stage b here),
+//   u32 name count, str each (type/language/tag names; code c = name c-1, 0 = none),
+//   u32 slot count, per slot: str id, u8 flags (1 alive, 2 active), and when
+//     alive: u64 stages, u32 type, u32 language, u32 tag count, u32 each,
+//     str title, str url, i64 created_ms,
+//   slot count * dim float32 (normalised rows), u64 checksum of all the above,
+//   u64 graph size, the graph (faiss write_index; 0 bytes: none),
+//   u64 checksum of all the above.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <unordered_set>
@@ -17,13 +34,16 @@
 namespace playbook {
 namespace {
 
-constexpr char kMagic[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '1'};
+constexpr char kMagic[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '2'};
+constexpr char kMagicV1[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '1'};
+constexpr uint8_t kAlive = 1, kActive = 2;
 
 class Writer {
  public:
   void U8(uint8_t v) { buf.push_back(v); }
   void U32(uint32_t v) { Bytes(&v, 4); }
   void U64(uint64_t v) { Bytes(&v, 8); }
+  void I64(int64_t v) { Bytes(&v, 8); }
   void Str(const std::string& s) {
     U32(uint32_t(s.size()));
     Bytes(s.data(), s.size());
@@ -41,6 +61,7 @@ class Reader {
   bool U8(uint8_t* v) { return Bytes(v, 1); }
   bool U32(uint32_t* v) { return Bytes(v, 4); }
   bool U64(uint64_t* v) { return Bytes(v, 8); }
+  bool I64(int64_t* v) { return Bytes(v, 8); }
   bool Str(std::string* s) {
     uint32_t len;
     if (!U32(&len) || len > n_ - pos_) return false;
@@ -95,6 +116,17 @@ class MappedFile {
     return true;
   }
   const uint8_t* data() const { return p_; }
+  // Maps the first n bytes in one pass in the kernel rather than a page
+  // fault per 4 KiB as they are read (costly on this machine kind). Best
+  // effort: the pages fault in as read otherwise.
+  void Populate(size_t n) const {
+#ifdef MADV_POPULATE_READ
+    const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+    (void)::madvise(const_cast<uint8_t*>(p_), std::min(n_, (n + page - 1) / page * page), MADV_POPULATE_READ);
+#else
+    (void)n;
+#endif
+  }
   // The bytes before the checksum.
   size_t size() const { return n_ - 8; }
 
@@ -103,11 +135,15 @@ class MappedFile {
   size_t n_ = 0;
 };
 
-// verify = false: the magic only, for a look at the header (PeekFile; Load
-// verifies the checksum, so a start does not read the whole file twice).
+// verify = false: the magic only (PeekFile for a look at the header; Load,
+// which verifies the slots' checksum first and the whole file's later).
 Result<MappedFile> ReadWhole(const std::string& path, bool verify = true) {
   MappedFile f;
   if (!f.Map(path)) return Status::NotFound("no index file at " + path);
+  if (f.data() != nullptr && f.size() + 8 >= sizeof(kMagic) + 8 &&
+      std::memcmp(f.data(), kMagicV1, sizeof(kMagicV1)) == 0) {
+    return Status::Corruption("index file " + path + " is in format 1 (before the fields were saved with it)");
+  }
   if (f.data() == nullptr || f.size() + 8 < sizeof(kMagic) + 8 ||
       std::memcmp(f.data(), kMagic, sizeof(kMagic)) != 0) {
     return Status::Corruption("not a Playbook index file: " + path);
@@ -123,16 +159,38 @@ Result<MappedFile> ReadWhole(const std::string& path, bool verify = true) {
 
 }  // namespace
 
-uint64_t IndexFileChecksum(const uint8_t* p, size_t n) {
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
+namespace {
+// The checksum's words from p up to the last whole word of n bytes.
+uint64_t ChecksumWords(uint64_t h, const uint8_t* p, size_t n) {
+  for (size_t i = 0; i + 8 <= n; i += 8) {
     uint64_t w;
     std::memcpy(&w, p + i, 8);
     h = (h ^ w) * 0x100000001B3ull;
     h ^= h >> 29;
   }
-  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
+  return h;
+}
+
+// IndexFileChecksum in pieces, stopping (false) once `cancel` turns true:
+// the whole file's, verified before its graph is read, must not hold a stop.
+bool ChecksumUnlessCancelled(const uint8_t* p, size_t n, const std::atomic<bool>& cancel, uint64_t* out) {
+  constexpr size_t kPiece = size_t(16) << 20;  // a multiple of 8
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+  size_t i = 0;
+  for (; n - i >= kPiece; i += kPiece) {
+    if (cancel.load(std::memory_order_relaxed)) return false;
+    h = ChecksumWords(h, p + i, kPiece);
+  }
+  h = ChecksumWords(h, p + i, n - i);
+  for (i += (n - i) / 8 * 8; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
+  *out = h;
+  return true;
+}
+}  // namespace
+
+uint64_t IndexFileChecksum(const uint8_t* p, size_t n) {
+  uint64_t h = ChecksumWords(0x9E3779B97F4A7C15ull ^ n, p, n);
+  for (size_t i = n / 8 * 8; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
   return h;
 }
 
@@ -147,15 +205,39 @@ Status AssetIndex::Save(const std::string& path, uint64_t catalog_seq,
     w.U32(dim_);
     w.U64(catalog_seq);
     w.Str(embedder);
+    w.U32(uint32_t(stages_.size()));
+    for (const auto& stage : stages_) w.Str(stage);
+    const auto names = NamesLocked();
+    w.U32(uint32_t(names.size() - 1));
+    for (size_t c = 1; c < names.size(); ++c) w.Str(*names[c]);
     w.U32(uint32_t(slots_.size()));
     for (const Slot& s : slots_) {
       w.Str(s.id);
-      w.U8(s.alive ? 1 : 0);
+      w.U8(uint8_t((s.alive ? kAlive : 0) | (s.active ? kActive : 0)));
+      if (!s.alive) continue;
+      w.U64(s.stages);
+      w.U32(s.type);
+      w.U32(s.language);
+      w.U32(uint32_t(s.tags.size()));
+      for (uint32_t t : s.tags) w.U32(t);
+      w.Str(s.display->title);
+      w.Str(s.display->url);
+      w.I64(s.display->created_ms);
     }
     for (uint32_t i = 0; i < slots_.size(); ++i) w.Bytes(vectors_->row(i), sizeof(float) * dim_);
-    std::vector<uint8_t> blob = ann_ ? ann_->Serialize() : std::vector<uint8_t>();
-    w.U64(blob.size());
-    w.Bytes(blob.data(), blob.size());
+    w.U64(IndexFileChecksum(w.buf.data(), w.buf.size()));
+    if (ann_) {
+      std::vector<uint8_t> blob = ann_->Serialize();
+      w.U64(blob.size());
+      w.Bytes(blob.data(), blob.size());
+    } else if (pending_graph_ && pending_graph_->layout == layout_) {
+      // Not read yet (a stop during its load): the loaded file's graph, as
+      // it was, still covers these slots by their numbers.
+      w.U64(pending_graph_->size);
+      w.Bytes(pending_graph_->blob, pending_graph_->size);
+    } else {
+      w.U64(0);
+    }
   }
   w.U64(IndexFileChecksum(w.buf.data(), w.buf.size()));
   const std::string tmp = path + ".tmp";
@@ -203,67 +285,176 @@ Result<AssetIndex::LoadInfo> AssetIndex::PeekFile(const std::string& path) {
   return info;
 }
 
-Status AssetIndex::Load(const std::string& path,
-                        const std::unordered_map<std::string, SlotFields>& live_fields) {
-  auto data = ReadWhole(path);
+Status AssetIndex::Load(const std::string& path) {
+  auto data = ReadWhole(path, /*verify=*/false);
   if (!data.ok()) return data.status();
-  Reader r(data.value().data() + sizeof(kMagic), data.value().size() - sizeof(kMagic));
-  uint32_t dim, n;
+  const uint8_t* base = data.value().data();
+  Reader r(base + sizeof(kMagic), data.value().size() - sizeof(kMagic));
+  uint32_t dim, n, stage_count, name_count;
   uint64_t seq;
   std::string embedder;
-  if (!r.U32(&dim) || !r.U64(&seq) || !r.Str(&embedder) || !r.U32(&n)) {
+  if (!r.U32(&dim) || !r.U64(&seq) || !r.Str(&embedder) || !r.U32(&stage_count)) {
     return Status::Corruption("truncated header in " + path);
   }
   if (dim != dim_) return Status::Corruption("index file has dimension " + std::to_string(dim));
-  // Each slot takes at least 5 bytes (id length, alive): a count the file
-  // cannot hold is refused before anything is allocated for it.
+  // Each string takes at least 4 bytes, each slot at least 5 (id length,
+  // flags): a count the file cannot hold is refused before anything is
+  // allocated for it.
+  if (stage_count > 64) return Status::Corruption("more than 64 stages in " + path);
+  std::vector<std::string> file_stages(stage_count);
+  for (auto& stage : file_stages) {
+    if (!r.Str(&stage)) return Status::Corruption("truncated stages in " + path);
+  }
+  if (!r.U32(&name_count) || name_count > r.remaining() / 4) return Status::Corruption("name count beyond the end of " + path);
+  std::vector<std::string> names(size_t(name_count) + 1);
+  for (uint32_t c = 1; c <= name_count; ++c) {
+    if (!r.Str(&names[c])) return Status::Corruption("truncated names in " + path);
+  }
+  if (!r.U32(&n)) return Status::Corruption("truncated header in " + path);
   if (n > r.remaining() / 5) return Status::Corruption("slot count beyond the end of " + path);
-  std::vector<std::string> ids(n);
-  std::vector<uint8_t> alive(n);
+  // Where each slot's fields start: read after the checksum over them.
+  const size_t slots_at = r.pos();
   for (uint32_t i = 0; i < n; ++i) {
-    if (!r.Str(&ids[i]) || !r.U8(&alive[i])) return Status::Corruption("truncated slots in " + path);
+    uint32_t len;
+    uint8_t flags;
+    if (!r.U32(&len) || r.Take(len) == nullptr || !r.U8(&flags)) return Status::Corruption("truncated slots in " + path);
+    if (!(flags & kAlive)) continue;
+    uint32_t tags;
+    if (r.Take(16) == nullptr || !r.U32(&tags) || tags > r.remaining() / 4 || r.Take(size_t(tags) * 4) == nullptr ||
+        !r.U32(&len) || r.Take(len) == nullptr || !r.U32(&len) || r.Take(len) == nullptr || r.Take(8) == nullptr) {
+      return Status::Corruption("truncated slots in " + path);
+    }
   }
   const uint8_t* vecs = r.Take(size_t(n) * dim * sizeof(float));
-  uint64_t blob_size;
-  if (vecs == nullptr || !r.U64(&blob_size)) return Status::Corruption("truncated vectors in " + path);
+  if (vecs == nullptr) return Status::Corruption("truncated vectors in " + path);
+  const size_t slots_end = sizeof(kMagic) + r.pos();
+  uint64_t slots_sum, blob_size;
+  if (!r.U64(&slots_sum) || !r.U64(&blob_size)) return Status::Corruption("truncated vectors in " + path);
+  data.value().Populate(slots_end);
+  if (slots_sum != IndexFileChecksum(base, slots_end)) return Status::Corruption("checksum mismatch in " + path);
   const uint8_t* blob = r.Take(blob_size);
   if (blob == nullptr) return Status::Corruption("truncated graph in " + path);
-  std::unique_ptr<AnnIndex> ann;
-  if (blob_size > 0) {
-    auto a = AnnIndex::Deserialize(blob, blob_size, dim_);
-    if (!a.ok()) return a.status();
-    ann = std::move(a).value();
-    if (ann->size() > n) return Status::Corruption("graph larger than the slot table in " + path);
-  }
+  if (r.remaining() != 0) return Status::Corruption("bytes after the graph in " + path + ": the wrong size");
 
   std::unique_lock lock(mu_);
   ResetLocked();
-  size_t matched = 0;
-  std::vector<float> row(dim_);
+  ann_.reset();
+  pending_graph_.reset();
+  slots_.reserve(n);
+  keys_.reserve(n);
+  slot_of_.reserve(n);
+  vectors_->Reserve(n);
+  // The file's stage bits and name codes, as this index's.
+  std::vector<uint64_t> stage_bit(stage_count, 0);
+  for (size_t b = 0; b < stage_count; ++b) {
+    auto it = std::find(stages_.begin(), stages_.end(), file_stages[b]);
+    if (it != stages_.end()) stage_bit[b] = uint64_t(1) << (it - stages_.begin());
+  }
+  std::vector<uint32_t> code(size_t(name_count) + 1, 0);
+  for (uint32_t c = 1; c <= name_count; ++c) code[c] = Intern(names[c]);
+  Reader slots(base + sizeof(kMagic) + slots_at, slots_end - sizeof(kMagic) - slots_at);
   for (uint32_t i = 0; i < n; ++i) {
-    std::memcpy(row.data(), vecs + size_t(i) * dim_ * sizeof(float), dim_ * sizeof(float));
-    auto it = alive[i] ? live_fields.find(ids[i]) : live_fields.end();
-    if (alive[i] && it == live_fields.end()) {
-      return Status::Corruption("index file names asset '" + ids[i] + "' the catalog does not hold");
-    }
-    if (it != live_fields.end()) {
-      AddSlotLocked(it->second, row.data());
-      ++matched;
-    } else {
+    // The rows were saved normalised: copied as they are.
+    const float* row = reinterpret_cast<const float*>(vecs + size_t(i) * dim_ * sizeof(float));
+    Slot s;
+    uint8_t flags = 0;
+    (void)slots.Str(&s.id);
+    (void)slots.U8(&flags);
+    // An id live twice, or named by a dead slot after its live one, is no
+    // catalog's: the file is damaged.
+    if (slot_of_.count(s.id)) return Status::Corruption("index file names asset '" + s.id + "' twice");
+    if (!(flags & kAlive)) {
       SlotFields dead;
-      dead.id = ids[i];
-      KillLocked(AddSlotLocked(dead, row.data()));
+      dead.id = std::move(s.id);
+      KillLocked(AddSlotLocked(dead, row));
+      continue;
     }
+    uint64_t stages = 0;
+    uint32_t tag_count = 0;
+    (void)slots.U64(&stages);
+    (void)slots.U32(&s.type);
+    (void)slots.U32(&s.language);
+    (void)slots.U32(&tag_count);
+    if (s.type > name_count || s.language > name_count) return Status::Corruption("unknown name code in " + path);
+    const std::string& type_name = names[s.type];
+    s.type = code[s.type];
+    s.language = code[s.language];
+    s.tags.resize(tag_count);
+    for (auto& tag : s.tags) {
+      (void)slots.U32(&tag);
+      if (tag == 0 || tag > name_count) return Status::Corruption("unknown tag code in " + path);
+      tag = code[tag];
+    }
+    std::sort(s.tags.begin(), s.tags.end());
+    for (size_t b = 0; b < stage_count; ++b) {
+      if (stages >> b & 1) s.stages |= stage_bit[b];
+    }
+    s.active = (flags & kActive) != 0;
+    auto display = std::make_shared<AssetDisplay>();
+    display->id = s.id;
+    display->type = type_name;
+    (void)slots.Str(&display->title);
+    (void)slots.Str(&display->url);
+    (void)slots.I64(&display->created_ms);
+    s.display = std::move(display);
+    AppendSlotLocked(std::move(s), row, /*normalized=*/true);
   }
-  // live_: an id named alive twice, or killed by a later dead slot, is live once.
-  if (matched != live_fields.size() || live_ != live_fields.size()) {
-    return Status::Corruption("index file holds " + std::to_string(matched) + " of the catalog's " +
-                              std::to_string(live_fields.size()) + " assets");
+  if (blob_size > 0) {
+    auto pending = std::make_shared<PendingGraph>();
+    pending->blob = blob;
+    pending->size = size_t(blob_size);
+    pending->slots = n;
+    pending->layout = layout_;
+    pending->mapping = std::make_shared<MappedFile>(std::move(data).value());
+    pending_graph_ = std::move(pending);
   }
-  ann_ = std::move(ann);
-  adds_since_build_ = ann_ ? n - ann_->size() : n;
+  adds_since_build_ = 0;  // the graph, once in, covers every slot
   ++changes_;
   RecordSaved(changes_, path, seq, embedder);
+  return Status::Ok();
+}
+
+std::vector<std::shared_ptr<const AssetDisplay>> AssetIndex::LiveDisplays() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::shared_ptr<const AssetDisplay>> out;
+  out.reserve(live_);
+  for (const Slot& s : slots_) {
+    if (s.alive) out.push_back(s.display);
+  }
+  return out;
+}
+
+bool AssetIndex::graph_pending() const {
+  std::shared_lock lock(mu_);
+  return pending_graph_ != nullptr;
+}
+
+Status AssetIndex::LoadGraph(const std::atomic<bool>& cancel) {
+  std::shared_ptr<const PendingGraph> pending;
+  {
+    std::shared_lock lock(mu_);
+    pending = pending_graph_;
+  }
+  if (pending == nullptr) return Status::Ok();
+  // Outside the lock: searches go on, exactly, while the file's checksum is
+  // verified and faiss reads the graph.
+  const auto* file = static_cast<const MappedFile*>(pending->mapping.get());
+  uint64_t stored, sum = 0;
+  std::memcpy(&stored, file->data() + file->size(), 8);
+  if (!ChecksumUnlessCancelled(file->data(), file->size(), cancel, &sum)) return Status::Ok();  // stays pending
+  Result<std::unique_ptr<AnnIndex>> ann = Status::Corruption("checksum mismatch in the index file's graph");
+  if (stored == sum) ann = AnnIndex::Deserialize(pending->blob, pending->size, dim_, &cancel);
+  std::unique_lock lock(mu_);
+  if (cancel.load()) return Status::Ok();  // stays pending
+  if (pending_graph_ != pending) return Status::Ok();  // replaced meanwhile (a Load)
+  pending_graph_.reset();
+  if (!ann.ok()) return ann.status();
+  if (pending->layout != layout_ || ann_) return Status::Ok();  // the slots were rebuilt meanwhile
+  if (ann.value()->size() > pending->slots) return Status::Corruption("graph larger than the slot table in the index file");
+  ann_ = std::move(ann).value();
+  // The rows added since the load stay on the exact path until the rebuild
+  // thread extends the graph; changes_ is not bumped: the file holds this.
+  adds_since_build_ = slots_.size() - ann_->size();
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <chrono>
+#include <thread>
 
 #include "codec.h"
 #include "engine_impl.h"
@@ -15,37 +16,66 @@ namespace {
 constexpr uint64_t kMinExtension = 256;
 }  // namespace
 
-Result<std::string> EngineImpl::StartRebuild(Progress progress) { return StartBuild(std::move(progress), true); }
+Result<std::string> EngineImpl::StartRebuild(Progress progress) {
+  return StartBuild(std::move(progress), BuildMode::kFull);
+}
 
-Result<std::string> EngineImpl::StartBuild(Progress progress, bool full) {
+Result<std::string> EngineImpl::StartBuild(Progress progress, BuildMode mode) {
   std::lock_guard<std::mutex> lock(rebuild_mu_);
-  if (rebuilding_.exchange(true)) return Status::Overloaded("a rebuild is already running");
+  if (rebuilding_.exchange(true)) {
+    return Status::Overloaded(graph_loading_ ? "the saved graph is loading; try again in a few seconds"
+                                             : "a rebuild is already running");
+  }
   if (rebuild_thread_.joinable()) rebuild_thread_.join();  // the previous one, finished
   cancel_rebuild_ = false;
+  graph_loading_ = mode == BuildMode::kLoad;
   const std::string job = "rebuild-" + std::to_string(++rebuild_jobs_) + "-" + std::to_string(NowMs());
-  rebuild_thread_ = std::thread([this, job, full, progress = std::move(progress)] {
+  rebuild_thread_ = std::thread([this, job, mode, progress = std::move(progress)] {
     RunRebuild(
         [&](uint64_t done, uint64_t total) {
           if (progress) progress(job, done, total);
         },
-        full);
+        mode);
   });
   return job;
+}
+
+bool EngineImpl::LoadSavedGraph() {
+  if (options_.graph_load_test_hook) options_.graph_load_test_hook(cancel_rebuild_);
+  // A graph that does not check out is dropped (the caller builds one); a
+  // cancelled load leaves it pending, and a save at the stop keeps its bytes.
+  (void)index_->LoadGraph(cancel_rebuild_);
+  graph_loading_ = false;
+  return index_->ann_size() > 0;
 }
 
 void EngineImpl::MaybeAutoRebuild() {
   if (rebuilding_.load() || !WantsAnn(index_->live())) return;
   const bool no_graph_yet = index_->ann_size() == 0;
   if (no_graph_yet || index_->adds_since_build() >= options_.index.rebuild_after_adds) {
-    (void)StartBuild(nullptr, /*full=*/false);
+    (void)StartBuild(nullptr, BuildMode::kExtend);
   }
 }
 
-void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progress, bool full) {
+void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progress, BuildMode mode) {
   const std::string current = embedder_ ? embedder_->Name() : "";
+  bool full = mode == BuildMode::kFull;
+  if (mode == BuildMode::kLoad) {
+    // The graph in, and few assets arrived meanwhile (or a stop): done, and
+    // nothing to save (the file holds it).
+    if ((LoadSavedGraph() && index_->exact_size() < options_.index.rebuild_after_adds) || cancel_rebuild_) {
+      rebuilding_ = false;
+      return;
+    }
+  }
   uint64_t done = 0;
   // 1. Re-embed what another embedder version made, in batches, each written
   // only if the asset did not change meanwhile.
+  // After an open from the saved index the stale vectors are counted by the
+  // background catalog pass: a rebuild asked for meanwhile waits for it.
+  while (full && stale_counting_ && !cancel_rebuild_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   if (embedder_ && stale_vectors_.load() > 0) {
     std::vector<Asset> stale;
     {
@@ -120,8 +150,8 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
                                 if (progress) progress(base + n, total + 1);  // the end is reported once, below
                                 return !cancel_rebuild_.load();
                               });
-        if (ann == nullptr) {  // cancelled: stop recording; exact until the next build
-          index_->Install(std::move(snap), nullptr);
+        if (ann == nullptr) {  // cancelled (a stop): the index stays as it was, its graph included
+          index_->AbandonSnapshot();
           break;
         }
       }

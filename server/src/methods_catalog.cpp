@@ -104,7 +104,8 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
            IndexStatus st = engine.GetIndexStatus();
            return json{{"assets", st.assets},         {"dimension", st.dimension},
                        {"embedder", st.embedder},     {"index", st.index},
-                       {"rebuilding", st.rebuilding}, {"ann_assets", st.ann_assets},
+                       {"rebuilding", st.rebuilding}, {"graph", st.graph},
+                       {"ann_assets", st.ann_assets},
                        {"exact_assets", st.exact_assets}, {"stale_vectors", st.stale_vectors},
                        {"catalog_seq", st.catalog_seq}, {"concepts_pending", st.concepts_pending}};
          }});

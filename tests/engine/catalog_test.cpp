@@ -564,9 +564,182 @@ TEST_F(CatalogTest, TheGraphGrowsWithWhatArrivesAfterItAndTheGrownGraphIsSaved) 
   bool warning = true;
   EXPECT_NE(again.OpenNote(&warning).find("index loaded"), std::string::npos) << again.OpenNote(nullptr);
   EXPECT_FALSE(warning);
+  for (int i = 0; i < 1200 && again.GetIndexStatus().graph == "loading"; ++i) {  // the graph loads in the background
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(again.GetIndexStatus().graph, "ready");
   EXPECT_EQ(again.GetIndexStatus().ann_assets, 3501u);
   EXPECT_EQ(again.GetIndexStatus().assets, 3499u);
   check();
+}
+
+// After an open the saved graph is read in the background: searches are
+// answered meanwhile by the exact scan (so exactly: the brute-force answer,
+// filters held), the graph then swaps in, and a stop while it is still
+// loading keeps the saved graph (nothing, or the old graph's bytes with the
+// new slots, is written over the file) so that the next start loads it.
+class GraphLoadTest : public CatalogTest {
+ public:
+  GraphLoadTest() {
+    options_.index.kind = "hnsw";
+    options_.graph_load_test_hook = [this](const std::atomic<bool>& stopping) {
+      ++hook_calls_;
+      while (hold_ && !stopping) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    };
+  }
+  // n assets g0.. with random vectors, stages and types; the graph built and saved.
+  void Seed(int n) {
+    Engine& e = Open();
+    std::mt19937 rng(7);
+    std::vector<Asset> batch;
+    for (int i = 0; i < n; ++i) {
+      std::string id = "g";
+      id += std::to_string(i);
+      Asset a = MakeAsset(id, "title", {kStages[rng() % 5]}, i % 3 == 0 ? "case_study" : "whitepaper");
+      a.vector.resize(options_.dimension);
+      for (auto& x : a.vector) x = float(rng() % 1000) / 1000.0f - 0.5f;
+      truth_[a.id] = a;
+      batch.push_back(a);
+    }
+    ASSERT_TRUE(e.UpsertAssets(batch).ok());
+    WaitGraph(e);
+    ASSERT_EQ(e.GetIndexStatus().ann_assets, uint64_t(n));
+    ASSERT_TRUE(e.Close().ok());
+  }
+  static void WaitGraph(Engine& e) {
+    for (int i = 0; i < 2400; ++i) {
+      const IndexStatus st = e.GetIndexStatus();
+      if (!st.rebuilding && st.graph != "loading") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+  }
+  // The exact answer: the k most similar of the assets passing the filter.
+  std::vector<std::string> BruteForce(const std::vector<float>& q, const AssetFilter& f, size_t k) const {
+    std::vector<std::pair<double, std::string>> all;
+    for (const auto& [id, a] : truth_) {
+      if (std::find(a.stages.begin(), a.stages.end(), f.stage) == a.stages.end()) continue;
+      if (!f.types.empty() && a.type != f.types[0]) continue;
+      double dot = 0, an = 0, qn = 0;
+      for (size_t d = 0; d < q.size(); ++d) {
+        dot += double(a.vector[d]) * q[d];
+        an += double(a.vector[d]) * a.vector[d];
+        qn += double(q[d]) * q[d];
+      }
+      all.emplace_back(dot / std::sqrt(an * qn), id);
+    }
+    std::sort(all.begin(), all.end(), std::greater<>());
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < std::min(k, all.size()); ++i) ids.push_back(all[i].second);
+    return ids;
+  }
+  // Searches with random queries and filters; every answer must be the
+  // exact one (exact) or hold the filter with recall near it (graph).
+  void CheckSearches(Engine& e, bool exact, int queries) {
+    std::mt19937 rng(11);
+    double found = 0, wanted = 0;
+    for (int i = 0; i < queries; ++i) {
+      AssetFilter f;
+      f.stage = kStages[rng() % 5];
+      if (rng() % 2) f.types = {"case_study"};
+      std::vector<float> q(options_.dimension);
+      for (auto& x : q) x = float(rng() % 1000) / 1000.0f - 0.5f;
+      auto hits = e.Search(q.data(), f, 10);
+      ASSERT_TRUE(hits.ok()) << hits.status().ToString();
+      const auto expected = BruteForce(q, f, 10);
+      std::vector<std::string> got;
+      for (const auto& h : hits.value()) {
+        const Asset& a = truth_.at(h.asset_id);
+        ASSERT_NE(std::find(a.stages.begin(), a.stages.end(), f.stage), a.stages.end()) << h.asset_id;
+        if (!f.types.empty()) {
+          ASSERT_EQ(a.type, f.types[0]) << h.asset_id;
+        }
+        got.push_back(h.asset_id);
+      }
+      if (exact) {
+        ASSERT_EQ(got, expected) << "query " << i;
+      }
+      for (const auto& id : expected) found += std::find(got.begin(), got.end(), id) != got.end();
+      wanted += double(expected.size());
+    }
+    EXPECT_GE(found / wanted, exact ? 1.0 : 0.9);
+  }
+
+  std::map<std::string, Asset> truth_;
+  std::atomic<bool> hold_{true};
+  std::atomic<int> hook_calls_{0};
+};
+
+TEST_F(GraphLoadTest, SearchesAreExactWhileTheSavedGraphLoadsThenItSwapsIn) {
+  ASSERT_NO_FATAL_FAILURE(Seed(3000));
+  Engine& e = Open();
+  EXPECT_NE(e.OpenNote(nullptr).find("loading it in the background"), std::string::npos) << e.OpenNote(nullptr);
+  for (int i = 0; i < 1000 && hook_calls_ == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  IndexStatus st = e.GetIndexStatus();
+  EXPECT_EQ(st.graph, "loading");
+  EXPECT_FALSE(st.rebuilding);
+  EXPECT_EQ(st.assets, 3000u);
+  EXPECT_EQ(st.ann_assets, 0u);
+  ASSERT_NO_FATAL_FAILURE(CheckSearches(e, /*exact=*/true, 200));
+  // A rebuild waits for the load rather than race it.
+  auto job = e.StartRebuild(nullptr);
+  EXPECT_EQ(job.status().code(), Status::Code::kOverloaded);
+
+  hold_ = false;
+  WaitGraph(e);
+  st = e.GetIndexStatus();
+  EXPECT_EQ(st.graph, "ready");
+  EXPECT_EQ(st.ann_assets, 3000u);
+  EXPECT_EQ(st.exact_assets, 0u);
+  ASSERT_NO_FATAL_FAILURE(CheckSearches(e, /*exact=*/false, 200));
+}
+
+TEST_F(GraphLoadTest, AStopDuringTheLoadKeepsTheSavedGraph) {
+  ASSERT_NO_FATAL_FAILURE(Seed(3000));
+  const fs::path file = dir_ / "index.pbidx";
+  const auto size = fs::file_size(file);
+  // Nothing changed: the stop writes nothing (the marker after the end stays).
+  Engine& e = Open();
+  for (int i = 0; i < 1000 && hook_calls_ == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(e.GetIndexStatus().graph, "loading");
+  std::ofstream(file, std::ios::binary | std::ios::app) << "marker";
+  ASSERT_TRUE(e.Close().ok());
+  EXPECT_EQ(fs::file_size(file), size + 6) << "the file was written again";
+  fs::resize_file(file, size);
+
+  // Changed during the load (an upsert, a delete): the stop saves the new
+  // slots with the old graph's bytes, which still cover the first 3000.
+  Engine& changed = Open();
+  for (int i = 0; i < 1000 && hook_calls_ < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(changed.GetIndexStatus().graph, "loading");
+  Asset late = MakeAsset("late", "title", {"evaluation"}, "case_study");
+  late.vector.assign(options_.dimension, 0.25f);
+  truth_[late.id] = late;
+  ASSERT_TRUE(changed.UpsertAssets({late}).ok());
+  ASSERT_EQ(changed.DeleteAssets({"g0"}).value(), 1u);
+  truth_.erase("g0");
+  ASSERT_NO_FATAL_FAILURE(CheckSearches(changed, /*exact=*/true, 50));
+  ASSERT_TRUE(changed.Close().ok());
+  EXPECT_GT(fs::file_size(file), size) << "the change was not saved, or the graph was left out";
+
+  hold_ = false;
+  Engine& again = Open();
+  bool warning = true;
+  EXPECT_NE(again.OpenNote(&warning).find("index loaded"), std::string::npos) << again.OpenNote(nullptr);
+  EXPECT_FALSE(warning);
+  WaitGraph(again);
+  const IndexStatus st = again.GetIndexStatus();
+  EXPECT_EQ(st.graph, "ready");
+  EXPECT_FALSE(st.rebuilding);
+  EXPECT_EQ(st.assets, 3000u);
+  EXPECT_EQ(st.ann_assets, 3000u);  // the saved graph, not a new one over 3000 live rows
+  EXPECT_EQ(st.exact_assets, 1u);   // "late", after it
+  ASSERT_NO_FATAL_FAILURE(CheckSearches(again, /*exact=*/false, 200));
+  AssetFilter f;
+  f.stage = "evaluation";
+  const auto hits = again.Search(late.vector.data(), f, 1);
+  ASSERT_TRUE(hits.ok());
+  ASSERT_EQ(hits.value().size(), 1u);
+  EXPECT_EQ(hits.value()[0].asset_id, "late");
 }
 
 TEST_F(CatalogTest, RebuildReEmbedsVectorsOfAnotherEmbedderVersion) {
@@ -583,6 +756,11 @@ TEST_F(CatalogTest, RebuildReEmbedsVectorsOfAnotherEmbedderVersion) {
   auto v2 = std::make_shared<WordEmbedder>(options_.dimension, "words-v2");
   v2->set_salt(12345);
   Open(v2);
+  // Counted after the open, by the background pass over the catalog that
+  // computes the concepts.
+  for (int i = 0; i < 500 && engine_->GetIndexStatus().concepts_pending > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(engine_->GetIndexStatus().stale_vectors, 2u);  // start-up never re-embeds
   ASSERT_TRUE(engine_->StartRebuild(nullptr).ok());
   for (int i = 0; i < 200 && engine_->GetIndexStatus().rebuilding; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -654,7 +654,7 @@ TEST_F(IndexFileFaultTest, ShorterThanItsHeader) {
 }
 
 TEST_F(IndexFileFaultTest, TruncatedInTheMiddle) {
-  DamageAndReopen([](const fs::path& f) { fs::resize_file(f, fs::file_size(f) / 2); }, "checksum mismatch");
+  DamageAndReopen([](const fs::path& f) { fs::resize_file(f, fs::file_size(f) / 2); }, "truncated");
 }
 
 TEST_F(IndexFileFaultTest, TrailingBytesMakeItTheWrongSize) {
@@ -663,7 +663,7 @@ TEST_F(IndexFileFaultTest, TrailingBytesMakeItTheWrongSize) {
         std::ofstream out(f, std::ios::binary | std::ios::app);
         out << "trailing junk";
       },
-      "checksum mismatch");
+      "the wrong size");
 }
 
 TEST_F(IndexFileFaultTest, GarbledVectors) {

@@ -1,8 +1,9 @@
 // The index file reader (engine/src/index_file.cpp: AssetIndex::PeekFile and
 // Load) on arbitrary file contents, then a search over what it loaded.
 //
-// The input is the file between its magic and its checksum: this target adds
-// both, so that the fuzzer reaches the parsing rather than the checksum. The
+// The input is the file between its magic and its last checksum: this target
+// adds both and sets the checksum after the vectors, so that the fuzzer
+// reaches the parsing rather than the checksums. The
 // HNSW graph blob inside the file is handed to faiss's own reader
 // (faiss::read_index), which trusts its input (it allocates any size a
 // damaged blob names): the file's checksum is the guard there, and this target
@@ -26,7 +27,7 @@ namespace pb = playbook;
 
 namespace {
 
-constexpr char kMagic[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '1'};
+constexpr char kMagic[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '2'};
 constexpr uint32_t kDim = 4;
 
 
@@ -75,10 +76,11 @@ bool Init() {
   return true;
 }
 
-// Walks the layout of index_file.cpp to the graph blob's length; sets it to 0
-// and drops the blob (see the top of the file). Leaves malformed input alone.
-void DropBlob(std::vector<uint8_t>* b) {
-  size_t pos = 0;
+// Walks the layout of index_file.cpp (after the magic) to the slots'
+// checksum, sets it, and sets the graph blob's length to 0, dropping the blob
+// (see the top of the file). Leaves malformed input alone.
+void FixUp(std::vector<uint8_t>* b) {
+  size_t pos = 8;
   auto u32 = [&](uint32_t* v) {
     if (b->size() - pos < 4) return false;
     std::memcpy(v, b->data() + pos, 4);
@@ -90,14 +92,31 @@ void DropBlob(std::vector<uint8_t>* b) {
     pos += size_t(n);
     return true;
   };
-  uint32_t dim, len, n;
-  if (!u32(&dim) || !skip(8) || !u32(&len) || !skip(len) || !u32(&n)) return;
-  for (uint32_t i = 0; i < n; ++i) {
-    if (!u32(&len) || !skip(uint64_t(len) + 1)) return;
+  auto str = [&] {
+    uint32_t len;
+    return u32(&len) && skip(len);
+  };
+  uint32_t dim, count, n;
+  if (!u32(&dim) || !skip(8) || !str() || !u32(&count)) return;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (!str()) return;
   }
-  if (!skip(uint64_t(n) * dim * sizeof(float)) || b->size() - pos < 8) return;
-  std::memset(b->data() + pos, 0, 8);
-  b->resize(pos + 8);
+  if (!u32(&count)) return;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (!str()) return;
+  }
+  if (!u32(&n)) return;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (!str() || b->size() - pos < 1) return;
+    const uint8_t flags = (*b)[pos++];
+    uint32_t tags;
+    if ((flags & 1) && (!skip(16) || !u32(&tags) || !skip(uint64_t(tags) * 4) || !str() || !str() || !skip(8))) return;
+  }
+  if (!skip(uint64_t(n) * dim * sizeof(float)) || b->size() - pos < 16) return;
+  const uint64_t sum = pb::IndexFileChecksum(b->data(), pos);
+  std::memcpy(b->data() + pos, &sum, 8);
+  std::memset(b->data() + pos + 8, 0, 8);
+  b->resize(pos + 16);
 }
 
 }  // namespace
@@ -105,10 +124,9 @@ void DropBlob(std::vector<uint8_t>* b) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const bool init = Init();
   (void)init;
-  std::vector<uint8_t> body(data, data + size);
-  DropBlob(&body);
   std::vector<uint8_t> file(kMagic, kMagic + 8);
-  file.insert(file.end(), body.begin(), body.end());
+  file.insert(file.end(), data, data + size);
+  FixUp(&file);
   const uint64_t sum = pb::IndexFileChecksum(file.data(), file.size());
   file.insert(file.end(), reinterpret_cast<const uint8_t*>(&sum), reinterpret_cast<const uint8_t*>(&sum) + 8);
   const std::string path = Path();
@@ -118,10 +136,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   (void)pb::AssetIndex::PeekFile(path);
   pb::AssetIndex index(kDim, kStages, pb::IndexOptions{});
-  const auto live = Live();
-  if (index.Load(path, live).ok()) {
-    // What loaded is the catalog's assets, searchable.
-    if (index.live() != live.size()) std::abort();
+  if (index.Load(path).ok()) {
+    // What loaded is searchable, and only live assets come back.
     const float q[] = {0.5f, 0.5f, 0, 0};
     for (const std::string& stage : kStages) {
       pb::AssetFilter filter;
@@ -129,7 +145,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto hits = index.Search(q, filter, 10);
       if (!hits.ok()) std::abort();
       for (const auto& h : hits.value()) {
-        if (!live.count(h.asset_id)) std::abort();
+        if (!index.IsLive(h.asset_id)) std::abort();
       }
     }
   }

@@ -2,6 +2,7 @@
 // Built once (by the daemon from its config, by tests directly) and passed in.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -104,6 +105,12 @@ struct EngineOptions {
   // under the engine (db->env, which must outlive the engine) or to turn the
   // block cache off so that reads reach it.
   std::function<void(rocksdb::DBOptions*, rocksdb::ColumnFamilyOptions*)> rocksdb_test_hook;
+
+  // For tests only; the daemon leaves it empty. Called on the background
+  // thread that loads the saved graph after an open, just before it reads
+  // it, so that tests can search, and stop, while the graph is loading. A
+  // hook that waits must return once `stopping` turns true (Close waits).
+  std::function<void(const std::atomic<bool>& stopping)> graph_load_test_hook;
 };
 
 }  // namespace playbook

@@ -72,6 +72,10 @@ struct IndexStatus {
   std::string embedder;  // the embedder's Name()
   std::string index;     // "exact" or "hnsw(M=16,efC=64)+exact" ...
   bool rebuilding = false;
+  // "loading": the saved graph is being read in the background after a start
+  // (searches are exact until it is in); "ready": a graph serves searches;
+  // "none": searches are exact (no graph yet, or none wanted).
+  std::string graph = "none";
   uint64_t ann_assets = 0;    // assets covered by the ANN structure
   uint64_t exact_assets = 0;  // assets searched exactly (added since the last build)
   uint64_t stale_vectors = 0; // embedder-made vectors from another embedder version
