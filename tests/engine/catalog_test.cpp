@@ -515,8 +515,13 @@ TEST_F(CatalogTest, TheGraphGrowsWithWhatArrivesAfterItAndTheGrownGraphIsSaved) 
   options_.index.kind = "hnsw";
   options_.index.rebuild_after_adds = 500;
   Engine& e = Open();
+  // Until every asset is in the graph and no build runs: "not rebuilding"
+  // alone is also true just before the rebuild thread picks up the last
+  // upsert (the test failed so on a loaded machine).
   auto wait_idle = [&] {
-    for (int i = 0; i < 1200 && e.GetIndexStatus().rebuilding; ++i) {
+    for (int i = 0; i < 1200; ++i) {
+      const IndexStatus st = e.GetIndexStatus();
+      if (!st.rebuilding && st.exact_assets == 0) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   };
