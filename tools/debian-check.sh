@@ -69,8 +69,14 @@ mkdir -p "$LOGS"
 summary="$LOGS/summary.txt"
 failures=0
 
-# `now` in seconds with tenths; `say` prints and records a summary line.
+# `now` in seconds with tenths; `say` prints and records a summary line; `cpu LOG` the CPU
+# seconds (user + sys) of everything a logged command ran, from its log's cpu-times line: on a
+# machine shared with other work the wall times grow with the load, this does not.
 now() { date +%s.%N; }
+cpu() {
+  awk '$2 == "cpu-times:" { s = 0; for (i = 3; i <= NF; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } }
+       END { printf "%.0f", s }' "$1"
+}
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 say() { echo "$*" | tee -a "$summary"; }
 
@@ -83,7 +89,8 @@ in_root() {
   set +e
   chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    /bin/bash -c "cd /root/playbook && $*" 2>&1 |
+    /bin/bash -c "cd /root/playbook && $*
+      rc=\$?; echo cpu-times: \$(times); exit \$rc" 2>&1 |
     while IFS= read -r line; do
       printf '%s %s\n' "$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%7.1f", b - a }')" "$line"
     done >"$log"
@@ -120,7 +127,7 @@ if in_root "$LOGS/run.log" "$run_cmd"; then
   # and playbook (until the last link), then the start and the sample load.
   first=$(awk '$2 ~ /^\[1\// { print $1; exit }' "$LOGS/run.log")
   linked=$(awk '$2 ~ /^\[[0-9]+\/[0-9]+\]$/ { split($2, a, /[\[\/\]]/); if (a[2] == a[3]) t = $1 } END { print t }' "$LOGS/run.log")
-  say "  tools/run.sh to serving:      $total s (packages and configure ${first:-?} s, build ${first:+$(awk -v a="$first" -v b="$linked" 'BEGIN { printf "%.1f", b - a }')} s, start and sample load $(awk -v a="${linked:-0}" -v b="$total" 'BEGIN { printf "%.1f", b - a }') s)"
+  say "  tools/run.sh to serving:      $total s, $(cpu "$LOGS/run.log") CPU s (packages and configure ${first:-?} s, build ${first:+$(awk -v a="$first" -v b="$linked" 'BEGIN { printf "%.1f", b - a }')} s, start and sample load $(awk -v a="${linked:-0}" -v b="$total" 'BEGIN { printf "%.1f", b - a }') s)"
   grep -o 'playbookd .* is serving.*' "$LOGS/run.log" | head -n 1 | sed 's/^/    /' | tee -a "$summary"
 else
   say "  tools/run.sh FAILED after $(since "$t") s; the end of $LOGS/run.log:"
@@ -153,7 +160,7 @@ if [ "$TESTS" != "none" ]; then
   objects >"$LOGS/objects-after.txt"
   rebuilt=$(join "$LOGS/objects-before.txt" "$LOGS/objects-after.txt" | awk '$2 != $3' | wc -l)
   compiled=$(grep -c 'Building CXX object' "$LOGS/test.log" || true)
-  say "  $test_cmd: exit $rc in $total s; $compiled objects compiled, $rebuilt of run.sh's $(wc -l <"$LOGS/objects-before.txt") recompiled"
+  say "  $test_cmd: exit $rc in $total s, $(cpu "$LOGS/test.log") CPU s; $compiled objects compiled, $rebuilt of run.sh's $(wc -l <"$LOGS/objects-before.txt") recompiled"
   grep -E 'tests passed|tests failed|^ *[0-9.]+ test: ' "$LOGS/test.log" | sed 's/^ *[0-9.]* /    /' | tee -a "$summary"
   if [ "$rc" -ne 0 ]; then
     grep -A 12 'The following tests FAILED' "$LOGS/test.log" | tee -a "$summary" || tail -n 20 "$LOGS/test.log" | tee -a "$summary"
