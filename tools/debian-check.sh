@@ -71,10 +71,12 @@ failures=0
 
 # `now` in seconds with tenths; `say` prints and records a summary line; `cpu LOG` the CPU
 # seconds (user + sys) of everything a logged command ran, from its log's cpu-times line: on a
-# machine shared with other work the wall times grow with the load, this does not.
+# machine shared with other work the wall times grow with the load, this much less.
 now() { date +%s.%N; }
 cpu() {
-  awk '$2 == "cpu-times:" { s = 0; for (i = 3; i <= NF; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } }
+  awk 'match($0, /cpu-times: .*/) {  # after the last output, maybe on its line
+         n = split(substr($0, RSTART + 11), t, " "); s = 0
+         for (i = 1; i <= n; i++) { split(t[i], a, /[ms]/); s += a[1] * 60 + a[2] } }
        END { printf "%.0f", s }' "$1"
 }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -91,7 +93,7 @@ in_root() {
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     /bin/bash -c "cd /root/playbook && $*
       rc=\$?; echo cpu-times: \$(times); exit \$rc" 2>&1 |
-    while IFS= read -r line; do
+    while IFS= read -r line || [ -n "$line" ]; do  # also a last line without its newline
       printf '%s %s\n' "$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%7.1f", b - a }')" "$line"
     done >"$log"
   local rc=${PIPESTATUS[0]}
