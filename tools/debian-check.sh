@@ -92,7 +92,7 @@ in_root() {
   chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     /bin/bash -c "cd /root/playbook && $*
-      rc=\$?; echo cpu-times: \$(times); exit \$rc" 2>&1 |
+      rc=\$?; times >/tmp/.cpu-times; echo cpu-times: \$(cat /tmp/.cpu-times); exit \$rc" 2>&1 |
     while IFS= read -r line || [ -n "$line" ]; do  # also a last line without its newline
       printf '%s %s\n' "$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%7.1f", b - a }')" "$line"
     done >"$log"
