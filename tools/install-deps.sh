@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Playbook needs to build and test, and only the missing ones.
+# Installs the Debian 12 packages Playbook needs to build and run (tools/run.sh), and with
+# --with-test-tools also to test (tools/test.sh); only the missing ones.
 # Uses sudo when not root. Safe to run again: it does nothing when everything is present.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ packages=(
   libtomlplusplus-dev               # config
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro benchmarks
   procps                            # pgrep/kill used by the scripts
+  curl                              # the README's /healthz and /metrics lines (a minimal Debian has none)
 )
 
 # --with-test-tools: also what only the tests need (tools/test.sh passes it).

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The run command: installs what is missing, builds (Release, build/), and starts playbookd
+# The run command: installs what is missing, builds playbookd and playbook (Release, build/: only
+# these two, the tests and benchmarks are test.sh's), and starts playbookd
 # on 127.0.0.1:7700 with its data in ./playbook-data, in the background, logging to
 # ./playbook-data/playbookd.log. Waits until /healthz answers.
 #
@@ -78,7 +79,8 @@ if [ "${1:-}" = "--stop" ]; then
   exit 0
 fi
 
-tools/build.sh
+tools/install-deps.sh
+tools/build.sh playbookd playbook
 
 args=(--data-dir "$DATA_DIR" --port "$PORT" --bind 127.0.0.1)
 [ -n "${PLAYBOOK_CONFIG:-}" ] && args=(--config "$PLAYBOOK_CONFIG" "${args[@]}")

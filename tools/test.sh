@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds (Release, build/), runs every test with ctest;
+# The test command: installs what is missing, builds (Release, build/: the directory and flags
+# run.sh uses, so only what run.sh did not build is compiled), runs every test with ctest;
 # then the same unit and integration tests built with clang's AddressSanitizer and
 # UndefinedBehaviorSanitizer (build-san/), and every fuzz target for a bounded time.
 # .ci/run calls exactly this. docs/testing.md describes each part.
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/install-deps.sh --with-test-tools
-tools/build.sh -DPLAYBOOK_BUILD_TESTS=ON -DPLAYBOOK_WERROR=ON
+tools/build.sh
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j "${JOBS:-$(nproc)}" "$@"
 
 if [ "${PLAYBOOK_SANITIZERS:-1}" = "0" ]; then
