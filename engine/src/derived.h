@@ -239,6 +239,8 @@ class Derived {
     void Keys(const CounterFn& counters, const LastUsedFn& last_used) const;
   };
   ChangedValues TakeChanged();
+  // Forgets the changes (what a full write of this covers).
+  void ClearChanged() { changed_.clear(); }
   // Gives back keys taken whose save failed.
   void ReturnChanged(const std::vector<Changed>& changed);
   size_t ChangedCount() const { return changed_.size(); }

@@ -190,6 +190,7 @@ Result<ReaggregateResult> FeedbackStore::Reaggregate(bool write,
       result.differing = fresh->CountDifferences(*derived_);
     }
     if (write) {
+      fresh->ClearChanged();  // all of it is written below: the saves go on from here
       copy = std::make_unique<Derived>(*fresh);
       copy_seq = next_seq_;
       std::unique_lock swap(stats_mu_);
