@@ -168,7 +168,6 @@ class DeltaBuffer {
   void LastUsed(std::string_view asset, int64_t ts);
   void Clear();
   bool empty() const { return ops_.empty(); }
-  size_t size() const { return ops_.size(); }
 
  private:
   friend class Derived;

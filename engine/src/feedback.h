@@ -192,10 +192,9 @@ class FeedbackStore {
   // events and leads replayed.
   Status ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out, uint64_t total,
                    const ReaggregateProgress& progress, uint64_t* events, uint64_t* leads) const;
-  // Replays one lead's events (any order; replayed by (ts, arrival)) into
-  // `out`, counters multiplied by `sign`.
-  void ReplayLead(std::vector<std::pair<uint64_t, Event>> events, Derived* out, int sign) const;
-  // As one: out with `before`, in with `after` (a lead's log before and after).
+  // A lead's counters into `out`: out with its events `before`, in with its
+  // events `after` (any order; replayed by (ts, arrival)). Re-aggregation
+  // replays a lead with `before` empty.
   void RederiveLead(std::vector<std::pair<uint64_t, Event>> before, std::vector<std::pair<uint64_t, Event>> after,
                     Derived* out) const;
   // Replaces all stored counters by `d` (re-aggregation), which includes the

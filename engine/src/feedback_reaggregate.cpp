@@ -12,20 +12,10 @@
 
 namespace playbook {
 
-void FeedbackStore::ReplayLead(std::vector<std::pair<uint64_t, Event>> events, Derived* out, int sign) const {
-  DeltaBuffer deltas;
-  deltas.sign = sign;
-  tally_.Replay(events, nullptr, &deltas);
-  out->Apply(deltas);
-}
-
 void FeedbackStore::RederiveLead(std::vector<std::pair<uint64_t, Event>> before,
                                  std::vector<std::pair<uint64_t, Event>> after, Derived* out) const {
   DeltaBuffer deltas;
-  deltas.sign = -1;
-  tally_.Replay(before, nullptr, &deltas);
-  deltas.sign = +1;
-  tally_.Replay(after, nullptr, &deltas);
+  tally_.Rederive(before, after, nullptr, &deltas);
   out->Apply(deltas);
 }
 
@@ -40,7 +30,7 @@ Status FeedbackStore::ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out,
   std::vector<std::pair<uint64_t, Event>> batch;
   auto flush = [&] {
     if (batch.empty()) return;
-    ReplayLead(std::move(batch), out, +1);
+    RederiveLead({}, std::move(batch), out);
     batch.clear();
     ++*leads;
   };

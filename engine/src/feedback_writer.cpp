@@ -300,11 +300,8 @@ Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadSta
   // new events, all in (ts, seq) order; the new events take the stage and
   // topic the replay gives them.
   std::vector<std::pair<uint64_t, Event>> all = log;
-  deltas->sign = -1;
-  tally_.Replay(log, nullptr, deltas);
-  deltas->sign = +1;
   for (const auto& [n, e] : events) all.emplace_back(n, *e);
-  tally_.Replay(all, st, deltas);
+  tally_.Rederive(log, all, st, deltas);
   std::unordered_map<uint64_t, const Event*> completed;
   for (const auto& [n, e] : all) completed.emplace(n, &e);
   for (auto& [n, e] : events) {

@@ -124,4 +124,12 @@ void Tally::Replay(std::vector<std::pair<uint64_t, Event>>& events, LeadState* l
   if (lead) *lead = std::move(state);
 }
 
+void Tally::Rederive(std::vector<std::pair<uint64_t, Event>>& before, std::vector<std::pair<uint64_t, Event>>& after,
+                     LeadState* lead, DeltaBuffer* out) const {
+  out->sign = -1;
+  Replay(before, nullptr, out);
+  out->sign = +1;
+  Replay(after, lead, out);
+}
+
 }  // namespace playbook

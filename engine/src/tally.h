@@ -66,6 +66,12 @@ class Tally {
   // state into *lead, the counters into *out (either may be null).
   void Replay(std::vector<std::pair<uint64_t, Event>>& events, LeadState* lead, DeltaBuffer* out) const;
 
+  // A lead re-derived: out with what `before` counts (its old log), in with
+  // what `after` counts (the old log and its new events), each replayed as
+  // above; the final state (after `after`) into *lead (may be null).
+  void Rederive(std::vector<std::pair<uint64_t, Event>>& before, std::vector<std::pair<uint64_t, Event>>& after,
+                LeadState* lead, DeltaBuffer* out) const;
+
   int64_t window_ms() const { return window_ms_; }
 
  private:
