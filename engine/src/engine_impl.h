@@ -95,6 +95,8 @@ class EngineImpl final : public Engine {
   bool LoadSavedGraph();
   bool WantsAnn(uint64_t assets) const;
   void MaybeAutoRebuild();
+  // Ends a build (rebuilding_ false), or claims the next one and says so.
+  bool BuildAgain();
   std::string IndexPath() const { return options_.data_dir + "/index.pbidx"; }
 
   const EngineOptions options_;

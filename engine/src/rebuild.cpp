@@ -63,8 +63,8 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
   if (mode == BuildMode::kLoad) {
     // The graph in, and few assets arrived meanwhile (or a stop): done, and
     // nothing to save (the file holds it).
-    if ((LoadSavedGraph() && index_->exact_size() < options_.index.rebuild_after_adds) || cancel_rebuild_) {
-      rebuilding_ = false;
+    if (((LoadSavedGraph() && index_->exact_size() < options_.index.rebuild_after_adds) || cancel_rebuild_) &&
+        !BuildAgain()) {
       return;
     }
   }
@@ -132,42 +132,60 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
   // exact path: the graph trails the import by one round.
   const uint64_t base = done;
   uint64_t total = base;
-  bool changed = false;
-  for (int round = 0; round < 1000 && !cancel_rebuild_; ++round) {
-    AssetIndex::Extension ext;
-    if (!full && index_->TakeExtension(&ext)) {
-      if (ext.count == 0) break;
-      auto ann = ext.base->Extend(ext.vectors.data(), ext.count, [&](size_t) { return !cancel_rebuild_.load(); });
-      if (ann == nullptr) break;  // cancelled: the graph stays as it was
-      index_->InstallExtension(ext, std::move(ann));
-    } else {
-      AssetIndex::Snapshot snap = index_->TakeSnapshot();
-      total = base + snap.fields.size();
-      std::unique_ptr<AnnIndex> ann;
-      if (WantsAnn(snap.fields.size())) {
-        ann = AnnIndex::Build(snap.vectors.data(), snap.fields.size(), options_.dimension, options_.index,
-                              [&](size_t n) {
-                                if (progress) progress(base + n, total + 1);  // the end is reported once, below
-                                return !cancel_rebuild_.load();
-                              });
-        if (ann == nullptr) {  // cancelled (a stop): the index stays as it was, its graph included
-          index_->AbandonSnapshot();
-          break;
+  bool report = true;  // the job's progress: its first pass (a pass after it is the thread's own)
+  for (;;) {
+    bool changed = false;
+    for (int round = 0; round < 1000 && !cancel_rebuild_; ++round) {
+      AssetIndex::Extension ext;
+      if (!full && index_->TakeExtension(&ext)) {
+        if (ext.count == 0) break;
+        auto ann = ext.base->Extend(ext.vectors.data(), ext.count, [&](size_t) { return !cancel_rebuild_.load(); });
+        if (ann == nullptr) break;  // cancelled: the graph stays as it was
+        index_->InstallExtension(ext, std::move(ann));
+      } else {
+        AssetIndex::Snapshot snap = index_->TakeSnapshot();
+        total = base + snap.fields.size();
+        std::unique_ptr<AnnIndex> ann;
+        if (WantsAnn(snap.fields.size())) {
+          ann = AnnIndex::Build(snap.vectors.data(), snap.fields.size(), options_.dimension, options_.index,
+                                [&](size_t n) {
+                                  if (progress && report) progress(base + n, total + 1);  // the end: once, below
+                                  return !cancel_rebuild_.load();
+                                });
+          if (ann == nullptr) {  // cancelled (a stop): the index stays as it was, its graph included
+            index_->AbandonSnapshot();
+            break;
+          }
         }
+        index_->Install(std::move(snap), std::move(ann));
+        full = false;  // what arrived meanwhile extends this graph
       }
-      index_->Install(std::move(snap), std::move(ann));
-      full = false;  // what arrived meanwhile extends this graph
+      changed = true;
+      if (index_->exact_size() < kMinExtension || !WantsAnn(index_->live())) break;
     }
-    changed = true;
-    if (index_->exact_size() < kMinExtension || !WantsAnn(index_->live())) break;
+    // Saved once, when the graph is caught up: a save writes the whole file.
+    if (changed) {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      if (Usable().ok()) (void)index_->Save(IndexPath(), catalog_seq_, current);
+    }
+    if (options_.build_end_test_hook) options_.build_end_test_hook();
+    const bool again = BuildAgain();
+    if (progress && report) progress(total, total);
+    if (!again) break;
+    report = false;
+    full = false;
   }
-  // Saved once, when the graph is caught up: a save writes the whole file.
-  if (changed) {
-    std::lock_guard<std::mutex> lock(write_mu_);
-    if (Usable().ok()) (void)index_->Save(IndexPath(), catalog_seq_, current);
-  }
+}
+
+bool EngineImpl::BuildAgain() {
   rebuilding_ = false;
-  if (progress) progress(total, total);
+  // An upsert whose MaybeAutoRebuild saw this build still running after its
+  // last round had looked started none: the thread looks again for it, or
+  // those assets would stay on the exact path until the next import.
+  if (cancel_rebuild_ || !WantsAnn(index_->live()) || index_->adds_since_build() < options_.index.rebuild_after_adds) {
+    return false;
+  }
+  return !rebuilding_.exchange(true);
 }
 
 }  // namespace playbook

@@ -515,9 +515,9 @@ TEST_F(CatalogTest, TheGraphGrowsWithWhatArrivesAfterItAndTheGrownGraphIsSaved) 
   options_.index.kind = "hnsw";
   options_.index.rebuild_after_adds = 500;
   Engine& e = Open();
-  // Until every asset is in the graph and no build runs: "not rebuilding"
-  // alone is also true just before the rebuild thread picks up the last
-  // upsert (the test failed so on a loaded machine).
+  // Until every asset is in the graph and no build runs. An upsert that
+  // finds a build running starts none; the build looks again when it ends
+  // (CI once saw a last batch left on the exact path here without that).
   auto wait_idle = [&] {
     for (int i = 0; i < 1200; ++i) {
       const IndexStatus st = e.GetIndexStatus();
@@ -541,10 +541,14 @@ TEST_F(CatalogTest, TheGraphGrowsWithWhatArrivesAfterItAndTheGrownGraphIsSaved) 
   wait_idle();
   ASSERT_EQ(e.GetIndexStatus().ann_assets, 2000u);
   // An import's worth after the graph: batches past rebuild_after_adds, an
-  // update and a delete among them.
-  for (int from = 0; from < 1500; from += 500) ASSERT_TRUE(e.UpsertAssets(batch("n", from, from + 500)).ok());
-  ASSERT_TRUE(e.UpsertAssets({MakeAsset("b0", "moved to evaluation later", {"evaluation"})}).ok());
+  // update and a delete among them. (The update rides in a batch: one
+  // upsert alone, under rebuild_after_adds, stays on the exact path.)
   ASSERT_EQ(e.DeleteAssets({"b3"}).value(), 1u);  // b3 was at evaluation
+  for (int from = 0; from < 1500; from += 500) {
+    auto assets = batch("n", from, from + 500);
+    if (from == 1000) assets.push_back(MakeAsset("b0", "moved to evaluation later", {"evaluation"}));
+    ASSERT_TRUE(e.UpsertAssets(assets).ok());
+  }
   wait_idle();
   // Extended, not rebuilt: the slots kept their numbers, the old b0 among
   // them (hidden), so the graph holds 2000 + 1500 + 1 rows; a rebuild would
@@ -576,6 +580,45 @@ TEST_F(CatalogTest, TheGraphGrowsWithWhatArrivesAfterItAndTheGrownGraphIsSaved) 
   EXPECT_EQ(again.GetIndexStatus().ann_assets, 3501u);
   EXPECT_EQ(again.GetIndexStatus().assets, 3499u);
   check();
+}
+
+// An upsert that arrives as a build ends (after its last round looked, before
+// it is marked done) finds a build running and starts none: the build must
+// take it, or a whole import batch stays on the exact path until the next.
+TEST_F(CatalogTest, ABatchArrivingAsTheBuildEndsJoinsTheGraph) {
+  options_.index.kind = "hnsw";
+  options_.index.rebuild_after_adds = 300;
+  std::atomic<int> ends{0};
+  options_.build_end_test_hook = [this, &ends] {
+    if (ends++ != 0) return;  // the first build's end only
+    std::vector<Asset> late;
+    for (int i = 0; i < 400; ++i) {
+      std::string id = "late";
+      id += std::to_string(i);
+      late.push_back(MakeAsset(id, "late arrival " + id, {kStages[size_t(i) % 5]}));
+    }
+    ASSERT_TRUE(engine_->UpsertAssets(late).ok());
+    EXPECT_TRUE(engine_->GetIndexStatus().rebuilding);  // so the upsert started nothing itself
+  };
+  Engine& e = Open();
+  std::vector<Asset> first;
+  for (int i = 0; i < 1000; ++i) {
+    std::string id = "a";
+    id += std::to_string(i);
+    first.push_back(MakeAsset(id, "first import " + id, {kStages[size_t(i) % 5]}));
+  }
+  ASSERT_TRUE(e.UpsertAssets(first).ok());
+  IndexStatus st;
+  for (int i = 0; i < 1200; ++i) {
+    st = e.GetIndexStatus();
+    if (ends.load() >= 2 && !st.rebuilding) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(ends.load(), 2) << "the build ran once more, for the late batch";
+  EXPECT_FALSE(st.rebuilding);
+  EXPECT_EQ(st.assets, 1400u);
+  EXPECT_EQ(st.exact_assets, 0u);
+  EXPECT_EQ(st.ann_assets, 1400u);
 }
 
 // After an open the saved graph is read in the background: searches are

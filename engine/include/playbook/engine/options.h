@@ -111,6 +111,12 @@ struct EngineOptions {
   // it, so that tests can search, and stop, while the graph is loading. A
   // hook that waits must return once `stopping` turns true (Close waits).
   std::function<void(const std::atomic<bool>& stopping)> graph_load_test_hook;
+
+  // For tests only; the daemon leaves it empty. Called on the rebuild thread
+  // when a build has caught up (its last round saw too few assets outside
+  // the graph to go on) and before it ends, so that a test can upsert just
+  // then, when an upsert's own look finds the build still running.
+  std::function<void()> build_end_test_hook;
 };
 
 }  // namespace playbook
