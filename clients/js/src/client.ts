@@ -115,16 +115,24 @@ export function backoffDelay(attempt: number, initialMs: number, maxMs: number):
   return Math.floor(Math.random() * ceiling);
 }
 
-function defaultWebSocket(): WebSocketFactory {
+// Stops listening to a socket being dropped. Its error handler stays (a no-op): `ws` emits "error" when a
+// socket is closed while connecting, and an error event nobody listens to would crash Node.
+function detach(ws: WebSocketLike): void {
+  ws.onopen = ws.onmessage = ws.onclose = null;
+  ws.onerror = () => {};
+}
+
+function defaultWebSocket(token: string | undefined): WebSocketFactory {
   const WS = (globalThis as any).WebSocket;
   if (typeof WS !== "function") {
     throw new TypeError("no global WebSocket: in Node, use createNodeClient from '@playbook/client/node' " +
                         "or pass options.webSocket");
   }
-  return (url, protocols, token) => {
-    if (token !== undefined) throw new TypeError("a browser WebSocket can only send tokens of token characters");
-    return new WS(url, protocols);
-  };
+  if (token !== undefined && !TOKEN_CHARS.test(token)) {
+    throw new TypeError("a browser WebSocket can only send tokens made of token characters (letters, digits, " +
+                        "!#$%&'*+-.^_`|~)");
+  }
+  return (url, protocols) => new WS(url, protocols);
 }
 
 type Fn<M extends Method> = (params: ParamsOf<M>, options?: CallOptions) => Promise<ResultOf<M>>;
@@ -155,7 +163,7 @@ export class PlaybookClient {
   constructor(options: ClientOptions) {
     this.url = options.url;
     this.token = options.token;
-    this.factory = options.webSocket ?? defaultWebSocket();
+    this.factory = options.webSocket ?? defaultWebSocket(options.token);
     this.timeoutMs = options.timeoutMs ?? 30000;
     this.maxInFlight = Math.max(1, options.maxInFlight ?? 32);
     this.maxQueued = Math.max(0, options.maxQueued ?? 1000);
@@ -259,7 +267,7 @@ export class PlaybookClient {
     const ws = this.ws;
     this.ws = undefined;
     if (ws) {
-      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      detach(ws);
       try { ws.close(1000, "client closed"); } catch { /* already closing */ }
     }
   }
@@ -296,9 +304,10 @@ export class PlaybookClient {
     let ws: WebSocketLike;
     try {
       ws = this.factory(this.url, protocols, headerToken);
-    } catch (e) {
+    } catch (e) {  // a bad URL, a refused token: reported as a close, retried like one
+      for (const l of this.listeners.close) l({ code: 1006, reason: String(e) });
       this.scheduleReconnect();
-      throw e;
+      return;
     }
     this.ws = ws;
     this.connectTimer = setTimeout(() => this.onSocketClosed(ws, 4001, "connect timeout"), this.connectTimeoutMs);
@@ -319,7 +328,7 @@ export class PlaybookClient {
     if (this.ws !== ws) return;
     this.ws = undefined;
     clearTimeout(this.connectTimer);
-    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    detach(ws);
     try { ws.close(); } catch { /* already closed */ }
     // Answers to what was in flight are lost: the caller decides whether to resend.
     for (const p of this.inFlight.values()) {
@@ -336,9 +345,7 @@ export class PlaybookClient {
     this.setState("waiting");
     const delay = backoffDelay(this.attempt++, this.reconnectInitialMs, this.reconnectMaxMs);
     clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => {
-      try { this.open(); } catch { /* scheduled again */ }
-    }, delay);
+    this.reconnectTimer = setTimeout(() => this.open(), delay);
   }
 
   // ---- calls

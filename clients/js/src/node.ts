@@ -12,11 +12,14 @@ import type { FeedbackEvent } from "./protocol.js";
 export * from "./index.js";
 
 /** Opens sockets with `ws`; a token that is not made of token characters goes in `Authorization`. */
-export const wsFactory: WebSocketFactory = (url, protocols, token) =>
-  new WebSocket(url, protocols, {
+export const wsFactory: WebSocketFactory = (url, protocols, token) => {
+  const ws = new WebSocket(url, protocols, {
     headers: token !== undefined ? { Authorization: `Bearer ${token}` } : {},
-    maxPayload: 64 * 1024 * 1024,
-  }) as unknown as WebSocketLike;
+    maxPayload: 64 * 1024 * 1024,  // the daemon's max_response_bytes
+  });
+  ws.on("error", () => {});  // reported through onclose; an unheard "error" would throw
+  return ws as unknown as WebSocketLike;
+};
 
 /** A client over `ws`. */
 export function createNodeClient(options: ClientOptions): PlaybookClient {

@@ -1,6 +1,7 @@
 // The client against the real daemon: typed calls, errors, roles and tokens, per-call timeouts,
 // back-pressure and reconnection.
 import assert from "node:assert/strict";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 
 import { PlaybookError, createNodeClient, type PlaybookClient } from "../src/node.js";
@@ -122,4 +123,24 @@ test("close() fails pending calls with 'closed' and stops reconnecting", async (
   await assert.rejects(p, (e: PlaybookError) => e.code === "closed");
   await assert.rejects(admin.debug.sleep({}), (e: PlaybookError) => e.code === "closed");
   assert.equal(admin.state, "closed");
+});
+
+test("a handshake that never completes is abandoned and retried; closing while connecting is quiet", async () => {
+  const sockets: Socket[] = [];
+  const silent = createServer((s) => { sockets.push(s); });  // accepts, never answers
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()));
+  const port = (silent.address() as AddressInfo).port;
+  const c = createNodeClient({ url: `ws://127.0.0.1:${port}/v1`, connectTimeoutMs: 100, reconnectInitialMs: 10,
+                               reconnectMaxMs: 20, timeoutMs: 2000 });
+  let closes = 0;
+  c.on("close", () => { closes++; });
+  const call = c.leads.get({ id: "x" }, { timeoutMs: 450 });
+  await assert.rejects(call, (e: PlaybookError) => e.code === "timeout");
+  assert.ok(closes >= 2, `${closes} attempts abandoned`);
+  assert.ok(sockets.length >= 2, `${sockets.length} connections`);
+  await new Promise((r) => setTimeout(r, 30));
+  c.close();  // most likely while connecting again
+  await new Promise((r) => setTimeout(r, 50));
+  for (const s of sockets) s.destroy();
+  await new Promise((r) => silent.close(() => r(undefined)));
 });
