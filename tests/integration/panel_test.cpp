@@ -9,7 +9,10 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "support/chromium.h"
 #include "support/daemon.h"
@@ -53,7 +56,30 @@ Daemon* Panel::daemon_ = nullptr;
 
 // The tests that drive Chromium (a suite of their own: tools/test.sh leaves them out of the sanitized
 // run, like the dashboard's).
-class PanelBrowser : public Panel {};
+class PanelBrowser : public Panel {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(Chromium::kPath)) {
+      GTEST_FAIL() << Chromium::kPath << " is missing: install it with tools/install-deps.sh (apt-get install chromium).";
+    }
+  }
+  // Three zh assets for evaluation (idempotent: each test may call it).
+  static void Seed(TestClient& marketing) {
+    json upsert = marketing.Call(
+        "assets.upsert",
+        {{"assets",
+          {{{"id", "panel-price"}, {"title", "价格异议应对话术"}, {"type", "objection_script"},
+            {"stages", {"evaluation"}}, {"language", "zh"}, {"body", "太贵了 预算 价格"}},
+           {{"id", "panel-roi"}, {"title", "ROI 计算器"}, {"type", "roi_calculator"},
+            {"stages", {"evaluation"}}, {"language", "zh"}, {"body", "投资回报 预算"}},
+           {{"id", "panel-case"}, {"title", "制造业客户案例"}, {"type", "case_study"},
+            {"stages", {"evaluation"}}, {"language", "zh"}}}}});
+    ASSERT_EQ(upsert["result"]["upserted"], 3) << upsert.dump();
+  }
+  static std::string DemoUrl() {
+    return "http://127.0.0.1:" + std::to_string(daemon_->port()) + "/panel/#token=" + kCrmToken;
+  }
+};
 
 TEST_F(Panel, ServesTheDemoAndTheModulesFromTheBinary) {
   for (const char* page : {"/panel/", "/panel", "/panel/index.html"}) {
@@ -84,27 +110,13 @@ TEST_F(Panel, AnAllowedCrmOriginMayLoadTheModulesOthersMayNot) {
 }
 
 TEST_F(PanelBrowser, UseAndNotUsefulClicksAppearInTheReports) {
-  if (!std::filesystem::exists(Chromium::kPath)) {
-    FAIL() << Chromium::kPath << " is missing: install it with tools/install-deps.sh (apt-get install chromium).";
-  }
   TestClient marketing(daemon_->ws_url(), kMarketingToken);
   ASSERT_TRUE(marketing.connected());
-  json upsert = marketing.Call(
-      "assets.upsert",
-      {{"assets",
-        {{{"id", "panel-price"}, {"title", "价格异议应对话术"}, {"type", "objection_script"},
-          {"stages", {"evaluation"}}, {"language", "zh"}, {"body", "太贵了 预算 价格"}},
-         {{"id", "panel-roi"}, {"title", "ROI 计算器"}, {"type", "roi_calculator"},
-          {"stages", {"evaluation"}}, {"language", "zh"}, {"body", "投资回报 预算"}},
-         {{"id", "panel-case"}, {"title", "制造业客户案例"}, {"type", "case_study"},
-          {"stages", {"evaluation"}}, {"language", "zh"}}}}});
-  ASSERT_EQ(upsert["result"]["created"], 3) << upsert.dump();
+  ASSERT_NO_FATAL_FAILURE(Seed(marketing));
 
   Chromium browser;
   ASSERT_TRUE(browser.Start()) << browser.Diagnostics();
-  const std::string url =
-      "http://127.0.0.1:" + std::to_string(daemon_->port()) + "/panel/#token=" + kCrmToken;
-  ASSERT_TRUE(browser.Open(url, 1280, 900)) << browser.Diagnostics();
+  ASSERT_TRUE(browser.Open(DemoUrl(), 1280, 900)) << browser.Diagnostics();
   const std::string panel = "document.querySelector('playbook-recommendations')";
   ASSERT_TRUE(browser.WaitUntil(panel + "?.dataset.state === 'ready'", 30s))
       << "state: " << browser.EvaluateString(panel + "?.dataset.state") << "\n"
@@ -160,6 +172,57 @@ TEST_F(PanelBrowser, UseAndNotUsefulClicksAppearInTheReports) {
     }
   }
   EXPECT_EQ(tagged, 2) << lead.dump();
+}
+
+TEST_F(PanelBrowser, FeedbackQueuedInIndexedDbWhileTheDaemonIsUnreachableIsSentAfterAReload) {
+  TestClient marketing(daemon_->ws_url(), kMarketingToken);
+  ASSERT_TRUE(marketing.connected());
+  ASSERT_NO_FATAL_FAILURE(Seed(marketing));
+  Chromium browser;
+  ASSERT_TRUE(browser.Start()) << browser.Diagnostics();
+  ASSERT_TRUE(browser.Open(DemoUrl(), 1280, 900)) << browser.Diagnostics();
+  const std::string panel = "document.querySelector('playbook-recommendations')";
+  ASSERT_TRUE(browser.WaitUntil(panel + "?.dataset.state === 'ready'", 30s)) << browser.Diagnostics();
+  // An outbox on the panel's IndexedDB store whose client cannot reach the daemon: the event is
+  // stored, not sent.
+  std::optional<json> id = browser.Evaluate(R"((async () => {
+    const { PlaybookClient } = await import("/panel/client.js");
+    const { FeedbackOutbox } = await import("/panel/outbox.js");
+    const { IndexedDbOutboxStore } = await import("/panel/indexeddb.js");
+    const client = new PlaybookClient({ url: "ws://127.0.0.1:1/v1", connectTimeoutMs: 200 });
+    const outbox = new FeedbackOutbox(client, new IndexedDbOutboxStore("playbook-panel-outbox"));
+    const e = await outbox.used("reload-lead", "panel-roi");
+    await new Promise((r) => setTimeout(r, 300));
+    const pending = outbox.pending;
+    await outbox.close();
+    client.close();
+    return pending === 1 ? e.event_id : "pending " + pending;
+  })())");
+  ASSERT_TRUE(id.has_value() && id->is_string()) << browser.Diagnostics();
+  const std::string event_id = id->get<std::string>();
+  ASSERT_EQ(event_id.size(), 36u) << event_id;
+  TestClient crm(daemon_->ws_url(), kCrmToken);
+  EXPECT_EQ(crm.Call("leads.get", {{"id", "reload-lead"}})["error"]["code"], -32002);  // nothing sent
+
+  // The page reloads (the rep navigates): the panel's outbox finds the event and sends it.
+  ASSERT_TRUE(browser.Evaluate("location.reload(), true").has_value());
+  std::vector<std::string> seen;
+  for (int i = 0; i < 300 && seen.empty(); ++i) {
+    json lead = crm.Call("leads.get", {{"id", "reload-lead"}});
+    if (lead.contains("result")) {
+      for (const json& e : lead["result"]["history"]) seen.push_back(e["event_id"].get<std::string>());
+    }
+    if (seen.empty()) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(seen, std::vector<std::string>{event_id}) << browser.Diagnostics();
+  // Acknowledged: gone from IndexedDB.
+  EXPECT_TRUE(browser.WaitUntil(R"((async () => {
+    const { IndexedDbOutboxStore } = await import("/panel/indexeddb.js");
+    const store = new IndexedDbOutboxStore("playbook-panel-outbox");
+    const left = (await store.load()).length;
+    await store.close();
+    return left === 0;
+  })())", 10s)) << browser.Diagnostics();
 }
 
 }  // namespace
