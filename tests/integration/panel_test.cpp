@@ -26,6 +26,7 @@ using namespace std::chrono_literals;
 constexpr const char* kCrmToken = "crm-token-panel-0123456789";
 constexpr const char* kMarketingToken = "marketing-token-panel-0123456789";
 constexpr const char* kCrmOrigin = "https://crm.example.com";
+constexpr const char* kPanel = "document.querySelector('playbook-recommendations')";
 
 class Panel : public ::testing::Test {
  protected:
@@ -63,8 +64,10 @@ class PanelBrowser : public Panel {
       GTEST_FAIL() << Chromium::kPath << " is missing: install it with tools/install-deps.sh (apt-get install chromium).";
     }
   }
-  // Three zh assets for evaluation (idempotent: each test may call it).
-  static void Seed(TestClient& marketing) {
+  // Seeds three zh assets for evaluation (idempotent: each test calls it), starts the browser on the
+  // demo page with the crm token and waits until the panel has rendered.
+  static void SeedAndOpenDemo(TestClient& marketing, Chromium& browser) {
+    ASSERT_TRUE(marketing.connected());
     json upsert = marketing.Call(
         "assets.upsert",
         {{"assets",
@@ -75,9 +78,12 @@ class PanelBrowser : public Panel {
            {{"id", "panel-case"}, {"title", "制造业客户案例"}, {"type", "case_study"},
             {"stages", {"evaluation"}}, {"language", "zh"}}}}});
     ASSERT_EQ(upsert["result"]["upserted"], 3) << upsert.dump();
-  }
-  static std::string DemoUrl() {
-    return "http://127.0.0.1:" + std::to_string(daemon_->port()) + "/panel/#token=" + kCrmToken;
+    ASSERT_TRUE(browser.Start()) << browser.Diagnostics();
+    const std::string url = "http://127.0.0.1:" + std::to_string(daemon_->port()) + "/panel/#token=" + kCrmToken;
+    ASSERT_TRUE(browser.Open(url, 1280, 900)) << browser.Diagnostics();
+    ASSERT_TRUE(browser.WaitUntil(kPanel + std::string("?.dataset.state === 'ready'"), 30s))
+        << "state: " << browser.EvaluateString(kPanel + std::string("?.dataset.state")) << "\n"
+        << browser.EvaluateString(kPanel + std::string("?.shadowRoot?.innerHTML")) << browser.Diagnostics();
   }
 };
 
@@ -111,17 +117,9 @@ TEST_F(Panel, AnAllowedCrmOriginMayLoadTheModulesOthersMayNot) {
 
 TEST_F(PanelBrowser, UseAndNotUsefulClicksAppearInTheReports) {
   TestClient marketing(daemon_->ws_url(), kMarketingToken);
-  ASSERT_TRUE(marketing.connected());
-  ASSERT_NO_FATAL_FAILURE(Seed(marketing));
-
   Chromium browser;
-  ASSERT_TRUE(browser.Start()) << browser.Diagnostics();
-  ASSERT_TRUE(browser.Open(DemoUrl(), 1280, 900)) << browser.Diagnostics();
-  const std::string panel = "document.querySelector('playbook-recommendations')";
-  ASSERT_TRUE(browser.WaitUntil(panel + "?.dataset.state === 'ready'", 30s))
-      << "state: " << browser.EvaluateString(panel + "?.dataset.state") << "\n"
-      << browser.EvaluateString(panel + "?.shadowRoot?.innerHTML") << browser.Diagnostics();
-  const std::string root = panel + ".shadowRoot";
+  ASSERT_NO_FATAL_FAILURE(SeedAndOpenDemo(marketing, browser));
+  const std::string root = std::string(kPanel) + ".shadowRoot";
   EXPECT_EQ(browser.EvaluateString(root + ".querySelector('.stage').textContent"), "阶段: evaluation");
   EXPECT_EQ(browser.Evaluate(root + ".querySelectorAll('li[data-asset-id]').length").value_or(0), 3);
   // The lead's notes say "太贵了": the price script comes with its reasons.
@@ -176,13 +174,8 @@ TEST_F(PanelBrowser, UseAndNotUsefulClicksAppearInTheReports) {
 
 TEST_F(PanelBrowser, FeedbackQueuedInIndexedDbWhileTheDaemonIsUnreachableIsSentAfterAReload) {
   TestClient marketing(daemon_->ws_url(), kMarketingToken);
-  ASSERT_TRUE(marketing.connected());
-  ASSERT_NO_FATAL_FAILURE(Seed(marketing));
   Chromium browser;
-  ASSERT_TRUE(browser.Start()) << browser.Diagnostics();
-  ASSERT_TRUE(browser.Open(DemoUrl(), 1280, 900)) << browser.Diagnostics();
-  const std::string panel = "document.querySelector('playbook-recommendations')";
-  ASSERT_TRUE(browser.WaitUntil(panel + "?.dataset.state === 'ready'", 30s)) << browser.Diagnostics();
+  ASSERT_NO_FATAL_FAILURE(SeedAndOpenDemo(marketing, browser));
   // An outbox on the panel's IndexedDB store whose client cannot reach the daemon: the event is
   // stored, not sent.
   std::optional<json> id = browser.Evaluate(R"((async () => {
