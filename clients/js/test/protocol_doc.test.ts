@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { METHODS, RECORDS, PlaybookClient, methodOf, type Method, type WebSocketLike } from "../src/index.js";
+import { ErrorCode, METHODS, RECORDS, PlaybookClient, methodOf, type Method, type WebSocketLike } from "../src/index.js";
 
 const doc = readFileSync(new URL("../../../../docs/protocol.md", import.meta.url), "utf8");
 
@@ -102,9 +102,15 @@ function signature(section: Section, name: string): { params: string[]; result: 
   return { params: keysAt(m[1]!), result: keysAt(m[2]!) };
 }
 
+const TABLE = "clients/js/src/protocol.ts (MethodTypes, METHODS)";
+
 test("docs/protocol.md and the client have the same methods and roles", () => {
   const documented = methodSections().flatMap((s) => s.names.map((n) => [n, s.role] as const));
-  assert.deepEqual(documented.map(([n]) => n).sort(), Object.keys(METHODS).sort());
+  const names = new Set(documented.map(([n]) => n));
+  const missing = [...names].filter((n) => !(n in METHODS));
+  const extra = Object.keys(METHODS).filter((n) => !names.has(n));
+  assert.deepEqual(missing, [], `documented in docs/protocol.md, missing from ${TABLE}: ${missing.join(", ")}`);
+  assert.deepEqual(extra, [], `in ${TABLE}, not documented in docs/protocol.md: ${extra.join(", ")}`);
   for (const [name, role] of documented) assert.equal(METHODS[name as Method].role, role, `role of ${name}`);
 });
 
@@ -113,8 +119,10 @@ test("every method's params and result fields are the documented ones", () => {
     for (const name of section.names) {
       const spec = METHODS[name as Method];
       const sig = signature(section, name);
-      assert.deepEqual(sorted(spec.params), sig.params, `params of ${name}`);
-      assert.deepEqual(sorted(spec.result), sig.result ?? [], `result of ${name}`);
+      assert.deepEqual(sorted(spec.params), sig.params,
+                       `params of ${name}: ${TABLE} (actual) vs docs/protocol.md (expected)`);
+      assert.deepEqual(sorted(spec.result), sig.result ?? [],
+                       `result of ${name}: ${TABLE} (actual) vs docs/protocol.md (expected)`);
     }
   }
 });
@@ -131,6 +139,13 @@ test("records laid out in the doc have the client's fields", () => {
   const assets = sections.get("reports.assets")!;
   const rowText = assets.slice(assets.indexOf("Row:"), assets.indexOf("Rows are"));
   assert.deepEqual(sorted(RECORDS.asset_row), ticked(rowText));
+});
+
+test("the error codes are the documented ones", () => {
+  const errors = doc.slice(doc.indexOf("### Errors"), doc.indexOf("## Methods"));
+  const codes = [...errors.matchAll(/^\| (-\d+) \|/gm)].map((m) => Number(m[1])).sort();
+  assert.ok(codes.length >= 8, "the Errors table was not found");
+  assert.deepEqual(codes, Object.values(ErrorCode).sort());
 });
 
 test("the sketch reader finds keys, not values or remarks", () => {
