@@ -156,7 +156,7 @@ export class PlaybookRecommendations extends HTMLElement {
         lead: { id: leadId, stage, ...(context ? { context } : {}), ...(language ? { language } : {}) },
         k: config.k ?? 5,
         ...(config.repId ? { rep_id: config.repId } : {}),
-      });
+      }, { timeoutMs: 10000 });  // a rep waits no longer than this for "unavailable"
       if (gen !== this.generation) return;  // attributes changed meanwhile
       this.result = result;
       this.render(leadId, stage, result);
