@@ -25,6 +25,11 @@ if [ "${1:-}" = "--with-test-tools" ]; then
   # The sanitizer and fuzz build (docs/testing.md): clang 14, its sanitizer and
   # libFuzzer runtimes, and its OpenMP runtime (faiss's link interface names OpenMP).
   packages+=(clang libclang-rt-14-dev libomp-14-dev)
+  # Node 18+ and npm for the TypeScript client's tests (clients/js/; Debian 12 ships Node 18). Only
+  # when missing: a Node installed otherwise (e.g. NodeSource's, which bundles npm) is used as it is.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+  fi
 fi
 
 missing=()

@@ -40,12 +40,14 @@ export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:check_initialization_order=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/sanitizers/lsan.supp:print_suppressions=0
 # Excluded here (they run in the Release pass above): the Chromium-driven
-# dashboard tests (tests/integration/dashboard_test.cpp). They test the page in
+# dashboard and panel tests (tests/integration/dashboard_test.cpp, the PanelBrowser
+# suite of panel_test.cpp). They test the page in
 # a browser; the daemon paths they reach (HTTP, the embedded files, tokens) are
-# driven by the transport and security tests, which do run sanitized.
+# driven by the transport and security tests, which do run sanitized. Likewise
+# the TypeScript client's tests (clients.js): they test the client, not the daemon.
 start=$(date +%s)
 ctest --test-dir "$SAN" --output-on-failure -j "${JOBS:-$(nproc)}" \
-  -E "${SAN_EXCLUDE:-^Dashboard\.}" "$@"
+  -E "${SAN_EXCLUDE:-^Dashboard\.|^PanelBrowser\.|^clients\.js\$}" "$@"
 echo "test: sanitized tests took $(( $(date +%s) - start ))s"
 
 # ---- Fuzzing: every target for FUZZ_SECONDS from the committed corpus.

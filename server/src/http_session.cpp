@@ -203,7 +203,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     if (req.method() == http::verb::get && path == "/healthz") return Healthz();
     if (req.method() == http::verb::get) {
-      if (const WebAsset* asset = FindWebAsset(path)) return ServeWebAsset(*asset);
+      if (const WebAsset* asset = FindWebAsset(path)) return ServeWebAsset(*asset, PanelCorsOrigin(req, path));
     }
     if (req.method() == http::verb::get && path == "/metrics") {
       const double uptime =
@@ -230,13 +230,32 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
             Serialize(body), keep_alive_);
   }
 
-  // A dashboard file: same-origin only, never cached stale.
-  void ServeWebAsset(const WebAsset& asset) {
+  // The panel's modules (/panel/*.js) are loaded by CRM pages of other origins, and a module script
+  // from another origin needs CORS: a request from one of server.allowed_origins gets that origin
+  // back. nullopt: not a panel file (no CORS headers at all); "": a panel file, origin not allowed.
+  std::optional<std::string> PanelCorsOrigin(const http::request<http::string_body>& req, std::string_view path) {
+    if (!path.starts_with("/panel/")) return std::nullopt;
+    const auto origin = req.find(http::field::origin);
+    if (origin == req.end()) return std::string();
+    const std::string_view o(origin->value().data(), origin->value().size());
+    for (const std::string& a : state_.config.server.allowed_origins) {
+      if (EqualsIgnoreCase(o, a)) return a;
+    }
+    return std::string();
+  }
+
+  // A dashboard or panel file, never cached stale; same-origin only, except the panel's files for
+  // an allowed origin (`cors`, see PanelCorsOrigin).
+  void ServeWebAsset(const WebAsset& asset, const std::optional<std::string>& cors) {
     auto& res = res_.emplace(http::status::ok, 11);
     res.set(http::field::server, std::string("playbookd/") + BuildVersion());
     res.set(http::field::content_type,
             beast::string_view(asset.content_type.data(), asset.content_type.size()));
     res.set(http::field::cache_control, "no-cache");
+    if (cors) {
+      res.set(http::field::vary, "Origin");
+      if (!cors->empty()) res.set(http::field::access_control_allow_origin, *cors);
+    }
     SetSecurityHeaders(res, /*dashboard=*/true);
     res.keep_alive(keep_alive_);
     res.body().assign(asset.body.data(), asset.body.size());

@@ -14,7 +14,9 @@ struct WebAsset {
 };
 
 // The file served at `path`: "/" (and "/index.html") is /web/index.html;
-// "/web/<name>" is server/web/<name>. nullptr for anything else.
+// "/web/<name>" is server/web/<name>; "/panel/" (and "/panel") is
+// /panel/index.html, "/panel/<name>" server/web/panel/<name>. nullptr for
+// anything else.
 const WebAsset* FindWebAsset(std::string_view path);
 
 namespace web_data {

@@ -1,7 +1,8 @@
 # Generates the C++ source that compiles the dashboard's static files into
 # playbookd (run at build time by server/CMakeLists.txt; no dependencies beyond
 # CMake). Inputs: -DWEB_DIR=<dir> -DWEB_FILES=<name|name|...> -DOUTPUT=<file.cpp>.
-# Each file becomes a string literal of \xNN escapes served at /web/<name>.
+# Each file becomes a string literal of \xNN escapes served at /web/<name>; a name with a folder
+# (panel/panel.js) is served at /<name> (/panel/panel.js).
 string(REPLACE "|" ";" files "${WEB_FILES}")
 set(arrays "")
 set(table "")
@@ -29,7 +30,12 @@ foreach(name IN LISTS files)
     set(type "application/octet-stream")
   endif()
   string(APPEND arrays "// ${name}: ${size} bytes\nconst char kFile${i}[] =\n    \"${escaped}\";\n\n")
-  string(APPEND table "    {\"/web/${name}\", \"${type}\", std::string_view(kFile${i}, sizeof(kFile${i}) - 1)},\n")
+  if(name MATCHES "/")
+    set(url "/${name}")
+  else()
+    set(url "/web/${name}")
+  endif()
+  string(APPEND table "    {\"${url}\", \"${type}\", std::string_view(kFile${i}, sizeof(kFile${i}) - 1)},\n")
   math(EXPR i "${i} + 1")
 endforeach()
 
