@@ -143,12 +143,14 @@ ExperimentComparison CompareArms(const ExperimentCounts& t, const ExperimentCoun
     const double root = kZ95 * std::sqrt(pbar * (1 - pbar) * (1 + 1 / r)) +
                         kZ80 * std::sqrt(p1 * (1 - p1) / r + p2 * (1 - p2));
     double need_h = root * root / (d * d), need_t = r * need_h;
-    auto at_least = [](double need, double p) {
-      const double rarer = std::min(p, 1 - p);
-      return rarer > 0 ? std::max(need, double(kMinEach) / rarer) : need;
+    // The rate projected for the minimum is smoothed (won + 1) / (closed + 2):
+    // an arm that has won every lead so far will still lose some.
+    auto at_least = [](double need, const ExperimentArm& a) {
+      const double p = (double(a.won) + 1) / (double(a.closed) + 2);
+      return std::max(need, double(kMinEach) / std::min(p, 1 - p));
     };
-    need_t = at_least(need_t, p1);
-    need_h = at_least(need_h, p2);
+    need_t = at_least(need_t, T);
+    need_h = at_least(need_h, H);
     const double more = std::max(0.0, std::ceil(need_t - 1e-9) - n1) + std::max(0.0, std::ceil(need_h - 1e-9) - n2);
     out.closed_leads_needed = std::max<uint64_t>(1, uint64_t(more));
   }
@@ -167,8 +169,13 @@ ExperimentComparison CompareArms(const ExperimentCounts& t, const ExperimentCoun
                       pts, lo, hi, *out.p_value);
   }
   if (!out.conclusive && out.closed_leads_needed) {
-    out.note += "; about " + std::to_string(*out.closed_leads_needed) +
-                " more closed leads would settle a difference this large (80% power)";
+    const std::string more = std::to_string(*out.closed_leads_needed);
+    if (double(*out.closed_leads_needed) > 10 * (n1 + n2)) {
+      out.note += "; a difference this small would take about " + more +
+                  " more closed leads to settle (80% power): there may be none worth measuring";
+    } else {
+      out.note += "; about " + more + " more closed leads would settle a difference this large (80% power)";
+    }
   }
   return out;
 }
