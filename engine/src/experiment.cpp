@@ -170,7 +170,8 @@ ExperimentComparison CompareArms(const ExperimentCounts& t, const ExperimentCoun
   }
   if (!out.conclusive && out.closed_leads_needed) {
     const std::string more = std::to_string(*out.closed_leads_needed);
-    if (double(*out.closed_leads_needed) > 10 * (n1 + n2)) {
+    // Far beyond what the experiment has: the difference is too small to matter.
+    if (double(*out.closed_leads_needed) > std::max(10000.0, 100 * (n1 + n2))) {
       out.note += "; a difference this small would take about " + more +
                   " more closed leads to settle (80% power): there may be none worth measuring";
     } else {

@@ -801,6 +801,7 @@
       return;
     }
     const rate = (a) => isNull(a.win_rate) ? "—" : fmt.pct(a.win_rate);
+    const leads = (n) => `${fmt.int(n)} lead${Number(n) === 1 ? "" : "s"}`;
     const ci = (c, f) => Array.isArray(c) ? `${f(c[0])} to ${f(c[1])}` : "—";
     const pts = (v) => isNull(v) ? "—" : (v >= 0 ? "+" : "") + (100 * v).toFixed(1);
     const cards = el("div", "cards exp");
@@ -813,9 +814,9 @@
       cards.appendChild(c);
     };
     card("exp-treatment", "With Playbook's recommendations", rate(t),
-      `won ${fmt.int(t.won)} of ${fmt.int(t.closed)} closed · 95% CI ${ci(t.win_rate_ci, fmt.pct)} · ${fmt.int(t.leads)} leads`);
+      `won ${fmt.int(t.won)} of ${fmt.int(t.closed)} closed · 95% CI ${ci(t.win_rate_ci, fmt.pct)} · ${leads(t.leads)}`);
     card("exp-holdout", "Holdout (baseline ranking)", rate(h),
-      `won ${fmt.int(h.won)} of ${fmt.int(h.closed)} closed · 95% CI ${ci(h.win_rate_ci, fmt.pct)} · ${fmt.int(h.leads)} leads`);
+      `won ${fmt.int(h.won)} of ${fmt.int(h.closed)} closed · 95% CI ${ci(h.win_rate_ci, fmt.pct)} · ${leads(h.leads)}`);
     const d = x.difference || {};
     card("exp-difference", "Difference", isNull(d.win_rate) ? "—" : pts(d.win_rate) + " points",
       `95% CI ${ci(d.ci, pts)} points` + (isNull(d.p_value) ? "" : ` · p = ${Number(d.p_value).toPrecision(2)}`));
