@@ -15,12 +15,17 @@ UseRef UseOf(const Event& e) { return UseRef{e.asset_id, e.stage, e.rep_id, e.to
 // counters of its assignment day (ExperimentCounters in derived.h).
 void ExperimentOutcome(const LeadState& lead, int sign, DeltaBuffer* out) {
   const uint32_t day = DayOf(lead.assigned_ts);
-  auto add = [&](int f, int64_t v) { out->Experiment(day, lead.arm, lead.entry_stage, lead.entry_rep, f, sign * v); };
-  const int64_t units = lead.outcome_cents / 100, minutes = std::max<int64_t>(0, lead.outcome_ts - lead.assigned_ts) / 60000;
+  // Modulo 2^64 like every counter (stored events are read back untrusted): no signed overflow.
+  auto add = [&](int f, uint64_t v) {
+    out->Experiment(day, lead.arm, lead.entry_stage, lead.entry_rep, f, int64_t(sign > 0 ? v : 0 - v));
+  };
+  const uint64_t units = uint64_t(lead.outcome_cents / 100);
+  const uint64_t minutes =
+      lead.outcome_ts > lead.assigned_ts ? (uint64_t(lead.outcome_ts) - uint64_t(lead.assigned_ts)) / 60000 : 0;
   add(lead.outcome == 1 ? 1 : 2, 1);
   if (lead.outcome_cents != 0) {
-    add(3, lead.outcome_cents);
-    add(4, int64_t(uint64_t(units) * uint64_t(units)));  // bounded by the validated amount (1e9): wraps past 9e18
+    add(3, uint64_t(lead.outcome_cents));
+    add(4, units * units);  // a validated amount (<= 1e9) squared fits; wraps past 1.8e19
   }
   add(5, minutes);
   add(6, minutes * minutes);
