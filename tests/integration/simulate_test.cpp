@@ -198,17 +198,19 @@ json HoldoutRun(const std::string& config, std::vector<std::string> extra) {
   return r.exit_code == 0 ? json::parse(r.out) : json();
 }
 
+// At 6000 leads seeds 1-4 all gave intervals clear of 0 (lower ends +4.9, +2.4, +2.4, +8.1
+// points); at 3000, one in four did not (docs/simulation.md).
 TEST(Simulate, HoldoutLiftExcludesZeroWhenTheDaemonLearns) {
   const json res = HoldoutRun(std::string(kRankingForLift) + kHoldoutConfig,
-                              {"--leads", "3000", "--seed", "3", "--follow", "1", "--k", "1", "--learn-from", "daemon"});
+                              {"--leads", "6000", "--seed", "1", "--follow", "1", "--k", "1", "--learn-from", "daemon"});
   ASSERT_TRUE(res.is_object());
   const json& x = res.at("experiment");
   ASSERT_TRUE(x.is_object()) << res.dump();
   const json &t = x.at("arms").at("treatment"), &h = x.at("arms").at("holdout");
   // Every daemon-arm lead was recommended (assigned) and closed; about a fifth are held out.
-  EXPECT_EQ(t.at("leads").get<int>() + h.at("leads").get<int>(), 3000) << x.dump();
-  EXPECT_EQ(t.at("closed").get<int>() + h.at("closed").get<int>(), 3000) << x.dump();
-  EXPECT_NEAR(h.at("leads").get<double>() / 3000, 0.2, 0.03) << x.dump();
+  EXPECT_EQ(t.at("leads").get<int>() + h.at("leads").get<int>(), 6000) << x.dump();
+  EXPECT_EQ(t.at("closed").get<int>() + h.at("closed").get<int>(), 6000) << x.dump();
+  EXPECT_NEAR(h.at("leads").get<double>() / 6000, 0.2, 0.02) << x.dump();
   EXPECT_GT(x.at("difference").at("ci")[0].get<double>(), 0) << x.dump();
   EXPECT_EQ(x.at("conclusive"), true) << x.dump();
 }
