@@ -135,7 +135,7 @@ Status DecodeVector(std::string_view bytes, uint32_t dim, std::vector<float>* ou
 
 namespace {
 
-constexpr uint8_t kEventFormat = 2;  // 2 added the topic; 1 is still read
+constexpr uint8_t kEventFormat = 3;  // 3 added the arm, 2 the topic; 1 and 2 are still read
 
 void PutStr(std::string* out, const std::string& s) {
   const uint32_t n = uint32_t(s.size());
@@ -168,20 +168,27 @@ std::string EncodeEvent(const Event& e) {
   PutStr(&out, e.recommendation_id);
   PutStr(&out, e.reason);
   PutStr(&out, e.topic);
+  out.push_back(char(e.arm));
   out.append(reinterpret_cast<const char*>(&e.amount), 8);
   out.append(reinterpret_cast<const char*>(&e.ts), 8);
   return out;
 }
 
 bool DecodeEvent(std::string_view in, Event* e) {
-  if (in.size() < 2 || (uint8_t(in[0]) != kEventFormat && uint8_t(in[0]) != 1)) return false;
-  const bool has_topic = uint8_t(in[0]) >= 2;
+  if (in.size() < 2 || uint8_t(in[0]) < 1 || uint8_t(in[0]) > kEventFormat) return false;
+  const bool has_topic = uint8_t(in[0]) >= 2, has_arm = uint8_t(in[0]) >= 3;
   e->type = EventType(uint8_t(in[1]));
   in.remove_prefix(2);
   if (!GetStr(&in, &e->event_id) || !GetStr(&in, &e->lead_id) || !GetStr(&in, &e->asset_id) ||
       !GetStr(&in, &e->stage) || !GetStr(&in, &e->rep_id) || !GetStr(&in, &e->recommendation_id) ||
-      !GetStr(&in, &e->reason) || (has_topic && !GetStr(&in, &e->topic)) || in.size() != 16) {
+      !GetStr(&in, &e->reason) || (has_topic && !GetStr(&in, &e->topic)) || in.size() != (has_arm ? 17u : 16u)) {
     return false;
+  }
+  e->arm = Arm::kNone;
+  if (has_arm) {
+    if (uint8_t(in[0]) > uint8_t(Arm::kHoldout)) return false;
+    e->arm = Arm(uint8_t(in[0]));
+    in.remove_prefix(1);
   }
   std::memcpy(&e->amount, in.data(), 8);
   std::memcpy(&e->ts, in.data() + 8, 8);
@@ -193,7 +200,9 @@ namespace {
 // A lead record of the current format starts with a length no record of the
 // first format can have (its stage's length: 4 GiB), then the version.
 constexpr char kLeadMagic[] = "\xff\xff\xff\xff";
-constexpr uint8_t kLeadFormat = 2;
+// 3 added the experiment (arm, assignment, outcome); a record of format 2 is
+// rebuilt from the lead's log like one of the first format.
+constexpr uint8_t kLeadFormat = 3;
 
 bool GetI64(std::string_view* in, int64_t* v) {
   if (in->size() < 8) return false;
@@ -254,6 +263,14 @@ std::string EncodeLeadState(const LeadState& st) {
   PutUses(&v, st.window);
   PutCount(&v, st.seen.size());
   for (const std::string& a : st.seen) PutStr(&v, a);
+  v.push_back(char(st.recommended ? 1 : 0));
+  v.push_back(char(st.arm));
+  PutI64(&v, st.assigned_ts);
+  PutStr(&v, st.entry_stage);
+  PutStr(&v, st.entry_rep);
+  v.push_back(char(st.outcome));
+  PutI64(&v, st.outcome_ts);
+  PutI64(&v, st.outcome_cents);
   return v;
 }
 
@@ -268,6 +285,19 @@ bool DecodeLeadState(std::string_view in, LeadState* st) {
               GetI64(&in, &st->latest_ts) && GetI64(&in, &st->window_ms) && GetUses(&in, &st->since_change) &&
               GetUses(&in, &st->window) && GetCount(&in, &seen);
     for (uint32_t i = 0; ok && i < seen; ++i) ok = GetStr(&in, &st->seen.emplace_back());
+    ok = ok && in.size() >= 2 && uint8_t(in[0]) <= 1 && uint8_t(in[1]) <= uint8_t(Arm::kHoldout);
+    if (ok) {
+      st->recommended = in[0] != 0;
+      st->arm = Arm(uint8_t(in[1]));
+      in.remove_prefix(2);
+      ok = GetI64(&in, &st->assigned_ts) && GetStr(&in, &st->entry_stage) && GetStr(&in, &st->entry_rep) &&
+           in.size() >= 1 && uint8_t(in[0]) <= 2;
+    }
+    if (ok) {
+      st->outcome = uint8_t(in[0]);
+      in.remove_prefix(1);
+      ok = GetI64(&in, &st->outcome_ts) && GetI64(&in, &st->outcome_cents);
+    }
     st->complete = ok && in.empty();
     return st->complete;
   }
@@ -293,6 +323,15 @@ const char* EventTypeName(EventType t) {
     case EventType::kLost: return "lost";
   }
   return "unknown";
+}
+
+const char* ArmName(Arm arm) {
+  switch (arm) {
+    case Arm::kTreatment: return "treatment";
+    case Arm::kHoldout: return "holdout";
+    case Arm::kNone: break;
+  }
+  return "";
 }
 
 bool ParseEventType(const std::string& name, EventType* t) {

@@ -104,6 +104,24 @@ std::string FunnelKey(uint32_t day, std::string_view stage, bool with_content) {
 
 std::string LastUsedKey(const std::string& asset) { return std::string(1, kLastUsedPrefix) + asset; }
 
+namespace {
+// The part of an experiment key after the day: arm \0 stage \0 rep.
+std::string ExperimentCell(Arm arm, std::string_view stage, std::string_view rep) {
+  std::string cell = ArmName(arm);
+  cell.push_back('\0');
+  cell += stage;
+  cell.push_back('\0');
+  cell += rep;
+  return cell;
+}
+}  // namespace
+
+std::string ExperimentKey(uint32_t day, Arm arm, std::string_view stage, std::string_view rep) {
+  std::string k(1, kExperimentPrefix);
+  PutDay(&k, day);
+  return k + ExperimentCell(arm, stage, rep);
+}
+
 std::string ReasonOf(const std::string& reason) {
   const size_t a = reason.find_first_not_of(" \t\r\n");
   if (a == std::string::npos) return "(no reason)";
@@ -253,6 +271,12 @@ void Derived::Apply(std::string_view key, const Counters& c) {
   } else if (!key.empty() && key[0] == kFunnelPrefix) {
     if (key.size() < 5 || !SplitKey(key, &day, p, 1)) return;
     Plus(&funnel_[day][std::string(p[0])], c);
+  } else if (!key.empty() && key[0] == kExperimentPrefix) {
+    if (!SplitKey(key, &day, p, 3) || (p[0] != "treatment" && p[0] != "holdout")) return;
+    stages_.Intern(p[1]);
+    if (reps_.size() == 0) reps_.Intern("");
+    reps_.Intern(p[2]);
+    Plus(&experiment_[day][std::string(key.substr(5))], c);
   } else if (!key.empty() && key[0] != kLastUsedPrefix && key.find('\0') != std::string_view::npos) {
     // asset \0 stage [\0 topic]: the topic is the rest, NULs included, so the
     // key enumerates back as it came.
@@ -294,6 +318,12 @@ void DeltaBuffer::Funnel(uint32_t day, std::string_view stage, bool with_content
 void DeltaBuffer::LastUsed(std::string_view asset, int64_t ts) {
   if (sign < 0) return;  // a maximum is never taken back
   ops_.push_back({Kind::kLastUsed, 0, false, 1, 0, {names_.Intern(asset), 0, 0}, ts});
+}
+
+void DeltaBuffer::Experiment(uint32_t day, Arm arm, std::string_view stage, std::string_view rep, int f,
+                             int64_t value) {
+  ops_.push_back({Kind::kExperiment, uint8_t(f), arm == Arm::kHoldout, int8_t(sign), day,
+                  {names_.Intern(stage), names_.Intern(rep), 0}, value});
 }
 
 void DeltaBuffer::Clear() {
@@ -370,6 +400,14 @@ void Derived::Apply(const DeltaBuffer& d) {
         changed_.insert({kind, op.day, id(stage, stages_, op.name[0]), op.flag, 0});
         break;
       }
+      case DeltaBuffer::Kind::kExperiment: {
+        Counters e{};
+        e[op.field] = op.sign < 0 ? int64_t(0 - uint64_t(op.value)) : op.value;
+        const Arm arm = op.flag ? Arm::kHoldout : Arm::kTreatment;
+        Plus(&experiment_[op.day][ExperimentCell(arm, d.names_.Name(op.name[0]), d.names_.Name(op.name[1]))], e);
+        changed_.insert({kind, op.day, uint32_t(arm), id(stage, stages_, op.name[0]), id(rep, reps_, op.name[1])});
+        break;
+      }
       case DeltaBuffer::Kind::kLastUsed: {
         auto [it, added] = last_used_.try_emplace(d.names_.Name(op.name[0]), op.value);
         if (!added) it->second = std::max(it->second, op.value);
@@ -406,6 +444,14 @@ Derived::ChangedValues Derived::TakeChanged() {
         }
         break;
       }
+      case DeltaBuffer::Kind::kExperiment:
+        if (auto d = experiment_.find(k.day); d != experiment_.end()) {
+          if (auto it = d->second.find(ExperimentCell(Arm(k.a), stages_.Name(k.b), reps_.Name(k.c)));
+              it != d->second.end()) {
+            c = it->second;
+          }
+        }
+        break;
       case DeltaBuffer::Kind::kLastUsed:
         if (auto it = last_used_.find(assets_.Name(k.a)); it != last_used_.end()) c = {it->second, 1};
         break;
@@ -439,6 +485,9 @@ void Derived::ChangedValues::Keys(const CounterFn& counters, const LastUsedFn& l
       case DeltaBuffer::Kind::kFunnel:
         counters(FunnelKey(k.day, stages[k.a], k.b != 0), c);
         break;
+      case DeltaBuffer::Kind::kExperiment:
+        counters(ExperimentKey(k.day, Arm(k.a), stages[k.b], reps[k.c]), c);
+        break;
       case DeltaBuffer::Kind::kLastUsed:
         if (c[1] != 0) last_used(assets[k.a], c[0]);
         break;
@@ -462,6 +511,7 @@ std::vector<uint32_t> Derived::Days() const {
   std::vector<uint32_t> days = reports_.Days(), more = dismissals_.Days();
   days.insert(days.end(), more.begin(), more.end());
   for (const auto& [day, cells] : funnel_) days.push_back(day);
+  for (const auto& [day, cells] : experiment_) days.push_back(day);
   std::sort(days.begin(), days.end());
   days.erase(std::unique(days.begin(), days.end()), days.end());
   return days;
@@ -476,10 +526,12 @@ void Derived::EnumerateDay(uint32_t day, const CounterFn& counters) const {
     const Counters c = Cube::ToCounters(e);
     if (!IsZero(c)) counters(DismissalKey(day, stages_.Name(stage), assets_.Name(e.asset), reasons_.Name(row)), c);
   });
-  if (auto d = funnel_.find(day); d != funnel_.end()) {
+  for (const auto& [prefix, cells] : {std::pair{kFunnelPrefix, &funnel_}, std::pair{kExperimentPrefix, &experiment_}}) {
+    auto d = cells->find(day);
+    if (d == cells->end()) continue;
     for (const auto& [rest, c] : d->second) {
       if (IsZero(c)) continue;
-      std::string key(1, kFunnelPrefix);
+      std::string key(1, prefix);
       PutDay(&key, day);
       key += rest;
       counters(key, c);
@@ -513,8 +565,10 @@ uint64_t CountUnlikeKeys(const Map& a, const Map& b, bool only_absent) {
 uint64_t Derived::CountKeys() const {
   uint64_t n = reports_.CountNonZero() + dismissals_.CountNonZero();
   for (const auto& [key, c] : stats_) n += IsZero(c) ? 0 : 1;
-  for (const auto& [day, cells] : funnel_) {
-    for (const auto& [rest, c] : cells) n += IsZero(c) ? 0 : 1;
+  for (const auto* by_day : {&funnel_, &experiment_}) {
+    for (const auto& [day, cells] : *by_day) {
+      for (const auto& [rest, c] : cells) n += IsZero(c) ? 0 : 1;
+    }
   }
   return n;
 }
@@ -526,9 +580,11 @@ uint64_t Derived::CountDifferences(const Derived& other) const {
     const Derived& a = mine ? *this : other;
     const Derived& b = mine ? other : *this;
     n += a.CountUnlikeRanking(b, !mine);
-    for (const auto& [day, cells] : a.funnel_) {
-      auto d = b.funnel_.find(day);
-      n += CountUnlikeKeys(cells, d == b.funnel_.end() ? none : d->second, !mine);
+    for (const auto& [ours, theirs] : {std::pair{&a.funnel_, &b.funnel_}, std::pair{&a.experiment_, &b.experiment_}}) {
+      for (const auto& [day, cells] : *ours) {
+        auto d = theirs->find(day);
+        n += CountUnlikeKeys(cells, d == theirs->end() ? none : d->second, !mine);
+      }
     }
     const std::vector<uint32_t> stages = a.stages_.MapTo(b.stages_), assets = a.assets_.MapTo(b.assets_);
     n += a.reports_.CountUnlike(b.reports_, a.reps_.MapTo(b.reps_), stages, assets, !mine);
@@ -690,12 +746,23 @@ std::vector<Derived::Dismissal> Derived::SumDismissals(uint32_t first, uint32_t 
   return out;
 }
 
-std::map<std::string, Counters> Derived::SumFunnel(uint32_t first, uint32_t last) const {
+namespace {
+std::map<std::string, Counters> SumDays(const std::map<uint32_t, std::unordered_map<std::string, Counters>>& by_day,
+                                        uint32_t first, uint32_t last) {
   std::map<std::string, Counters> out;
-  for (auto d = funnel_.lower_bound(first); d != funnel_.end() && d->first <= last; ++d) {
+  for (auto d = by_day.lower_bound(first); d != by_day.end() && d->first <= last; ++d) {
     for (const auto& [rest, c] : d->second) Plus(&out[rest], c);
   }
   return out;
+}
+}  // namespace
+
+std::map<std::string, Counters> Derived::SumFunnel(uint32_t first, uint32_t last) const {
+  return SumDays(funnel_, first, last);
+}
+
+std::map<std::string, Counters> Derived::SumExperiment(uint32_t first, uint32_t last) const {
+  return SumDays(experiment_, first, last);
 }
 
 }  // namespace playbook

@@ -11,6 +11,11 @@
 //   \x03 day stage \0 asset \0 reason         dismissals ([0])
 //   \x04 day stage \0 '1'|'0'                 funnel: entered, advanced, won,
 //                                             lost; '1' = content used
+//   \x05 day arm \0 stage \0 rep              the experiment: leads assigned
+//                                             that day to the arm ("treatment",
+//                                             "holdout") at that stage by that
+//                                             rep, and their outcomes
+//                                             (ExperimentField)
 #pragma once
 
 #include <algorithm>
@@ -45,6 +50,13 @@ constexpr char kAggregatePrefix = '\x01';
 constexpr char kLastUsedPrefix = '\x02';
 constexpr char kDismissalPrefix = '\x03';
 constexpr char kFunnelPrefix = '\x04';
+constexpr char kExperimentPrefix = '\x05';
+
+// The experiment's counters: per assignment day, arm, stage and rep, the leads
+// assigned, and of those the latest outcome since assignment: won, lost, won
+// amount (cents), won amount squared (whole units), minutes from assignment
+// to outcome and their squares.
+enum ExperimentField { kExpLeads = 0, kExpWon, kExpLost, kExpCents, kExpAmountSq, kExpMinutes, kExpMinutesSq };
 
 uint32_t DayOf(int64_t ms);
 std::string StatsKey(const std::string& asset, const std::string& stage, const std::string& topic = "");
@@ -52,6 +64,7 @@ std::string AggregateKey(uint32_t day, std::string_view stage, std::string_view 
 std::string DismissalKey(uint32_t day, std::string_view stage, std::string_view asset, std::string_view reason);
 std::string FunnelKey(uint32_t day, std::string_view stage, bool with_content);
 std::string LastUsedKey(const std::string& asset);
+std::string ExperimentKey(uint32_t day, Arm arm, std::string_view stage, std::string_view rep);
 // A dismissal reason as reported: trimmed, "(no reason)" when empty.
 std::string ReasonOf(const std::string& reason);
 
@@ -166,12 +179,15 @@ class DeltaBuffer {
   // Field f (entered, advanced, won, lost) of the funnel cell.
   void Funnel(uint32_t day, std::string_view stage, bool with_content, int f);
   void LastUsed(std::string_view asset, int64_t ts);
+  // Adds `value` (times sign) to field f (ExperimentField) of the
+  // experiment's cell of the assignment day, arm, stage and rep.
+  void Experiment(uint32_t day, Arm arm, std::string_view stage, std::string_view rep, int f, int64_t value);
   void Clear();
   bool empty() const { return ops_.empty(); }
 
  private:
   friend class Derived;
-  enum class Kind : uint8_t { kRanking, kReport, kDismissal, kFunnel, kLastUsed };
+  enum class Kind : uint8_t { kRanking, kReport, kDismissal, kFunnel, kLastUsed, kExperiment };
   struct Op {
     Kind kind;
     uint8_t field;
@@ -272,6 +288,9 @@ class Derived {
   // Per (asset, reason) with any dismissal, in no particular order.
   std::vector<Dismissal> SumDismissals(uint32_t first, uint32_t last, const std::string& stage) const;
   std::map<std::string, Counters> SumFunnel(uint32_t first, uint32_t last) const;  // stage \0 '1'|'0'
+  // The experiment's cells of the assignment days [first, last]: (arm \0
+  // stage \0 rep) -> counters (ExperimentField).
+  std::map<std::string, Counters> SumExperiment(uint32_t first, uint32_t last) const;
   const std::unordered_map<std::string, int64_t>& last_used() const { return last_used_; }
 
  private:
@@ -302,6 +321,7 @@ class Derived {
   Cube rep_totals_;  // rows: reps (not "all"); asset 0: content activity, 1: leads closed
   Cube dismissals_;                              // rows: reasons; [0] = count
   std::map<uint32_t, std::unordered_map<std::string, Counters>> funnel_;  // day -> stage \0 with
+  std::map<uint32_t, std::unordered_map<std::string, Counters>> experiment_;  // day -> arm \0 stage \0 rep
   std::unordered_map<std::string, int64_t> last_used_;
   // Not copied: a copy is what a save writes, its changes are the original's.
   struct ChangedSet : std::unordered_set<Changed, ChangedHash> {

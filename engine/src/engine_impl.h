@@ -52,6 +52,7 @@ class EngineImpl final : public Engine {
   Result<std::vector<RepReportRow>> ReportReps(const ReportQuery& query) override;
   Result<std::vector<FunnelReportRow>> ReportFunnel(const ReportQuery& query) override;
   Result<UnusedReport> ReportUnused(const ReportQuery& query, uint64_t rarely_shown_min, double rarely_rate) override;
+  Result<ExperimentReport> ReportExperiment(const ExperimentQuery& query) override;  // experiment.cpp
   Result<ReaggregateResult> Reaggregate(bool write, ReaggregateProgress progress) override;
 
   Result<BackupInfo> Backup(const std::string& dir) override;  // backup.cpp

@@ -157,7 +157,7 @@ Status FeedbackStore::LoadLeads(std::string* note) {
         if (Status s = flush(); !s.ok()) return s;
       }
     }
-    if (!st.seen.empty()) SetSeen(lead_id, st.seen);
+    SetSeen(lead_id, st);
     ++leads;
   }
   if (!it->status().ok()) return FromRocks(it->status(), "reading leads");
@@ -370,11 +370,18 @@ void FeedbackStore::Close() {
 std::vector<std::string> FeedbackStore::SeenAssets(const std::string& lead_id) const {
   std::vector<std::string> out;
   std::shared_lock lock(leads_mu_);
-  auto it = seen_.find(lead_id);
-  if (it == seen_.end()) return out;
-  out.reserve(it->second.size());
-  for (uint32_t id : it->second) out.push_back(seen_names_.Name(id));
+  auto it = memo_.find(lead_id);
+  if (it == memo_.end()) return out;
+  out.reserve(it->second.seen.size());
+  for (uint32_t id : it->second.seen) out.push_back(seen_names_.Name(id));
   return out;
+}
+
+std::optional<Arm> FeedbackStore::RecordedArm(const std::string& lead_id) const {
+  std::shared_lock lock(leads_mu_);
+  auto it = memo_.find(lead_id);
+  if (it == memo_.end() || !it->second.recommended) return std::nullopt;
+  return it->second.arm;
 }
 
 Status FeedbackStore::LeadLog(const std::string& lead_id, const rocksdb::Snapshot* snapshot,
@@ -415,6 +422,11 @@ FeedbackStore::AggregateSums FeedbackStore::Aggregate(int64_t from_ms, int64_t t
     out.by_asset.push_back(std::move(a));
   }
   return out;
+}
+
+std::map<std::string, Counters> FeedbackStore::Experiment(int64_t from_ms, int64_t to_ms) const {
+  std::shared_lock lock(stats_mu_);
+  return derived_->SumExperiment(DayOf(from_ms), DayOf(to_ms));
 }
 
 std::map<std::string, std::array<int64_t, 8>> FeedbackStore::Funnel(int64_t from_ms, int64_t to_ms) const {

@@ -36,6 +36,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -124,6 +125,9 @@ class FeedbackStore {
   // The assets used, viewed or dismissed with the lead, from memory (kept by
   // the writer, loaded at Open): recommend's exclusions, no storage read.
   std::vector<std::string> SeenAssets(const std::string& lead_id) const;
+  // The arm the lead's first recommend assigned it (kNone: out of the
+  // experiment), from memory; nullopt for a lead never recommended.
+  std::optional<Arm> RecordedArm(const std::string& lead_id) const;
   // Event records the writer has read back from the log (to rebuild a lead
   // whose record predates its state, or to re-derive a lead that got an event
   // earlier than its latest). For tests: in-order events read none.
@@ -157,6 +161,9 @@ class FeedbackStore {
   AggregateSums Aggregate(int64_t from_ms, int64_t to_ms, const std::string& stage, const std::string& rep) const;
   // (stage \0 '1'|'0' content used at the stage) -> [entered, advanced, won, lost].
   std::map<std::string, std::array<int64_t, 8>> Funnel(int64_t from_ms, int64_t to_ms) const;
+  // The experiment's cells of the leads assigned on the UTC days of [from_ms,
+  // to_ms] (Derived::SumExperiment).
+  std::map<std::string, Counters> Experiment(int64_t from_ms, int64_t to_ms) const;
   // rep -> counters summed over assets and stages; *closed: rep -> (leads won, lost).
   std::map<std::string, AssetStageStats> Reps(int64_t from_ms, int64_t to_ms,
                                               std::map<std::string, std::pair<uint64_t, uint64_t>>* closed) const;
@@ -218,7 +225,8 @@ class FeedbackStore {
   // engine's clock (moved up to the lead's latest ts when that is ahead).
   Status TallyLead(const std::string& lead_id, bool stored, LeadState* st, bool shown_at_answer,
                    std::vector<std::pair<uint64_t, Event*>>& events, DeltaBuffer* deltas);
-  void SetSeen(const std::string& lead_id, const std::vector<std::string>& assets);  // REQUIRES: leads_mu_
+  // Keeps the lead's exclusions and arm in memory. REQUIRES: leads_mu_ held exclusively.
+  void SetSeen(const std::string& lead_id, const LeadState& st);
 
   rocksdb::DB* db_;
   const FeedbackColumns cf_;
@@ -269,10 +277,16 @@ class FeedbackStore {
   // kLeadCache leads.
   std::unordered_map<std::string, LeadState> lead_cache_;
   static constexpr size_t kLeadCache = 50000;
-  // lead -> the assets seen with it (ids in seen_names_): recommend's exclusions.
+  // What recommend needs of a lead, from memory: the assets seen with it (ids
+  // in seen_names_), its exclusions; and, once it was recommended, its arm.
+  struct LeadMemo {
+    std::vector<uint32_t> seen;
+    bool recommended = false;
+    Arm arm = Arm::kNone;
+  };
   mutable std::shared_mutex leads_mu_;
-  Dictionary seen_names_;                                       // guarded by leads_mu_
-  std::unordered_map<std::string, std::vector<uint32_t>> seen_;  // guarded by leads_mu_
+  Dictionary seen_names_;                               // guarded by leads_mu_
+  std::unordered_map<std::string, LeadMemo> memo_;  // guarded by leads_mu_
 
   mutable std::shared_mutex stats_mu_;
   std::unique_ptr<Derived> derived_;  // guarded by stats_mu_

@@ -242,7 +242,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   }
   {
     std::unique_lock lock(leads_mu_);
-    for (const auto& [lead, events] : by_lead) SetSeen(lead, leads[lead].seen);
+    for (const auto& [lead, events] : by_lead) SetSeen(lead, leads[lead]);
   }
   if (lead_cache_.size() + by_lead.size() > kLeadCache) lead_cache_.clear();
   for (const auto& [lead, events] : by_lead) lead_cache_[lead] = std::move(leads[lead]);
@@ -308,13 +308,19 @@ Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadSta
     const Event* done = completed.at(n);
     e->stage = done->stage;
     e->topic = done->topic;
+    e->arm = done->arm;
   }
   st->known = true;
   return Status::Ok();
 }
 
-void FeedbackStore::SetSeen(const std::string& lead_id, const std::vector<std::string>& assets) {
-  std::vector<uint32_t>& ids = seen_[lead_id];
+void FeedbackStore::SetSeen(const std::string& lead_id, const LeadState& st) {
+  if (st.seen.empty() && !st.recommended && memo_.find(lead_id) == memo_.end()) return;
+  LeadMemo& memo = memo_[lead_id];
+  memo.recommended = st.recommended;
+  memo.arm = st.arm;
+  const std::vector<std::string>& assets = st.seen;
+  std::vector<uint32_t>& ids = memo.seen;
   ids.clear();
   ids.reserve(assets.size());
   for (const std::string& a : assets) ids.push_back(seen_names_.Intern(a));

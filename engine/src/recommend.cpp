@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "engine_impl.h"
+#include "experiment.h"
 #include "feedback.h"
 #include "simd.h"
 
@@ -125,6 +126,12 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     return Status::InvalidArgument("lead.vector", "expected " + std::to_string(options_.dimension) + " numbers, got " +
                                                       std::to_string(req.vector.size()));
   }
+  // The experiment's arm (docs/experiment.md): as the lead's first recommend
+  // recorded it (memory, no storage read), else assigned now from its id.
+  // The holdout arm gets the baseline: relevance, then recency; nothing learnt.
+  const std::optional<Arm> recorded = feedback_->RecordedArm(req.lead_id);
+  const Arm arm = recorded ? *recorded : AssignArm(req.lead_id, options_.experiment);
+  const bool holdout = arm == Arm::kHoldout;
   AssetFilter filter = req.filter;
   filter.stage = req.stage;
   if (req.exclude_seen) {  // from memory (the writer keeps each lead's seen assets): no storage read
@@ -157,7 +164,9 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   // the process's count of requests), as they always were; without one, the
   // worker's generator goes on.
   std::mt19937_64* rng = nullptr;
-  if (ro.explore && ro.seed != 0) {
+  if (holdout) {
+    // no exploration
+  } else if (ro.explore && ro.seed != 0) {
     static std::atomic<uint64_t> calls{0};
     thread_local std::mt19937_64 seeded;
     seeded.seed(ro.seed ^ (std::hash<std::string>{}(req.lead_id) * 0x9E3779B97F4A7C15ull) ^ calls++);
@@ -184,8 +193,13 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   std::vector<AssetStageStats>& at_topic = scratch.at_topic;
   at_stage.resize(n);
   at_topic.resize(topic.empty() ? 0 : n);
-  const AssetStageStats totals =
-      feedback_->RankingStats(req.stage, topic, names.data(), n, at_stage.data(), at_topic.data());
+  AssetStageStats totals;  // the baseline knows nothing learnt: every asset counts as new
+  if (holdout) {
+    std::fill(at_stage.begin(), at_stage.end(), AssetStageStats{});
+    std::fill(at_topic.begin(), at_topic.end(), AssetStageStats{});
+  } else {
+    totals = feedback_->RankingStats(req.stage, topic, names.data(), n, at_stage.data(), at_topic.data());
+  }
   const double prior_use = PriorMean(totals.used, totals.shown);
   const double prior_win = PriorMean(totals.won, totals.won + totals.lost);
   const double prior_advance = PriorMean(totals.advanced, totals.used);
@@ -239,6 +253,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     c.exploration = ro.explore_band * std::tanh(ro.effectiveness_weight * (c.effectiveness - mean));
     c.in_language = !rep_language.empty() && ScriptLanguage(h.asset->title) == rep_language;
     c.relevance = ro.similarity_weight * c.similarity + (c.in_language ? ro.language_bonus : 0.0);
+    if (holdout) c.evidence = c.exploration = 0;
     c.score = c.relevance + c.evidence + c.exploration;
     cands.push_back(c);
   }
@@ -249,9 +264,17 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
       c.score += ro.recency_weight * std::pow(0.5, age_days / ro.recency_half_life_days);
     }
   }
-  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
-    return a.score > b.score || (a.score == b.score && a.id < b.id);
-  });
+  if (holdout) {  // similarity, then recency
+    std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+      if (a.score != b.score) return a.score > b.score;
+      if (a.asset->created_ms != b.asset->created_ms) return a.asset->created_ms > b.asset->created_ms;
+      return a.id < b.id;
+    });
+  } else {
+    std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+      return a.score > b.score || (a.score == b.score && a.id < b.id);
+    });
+  }
 
   // 3. Diversify (MMR over the asset vectors), skipping near-duplicates.
   // Each pool candidate keeps its highest similarity to the items chosen so
@@ -338,7 +361,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     if (query != nullptr && item.reasons.empty() && c->similarity >= 0.2f) {
       item.reasons.push_back("close to the lead's context (similarity " + std::to_string(c->similarity).substr(0, 4) + ")");
     }
-    const AssetStageStats& s = c->stats;
+    const AssetStageStats& s = c->stats;  // zeros in the baseline: no learnt reason
     if (s.won > 0) {
       item.reasons.push_back("used in " + std::to_string(s.won) + " won deal" + (s.won > 1 ? "s" : "") + " at " + req.stage);
     }
@@ -351,7 +374,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     // Newness is a reason only when the exploration draw put the item above a
     // more relevant candidate.
     const bool unrated = s.shown < 5 && s.used == 0 && s.won + s.lost == 0;
-    if (unrated && c->exploration > 0) {
+    if (unrated && c->exploration > 0 && !holdout) {
       for (const Candidate& other : cands) {
         if (other.relevance + other.evidence > c->relevance + c->evidence &&
             std::find(chosen.begin(), chosen.end(), &other) > std::find(chosen.begin(), chosen.end(), c)) {
@@ -369,6 +392,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     e.rep_id = req.rep_id;
     e.recommendation_id = rec.id;
     e.topic = topic;
+    e.arm = arm;  // the writer records it with the lead at its first recommend; never in the response
     e.ts = NowMs();
     shown.push_back(std::move(e));
     rec.items.push_back(std::move(item));

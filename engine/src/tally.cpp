@@ -11,6 +11,26 @@ namespace {
 
 UseRef UseOf(const Event& e) { return UseRef{e.asset_id, e.stage, e.rep_id, e.topic, e.ts}; }
 
+// Adds (sign +1) or takes away (-1) the lead's outcome from the experiment's
+// counters of its assignment day (ExperimentCounters in derived.h).
+void ExperimentOutcome(const LeadState& lead, int sign, DeltaBuffer* out) {
+  const uint32_t day = DayOf(lead.assigned_ts);
+  // Modulo 2^64 like every counter (stored events are read back untrusted): no signed overflow.
+  auto add = [&](int f, uint64_t v) {
+    out->Experiment(day, lead.arm, lead.entry_stage, lead.entry_rep, f, int64_t(sign > 0 ? v : 0 - v));
+  };
+  const uint64_t units = uint64_t(lead.outcome_cents / 100);
+  const uint64_t minutes =
+      lead.outcome_ts > lead.assigned_ts ? (uint64_t(lead.outcome_ts) - uint64_t(lead.assigned_ts)) / 60000 : 0;
+  add(lead.outcome == 1 ? 1 : 2, 1);
+  if (lead.outcome_cents != 0) {
+    add(3, uint64_t(lead.outcome_cents));
+    add(4, units * units);  // a validated amount (<= 1e9) squared fits; wraps past 1.8e19
+  }
+  add(5, minutes);
+  add(6, minutes * minutes);
+}
+
 }  // namespace
 
 Tally::Tally(const EngineOptions& options)
@@ -22,6 +42,7 @@ int Tally::StageIndex(const std::string& stage) const {
 }
 
 void Tally::Apply(Event& e, LeadState& lead, DeltaBuffer* out) const {
+  if (e.type != EventType::kShown) e.arm = lead.arm;  // shown: below, as its first recommend decided
   // Report counters: by UTC day of `ts`, stage, rep (and all reps) and asset.
   auto agg = [&](int64_t ts, const std::string& stage, const std::string& rep, const std::string& asset, int f,
                  int64_t cents) { out->Report(DayOf(ts), stage, rep, asset, f, cents); };
@@ -52,6 +73,19 @@ void Tally::Apply(Event& e, LeadState& lead, DeltaBuffer* out) const {
       }
       lead.topic = e.topic;
       count(0);
+      // The first recommend assigns the lead (recommend put the arm on its
+      // events); every later event carries the arm it got.
+      if (!lead.recommended) {
+        lead.recommended = true;
+        lead.arm = e.arm;
+        if (lead.arm != Arm::kNone) {
+          lead.assigned_ts = e.ts;
+          lead.entry_stage = e.stage;
+          lead.entry_rep = e.rep_id;
+          out->Experiment(DayOf(e.ts), lead.arm, lead.entry_stage, lead.entry_rep, 0, 1);
+        }
+      }
+      e.arm = lead.arm;
       break;
     case EventType::kUsed:
     case EventType::kViewed:
@@ -98,6 +132,15 @@ void Tally::Apply(Event& e, LeadState& lead, DeltaBuffer* out) const {
       credit(lead.window, e.ts - window_ms_, won ? 4 : 5, cents, e.ts);
       agg(e.ts, "", e.rep_id, "", won ? 4 : 5, cents);  // the lead itself closed: the baseline of lift
       if (e.stage.empty()) e.stage = lead.stage;
+      // The experiment counts a lead's latest outcome since its assignment:
+      // out with the one before (a deal lost, then re-opened and won).
+      if (lead.arm != Arm::kNone && e.ts >= lead.assigned_ts) {
+        if (lead.outcome != 0) ExperimentOutcome(lead, -1, out);
+        lead.outcome = won ? 1 : 2;
+        lead.outcome_ts = e.ts;
+        lead.outcome_cents = cents;
+        ExperimentOutcome(lead, +1, out);
+      }
       break;
     }
   }

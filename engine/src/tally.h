@@ -46,6 +46,18 @@ struct LeadState {
   // them), each once.
   std::vector<std::string> seen;
   int64_t window_ms = -1;  // the attribution window `window` was pruned with
+  // The holdout experiment. recommended: the lead has had a recommend (a
+  // `shown` event); the first one decided its arm (kNone: the experiment was
+  // off), its assignment time, stage and rep. outcome: its latest outcome at
+  // or after the assignment (0 none, 1 won, 2 lost), what the experiment's
+  // counters hold for it.
+  bool recommended = false;
+  Arm arm = Arm::kNone;
+  int64_t assigned_ts = 0;
+  std::string entry_stage, entry_rep;
+  uint8_t outcome = 0;
+  int64_t outcome_ts = 0;
+  int64_t outcome_cents = 0;
   // False when decoded from a record older than this format: the lead's
   // state must be rebuilt from its log before it is used.
   bool complete = true;

@@ -644,6 +644,11 @@ Status WalkDocument(const toml::table& doc, Config* c) {
                              {"attribution_window_days",
                               Integer(&eng.attribution_window_days, kAttributionDays)},
                          })},
+      {"experiment", section("in [experiment]",
+                             {
+                                 {"holdout_fraction", Fraction(&eng.experiment.holdout_fraction, 0, 0.5)},
+                                 {"salt", AnyString(&eng.experiment.salt)},
+                             })},
       {"log", section("in [log]", {{"level", LogLevel(&c->log.level)}})},
       {"debug", section("in [debug]", {{"test_methods", Boolean(&c->debug.test_methods)},
                                        {"open_delay_ms", Integer(&c->debug.open_delay_ms, kOpenDelayMs)}})},
@@ -800,6 +805,9 @@ Status ValidateConfig(const Config& config) {
   }
   if (config.engine.data_dir.empty()) {
     return Status::InvalidArgument("storage.data_dir", "must not be empty");
+  }
+  if (const double f = config.engine.experiment.holdout_fraction; !(f >= 0 && f <= 0.5)) {
+    return Status::InvalidArgument("experiment.holdout_fraction", "expected a number 0..0.5, got " + std::to_string(f));
   }
   Status s = CheckStages(config.engine.stages);
   if (!s.ok()) return s;

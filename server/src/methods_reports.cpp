@@ -29,6 +29,34 @@ json RowJson(const AssetReportRow& r) {
               {"last_used", r.last_used ? json(*r.last_used) : json()}};
 }
 
+json IntervalJson(const std::optional<Interval>& ci) { return ci ? json::array({ci->lo, ci->hi}) : json(); }
+
+json ArmJson(const ExperimentArm& a) {
+  return json{{"leads", a.leads},
+              {"closed", a.closed},
+              {"won", a.won},
+              {"lost", a.lost},
+              {"win_rate", Optional(a.win_rate)},
+              {"win_rate_ci", IntervalJson(a.win_rate_ci)},
+              {"revenue_per_closed_lead", Optional(a.revenue_per_closed_lead)},
+              {"revenue_per_closed_lead_ci", IntervalJson(a.revenue_per_closed_lead_ci)},
+              {"mean_days_to_close", Optional(a.mean_days_to_close)},
+              {"mean_days_to_close_ci", IntervalJson(a.mean_days_to_close_ci)}};
+}
+
+// The fixed shape of reports.experiment (docs/protocol.md), and of each group.
+void ComparisonJson(const ExperimentComparison& c, json* out) {
+  (*out)["arms"] = {{"treatment", ArmJson(c.treatment)}, {"holdout", ArmJson(c.holdout)}};
+  (*out)["difference"] = {{"win_rate", Optional(c.difference)},
+                          {"ci", IntervalJson(c.difference_ci)},
+                          {"p_value", Optional(c.p_value)},
+                          {"revenue_per_closed_lead", Optional(c.revenue_difference)},
+                          {"revenue_per_closed_lead_ci", IntervalJson(c.revenue_difference_ci)}};
+  (*out)["conclusive"] = c.conclusive;
+  (*out)["closed_leads_needed"] = c.closed_leads_needed ? json(*c.closed_leads_needed) : json();
+  (*out)["note"] = c.note;
+}
+
 }  // namespace
 
 void AddReportMethods(Dispatcher& d, Engine& engine, Jobs& jobs) {
@@ -83,6 +111,33 @@ void AddReportMethods(Dispatcher& d, Engine& engine, Jobs& jobs) {
                             {"lost", {{"with_content", x.lost_with_content}, {"without_content", x.lost_without_content}}}});
            }
            return json{{"stages", std::move(out)}};
+         }});
+
+  d.Add({"reports.experiment", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
+           auto q = ParseReportsExperiment(params);
+           if (!q.ok()) return q.status();
+           auto report = engine.ReportExperiment(q.value());
+           if (!report.ok()) return report.status();
+           const ExperimentReport& x = report.value();
+           const ExperimentQuery& w = q.value();
+           json out{{"from", w.from_ms}, {"to", w.to_ms}, {"holdout_fraction", x.holdout_fraction}};
+           ComparisonJson(x.overall, &out);
+           out["method"] = {{"win_rate_ci", "wilson"},
+                            {"difference_ci", "newcombe"},
+                            {"p_value", "two-proportion z-test (pooled), two-sided"},
+                            {"mean_ci", "normal approximation"},
+                            {"confidence", 0.95}};
+           if (!w.by.empty()) {
+             json groups = json::array();
+             for (const auto& g : x.groups) {
+               json row{{w.by, g.key}};
+               ComparisonJson(g.comparison, &row);
+               groups.push_back(std::move(row));
+             }
+             out["by"] = w.by;
+             out["groups"] = std::move(groups);
+           }
+           return out;
          }});
 
   d.Add({"reports.reps", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {

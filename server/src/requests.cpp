@@ -263,6 +263,19 @@ Result<ReportQuery> ParseReportsDismissals(const json& params) {
   return q;
 }
 
+Result<ExperimentQuery> ParseReportsExperiment(const json& params) {
+  ParamReader r(params);
+  ReportQuery window;
+  ReadWindow(r, &window);
+  ExperimentQuery q;
+  q.from_ms = window.from_ms;
+  q.to_ms = window.to_ms;
+  q.by = r.OptString("by", 16).value_or("");
+  if (r.ok() && q.by != "" && q.by != "stage" && q.by != "rep") r.Fail("by", "expected \"stage\" or \"rep\"");
+  if (Status s = r.Finish(); !s.ok()) return s;
+  return q;
+}
+
 Result<AggregatesRebuildRequest> ParseAggregatesRebuild(const json& params) {
   ParamReader r(params);
   AggregatesRebuildRequest req;
@@ -329,6 +342,7 @@ const std::vector<Parser>& Table() {
       {"reports.dismissals", [](const json& p) { return Verdict(ParseReportsDismissals(p)); }},
       {"reports.funnel", [](const json& p) { return Verdict(ParseReportWindow(p)); }},
       {"reports.reps", [](const json& p) { return Verdict(ParseReportWindow(p)); }},
+      {"reports.experiment", [](const json& p) { return Verdict(ParseReportsExperiment(p)); }},
       {"debug.sleep", [](const json& p) { return Verdict(ParseDebugSleep(p)); }},
       {"debug.fail", [](const json& p) { return Verdict(ParseDebugFail(p)); }},
   };

@@ -327,6 +327,7 @@
       }),
       loadTrend(f).then((buckets) => { if (current()) renderTrend(buckets); }),
       loadDismissals(f).then((d) => { if (current()) renderDismissals(d); }),
+      loadExperiment(f).then((x) => { if (current()) renderExperiment(x); }),
     ];
     const results = await Promise.allSettled(parts);
     if (!current()) return;
@@ -407,15 +408,24 @@
     return buckets;
   }
 
-  async function loadDismissals(f) {
-    const params = { from: f.from, to: f.to };
-    if (f.stage) params.stage = f.stage;
+  // A report this daemon may not offer yet: null rather than the -32601 error.
+  async function callIfOffered(method, params) {
     try {
-      return await state.rpc.call("reports.dismissals", params);
+      return await state.rpc.call(method, params);
     } catch (e) {
-      if (e instanceof RpcError && e.code === -32601) return null;  // not on this daemon yet
+      if (e instanceof RpcError && e.code === -32601) return null;
       throw e;
     }
+  }
+
+  function loadDismissals(f) {
+    const params = { from: f.from, to: f.to };
+    if (f.stage) params.stage = f.stage;
+    return callIfOffered("reports.dismissals", params);
+  }
+
+  function loadExperiment(f) {
+    return callIfOffered("reports.experiment", { from: f.from, to: f.to });
   }
 
   function updateChoices() {
@@ -770,6 +780,53 @@
       }
       box.appendChild(ul);
     }
+  }
+
+  // "Is it working?": the two win rates, the difference and its interval, and
+  // how many more closed leads a conclusive answer needs (reports.experiment).
+  function renderExperiment(x) {
+    const box = $("experiment");
+    box.textContent = "";
+    if (x === null) {
+      box.appendChild(el("div", "na", "Not available: this daemon does not offer reports.experiment yet."));
+      return;
+    }
+    const arms = x.arms || {};
+    const t = arms.treatment || {};
+    const h = arms.holdout || {};
+    if (!(Number(t.leads) + Number(h.leads) > 0)) {
+      box.appendChild(el("div", "na", Number(x.holdout_fraction) > 0
+        ? "No lead was first recommended in this range yet."
+        : "The holdout is off: set [experiment] holdout_fraction (for example 0.1) in the daemon's config to measure it (docs/experiment.md)."));
+      return;
+    }
+    const rate = (a) => isNull(a.win_rate) ? "—" : fmt.pct(a.win_rate);
+    const leads = (n) => `${fmt.int(n)} lead${Number(n) === 1 ? "" : "s"}`;
+    const ci = (c, f) => Array.isArray(c) ? `${f(c[0])} to ${f(c[1])}` : "—";
+    const pts = (v) => isNull(v) ? "—" : (v >= 0 ? "+" : "") + (100 * v).toFixed(1);
+    const cards = el("div", "cards exp");
+    const card = (id, label, value, note) => {
+      const c = el("div", "card");
+      c.id = id;
+      c.appendChild(el("div", "k", label));
+      c.appendChild(el("div", "v", value));
+      c.appendChild(el("div", "n", note));
+      cards.appendChild(c);
+    };
+    card("exp-treatment", "With Playbook's recommendations", rate(t),
+      `won ${fmt.int(t.won)} of ${fmt.int(t.closed)} closed · 95% CI ${ci(t.win_rate_ci, fmt.pct)} · ${leads(t.leads)}`);
+    card("exp-holdout", "Holdout (baseline ranking)", rate(h),
+      `won ${fmt.int(h.won)} of ${fmt.int(h.closed)} closed · 95% CI ${ci(h.win_rate_ci, fmt.pct)} · ${leads(h.leads)}`);
+    const d = x.difference || {};
+    card("exp-difference", "Difference", isNull(d.win_rate) ? "—" : pts(d.win_rate) + " points",
+      `95% CI ${ci(d.ci, pts)} points` + (isNull(d.p_value) ? "" : ` · p = ${Number(d.p_value).toPrecision(2)}`));
+    card("exp-needed", x.conclusive ? "Conclusive" : "Closed leads still needed",
+      x.conclusive ? "yes" : (isNull(x.closed_leads_needed) ? "—" : fmt.int(x.closed_leads_needed)),
+      x.conclusive ? "the interval excludes 0" : "for a conclusive answer at the observed rates");
+    box.appendChild(cards);
+    const note = el("p", "exp-note", String(x.note || ""));
+    note.id = "exp-note";
+    box.appendChild(note);
   }
 
   // ---- CSV of what is on screen ---------------------------------------------------

@@ -268,7 +268,10 @@ TEST_F(CliReport, OptionsOfOtherReportsAreUsageErrorsNamingTheOption) {
       {{"unused", "--min-shown", "0"}, "--min-shown must be"},
       {{"funnel", "--format", "xml"}, "--format must be"},
       {{"reps", "--from", "2024-02-30"}, "--from '2024-02-30'"},
-      {{}, "assets, unused, dismissals, reps or funnel"},
+      {{"experiment", "--stage", "evaluation"}, "experiment takes no --stage"},
+      {{"experiment", "--by", "asset"}, "--by must be stage or rep"},
+      {{"assets", "--by", "rep"}, "assets takes no --by"},
+      {{}, "assets, unused, dismissals, reps, funnel or experiment"},
       {{"repz"}, "unknown report 'repz'"},
       {{"reps", "funnel"}, "expected one report"},
   };
@@ -289,6 +292,65 @@ TEST_F(CliReport, OptionsOfOtherReportsAreUsageErrorsNamingTheOption) {
   for (const char* word : {"unused", "reps", "funnel", "--min-shown", "--max-usage-rate"}) {
     EXPECT_NE(help.out.find(word), std::string::npos) << word << "\n" << help.out;
   }
+}
+
+TEST_F(CliReport, ExperimentSaysWhenTheHoldoutIsOff) {
+  // lead-1 was recommended with the holdout off: out of the experiment.
+  CommandResult r = Report({"experiment"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("holdout fraction 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("no lead was assigned to the experiment"), std::string::npos) << r.out;
+  CommandResult j = Report({"experiment", "--format", "json", "--by", "rep"});
+  ASSERT_EQ(j.exit_code, 0) << Describe(j);
+  const json x = json::parse(j.out);
+  EXPECT_EQ(x.at("holdout_fraction"), 0.0);
+  EXPECT_EQ(x.at("arms").at("treatment").at("leads"), 0);
+  EXPECT_EQ(x.at("conclusive"), false);
+  EXPECT_EQ(x.at("by"), "rep");
+  EXPECT_TRUE(x.at("groups").empty()) << x;
+}
+
+// The holdout at a half; the salt puts dash-lead-1 in the treatment and
+// dash-lead-2 in the holdout (docs/experiment.md's hash: 0.54 and 0.06).
+TEST(CliReportExperiment, TableCsvAndJsonOfBothArms) {
+  Daemon d(WithConfig("[experiment]\nholdout_fraction = 0.5\nsalt = \"dash-2\"\n"));
+  ASSERT_TRUE(d.Start()) << d.log();
+  TestClient c(d.ws_url());
+  ASSERT_TRUE(c.Call("assets.upsert", {{"assets", {{{"id", "a1"}, {"title", "ROI calculator"}, {"type", "roi_calculator"},
+                                                     {"stages", {"evaluation"}}}}}})
+                  .contains("result"));
+  for (const char* lead : {"dash-lead-1", "dash-lead-2"}) {
+    json rec = c.Call("recommend", {{"lead", {{"id", lead}, {"stage", "evaluation"}}}, {"rep_id", "rep-1"}});
+    ASSERT_TRUE(rec.contains("result")) << rec;
+    EXPECT_FALSE(rec["result"].contains("arm")) << rec;
+  }
+  json fb = c.Call("feedback.record", {{"events", {{{"event_id", "w"}, {"type", "won"}, {"lead_id", "dash-lead-1"},
+                                                    {"amount", 1000}},
+                                                   {{"event_id", "l"}, {"type", "lost"}, {"lead_id", "dash-lead-2"}}}}});
+  ASSERT_TRUE(fb.contains("result")) << fb;
+  auto report = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {Daemon::CliPath(), "report", "experiment"});
+    return RunCommand(args, {"PLAYBOOK_URL=" + d.ws_url()});
+  };
+  CommandResult t = report({"--by", "stage"});
+  ASSERT_EQ(t.exit_code, 0) << Describe(t);
+  EXPECT_NE(t.out.find("holdout fraction 0.50"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("difference (treatment - holdout): +100.0 points of win rate"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("conclusive: no"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("too small to conclude"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("stage evaluation:"), std::string::npos) << t.out;
+  const auto rows = ParseCsv(report({"--format", "csv"}).out);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0][0], "group");
+  EXPECT_EQ(rows[1][1], "treatment");
+  EXPECT_EQ(rows[1][4], "1");  // won
+  EXPECT_EQ(rows[1][6], "1.0");  // win_rate
+  EXPECT_EQ(rows[2][1], "holdout");
+  EXPECT_EQ(rows[2][5], "1");  // lost
+  const json x = json::parse(report({"--format", "json"}).out);
+  EXPECT_EQ(x.at("arms").at("treatment").at("revenue_per_closed_lead"), 1000.0);
+  EXPECT_EQ(x.at("difference").at("win_rate"), 1.0);
+  EXPECT_TRUE(x.at("difference").at("ci").is_array());
 }
 
 // The base seed plus more leads, reps and stages, all today (hand-computed below):

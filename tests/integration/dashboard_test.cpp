@@ -45,8 +45,10 @@ constexpr int kDocsHeight = 2480;
 // How long a page may take to render its data before the test fails.
 constexpr auto kRenderDeadline = 30s;
 
+// The holdout at a half, with a salt that puts dash-lead-1 in the treatment
+// arm and dash-lead-2 in the holdout (AssignmentPoint: 0.54 and 0.06).
 std::string TokensConfig() {
-  return std::string("[[auth.tokens]]\nrole = \"crm\"\ntoken = \"") + kCrmToken +
+  return std::string("[experiment]\nholdout_fraction = 0.5\nsalt = \"dash-2\"\n[[auth.tokens]]\nrole = \"crm\"\ntoken = \"") + kCrmToken +
          "\"\n[[auth.tokens]]\nrole = \"marketing\"\ntoken = \"" + kMarketingToken + "\"\n";
 }
 
@@ -313,6 +315,22 @@ TEST_F(Dashboard, BrowserShowsTheSeededNumbersWithoutErrors) {
   EXPECT_TRUE(dismissals.find("too long") != std::string::npos ||
               dismissals.find("Not available") != std::string::npos)
       << dismissals;
+
+  // "Is it working?": dash-lead-1 (treatment) won, dash-lead-2 (holdout) lost.
+  const std::string experiment = Between(dom, "<div id=\"experiment\"", "</section>");
+  const std::string treated = Between(experiment, "<div class=\"card\" id=\"exp-treatment\"", "</div></div>");
+  EXPECT_NE(treated.find(">100.0%<"), std::string::npos) << experiment;
+  EXPECT_NE(treated.find("won 1 of 1 closed"), std::string::npos) << experiment;
+  const std::string held = Between(experiment, "<div class=\"card\" id=\"exp-holdout\"", "</div></div>");
+  EXPECT_NE(held.find(">0.0%<"), std::string::npos) << experiment;
+  EXPECT_NE(held.find("won 0 of 1 closed"), std::string::npos) << experiment;
+  const std::string diff = Between(experiment, "<div class=\"card\" id=\"exp-difference\"", "</div></div>");
+  EXPECT_NE(diff.find("+100.0 points"), std::string::npos) << experiment;
+  EXPECT_NE(diff.find("95% CI "), std::string::npos) << experiment;
+  const std::string needed = Between(experiment, "<div class=\"card\" id=\"exp-needed\"", "</div></div>");
+  EXPECT_NE(needed.find("Closed leads still needed"), std::string::npos) << experiment;
+  EXPECT_NE(Between(experiment, "<p class=\"exp-note\"", "</p>").find("too small to conclude"), std::string::npos)
+      << experiment;
 
   // The screenshot, of the fixed viewport.
   const std::string png = browser.Screenshot();

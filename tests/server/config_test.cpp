@@ -71,6 +71,8 @@ void ExpectDefaults(const Config& c) {
   EXPECT_EQ(c.engine.stages, (std::vector<std::string>{"awareness", "interest", "consideration",
                                                        "evaluation", "negotiation"}));
   EXPECT_EQ(c.engine.attribution_window_days, 90u);
+  EXPECT_EQ(c.engine.experiment.holdout_fraction, 0.0);  // the holdout is off by default
+  EXPECT_EQ(c.engine.experiment.salt, "");
   EXPECT_EQ(c.log.level, "info");
   EXPECT_FALSE(c.debug.test_methods);
   EXPECT_TRUE(c.tokens.empty());
@@ -164,6 +166,7 @@ TEST(Config, ExampleFileSetsEveryKey) {
         "dismiss_weight", "prior_strength", "explore", "seed", "mmr_lambda", "duplicate_similarity",
         "recency_weight", "recency_half_life_days", "candidates_per_item"}},
       {"funnel", {"stages", "attribution_window_days"}},
+      {"experiment", {"holdout_fraction", "salt"}},
       {"log", {"level"}},
       {"debug", {"test_methods", "open_delay_ms"}},
   };
@@ -329,6 +332,10 @@ TEST(Config, WrongTypeNamesTheKey) {
       {"[funnel]\nattribution_window_days = false\n", "funnel.attribution_window_days"},
       {"[funnel]\nstages = \"awareness\"\n", "funnel.stages"},
       {"[log]\nlevel = 3\n", "log.level"},
+      {"[experiment]\nholdout_fraction = 0.6\n", "experiment.holdout_fraction"},
+      {"[experiment]\nholdout_fraction = -0.1\n", "experiment.holdout_fraction"},
+      {"[experiment]\nholdout_fraction = \"0.1\"\n", "experiment.holdout_fraction"},
+      {"[experiment]\nsalt = 7\n", "experiment.salt"},
       {"[debug]\ntest_methods = \"yes\"\n", "debug.test_methods"},
       {"[debug]\ntest_methods = 1\n", "debug.test_methods"},
   };

@@ -205,12 +205,25 @@ TEST(Requests, ListsAreBoundedAndNamed) {
   EXPECT_EQ(FieldOf(ParseAssetsSearch(json{{"stage", "evaluation"}})), "query");
 }
 
+TEST(Requests, ReportsExperimentTakesAWindowAndABreakdown) {
+  auto q = ParseReportsExperiment(json{{"from", 86400000}, {"to", 172800000}, {"by", "rep"}});
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q.value().from_ms, 86400000);
+  EXPECT_EQ(q.value().to_ms, 172800000);
+  EXPECT_EQ(q.value().by, "rep");
+  EXPECT_EQ(ParseReportsExperiment(json::object()).value().by, "");
+  EXPECT_EQ(FieldOf(ParseReportsExperiment(json{{"by", "asset"}})), "by");
+  EXPECT_EQ(FieldOf(ParseReportsExperiment(json{{"by", 3}})), "by");
+  EXPECT_EQ(FieldOf(ParseReportsExperiment(json{{"from", -1}})), "from");
+  EXPECT_EQ(FieldOf(ParseReportsExperiment(json{{"arm", "holdout"}})), "arm");
+}
+
 TEST(Requests, EveryMethodHasAParserAndUnknownOnesAreNotFound) {
   const std::vector<std::string> names = ParsedMethods();
   for (const char* m : {"recommend", "feedback.record", "leads.get", "assets.upsert", "assets.get",
                         "assets.delete", "assets.list", "assets.search", "index.status", "index.rebuild",
                         "aggregates.rebuild", "reports.assets", "reports.unused", "reports.dismissals",
-                        "reports.funnel", "reports.reps", "server.stats", "server.backup"}) {
+                        "reports.funnel", "reports.reps", "reports.experiment", "server.stats", "server.backup"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), m), names.end()) << m;
   }
   EXPECT_TRUE(CheckParams("index.status", json::object()).ok());

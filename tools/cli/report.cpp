@@ -1,4 +1,4 @@
-// playbook report assets|unused|dismissals|reps|funnel: the reports.* methods as
+// playbook report assets|unused|dismissals|reps|funnel|experiment: the reports.* methods as
 // an aligned terminal table (CJK-aware), RFC 4180 CSV or the JSON result.
 #include <algorithm>
 #include <cmath>
@@ -23,7 +23,7 @@ namespace {
 constexpr std::size_t kTitleWidth = 40;  // display columns of a title in the table
 
 void PrintReportUsage(std::ostream& out) {
-  out << "Usage: playbook report assets|unused|dismissals|reps|funnel [options]\n\n"
+  out << "Usage: playbook report assets|unused|dismissals|reps|funnel|experiment [options]\n\n"
          "assets      per-asset usage and outcomes (reports.assets)\n"
          "unused      assets never used in the window, and assets shown often but rarely used\n"
          "            (reports.unused)\n"
@@ -31,7 +31,10 @@ void PrintReportUsage(std::ostream& out) {
          "            asset (reports.dismissals)\n"
          "reps        per rep: shown, used, usage rate, leads won and lost, win rate (reports.reps)\n"
          "funnel      per stage: leads entered, advanced, won and lost, with and without content\n"
-         "            used (reports.funnel)\n\n"
+         "            used (reports.funnel)\n"
+         "experiment  the holdout: win rates of the leads that got the recommendations and of\n"
+         "            the holdout, the difference with its 95% interval and p-value, and the\n"
+         "            closed leads still needed (reports.experiment; docs/experiment.md)\n\n"
          "Options (a report given an option it does not take is a usage error):\n"
          "  --from DATE        first day, YYYY-MM-DD (UTC) or ms since the epoch\n"
          "  --to DATE          last day, inclusive (YYYY-MM-DD: to the end of that day) or ms\n"
@@ -46,6 +49,7 @@ void PrintReportUsage(std::ostream& out) {
          "  --min-shown N      unused: \"rarely used\" needs at least N showings (default 10)\n"
          "  --max-usage-rate R unused: \"rarely used\" means used in under R of the showings,\n"
          "                     0..1 or a percentage such as 5% (default 0.05)\n"
+         "  --by stage|rep     experiment: also per stage of entry, or per rep\n"
          "  --format F         table (default), csv (RFC 4180, header row, raw numbers) or json\n"
          "                     (the result as the daemon returned it)\n"
          "reps and funnel take only --from, --to and --format: the daemon's reports.reps and\n"
@@ -500,6 +504,88 @@ void PrintFunnelCsv(std::ostream& out, const json& result, const json& /*params*
 }
 
 // ---------------------------------------------------------------------------
+// experiment
+
+std::string Interval(const json& ci, bool percent) {
+  if (!ci.is_array() || ci.size() != 2 || !ci[0].is_number() || !ci[1].is_number()) return "-";
+  auto one = [&](const json& v) { return percent ? Fixed(v.get<double>() * 100.0, 1) + "%" : Fixed(v.get<double>(), 1); };
+  return one(ci[0]) + " .. " + one(ci[1]);
+}
+
+std::string Points(const json& v) {
+  if (!v.is_number()) return "-";
+  const double p = v.get<double>() * 100.0;
+  std::string out = p >= 0 ? "+" : "";
+  out += Fixed(p, 1);
+  return out;
+}
+
+// One comparison: the two arms, the difference, the verdict.
+void PrintComparison(std::ostream& out, const json& c) {
+  Table t;
+  t.header = {"arm", "leads", "closed", "won", "lost", "win_rate", "95% CI", "revenue/closed", "days to close"};
+  t.right = {false, true, true, true, true, true, true, true, true};
+  for (const char* arm : {"treatment", "holdout"}) {
+    const json& a = At(At(c, "arms"), arm);
+    t.rows.push_back({arm, Number(At(a, "leads"), 0), Number(At(a, "closed"), 0), Number(At(a, "won"), 0),
+                      Number(At(a, "lost"), 0), Percent(At(a, "win_rate")), Interval(At(a, "win_rate_ci"), true),
+                      Number(At(a, "revenue_per_closed_lead"), 2), Number(At(a, "mean_days_to_close"), 1)});
+  }
+  t.Print(out);
+  const json& d = At(c, "difference");
+  out << "difference (treatment - holdout): " << Points(At(d, "win_rate")) << " points of win rate, 95% CI "
+      << (At(d, "ci").is_array() ? Points(At(d, "ci")[0]) + " .. " + Points(At(d, "ci")[1]) : std::string("-"))
+      << ", p = " << (At(d, "p_value").is_number() ? Fixed(At(d, "p_value").get<double>(), 4) : std::string("-"))
+      << "\n";
+  out << "conclusive: " << (At(c, "conclusive") == json(true) ? "yes" : "no");
+  if (At(c, "closed_leads_needed").is_number()) {
+    out << "; closed leads still needed: " << Number(At(c, "closed_leads_needed"), 0);
+  }
+  out << "\n" << Str(c, "note") << "\n";
+}
+
+void PrintExperimentTable(std::ostream& out, const json& result, const json& /*params*/) {
+  out << "holdout fraction " << Number(At(result, "holdout_fraction"), 2)
+      << " (leads assigned in the window; Wilson intervals, Newcombe for the difference)\n\n";
+  PrintComparison(out, result);
+  const std::string by = Str(result, "by");
+  if (!At(result, "groups").is_array()) return;
+  for (const json& g : result["groups"]) {
+    const std::string key = Str(g, by.c_str());
+    out << "\n" << by << " " << (key.empty() ? "(none)" : key) << ":\n";
+    PrintComparison(out, g);
+  }
+}
+
+// One row per (group, arm), raw numbers; the difference on each arm's row.
+void PrintExperimentCsv(std::ostream& out, const json& result, const json& /*params*/) {
+  const std::vector<std::string> columns = {"group", "arm", "leads", "closed", "won", "lost", "win_rate", "win_rate_ci_lo",
+                                            "win_rate_ci_hi", "revenue_per_closed_lead", "mean_days_to_close",
+                                            "difference", "difference_ci_lo", "difference_ci_hi", "p_value", "conclusive"};
+  json rows = json::array();
+  auto add = [&](const std::string& group, const json& c) {
+    for (const char* arm : {"treatment", "holdout"}) {
+      const json& a = At(At(c, "arms"), arm);
+      const json& d = At(c, "difference");
+      auto lo_hi = [](const json& ci, int i) { return ci.is_array() && ci.size() == 2 ? ci[size_t(i)] : json(); };
+      rows.push_back({{"group", group}, {"arm", arm}, {"leads", At(a, "leads")}, {"closed", At(a, "closed")},
+                      {"won", At(a, "won")}, {"lost", At(a, "lost")}, {"win_rate", At(a, "win_rate")},
+                      {"win_rate_ci_lo", lo_hi(At(a, "win_rate_ci"), 0)}, {"win_rate_ci_hi", lo_hi(At(a, "win_rate_ci"), 1)},
+                      {"revenue_per_closed_lead", At(a, "revenue_per_closed_lead")},
+                      {"mean_days_to_close", At(a, "mean_days_to_close")}, {"difference", At(d, "win_rate")},
+                      {"difference_ci_lo", lo_hi(At(d, "ci"), 0)}, {"difference_ci_hi", lo_hi(At(d, "ci"), 1)},
+                      {"p_value", At(d, "p_value")}, {"conclusive", At(c, "conclusive")}});
+    }
+  };
+  add("all", result);
+  const std::string by = Str(result, "by");
+  if (At(result, "groups").is_array()) {
+    for (const json& g : result["groups"]) add(by + ":" + Str(g, by.c_str()), g);
+  }
+  PrintCsv(out, columns, rows);
+}
+
+// ---------------------------------------------------------------------------
 // The reports
 
 using Printer = void (*)(std::ostream& out, const json& result, const json& params);
@@ -520,11 +606,12 @@ const std::vector<ReportKind>& Reports() {
       {"dismissals", {"--stage"}, {"reasons", "by_asset"}, PrintDismissalsTable, PrintDismissalsCsv},
       {"reps", {}, {"rows"}, PrintRepsTable, PrintRepsCsv},
       {"funnel", {}, {"stages"}, PrintFunnelTable, PrintFunnelCsv},
+      {"experiment", {"--by"}, {}, PrintExperimentTable, PrintExperimentCsv},
   };
   return kinds;
 }
 
-constexpr std::string_view kReportNames = "assets, unused, dismissals, reps or funnel";
+constexpr std::string_view kReportNames = "assets, unused, dismissals, reps, funnel or experiment";
 
 bool TakenByEveryReport(const std::string& option) {
   return option == "--from" || option == "--to" || option == "--format" || option == "--url" ||
@@ -571,7 +658,7 @@ int RunReport(Args args) {
   ParsedArgs parsed;
   if (auto err = SplitArgs(args,
                            {"--url", "--token", "--timeout", "--from", "--to", "--stage", "--rep", "--type", "--sort",
-                            "--limit", "--min-shown", "--max-usage-rate", "--format"},
+                            "--limit", "--min-shown", "--max-usage-rate", "--by", "--format"},
                            {"--help", "-h"}, parsed)) {
     return UsageError("report: " + *err);
   }
@@ -615,6 +702,9 @@ int RunReport(Args args) {
       auto rate = ParseRate(value);
       if (!rate) return UsageError("report: --max-usage-rate must be a fraction in 0..1 or a percentage such as 5%");
       params["max_usage_rate"] = *rate;
+    } else if (name == "--by") {
+      if (value != "stage" && value != "rep") return UsageError("report: --by must be stage or rep");
+      params["by"] = value;
     } else if (name == "--format") {
       if (value != "table" && value != "csv" && value != "json") {
         return UsageError("report: --format must be table, csv or json");

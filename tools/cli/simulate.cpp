@@ -15,6 +15,14 @@
 // reps who follow it and reps who do not; the oracle's is not by default (its
 // picks would reveal the hidden truth): --learn-from.
 //
+// With --holdout F the daemon must run the built-in holdout at that fraction
+// ([experiment] holdout_fraction): the daemon arm's leads are then split by the
+// daemon into treatment and holdout (docs/experiment.md), and the run ends
+// with reports.experiment over its window: the measured lift of the
+// recommendations. --random-ranking makes the daemon arm's reps use a random
+// eligible asset whatever recommend says: a null control, whose measured lift
+// should be within noise of 0.
+//
 // Determinism: everything the simulation draws comes from --seed (the dice of
 // a lead are a hash of seed, lead, stage and purpose, so they are the same in
 // every arm whatever happened before), requests are sent one at a time
@@ -484,6 +492,8 @@ struct Options {
   bool progress = true;
   // The oracle's choices reveal the hidden truth: not recorded unless asked.
   std::array<bool, kArmCount> learn_from = {true, true, false};
+  double holdout = -1;  // --holdout: the daemon's expected holdout_fraction; < 0: not measured
+  bool random_ranking = false;  // the daemon arm's reps ignore recommend's order
 };
 
 void PrintSimulateUsage(std::ostream& out) {
@@ -512,6 +522,12 @@ void PrintSimulateUsage(std::ostream& out) {
          "  --learn-from LIST  arms whose feedback goes to feedback.record, comma-separated, or\n"
          "                     none (default: daemon,random; the oracle's picks would reveal the\n"
          "                     hidden truth)\n"
+         "  --holdout F        measure the daemon's built-in holdout (docs/experiment.md): the\n"
+         "                     daemon must run with [experiment] holdout_fraction = F (0.01..0.5);\n"
+         "                     its daemon-arm leads are split into treatment and holdout, and\n"
+         "                     the run ends with reports.experiment over the run's window\n"
+         "  --random-ranking   the daemon arm's reps use a random eligible asset whatever\n"
+         "                     recommend returns (recommend is still asked): a null control\n"
          "  --format F         table or json (default: table)\n"
          "  --no-progress      no progress output on stderr\n\n"
       << kConnectionOptions
@@ -596,7 +612,10 @@ struct Totals {
 };
 
 std::string Pct(double f) { return Fixed(100 * f, 0) + "%"; }
-std::string Signed(double v) { return (v >= 0 ? "+" : "") + Fixed(v, 2); }
+std::string Signed(double v) {
+  std::string out = v >= 0 ? "+" : "";  // not "+" + string: GCC 12's -Wrestrict false positive
+  return out + Fixed(v, 2);
+}
 std::string Pad(std::string s, std::size_t width, bool right = false) {
   if (s.size() >= width) return s;
   return right ? std::string(width - s.size(), ' ') + s : s + std::string(width - s.size(), ' ');
@@ -629,6 +648,8 @@ class Simulation {
   // The exit status.
   int Run() {
     start_ = Clock::now();
+    start_ms_ = std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (o_.holdout >= 0 && !CheckHoldout()) return fatal_;
     if (!UpsertCatalog()) return fatal_;
     if (!o_.json_output) PrintHeader();
     Rng sched(o_.seed, "schedule");
@@ -656,6 +677,10 @@ class Simulation {
       ShowProgress(false);
     }
     if (!fatal_) Flush();
+    if (!fatal_ && o_.holdout >= 0) {
+      const int64_t now = std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
+      experiment_ = CallOrFail("reports.experiment", {{"from", start_ms_}, {"to", now}});
+    }
     progress_.Finish();
     if (fatal_ == kExitConnection) return fatal_;
     if (o_.json_output) {
@@ -698,6 +723,22 @@ class Simulation {
       }
       return std::move(r["result"]);
     }
+  }
+
+  // The daemon must run the holdout at the fraction asked: the simulation
+  // cannot set it (it is the daemon's config).
+  bool CheckHoldout() {
+    json r = CallOrFail("reports.experiment", {{"from", start_ms_}, {"to", start_ms_}});
+    if (r.is_null()) return false;
+    const double f = r.value("holdout_fraction", -1.0);
+    if (std::abs(f - o_.holdout) > 1e-9) {
+      std::cerr << "playbook: simulate: --holdout " << Fixed(o_.holdout, 2)
+                << " but the daemon's [experiment] holdout_fraction is " << Fixed(f, 2)
+                << ": start the daemon with holdout_fraction = " << Fixed(o_.holdout, 2) << " (docs/experiment.md)\n";
+      fatal_ = kExitRpcError;
+      return false;
+    }
+    return true;
   }
 
   bool UpsertCatalog() {
@@ -902,6 +943,15 @@ class Simulation {
       if (r.is_null()) return false;
       ++recommend_calls_;
       shown = CheckRecommendation(r, lead, excluded, &recommendation_id);
+      if (o_.random_ranking) {
+        // The null control: what recommend said does not matter; the rep
+        // uses a random eligible asset, as in the random arm.
+        shown.clear();
+        recommendation_id.clear();
+        if (follow && !eligible.empty()) {
+          chosen = eligible[std::min(eligible.size() - 1, static_cast<std::size_t>(u_pick * static_cast<double>(eligible.size())))];
+        }
+      }
       if (!shown.empty()) {
         ++res.top1;
         if (Help(shown[0], lead.stage, objection) >= best - 1e-12) ++res.top1_best;
@@ -1126,7 +1176,13 @@ class Simulation {
   void PrintHeader() {
     std::cout << "simulate: seed " << o_.seed << ", " << o_.leads << " leads per arm (daemon, random, oracle; the "
               << "same prospects in each), " << o_.reps << " reps, follow " << Fixed(o_.follow, 2) << ", k " << o_.k
-              << "\nfeedback recorded from: " << LearnFromList() << "\ncatalog: " << CatalogLine() << "\n\n"
+              << "\nfeedback recorded from: " << LearnFromList() << "\ncatalog: " << CatalogLine() << "\n"
+              << (o_.holdout >= 0 ? std::string("experiment: the daemon's holdout at ") + Fixed(o_.holdout, 2) +
+                                        " (its daemon-arm leads split into treatment and holdout)\n"
+                                  : std::string())
+              << (o_.random_ranking ? "random ranking: the daemon arm's reps use a random eligible asset (null control)\n"
+                                    : "")
+              << "\n"
               << "  " << Pad("leads", 13) << Pad("daemon", 9, true) << Pad("random", 9, true) << Pad("oracle", 9, true)
               << Pad("top-1 best", 13, true) << Pad("daemon help", 13, true) << "\n"
               << "  " << Pad("", 13) << Pad("win rate", 27, true) << Pad("(daemon)", 13, true)
@@ -1205,6 +1261,7 @@ class Simulation {
               << " -> " << share(l.help_gap[1]) << "\n"
               << "daemon ranking: its first item was the truly best eligible asset in " << Pct(l.top1[0])
               << " of recommend calls in the first quarter, " << Pct(l.top1[1]) << " in the last\n\n";
+    if (experiment_.is_object()) PrintExperiment();
     std::cout << "feedback: " << sent_ << " events in " << batches_ << " feedback.record calls (" << accepted_
               << " accepted, " << duplicates_ << " duplicates); " << recommend_calls_ << " recommend calls; "
               << Fixed(SecondsSince(start_), 1) << " s\n";
@@ -1220,6 +1277,35 @@ class Simulation {
       std::cout << "\n";
     }
     std::cout << std::flush;
+  }
+
+  // reports.experiment at the end of the run: the measured lift.
+  void PrintExperiment() const {
+    const json& e = experiment_;
+    auto at = [](const json& j, const char* k) { return j.is_object() && j.contains(k) ? j[k] : json(); };
+    auto pct = [](const json& v) { return v.is_number() ? Fixed(100 * v.get<double>(), 1) + "%" : std::string("-"); };
+    auto pts = [](const json& v) {
+      if (!v.is_number()) return std::string("-");
+      std::string out = v.get<double>() >= 0 ? "+" : "";
+      out += Fixed(100 * v.get<double>(), 1);
+      return out;
+    };
+    std::cout << "experiment (reports.experiment over this run, holdout_fraction " << Fixed(o_.holdout, 2) << ")\n"
+              << Pad("arm", 11) << Pad("leads", 7, true) << Pad("closed", 8, true) << Pad("won", 7, true)
+              << Pad("win rate", 10, true) << Pad("95% CI", 18, true) << "\n";
+    for (const char* arm : {"treatment", "holdout"}) {
+      const json a = at(at(e, "arms"), arm);
+      const json ci = at(a, "win_rate_ci");
+      std::cout << Pad(arm, 11) << Pad(at(a, "leads").dump(), 7, true) << Pad(at(a, "closed").dump(), 8, true)
+                << Pad(at(a, "won").dump(), 7, true) << Pad(pct(at(a, "win_rate")), 10, true)
+                << Pad(ci.is_array() ? pct(ci[0]) + " .. " + pct(ci[1]) : "-", 18, true) << "\n";
+    }
+    const json d = at(e, "difference"), ci = at(d, "ci");
+    std::cout << "lift (treatment - holdout): " << pts(at(d, "win_rate")) << " points, 95% CI "
+              << (ci.is_array() ? pts(ci[0]) + " .. " + pts(ci[1]) : "-") << ", p = "
+              << (at(d, "p_value").is_number() ? Fixed(at(d, "p_value").get<double>(), 4) : "-")
+              << (at(e, "conclusive") == json(true) ? ", conclusive" : ", not conclusive") << "\n"
+              << at(e, "note").get<std::string>() << "\n\n";
   }
 
   static json UsedByTruth(const Totals& t) {
@@ -1299,6 +1385,9 @@ class Simulation {
             {"rows", rows_},
             {"feedback", {{"events", sent_}, {"batches", batches_}, {"accepted", accepted_}, {"duplicates", duplicates_}}},
             {"contract", {{"ok", violations_.empty()}, {"violations", v}, {"notes", notes}}},
+            {"holdout", o_.holdout >= 0 ? json(o_.holdout) : json()},
+            {"random_ranking", o_.random_ranking},
+            {"experiment", experiment_},
             {"elapsed_s", SecondsSince(start_)}};
   }
 
@@ -1320,6 +1409,8 @@ class Simulation {
   int64_t closed_ = 0, sent_ = 0, batches_ = 0, accepted_ = 0, duplicates_ = 0, recommend_calls_ = 0;
   int64_t upsert_created_ = 0, upsert_updated_ = 0;
   int64_t last_ts_ = 0;
+  int64_t start_ms_ = 0;
+  json experiment_;  // reports.experiment at the end, with --holdout
   std::map<std::string, int64_t> violations_;
   int64_t score_inversions_ = 0;  // items whose score is above the score of the item before
   int fatal_ = 0;
@@ -1332,8 +1423,9 @@ int RunSimulate(Args args) {
   ParsedArgs parsed;
   if (auto err = SplitArgs(args,
                            {"--url", "--token", "--timeout", "--leads", "--seed", "--reps", "--follow", "--k",
-                            "--report-every", "--rounds", "--catalog", "--batch", "--format", "--learn-from"},
-                           {"--help", "-h", "--no-progress"}, parsed)) {
+                            "--report-every", "--rounds", "--catalog", "--batch", "--format", "--learn-from",
+                            "--holdout"},
+                           {"--help", "-h", "--no-progress", "--random-ranking"}, parsed)) {
     return UsageError("simulate: " + *err);
   }
   Options o;
@@ -1391,6 +1483,12 @@ int RunSimulate(Args args) {
         }
         pos = comma + 1;
       }
+    } else if (name == "--holdout") {
+      auto f = ParseDouble(value, 0.01, 0.5);
+      if (!f) err = "--holdout: '" + value + "' is not a fraction in 0.01..0.5";
+      else o.holdout = *f;
+    } else if (name == "--random-ranking") {
+      o.random_ranking = true;
     } else if (name == "--no-progress") {
       o.progress = false;
     } else {

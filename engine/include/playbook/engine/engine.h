@@ -134,6 +134,11 @@ class Engine {
   // Content sales ignores (uses query.from_ms, to_ms, stage, type).
   virtual Result<UnusedReport> ReportUnused(const ReportQuery& query, uint64_t rarely_shown_min,
                                             double rarely_rate) = 0;
+  // The holdout experiment (docs/experiment.md): per arm, the leads assigned
+  // in the window and their outcomes, with 95% intervals, the difference and
+  // its significance; from aggregates (never a scan of raw events).
+  // InvalidArgument naming "by" for anything but "", "stage", "rep".
+  virtual Result<ExperimentReport> ReportExperiment(const ExperimentQuery& query) = 0;
   // Recomputes every aggregate (report and ranking counters) from the raw
   // event log with the current options, and counts the keys where the live
   // aggregates differ. With `write`, the recomputed aggregates replace the

@@ -79,6 +79,20 @@ struct RankingOptions {
   uint32_t candidates_per_item = 10;
 };
 
+// The built-in holdout experiment (docs/experiment.md): a fraction of new
+// leads gets a baseline ranking without what Playbook learnt, so that
+// reports.experiment can measure how many more deals the recommendations win.
+struct ExperimentOptions {
+  // 0..0.5: the share of leads assigned to the holdout arm at their first
+  // recommend; 0 = off (leads first recommended then stay out of the
+  // experiment). A lead's arm is recorded with it and never changes: a new
+  // fraction applies to new leads only.
+  double holdout_fraction = 0;
+  // Mixed into the assignment hash with the lead id: another salt draws
+  // another split (of new leads only).
+  std::string salt;
+};
+
 struct EngineOptions {
   // Directory that holds everything durable (the RocksDB catalog and feedback
   // log) and the derived state (the saved vector index). Created when missing.
@@ -97,6 +111,7 @@ struct EngineOptions {
 
   IndexOptions index;
   RankingOptions ranking;
+  ExperimentOptions experiment;
 
   // For tests only; the daemon leaves it empty. Called once by Engine::Open
   // just before the database is opened, with the engine's RocksDB options:

@@ -92,6 +92,12 @@ enum class EventType { kShown, kUsed, kViewed, kDismissed, kStageChanged, kWon, 
 const char* EventTypeName(EventType type);
 bool ParseEventType(const std::string& name, EventType* type);
 
+// The arm of the holdout experiment a lead was assigned to at its first
+// recommend (docs/experiment.md); kNone: not in the experiment (it was off).
+enum class Arm : uint8_t { kNone = 0, kTreatment = 1, kHoldout = 2 };
+// "treatment", "holdout", "" (kNone).
+const char* ArmName(Arm arm);
+
 // One thing that happened to a lead. `shown` events are recorded by recommend.
 struct Event {
   std::string event_id;  // idempotency key, 1..256 bytes
@@ -109,6 +115,8 @@ struct Event {
   // Set by the engine: the topic (first lexicon concept) of the lead's context
   // when the event was recorded, so effectiveness is learnt per topic too.
   std::string topic;
+  // Set by the engine: the lead's experiment arm when the event was recorded.
+  Arm arm = Arm::kNone;
 };
 
 struct RecordResult {
@@ -216,6 +224,71 @@ struct FunnelReportRow {
   uint64_t advanced_with_content = 0, advanced_without_content = 0;
   uint64_t won_with_content = 0, won_without_content = 0;
   uint64_t lost_with_content = 0, lost_without_content = 0;
+};
+
+// ---- The holdout experiment (docs/experiment.md) ----------------------------
+
+struct ExperimentQuery {
+  // Leads assigned (first recommended) on the UTC days of [from_ms, to_ms];
+  // their outcomes count whenever they came.
+  int64_t from_ms = 0;
+  int64_t to_ms = INT64_MAX / 2;
+  // "" = no breakdown; "stage": by the stage the lead entered the experiment
+  // at (of its first recommend); "rep": by the rep of its first recommend.
+  std::string by;
+};
+
+// One arm's sums over the leads assigned to it: what the aggregates keep.
+struct ExperimentCounts {
+  uint64_t leads = 0;  // assigned
+  uint64_t won = 0, lost = 0;  // the leads' latest outcomes at or after their assignment
+  double won_amount = 0;       // sum of the won leads' amounts
+  double won_amount_sq = 0;    // sum of their squares (whole currency units)
+  double days_to_close = 0;    // sum over closed leads of the days from assignment to outcome
+  double days_to_close_sq = 0; // sum of their squares
+};
+
+struct Interval {
+  double lo = 0, hi = 0;
+};
+
+struct ExperimentArm {
+  uint64_t leads = 0, closed = 0, won = 0, lost = 0;
+  std::optional<double> win_rate;          // won / closed
+  std::optional<Interval> win_rate_ci;     // Wilson score, 95%
+  std::optional<double> revenue_per_closed_lead;  // won amounts / closed (a lost lead: 0)
+  std::optional<Interval> revenue_per_closed_lead_ci;  // normal approximation, 95%; needs 2 closed
+  std::optional<double> mean_days_to_close;       // from assignment to outcome
+  std::optional<Interval> mean_days_to_close_ci;  // normal approximation, 95%; needs 2 closed
+};
+
+// Treatment against holdout.
+struct ExperimentComparison {
+  ExperimentArm treatment, holdout;
+  std::optional<double> difference;    // win rates, treatment minus holdout
+  std::optional<Interval> difference_ci;  // Newcombe's hybrid score interval (Wilson), 95%
+  std::optional<double> p_value;       // two-sided, pooled two-proportion z-test
+  std::optional<double> revenue_difference;  // revenue per closed lead, treatment minus holdout
+  std::optional<Interval> revenue_difference_ci;  // normal approximation (unpooled), 95%
+  // The interval excludes 0, p < 0.05, and each arm has at least 5 won and 5
+  // lost leads (the normal approximations need them).
+  bool conclusive = false;
+  // Closed leads still needed (both arms, at the current split) for 80%
+  // power to find the observed difference at the 5% level; 0 when
+  // conclusive; unset when it cannot be estimated yet (an arm with no
+  // closed lead, or no observed difference).
+  std::optional<uint64_t> closed_leads_needed;
+  std::string note;  // in plain words; says when the sample is too small to conclude
+};
+
+struct ExperimentReport {
+  double holdout_fraction = 0;  // configured now (leads keep the arm they got)
+  ExperimentComparison overall;
+  struct Group {
+    std::string key;  // the stage or rep ("" for events without a rep)
+    ExperimentComparison comparison;
+  };
+  std::vector<Group> groups;  // with ExperimentQuery::by, in stage order or by rep
 };
 
 // Progress of a re-aggregation: phase "replay" counts events replayed (total:

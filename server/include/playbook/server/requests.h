@@ -93,6 +93,8 @@ Result<ReportQuery> ParseReportWindow(const json& params);
 Result<ReportQuery> ParseReportsAssets(const json& params);
 Result<UnusedRequest> ParseReportsUnused(const json& params);
 Result<ReportQuery> ParseReportsDismissals(const json& params);
+// reports.experiment: {"from"?, "to"?, "by"?: "stage" | "rep"}.
+Result<ExperimentQuery> ParseReportsExperiment(const json& params);
 Result<AggregatesRebuildRequest> ParseAggregatesRebuild(const json& params);
 
 Result<ServerBackupRequest> ParseServerBackup(const json& params);
