@@ -236,6 +236,7 @@ export class PlaybookClient {
     unused: ((p, o) => this.call("reports.unused", p ?? {}, o)) as OptFn<"reports.unused">,
     reps: ((p, o) => this.call("reports.reps", p ?? {}, o)) as OptFn<"reports.reps">,
     funnel: ((p, o) => this.call("reports.funnel", p ?? {}, o)) as OptFn<"reports.funnel">,
+    experiment: ((p, o) => this.call("reports.experiment", p ?? {}, o)) as OptFn<"reports.experiment">,
     dismissals: ((p, o) => this.call("reports.dismissals", p ?? {}, o)) as OptFn<"reports.dismissals">,
   };
   readonly server = {

@@ -309,6 +309,46 @@ export interface ReportsFunnelResult {
   stages: FunnelStage[];
 }
 
+export interface ReportsExperimentParams extends ReportWindow {
+  by?: "stage" | "rep";
+}
+
+export interface ExperimentArm {
+  leads: number;
+  closed: number;
+  won: number;
+  lost: number;
+  win_rate: number | null;
+  win_rate_ci: [number, number] | null;
+  revenue_per_closed_lead: number | null;
+  revenue_per_closed_lead_ci: [number, number] | null;
+  mean_days_to_close: number | null;
+  mean_days_to_close_ci: [number, number] | null;
+}
+
+export interface ExperimentComparison {
+  arms: { treatment: ExperimentArm; holdout: ExperimentArm };
+  difference: {
+    win_rate: number | null;
+    ci: [number, number] | null;
+    p_value: number | null;
+    revenue_per_closed_lead: number | null;
+    revenue_per_closed_lead_ci: [number, number] | null;
+  };
+  conclusive: boolean;
+  closed_leads_needed: number | null;
+  note: string;
+}
+
+export interface ReportsExperimentResult extends ExperimentComparison {
+  from: number;
+  to: number;
+  holdout_fraction: number;
+  method: { win_rate_ci: string; difference_ci: string; p_value: string; mean_ci: string; confidence: number };
+  by?: "stage" | "rep";
+  groups?: (ExperimentComparison & { stage?: string; rep?: string })[];
+}
+
 export interface ReportsDismissalsParams extends ReportWindow {
   stage?: Stage;
 }
@@ -415,6 +455,7 @@ export interface MethodTypes {
   "reports.unused": [ReportsUnusedParams, ReportsUnusedResult];
   "reports.reps": [ReportsRepsParams, ReportsRepsResult];
   "reports.funnel": [ReportsFunnelParams, ReportsFunnelResult];
+  "reports.experiment": [ReportsExperimentParams, ReportsExperimentResult];
   "reports.dismissals": [ReportsDismissalsParams, ReportsDismissalsResult];
   "server.stats": [ServerStatsParams, ServerStatsResult];
   "server.backup": [ServerBackupParams, ServerBackupResult];
@@ -478,6 +519,9 @@ export const METHODS: { readonly [M in Method]: MethodSpec<M> } = {
     keys<ReportsRepsResult>()("rows")),
   "reports.funnel": spec<"reports.funnel">("marketing", keys<ReportsFunnelParams>()("from", "to"),
     keys<ReportsFunnelResult>()("stages")),
+  "reports.experiment": spec<"reports.experiment">("marketing", keys<ReportsExperimentParams>()("from", "to", "by"),
+    keys<ReportsExperimentResult>()("from", "to", "holdout_fraction", "arms", "difference", "conclusive",
+      "closed_leads_needed", "note", "method", "by", "groups")),
   "reports.dismissals": spec<"reports.dismissals">("marketing",
     keys<ReportsDismissalsParams>()("from", "to", "stage"),
     keys<ReportsDismissalsResult>()("reasons", "by_asset")),

@@ -144,6 +144,7 @@ export class PlaybookClient {
         unused: ((p, o) => this.call("reports.unused", p ?? {}, o)),
         reps: ((p, o) => this.call("reports.reps", p ?? {}, o)),
         funnel: ((p, o) => this.call("reports.funnel", p ?? {}, o)),
+        experiment: ((p, o) => this.call("reports.experiment", p ?? {}, o)),
         dismissals: ((p, o) => this.call("reports.dismissals", p ?? {}, o)),
     };
     server = {

@@ -22,6 +22,7 @@ export const METHODS = {
     "reports.unused": spec("marketing", keys()("from", "to", "stage", "type", "min_shown", "max_usage_rate"), keys()("never_used", "rarely_used")),
     "reports.reps": spec("marketing", keys()("from", "to"), keys()("rows")),
     "reports.funnel": spec("marketing", keys()("from", "to"), keys()("stages")),
+    "reports.experiment": spec("marketing", keys()("from", "to", "by"), keys()("from", "to", "holdout_fraction", "arms", "difference", "conclusive", "closed_leads_needed", "note", "method", "by", "groups")),
     "reports.dismissals": spec("marketing", keys()("from", "to", "stage"), keys()("reasons", "by_asset")),
     "server.stats": spec("admin", [], keys()("version", "uptime_ms", "connections", "requests", "outcomes", "workers")),
     "server.backup": spec("admin", keys()("dir"), keys()("dir", "ms", "bytes", "files", "created_ms", "catalog_seq", "events", "index", "paused_ms")),
