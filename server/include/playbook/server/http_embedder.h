@@ -1,0 +1,98 @@
+// A remote embedder: a model served over HTTP behind an OpenAI-compatible
+// `POST /v1/embeddings` (Ollama, text-embeddings-inference, vLLM, llama.cpp's
+// server), for teams that run their own model ([embedder] kind = "http").
+//
+// It lives in server/ because server/ is the only code that knows Beast: the
+// engine sees a models::Embedder, as it does the built-in one.
+//
+// Request: {"model": <model>, "input": [<text>, ...]} with at most batch_size
+// texts. Response: {"data": [{"embedding": [<dimension numbers>], "index": i},
+// ...]}; everything else in it is ignored. Every byte of the response is
+// treated as hostile: ParseEmbeddingsResponse checks it all.
+//
+// Thread safety: immutable after Create; EmbedBatch may run concurrently (each
+// call makes its own connections).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "playbook/engine/status.h"
+#include "playbook/models/embedder.h"
+
+namespace playbook::server {
+
+// The parts of an http:// URL the client needs.
+struct HttpUrl {
+  std::string host;    // "127.0.0.1", "embed.internal", "::1" (no brackets)
+  uint16_t port = 80;
+  std::string target;  // "/v1/embeddings" (path and query)
+  // "host[:port]" as the Host header and messages show it ("[::1]:8080").
+  std::string authority;
+};
+
+// "http://host[:port][/path[?query]]"; no path (or "/") means "/v1/embeddings".
+// InvalidArgument(field) naming what is wrong: https:// (not supported: see
+// docs/operations.md), user info, a bad port, spaces or control characters.
+Result<HttpUrl> ParseHttpUrl(std::string_view url, const std::string& field);
+
+struct HttpEmbedderOptions {
+  std::string url;       // the endpoint, for ParseHttpUrl
+  std::string model;     // sent as "model"; part of Name()
+  uint32_t dimension = 0;  // numbers in every returned embedding, 1..4096
+  // The whole exchange of one request (connect, send, receive) must end within
+  // this; past it the connection is closed and the call fails (Overloaded).
+  uint32_t timeout_ms = 10000;
+  uint32_t batch_size = 64;  // texts per request, >= 1
+  std::string api_key;   // sent as "Authorization: Bearer <api_key>"; empty = none. Never logged.
+  // Answers Concepts() (the lexicon's concepts, for reasons and topics); null = none.
+  std::shared_ptr<const models::Embedder> concepts;
+};
+
+class HttpEmbedder final : public models::Embedder {
+ public:
+  // InvalidArgument naming "embedder.url", "embedder.model", ... Does not
+  // contact the endpoint (a model down at start does not stop the daemon).
+  static Result<std::unique_ptr<HttpEmbedder>> Create(HttpEmbedderOptions options);
+
+  // "http:<model>@<dimension>": a changed model or dimension makes the stored
+  // vectors stale (index.rebuild re-embeds them). The URL is not part of it:
+  // the same model moved to another host makes the same vectors.
+  std::string Name() const override;
+  uint32_t Dimension() const override { return options_.dimension; }
+  // One request per batch_size texts, in order. Overloaded: the endpoint could
+  // not be reached, timed out, or answered 429/502/503/504; Internal: any other
+  // HTTP status or a response ParseEmbeddingsResponse refuses. Messages start
+  // with "embedder <url>: ".
+  Status EmbedBatch(const std::vector<std::string>& texts, float* out) const override;
+  std::vector<std::string> Concepts(std::string_view text) const override;
+
+  const HttpUrl& url() const { return url_; }
+
+ private:
+  HttpEmbedder(HttpEmbedderOptions options, HttpUrl url);
+  // One request of texts[from, to) into out (rows from..to).
+  Status EmbedRange(const std::vector<std::string>& texts, size_t from, size_t to, float* out) const;
+  // POST `body`; the response's status and body.
+  Status Post(const std::string& body, unsigned* status, std::string* response) const;
+
+  const HttpEmbedderOptions options_;
+  const HttpUrl url_;
+};
+
+// The request body for `texts` (JSON; every string escaped).
+std::string EmbeddingsRequestBody(std::string_view model, const std::vector<std::string>& texts, size_t from,
+                                  size_t to);
+
+// Checks a response body and writes `count` L2-normalised rows of `dimension`
+// floats to `out` (caller-owned), row i from the entry with "index" i (entries
+// without "index" count by position). Internal with a message naming what is
+// wrong ("data[3].embedding has 12 numbers, expected 384", "data has 2
+// entries for 3 inputs", "data[0].embedding[5] is not finite as float32",
+// "not JSON: ..."); `out` then holds garbage. Public for tests and fuzzing.
+Status ParseEmbeddingsResponse(std::string_view body, size_t count, uint32_t dimension, float* out);
+
+}  // namespace playbook::server
