@@ -89,7 +89,8 @@ std::vector<float> FakeEmbeddingServer::VectorFor(const std::string& text, const
 
 bool FakeEmbeddingServer::Start(uint16_t port) {
   Stop();
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  // CLOEXEC: the daemon a test starts must not inherit (and keep open) this port.
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return false;
   const int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -164,7 +165,7 @@ void FakeEmbeddingServer::Serve() {
   while (!stop_) {
     pollfd p{listen_fd_, POLLIN, 0};
     if (::poll(&p, 1, 50) <= 0) continue;
-    const int fd = ::accept(listen_fd_, nullptr, nullptr);
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
     timeval tv{5, 0};  // a test's client that stops sending must not hold the thread
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
