@@ -115,7 +115,34 @@ Result<std::unique_ptr<HttpEmbedder>> HttpEmbedder::Create(HttpEmbedderOptions o
 }
 
 HttpEmbedder::HttpEmbedder(HttpEmbedderOptions options, HttpUrl url)
-    : options_(std::move(options)), url_(std::move(url)) {}
+    : options_(std::move(options)), url_(std::move(url)),
+      where_("embedder http://" + url_.authority + url_.target + ": ") {}
+
+bool HttpEmbedder::Admit(std::string* why) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!tripped_) return true;
+  const auto now = Clock::now();
+  if (now >= retry_at_ && !probing_) {
+    probing_ = true;  // this caller tries again; the others fail at once meanwhile
+    return true;
+  }
+  *why = "unavailable (";
+  *why += last_failure_;
+  *why += "); not retried for ";
+  *why += std::to_string(kRetryAfter.count());
+  *why += " ms after a failure";
+  return false;
+}
+
+void HttpEmbedder::Reached(bool reached, const std::string& failure) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  probing_ = false;
+  tripped_ = !reached;
+  if (!reached) {
+    retry_at_ = Clock::now() + kRetryAfter;
+    last_failure_ = failure;
+  }
+}
 
 std::string HttpEmbedder::Name() const {
   std::string name = "http:";
@@ -138,15 +165,13 @@ Status HttpEmbedder::EmbedBatch(const std::vector<std::string>& texts, float* ou
 }
 
 Status HttpEmbedder::EmbedRange(const std::vector<std::string>& texts, size_t from, size_t to, float* out) const {
-  std::string where = "embedder http://";
-  where += url_.authority;
-  where += url_.target;
-  where += ": ";
+  const std::string& where = where_;
+  if (std::string why; !Admit(&why)) return Status::Overloaded(where + why);
   unsigned status = 0;
   std::string body;
-  if (Status s = Post(EmbeddingsRequestBody(options_.model, texts, from, to), &status, &body); !s.ok()) {
-    return Status::Overloaded(where + s.message());
-  }
+  const Status posted = Post(EmbeddingsRequestBody(options_.model, texts, from, to), &status, &body);
+  Reached(posted.ok(), posted.message());
+  if (!posted.ok()) return Status::Overloaded(where + posted.message());
   if (status < 200 || status > 299) {
     std::string m = where;
     m += "HTTP ";

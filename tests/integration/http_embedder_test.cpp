@@ -35,6 +35,10 @@ json Assets(int n, const std::string& prefix = "a") {
   return out;
 }
 
+// A request that did not reach the endpoint makes the daemon fail embedding
+// calls at once for a second (HttpEmbedder::kRetryAfter); then it tries again.
+void WaitForRetry() { std::this_thread::sleep_for(1100ms); }
+
 std::string Reason(const json& r) {
   return r.contains("error") ? r["error"]["data"].value("reason", std::string()) : std::string();
 }
@@ -156,6 +160,7 @@ TEST_F(HttpEmbedderDaemon, EndpointDownFailsUpsertsAndWritesNothing) {
 
   // Back up: the same upsert goes through.
   ASSERT_TRUE(server_.Start());
+  WaitForRetry();
   EXPECT_EQ(Ok("assets.upsert", {{"assets", assets}})["upserted"], 3);
 }
 
@@ -166,6 +171,11 @@ TEST_F(HttpEmbedderDaemon, HungOrWrongEndpointIsRefusedAndWritesNothing) {
   EXPECT_EQ(ErrorCode(hung), -32003) << hung;
   EXPECT_NE(Reason(hung).find("read the response: timed out after 500 ms (embedder.timeout_ms)"), std::string::npos)
       << hung;
+  server_.set_mode(Mode::kOk);
+  json soon = Call("assets.upsert", {{"assets", Assets(2)}});  // fails at once: no second wait
+  EXPECT_EQ(ErrorCode(soon), -32003) << soon;
+  EXPECT_NE(Reason(soon).find("unavailable (read the response: timed out"), std::string::npos) << soon;
+  WaitForRetry();
 
   const std::vector<std::pair<Mode, std::string>> bad = {
       {Mode::kWrongDimension, "data[0].embedding has 15 numbers, expected 16"},
@@ -205,6 +215,7 @@ TEST_F(HttpEmbedderDaemon, ModelChangeIsDetectedAndReindexReembeds) {
   ExpectVectors({"a0", "a5"}, "m1");
 
   ASSERT_TRUE(server_.Start());
+  WaitForRetry();
   server_.ResetCounts();
   CommandResult r = RunCommand({Daemon::CliPath(), "reindex", "--no-progress", "--url", daemon_->ws_url()}, env,
                                60000ms);

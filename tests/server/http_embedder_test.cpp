@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/fake_embedder.h"
@@ -205,13 +206,24 @@ TEST_F(HttpEmbedderTest, DownAndHungEndpointsFailWithinTheTimeout) {
   EXPECT_LT(took, std::chrono::seconds(4));
   server_.set_mode(Mode::kOk);
 
+  // Right after, calls fail at once without a request (no thread waits on it again).
+  const int asked = server_.requests();
+  const Status soon = e->EmbedBatch({"hello"}, out.data());
+  EXPECT_EQ(soon.code(), Status::Code::kOverloaded);
+  EXPECT_NE(soon.message().find("unavailable (read the response: timed out after 300 ms"), std::string::npos)
+      << soon.message();
+  EXPECT_EQ(server_.requests(), asked);
+
   server_.Stop();
+  std::this_thread::sleep_for(HttpEmbedder::kRetryAfter + std::chrono::milliseconds(100));
   const Status down = e->EmbedBatch({"hello"}, out.data());
   EXPECT_EQ(down.code(), Status::Code::kOverloaded);
   EXPECT_NE(down.message().find("connect: Connection refused"), std::string::npos) << down.message();
 
-  ASSERT_TRUE(server_.Start());  // the same port: back up, and it works again
+  ASSERT_TRUE(server_.Start());  // the same port: back up, and it works again once retried
+  std::this_thread::sleep_for(HttpEmbedder::kRetryAfter + std::chrono::milliseconds(100));
   EXPECT_TRUE(e->EmbedBatch({"hello"}, out.data()).ok());
+  EXPECT_EQ(server_.requests(), asked + 1);
 }
 
 TEST(HttpEmbedder, CreateChecksItsOptions) {

@@ -14,8 +14,10 @@
 // call makes its own connections).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,10 +69,18 @@ class HttpEmbedder final : public models::Embedder {
   // not be reached, timed out, or answered 429/502/503/504; Internal: any other
   // HTTP status or a response ParseEmbeddingsResponse refuses. Messages start
   // with "embedder <url>: ".
+  //
+  // After a request that could not reach the endpoint or timed out, calls fail
+  // at once (Overloaded, "unavailable ...") for kRetryAfter; then one call
+  // tries again while the others keep failing at once, until it succeeds. So
+  // a hung endpoint holds one worker thread at a time, not all of them.
   Status EmbedBatch(const std::vector<std::string>& texts, float* out) const override;
   std::vector<std::string> Concepts(std::string_view text) const override;
 
   const HttpUrl& url() const { return url_; }
+
+  // How long calls fail at once after a request did not reach the endpoint.
+  static constexpr std::chrono::milliseconds kRetryAfter{1000};
 
  private:
   HttpEmbedder(HttpEmbedderOptions options, HttpUrl url);
@@ -79,8 +89,21 @@ class HttpEmbedder final : public models::Embedder {
   // POST `body`; the response's status and body.
   Status Post(const std::string& body, unsigned* status, std::string* response) const;
 
+  // The breaker above: whether a request may be sent now (else *why says why not).
+  bool Admit(std::string* why) const;
+  // The outcome of an admitted request: reached (an answer came, whatever it
+  // said) or not (`failure` says why).
+  void Reached(bool reached, const std::string& failure) const;
+
   const HttpEmbedderOptions options_;
   const HttpUrl url_;
+  const std::string where_;  // "embedder http://host:port/path: "
+
+  mutable std::mutex mu_;  // guards the breaker's state below
+  mutable bool tripped_ = false;  // the last request did not reach the endpoint
+  mutable bool probing_ = false;  // one request is trying again
+  mutable std::chrono::steady_clock::time_point retry_at_;
+  mutable std::string last_failure_;
 };
 
 // The request body for `texts` (JSON; every string escaped).
