@@ -145,6 +145,11 @@ playbook::Result<std::shared_ptr<const playbook::models::Embedder>> MakeHttpEmbe
   }
   auto made = srv::HttpEmbedder::Create(std::move(o));
   if (!made.ok()) return made.status();
+  const srv::HttpUrl& url = made.value()->url();
+  spdlog::info("embedder: model '{}' at http://{}{} ({} numbers, {} texts per request, timeout {} ms, {}); not "
+               "contacted until needed",
+               e.model, url.authority, url.target, e.dimension, e.batch_size, e.timeout_ms,
+               e.api_key_env.empty() ? std::string("no API key") : "API key from $" + e.api_key_env);
   return std::shared_ptr<const playbook::models::Embedder>(std::move(made).value());
 }
 

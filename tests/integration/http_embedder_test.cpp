@@ -228,6 +228,27 @@ TEST_F(HttpEmbedderDaemon, ModelChangeIsDetectedAndReindexReembeds) {
   ExpectVectors({"a0", "a1", "a2", "a3", "a4", "a5"}, "m2");
 }
 
+TEST_F(HttpEmbedderDaemon, ImportEmbedsEachCallInBatches) {
+  StartDaemon("m1");
+  const std::string file = std::string(PLAYBOOK_DATA_DIR) + "/catalog/sample.jsonl";
+  CommandResult r = RunCommand({Daemon::CliPath(), "import", "--no-progress", "--batch", "50", "--url",
+                                daemon_->ws_url(), file},
+                               {"PLAYBOOK_URL", "PLAYBOOK_TOKEN"}, 60000ms);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const json st = Status();
+  const int assets = st["assets"].get<int>();
+  EXPECT_GT(assets, 100);
+  // Calls of 50, 50 and the rest, each embedded 4 texts per request.
+  size_t texts = 0;
+  for (size_t n : server_.batch_sizes()) {
+    EXPECT_LE(n, 4u);
+    texts += n;
+  }
+  EXPECT_EQ(texts, size_t(assets));
+  EXPECT_EQ(server_.requests(), 2 * 13 + (assets - 100 + 3) / 4);
+  EXPECT_EQ(st["stale_vectors"], 0);
+}
+
 TEST(HttpEmbedderConfig, BadConfigStopsTheStartNamingTheKey) {
   struct Case {
     std::string toml;
