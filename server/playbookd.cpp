@@ -219,6 +219,9 @@ int main(int argc, char** argv) {
   // -32003 "starting" (docs/protocol.md).
   std::unique_ptr<playbook::Engine> engine = playbook::Engine::Create(config.engine, shared_embedder);
   srv::Server server(config, engine.get());
+  if (const auto* remote = dynamic_cast<const srv::HttpEmbedder*>(shared_embedder.get())) {
+    server.AddMetrics([remote](std::string* out) { remote->RenderMetrics(out); });  // the embedder outlives the server
+  }
   if (Status s = server.Start(/*engine_open=*/false); !s.ok()) {
     spdlog::critical("{}", s.ToString());
     return 1;

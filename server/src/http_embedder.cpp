@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -164,24 +165,72 @@ Status HttpEmbedder::EmbedBatch(const std::vector<std::string>& texts, float* ou
   return Status::Ok();
 }
 
+void HttpEmbedder::Count(Outcome outcome, Clock::duration took) const {
+  requests_[static_cast<size_t>(outcome)].fetch_add(1, std::memory_order_relaxed);
+  duration_ns_.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()),
+                         std::memory_order_relaxed);
+}
+
+void HttpEmbedder::RenderMetrics(std::string* out) const {
+  static constexpr const char* kNames[kOutcomeCount] = {"ok", "unreachable", "http_error", "bad_response", "skipped"};
+  *out += "# HELP playbook_embedder_requests_total Requests to the remote embedder by result (skipped: failed at "
+          "once after an unreachable one).\n# TYPE playbook_embedder_requests_total counter\n";
+  uint64_t sent = 0;
+  for (int r = 0; r < kOutcomeCount; ++r) {
+    const uint64_t n = requests_[static_cast<size_t>(r)].load(std::memory_order_relaxed);
+    if (r != kSkipped) sent += n;
+    *out += "playbook_embedder_requests_total{result=\"";
+    *out += kNames[r];
+    *out += "\"} ";
+    *out += std::to_string(n);
+    *out += "\n";
+  }
+  *out += "# HELP playbook_embedder_texts_total Texts embedded by the remote embedder.\n"
+          "# TYPE playbook_embedder_texts_total counter\n";
+  *out += "playbook_embedder_texts_total ";
+  *out += std::to_string(texts_.load(std::memory_order_relaxed));
+  *out += "\n";
+  *out += "# HELP playbook_embedder_request_duration_seconds Requests sent to the remote embedder, whole exchange.\n"
+          "# TYPE playbook_embedder_request_duration_seconds summary\n";
+  char line[128];
+  std::snprintf(line, sizeof line, "playbook_embedder_request_duration_seconds_sum %.6f\n",
+                static_cast<double>(duration_ns_.load(std::memory_order_relaxed)) / 1e9);
+  *out += line;
+  *out += "playbook_embedder_request_duration_seconds_count ";
+  *out += std::to_string(sent);
+  *out += "\n";
+}
+
 Status HttpEmbedder::EmbedRange(const std::vector<std::string>& texts, size_t from, size_t to, float* out) const {
   const std::string& where = where_;
-  if (std::string why; !Admit(&why)) return Status::Overloaded(where + why);
+  if (std::string why; !Admit(&why)) {
+    Count(kSkipped, Clock::duration::zero());
+    return Status::Overloaded(where + why);
+  }
   unsigned status = 0;
   std::string body;
+  const auto t0 = Clock::now();
   const Status posted = Post(EmbeddingsRequestBody(options_.model, texts, from, to), &status, &body);
+  const Clock::duration took = Clock::now() - t0;
   Reached(posted.ok(), posted.message());
-  if (!posted.ok()) return Status::Overloaded(where + posted.message());
+  if (!posted.ok()) {
+    Count(kUnreachable, took);
+    return Status::Overloaded(where + posted.message());
+  }
   if (status < 200 || status > 299) {
     std::string m = where;
     m += "HTTP ";
     m += std::to_string(status);
     if (!body.empty()) m += ": " + ErrorBodyReason(body);
+    Count(kHttpError, took);
     return Transient(status) ? Status::Overloaded(std::move(m)) : Status::Internal(std::move(m));
   }
   if (Status s = ParseEmbeddingsResponse(body, to - from, options_.dimension, out); !s.ok()) {
+    Count(kBadResponse, took);
     return Status::Internal(where + s.message());
   }
+  Count(kOk, took);
+  texts_.fetch_add(to - from, std::memory_order_relaxed);
   return Status::Ok();
 }
 

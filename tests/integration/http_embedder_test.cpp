@@ -123,6 +123,12 @@ TEST_F(HttpEmbedderDaemon, UpsertEmbedsThroughTheEndpointInBatches) {
   ASSERT_EQ(found["items"].size(), 1u);
   EXPECT_EQ(found["items"][0]["asset_id"], "a7");
   EXPECT_EQ(server_.batch_sizes(), (std::vector<size_t>{1, 1}));
+
+  auto metrics = client::HttpGet(daemon_->host(), daemon_->port(), "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics.value().body.find("playbook_embedder_requests_total{result=\"ok\"} 5\n"), std::string::npos)
+      << metrics.value().body;
+  EXPECT_NE(metrics.value().body.find("playbook_embedder_texts_total 12\n"), std::string::npos);
 }
 
 TEST_F(HttpEmbedderDaemon, EndpointDownFailsUpsertsAndWritesNothing) {

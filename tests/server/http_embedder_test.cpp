@@ -164,6 +164,11 @@ TEST_F(HttpEmbedderTest, EmbedsInBatchesInOrder) {
     const auto want = FakeEmbeddingServer::VectorFor(texts[i], "test-model", kDim);
     for (uint32_t j = 0; j < kDim; ++j) EXPECT_NEAR(out[i * kDim + j], want[j], 1e-6) << i;
   }
+  std::string metrics;
+  e->RenderMetrics(&metrics);
+  EXPECT_NE(metrics.find("playbook_embedder_requests_total{result=\"ok\"} 3\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("playbook_embedder_texts_total 10\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("playbook_embedder_request_duration_seconds_count 3\n"), std::string::npos) << metrics;
 }
 
 TEST_F(HttpEmbedderTest, BadAnswersAreInternalErrorsNamingTheEndpoint) {
@@ -190,6 +195,11 @@ TEST_F(HttpEmbedderTest, BadAnswersAreInternalErrorsNamingTheEndpoint) {
   const Status busy = e->EmbedBatch(texts, out.data());
   EXPECT_EQ(busy.code(), Status::Code::kOverloaded);
   EXPECT_NE(busy.message().find("HTTP 503: model is loading"), std::string::npos) << busy.message();
+  std::string metrics;
+  e->RenderMetrics(&metrics);
+  EXPECT_NE(metrics.find("{result=\"http_error\"} 2\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("{result=\"bad_response\"} 5\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("playbook_embedder_texts_total 0\n"), std::string::npos) << metrics;
 }
 
 TEST_F(HttpEmbedderTest, DownAndHungEndpointsFailWithinTheTimeout) {
@@ -224,6 +234,11 @@ TEST_F(HttpEmbedderTest, DownAndHungEndpointsFailWithinTheTimeout) {
   std::this_thread::sleep_for(HttpEmbedder::kRetryAfter + std::chrono::milliseconds(100));
   EXPECT_TRUE(e->EmbedBatch({"hello"}, out.data()).ok());
   EXPECT_EQ(server_.requests(), asked + 1);
+  std::string metrics;
+  e->RenderMetrics(&metrics);
+  EXPECT_NE(metrics.find("{result=\"unreachable\"} 2\n"), std::string::npos) << metrics;  // hung, refused
+  EXPECT_NE(metrics.find("{result=\"skipped\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("playbook_embedder_request_duration_seconds_count 3\n"), std::string::npos) << metrics;
 }
 
 TEST(HttpEmbedder, CreateChecksItsOptions) {

@@ -14,6 +14,8 @@
 // call makes its own connections).
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -79,6 +81,11 @@ class HttpEmbedder final : public models::Embedder {
 
   const HttpUrl& url() const { return url_; }
 
+  // Appends its counters in the Prometheus text format (for GET /metrics):
+  // playbook_embedder_requests_total{result}, playbook_embedder_texts_total,
+  // playbook_embedder_request_duration_seconds (sum and count). Any thread.
+  void RenderMetrics(std::string* out) const;
+
   // How long calls fail at once after a request did not reach the endpoint.
   static constexpr std::chrono::milliseconds kRetryAfter{1000};
 
@@ -104,6 +111,15 @@ class HttpEmbedder final : public models::Embedder {
   mutable bool probing_ = false;  // one request is trying again
   mutable std::chrono::steady_clock::time_point retry_at_;
   mutable std::string last_failure_;
+
+  // How requests ended: ok, unreachable (not reached or timed out), http_error
+  // (a non-2xx status), bad_response (refused by the parser), skipped (failed
+  // at once by the breaker, never sent).
+  enum Outcome : int { kOk = 0, kUnreachable, kHttpError, kBadResponse, kSkipped, kOutcomeCount };
+  void Count(Outcome outcome, std::chrono::steady_clock::duration took) const;
+  mutable std::array<std::atomic<uint64_t>, kOutcomeCount> requests_{};
+  mutable std::atomic<uint64_t> texts_{0};        // embedded, in ok requests
+  mutable std::atomic<uint64_t> duration_ns_{0};  // of the requests sent
 };
 
 // The request body for `texts` (JSON; every string escaped).
