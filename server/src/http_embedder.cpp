@@ -212,7 +212,12 @@ Status HttpEmbedder::EmbedRange(const std::vector<std::string>& texts, size_t fr
   const auto t0 = Clock::now();
   const Status posted = Post(EmbeddingsRequestBody(options_.model, texts, from, to), &status, &body);
   const Clock::duration took = Clock::now() - t0;
-  Reached(posted.ok(), posted.message());
+  const bool reached = posted.ok() || posted.code() == Status::Code::kInternal;
+  Reached(reached, posted.message());
+  if (posted.code() == Status::Code::kInternal) {
+    Count(kBadResponse, took);
+    return Status::Internal(where + posted.message());
+  }
   if (!posted.ok()) {
     Count(kUnreachable, took);
     return Status::Overloaded(where + posted.message());
@@ -255,7 +260,9 @@ Status HttpEmbedder::Post(const std::string& body, unsigned* status, std::string
   // 40 bytes of text, plus room for the rest ("usage", "model", ...).
   http::response_parser<http::string_body> parser;
   parser.header_limit(64 * 1024);
-  parser.body_limit((std::uint64_t{1} << 20) + std::uint64_t{options_.batch_size} * options_.dimension * 40);
+  const std::uint64_t body_limit =
+      (std::uint64_t{1} << 20) + std::uint64_t{options_.batch_size} * options_.dimension * 40;
+  parser.body_limit(body_limit);
   beast::flat_buffer buffer;
 
   const char* stage = "resolve";  // what was under way when it failed or timed out
@@ -278,7 +285,14 @@ Status HttpEmbedder::Post(const std::string& body, unsigned* status, std::string
         if (ec) return fail(ec);
         stage = "read the response";
         stream.expires_at(deadline);
-        http::async_read(stream, buffer, parser, [&](beast::error_code ec, size_t) { fail(ec); });
+        // The header first: Beast 1.74 reports a Content-Length over the body
+        // limit there, while a whole-message read went on to read that body
+        // (seen here: 2 MiB read past a 1 MiB limit).
+        http::async_read_header(stream, buffer, parser, [&](beast::error_code ec, size_t) {
+          if (ec) return fail(ec);
+          stream.expires_at(deadline);
+          http::async_read(stream, buffer, parser, [&](beast::error_code ec, size_t) { fail(ec); });
+        });
       });
     });
   });
@@ -299,10 +313,14 @@ Status HttpEmbedder::Post(const std::string& body, unsigned* status, std::string
     m += " ms (embedder.timeout_ms)";
     return Status::IOError(std::move(m));
   }
+  if (result == http::error::body_limit || (!result && parser.get().body().size() > body_limit)) {  // it answered, too much: a bad answer, not an outage
+    return Status::Internal("bad response: larger than " + std::to_string(body_limit) +
+                            " bytes for " + std::to_string(options_.batch_size) + " embeddings");
+  }
   if (result) {
     std::string m = stage;
     m += ": ";
-    m += result == http::error::body_limit ? "the response is larger than expected" : result.message();
+    m += result.message();
     return Status::IOError(std::move(m));
   }
   *status = parser.get().result_int();

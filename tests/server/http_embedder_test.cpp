@@ -183,6 +183,7 @@ TEST_F(HttpEmbedderTest, BadAnswersAreInternalErrorsNamingTheEndpoint) {
       {Mode::kWrongCount, "\"data\" has 1 entries for 2 inputs"},
       {Mode::kNonFinite, "is not finite as float32"},
       {Mode::kDuplicateIndex, "repeats"},
+      {Mode::kHuge, "bad response: larger than 1051136 bytes for 4 embeddings"},
   };
   for (const auto& [mode, says] : cases) {
     server_.set_mode(mode);
@@ -198,7 +199,7 @@ TEST_F(HttpEmbedderTest, BadAnswersAreInternalErrorsNamingTheEndpoint) {
   std::string metrics;
   e->RenderMetrics(&metrics);
   EXPECT_NE(metrics.find("{result=\"http_error\"} 2\n"), std::string::npos) << metrics;
-  EXPECT_NE(metrics.find("{result=\"bad_response\"} 5\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("{result=\"bad_response\"} 6\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("playbook_embedder_texts_total 0\n"), std::string::npos) << metrics;
 }
 

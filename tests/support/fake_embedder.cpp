@@ -221,6 +221,9 @@ void FakeEmbeddingServer::Handle(int fd) {
     case Mode::kHttp503:
       SendAll(fd, Response(503, "Service Unavailable", R"({"error":"model is loading"})"));
       return;
+    case Mode::kHuge:
+      SendAll(fd, Response(200, "OK", std::string(2 << 20, ' ')));
+      return;
     case Mode::kNotJson:
       SendAll(fd, Response(200, "OK", "<html>\x01\xff gateway</html>"));
       return;

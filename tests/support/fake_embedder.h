@@ -25,6 +25,7 @@ class FakeEmbeddingServer {
     kWrongCount,      // one entry short
     kNonFinite,       // a number beyond float32 (1e39)
     kDuplicateIndex,  // two entries with index 0
+    kHuge,            // 200 with 2 MiB of body
   };
 
   explicit FakeEmbeddingServer(uint32_t dimension) : dimension_(dimension) {}

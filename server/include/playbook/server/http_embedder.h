@@ -93,7 +93,8 @@ class HttpEmbedder final : public models::Embedder {
   HttpEmbedder(HttpEmbedderOptions options, HttpUrl url);
   // One request of texts[from, to) into out (rows from..to).
   Status EmbedRange(const std::vector<std::string>& texts, size_t from, size_t to, float* out) const;
-  // POST `body`; the response's status and body.
+  // POST `body`; the response's status and body. IOError: not reached, or timed
+  // out; Internal: an answer over the size limit.
   Status Post(const std::string& body, unsigned* status, std::string* response) const;
 
   // The breaker above: whether a request may be sent now (else *why says why not).
