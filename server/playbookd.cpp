@@ -20,6 +20,7 @@
 #include "playbook/engine/engine.h"
 #include "playbook/models/lexical_embedder.h"
 #include "playbook/server/config.h"
+#include "playbook/server/http_embedder.h"
 #include "playbook/server/server.h"
 #include "playbook/server/version.h"
 
@@ -123,6 +124,35 @@ std::string Join(const std::vector<std::string>& v) {
   return s;
 }
 
+// [embedder] kind = "http": the remote model, with the lexicon's concepts
+// (from `lexical`) for the reasons. The API key comes from the environment.
+playbook::Result<std::shared_ptr<const playbook::models::Embedder>> MakeHttpEmbedder(
+    const srv::EmbedderOptions& e, std::shared_ptr<const playbook::models::Embedder> lexical) {
+  srv::HttpEmbedderOptions o;
+  o.url = e.url;
+  o.model = e.model;
+  o.dimension = e.dimension;
+  o.timeout_ms = e.timeout_ms;
+  o.batch_size = e.batch_size;
+  o.concepts = std::move(lexical);
+  if (!e.api_key_env.empty()) {
+    const char* key = std::getenv(e.api_key_env.c_str());
+    if (key == nullptr || *key == '\0') {
+      return playbook::Status::InvalidArgument("embedder.api_key_env",
+                                               "the environment variable " + e.api_key_env + " is not set");
+    }
+    o.api_key = key;
+  }
+  auto made = srv::HttpEmbedder::Create(std::move(o));
+  if (!made.ok()) return made.status();
+  const srv::HttpUrl& url = made.value()->url();
+  spdlog::info("embedder: model '{}' at http://{}{} ({} numbers, {} texts per request, timeout {} ms, {}); not "
+               "contacted until needed",
+               e.model, url.authority, url.target, e.dimension, e.batch_size, e.timeout_ms,
+               e.api_key_env.empty() ? std::string("no API key") : "API key from $" + e.api_key_env);
+  return std::shared_ptr<const playbook::models::Embedder>(std::move(made).value());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -169,18 +199,29 @@ int main(int argc, char** argv) {
     }
     lexicon.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  auto embedder = playbook::models::LexicalEmbedder::Create({config.engine.dimension, lexicon});
-  if (!embedder.ok()) {
-    spdlog::critical("bad embedder: {}", embedder.status().ToString());
+  auto lexical = playbook::models::LexicalEmbedder::Create({config.engine.dimension, lexicon});
+  if (!lexical.ok()) {
+    spdlog::critical("bad embedder: {}", lexical.status().ToString());
     return 1;
   }
-  std::shared_ptr<const playbook::models::Embedder> shared_embedder = std::move(embedder).value();
+  std::shared_ptr<const playbook::models::Embedder> shared_embedder = std::move(lexical).value();
+  if (config.embedder.kind == "http") {
+    auto remote = MakeHttpEmbedder(config.embedder, shared_embedder);
+    if (!remote.ok()) {
+      spdlog::critical("bad config: {}", remote.status().ToString());
+      return 1;
+    }
+    shared_embedder = std::move(remote).value();
+  }
 
   // Listens at once; the data dir opens on another thread meanwhile, and
   // until it is open /healthz answers 503 "starting" and JSON-RPC requests
   // -32003 "starting" (docs/protocol.md).
   std::unique_ptr<playbook::Engine> engine = playbook::Engine::Create(config.engine, shared_embedder);
   srv::Server server(config, engine.get());
+  if (const auto* remote = dynamic_cast<const srv::HttpEmbedder*>(shared_embedder.get())) {
+    server.AddMetrics([remote](std::string* out) { remote->RenderMetrics(out); });  // the embedder outlives the server
+  }
   if (Status s = server.Start(/*engine_open=*/false); !s.ok()) {
     spdlog::critical("{}", s.ToString());
     return 1;

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${1:-60}
 shift || true
-ALL=(jsonl csv config records index_file frame params)
+ALL=(jsonl csv config records index_file frame params embeddings)
 [ $# -gt 0 ] && TARGETS=("$@") || TARGETS=("${ALL[@]}")
 DIR=${SAN_BUILD_DIR:-build-san}
 JOBS=${FUZZ_JOBS:-$(nproc)}

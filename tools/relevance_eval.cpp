@@ -241,7 +241,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::vector<float> q(e->options().dimension);
-    e->Embed(ask, q.data());
+    if (!e->Embed(ask, q.data()).ok()) return 1;  // the built-in embedder: cannot fail
     for (const auto& it : rec.value().items) {
       std::vector<std::string> missing;
       auto got = e->GetAssets({it.asset_id}, /*with_vectors=*/true, &missing);

@@ -156,6 +156,8 @@ Result<UpsertResult> EngineImpl::UpsertAssets(std::vector<Asset> assets) {
   std::vector<float> vectors(assets.size() * d);
   std::vector<std::vector<std::string>> concepts(assets.size());  // for the index's display fields
   const std::string embedder = embedder_ ? embedder_->Name() : "";
+  std::vector<std::string> texts;  // of the assets without a vector, in order
+  std::vector<size_t> embedded;    // ... and their indexes
   for (size_t i = 0; i < assets.size(); ++i) {
     Asset& a = assets[i];
     // Funnel order, duplicates collapsed.
@@ -170,12 +172,22 @@ Result<UpsertResult> EngineImpl::UpsertAssets(std::vector<Asset> assets) {
       a.embedder.clear();
     } else {
       if (!embedder_) return Status::InvalidArgument("assets[" + std::to_string(i) + "].vector", "required: no embedder is configured");
-      embedder_->Embed(AssetText(a), vectors.data() + i * d);
+      texts.push_back(AssetText(a));
+      embedded.push_back(i);
       a.vector_supplied = false;
       a.embedder = embedder;
     }
     if (embedder_) concepts[i] = embedder_->Concepts(AssetText(a));
     a.deleted = false;
+  }
+  if (!texts.empty()) {
+    // One call: a remote embedder batches the requests itself. A failure
+    // (the model down, a bad answer) fails the call before anything is written.
+    std::vector<float> made(texts.size() * d);
+    if (Status s = embedder_->EmbedBatch(texts, made.data()); !s.ok()) return s;
+    for (size_t j = 0; j < embedded.size(); ++j) {
+      std::copy(made.begin() + j * d, made.begin() + (j + 1) * d, vectors.begin() + embedded[j] * d);
+    }
   }
 
   std::lock_guard<std::mutex> lock(write_mu_);

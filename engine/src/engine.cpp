@@ -384,12 +384,19 @@ IndexStatus EngineImpl::GetIndexStatus() const {
   st.ann_assets = index_->ann_size();
   st.exact_assets = index_->exact_size();
   st.stale_vectors = stale_vectors_.load();
+  {
+    std::lock_guard<std::mutex> lock(reembed_mu_);
+    st.reembed_error = reembed_error_;
+  }
   st.concepts_pending = concepts_pending_.load();
   st.catalog_seq = catalog_seq_view_.load();
   return st;
 }
 
-void EngineImpl::Embed(const std::string& text, float* out) const { embedder_->Embed(text, out); }
+Status EngineImpl::Embed(const std::string& text, float* out) const {
+  if (!embedder_) return Status::InvalidArgument("query", "no embedder is configured");
+  return embedder_->EmbedBatch({text}, out);
+}
 
 Result<std::vector<SearchHit>> EngineImpl::Search(const float* query, const AssetFilter& filter,
                                                   size_t k) const {

@@ -41,7 +41,7 @@ class EngineImpl final : public Engine {
 
   Result<std::vector<SearchHit>> Search(const float* query, const AssetFilter& filter,
                                         size_t k) const override;
-  void Embed(const std::string& text, float* out) const override;
+  Status Embed(const std::string& text, float* out) const override;
 
   Result<RecordResult> RecordEvents(std::vector<Event> events) override;
   Result<Lead> GetLead(const std::string& lead_id) override;
@@ -126,6 +126,9 @@ class EngineImpl final : public Engine {
   // only once the background catalog pass (ComputeConcepts) got through.
   std::atomic<bool> stale_known_{false};
   std::atomic<bool> stale_counting_{false};  // that pass is running
+
+  mutable std::mutex reembed_mu_;  // guards reembed_error_
+  std::string reembed_error_;      // why the last full rebuild left stale vectors; "" if none
 
   std::mutex rebuild_mu_;  // guards rebuild_thread_
   std::thread rebuild_thread_;

@@ -76,6 +76,10 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
   while (full && stale_counting_ && !cancel_rebuild_) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  if (full) {
+    std::lock_guard<std::mutex> error_lock(reembed_mu_);
+    reembed_error_.clear();
+  }
   if (embedder_ && stale_vectors_.load() > 0) {
     std::vector<Asset> stale;
     {
@@ -92,7 +96,15 @@ void EngineImpl::RunRebuild(const std::function<void(uint64_t, uint64_t)>& progr
     for (size_t from = 0; from < stale.size() && !cancel_rebuild_; from += 1024) {
       const size_t to = std::min(stale.size(), from + 1024);
       std::vector<float> vectors((to - from) * d);
-      for (size_t i = from; i < to; ++i) embedder_->Embed(AssetText(stale[i]), vectors.data() + (i - from) * d);
+      std::vector<std::string> texts;
+      for (size_t i = from; i < to; ++i) texts.push_back(AssetText(stale[i]));
+      if (Status s = embedder_->EmbedBatch(texts, vectors.data()); !s.ok()) {
+        // The model is down or wrong: the rest stay stale (counted, kept as
+        // they are, re-embedded by the next rebuild); the index is still built.
+        std::lock_guard<std::mutex> error_lock(reembed_mu_);
+        reembed_error_ = s.message();
+        break;
+      }
       std::lock_guard<std::mutex> lock(write_mu_);
       rocksdb::WriteBatch batch;
       std::vector<SlotFields> fields;

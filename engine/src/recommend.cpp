@@ -151,7 +151,9 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     query = req.vector.data();
   } else if (!req.context.empty() && embedder_) {
     scratch.query.resize(options_.dimension);
-    embedder_->Embed(req.context, scratch.query.data());
+    // A remote embedder that is down fails the call (nothing recorded): a
+    // ranking that silently ignored the context would look like an answer.
+    if (Status s = embedder_->EmbedBatch({req.context}, scratch.query.data()); !s.ok()) return s;
     query = scratch.query.data();
   }
   const size_t want = query == nullptr ? kMaxCandidatesWithoutQuery

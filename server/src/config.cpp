@@ -7,6 +7,8 @@
 
 #include "playbook/server/config.h"
 
+#include "playbook/server/http_embedder.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -59,6 +61,9 @@ constexpr IntRange kIdleTimeoutMs{"server.idle_timeout_ms", 1000, 86400000};
 constexpr IntRange kWriteTimeoutMs{"server.write_timeout_ms", 100, 3600000};
 constexpr IntRange kMaxQueueWaitMs{"server.max_queue_wait_ms", 0, 600000};
 constexpr IntRange kDimension{"index.dimension", 1, 4096};
+constexpr IntRange kEmbedderDimension{"embedder.dimension", 1, 4096};
+constexpr IntRange kEmbedderTimeoutMs{"embedder.timeout_ms", 100, 600000};
+constexpr IntRange kEmbedderBatchSize{"embedder.batch_size", 1, 2048};
 constexpr IntRange kAttributionDays{"funnel.attribution_window_days", 1, 3650};
 constexpr IntRange kHnswMinAssets{"index.hnsw_min_assets", 0, kU32Max};
 constexpr IntRange kHnswM{"index.hnsw_m", 4, 128};
@@ -237,6 +242,34 @@ Status CheckTls(const TlsOptions& tls) {
   if (!tls.cert.empty() && tls.key.empty()) {
     return Status::InvalidArgument("server.tls.key",
                                    "missing: server.tls.cert and server.tls.key go together");
+  }
+  return Status::Ok();
+}
+
+// [embedder]: the keys of kind "http" go with it; its dimension is the index's.
+Status CheckEmbedder(const toml::table& doc, Config* config) {
+  const EmbedderOptions& e = config->embedder;
+  const toml::table* section = doc["embedder"].as_table();
+  const auto has = [&](const char* key) { return section != nullptr && section->contains(key); };
+  constexpr const char* kHttpKeys[] = {"url", "model", "dimension", "timeout_ms", "batch_size", "api_key_env"};
+  if (e.kind != "http") {
+    for (const char* key : kHttpKeys) {
+      if (has(key)) return Status::InvalidArgument(std::string("embedder.") + key, "only with kind = \"http\"");
+    }
+    return Status::Ok();
+  }
+  for (const char* key : {"url", "model", "dimension"}) {
+    if (!has(key)) return Status::InvalidArgument(std::string("embedder.") + key, "required with kind = \"http\"");
+  }
+  if (auto url = ParseHttpUrl(e.url, "embedder.url"); !url.ok()) return url.status();
+  if (doc["index"]["dimension"].node() == nullptr) {
+    config->engine.dimension = e.dimension;
+  } else if (config->engine.dimension != e.dimension) {
+    return Status::InvalidArgument("embedder.dimension",
+                                   std::to_string(e.dimension) + " differs from index.dimension " +
+                                       std::to_string(config->engine.dimension) +
+                                       ": the index holds the model's vectors (leave index.dimension out, or "
+                                       "make the two equal)");
   }
   return Status::Ok();
 }
@@ -428,6 +461,34 @@ Handler AnyString(std::string* out) {
   return [out](const toml::node& n, const std::string& path) -> Status {
     const auto* v = n.as_string();
     if (v == nullptr) return Status::InvalidArgument(path, "expected a string, got " + Describe(n));
+    *out = v->get();
+    return Status::Ok();
+  };
+}
+
+Handler EmbedderKind(std::string* out) {
+  return [out](const toml::node& n, const std::string& path) -> Status {
+    const auto* v = n.as_string();
+    if (v == nullptr || (v->get() != "lexical" && v->get() != "http")) {
+      return Status::InvalidArgument(path, "expected \"lexical\" or \"http\", got " + Describe(n));
+    }
+    *out = v->get();
+    return Status::Ok();
+  };
+}
+
+// An environment variable's name: [A-Za-z_][A-Za-z0-9_]*.
+Handler EnvName(std::string* out) {
+  return [out](const toml::node& n, const std::string& path) -> Status {
+    const auto* v = n.as_string();
+    bool ok = v != nullptr && !v->get().empty() && !(v->get()[0] >= '0' && v->get()[0] <= '9');
+    for (char c : ok ? v->get() : std::string()) {
+      ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+    }
+    if (!ok) {
+      return Status::InvalidArgument(path, "expected the name of an environment variable ([A-Za-z_][A-Za-z0-9_]*), got " +
+                                               Describe(n));
+    }
     *out = v->get();
     return Status::Ok();
   };
@@ -637,7 +698,17 @@ Status WalkDocument(const toml::table& doc, Config* c) {
                               {"recency_half_life_days", Fraction(&eng.ranking.recency_half_life_days, 0.1, 100000)},
                               {"candidates_per_item", Integer(&eng.ranking.candidates_per_item, kCandidatesPerItem)},
                           })},
-      {"embedder", section("in [embedder]", {{"lexicon", AnyString(&c->embedder.lexicon)}})},
+      {"embedder", section("in [embedder]",
+                           {
+                               {"kind", EmbedderKind(&c->embedder.kind)},
+                               {"lexicon", AnyString(&c->embedder.lexicon)},
+                               {"url", NonEmptyString(&c->embedder.url)},
+                               {"model", NonEmptyString(&c->embedder.model)},
+                               {"dimension", Integer(&c->embedder.dimension, kEmbedderDimension)},
+                               {"timeout_ms", Integer(&c->embedder.timeout_ms, kEmbedderTimeoutMs)},
+                               {"batch_size", Integer(&c->embedder.batch_size, kEmbedderBatchSize)},
+                               {"api_key_env", EnvName(&c->embedder.api_key_env)},
+                           })},
       {"funnel", section("in [funnel]",
                          {
                              {"stages", Stages(&eng.stages)},
@@ -704,6 +775,8 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view source) 
   Status s = WalkDocument(doc, &config);
   if (!s.ok()) return s;
   s = CheckTls(config.server.tls);
+  if (!s.ok()) return s;
+  s = CheckEmbedder(doc, &config);
   if (!s.ok()) return s;
   return config;
 }

@@ -28,28 +28,6 @@ RpcError Error(int code, std::string field, std::string reason) {
   return RpcError{code, std::move(message), std::move(field), std::move(reason)};
 }
 
-// Nesting depth of JSON text, counting brackets outside strings; stops early
-// once past the limit. Malformed text is left for the parser to report.
-bool DeeperThan(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 Entry ParseEntry(const json& v, size_t index, bool in_batch) {
   Entry e;
   // "[3]" names the batch element; built by append (GCC 12 warns falsely on "[" + ...).
@@ -103,6 +81,27 @@ Entry ParseEntry(const json& v, size_t index, bool in_batch) {
 }
 
 }  // namespace
+
+// Counts brackets outside strings; stops early once past the limit.
+bool DeeperThan(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
 
 RpcError ErrorFromStatus(const Status& status) {
   switch (status.code()) {

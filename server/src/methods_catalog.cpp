@@ -75,7 +75,7 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
            }
            if (q.empty()) {
              q.resize(dim);
-             engine.Embed(*req.value().query, q.data());
+             if (Status s = engine.Embed(*req.value().query, q.data()); !s.ok()) return s;
            }
            auto hits = engine.Search(q.data(), req.value().filter, req.value().k);
            if (!hits.ok()) return hits.status();
@@ -107,7 +107,8 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
                        {"rebuilding", st.rebuilding}, {"graph", st.graph},
                        {"ann_assets", st.ann_assets},
                        {"exact_assets", st.exact_assets}, {"stale_vectors", st.stale_vectors},
-                       {"catalog_seq", st.catalog_seq}, {"concepts_pending", st.concepts_pending}};
+                       {"catalog_seq", st.catalog_seq}, {"concepts_pending", st.concepts_pending},
+                       {"reembed_error", st.reembed_error.empty() ? json() : json(st.reembed_error)}};
          }});
 
   d.Add({"index.rebuild", Role::kAdmin, [&engine](const json& params, const CallContext& ctx) -> Result<json> {

@@ -170,6 +170,7 @@ std::string Metrics::RenderPrometheus(double uptime_seconds, std::string_view ve
   out += "playbook_http_responses_total{code=\"404\"} " + std::to_string(http_404_.load()) + "\n";
   out += "playbook_http_responses_total{code=\"4xx\"} " + std::to_string(http_4xx_.load()) + "\n";
   out += "playbook_http_responses_total{code=\"5xx\"} " + std::to_string(http_5xx_.load()) + "\n";
+  for (const auto& render : sources_) render(&out);
   return out;
 }
 

@@ -247,6 +247,10 @@ Status Server::Start(bool engine_open) {
   return Status::Ok();
 }
 
+void Server::AddMetrics(std::function<void(std::string*)> render) {
+  impl_->state.metrics.AddSource(std::move(render));
+}
+
 void Server::EngineOpened() { impl_->state.serving.store(true, std::memory_order_release); }
 
 uint16_t Server::port() const {

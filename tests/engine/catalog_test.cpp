@@ -55,7 +55,7 @@ class CatalogTest : public ::testing::Test {
   }
   std::vector<float> Vec(const std::string& text) {
     std::vector<float> v(options_.dimension);
-    engine_->Embed(text, v.data());
+    EXPECT_TRUE(engine_->Embed(text, v.data()).ok());
     return v;
   }
   std::vector<std::string> SearchIds(const std::string& text, const AssetFilter& f, size_t k) {
@@ -474,7 +474,7 @@ TEST_F(CatalogTest, RebuildUnderConcurrentSearchesAndUpsertsLosesNothing) {
   for (int t = 0; t < 2; ++t) {
     readers.emplace_back([&] {
       std::vector<float> q(options_.dimension);
-      e.Embed("word5 other3", q.data());
+      EXPECT_TRUE(e.Embed("word5 other3", q.data()).ok());
       AssetFilter f;
       f.stage = "evaluation";
       while (!stop) {
@@ -819,6 +819,68 @@ TEST_F(CatalogTest, RebuildReEmbedsVectorsOfAnotherEmbedderVersion) {
   v2->Embed(models::ComposeAssetText("alpha beta", "", {}), expect.data());
   EXPECT_EQ(got.value()[0].vector, expect);
   EXPECT_EQ(got.value()[1].vector, client.vector);  // the client's vector is never re-embedded
+}
+
+// A remote embedder down: upserts needing it fail and write nothing (the
+// assets with their own vector in the same call included), one call embeds
+// the whole batch, and a rebuild leaves the stale vectors with the reason.
+TEST_F(CatalogTest, EmbedderDownFailsUpsertsAndWritesNothing) {
+  auto words = std::make_shared<WordEmbedder>(options_.dimension);
+  auto flaky = std::make_shared<testing::FlakyEmbedder>(words);
+  auto opened = Engine::Open(options_, flaky);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Engine& e = *opened.value();
+
+  std::vector<Asset> assets = {MakeAsset("f1", "alpha", {"evaluation"}), MakeAsset("f2", "beta", {"evaluation"}),
+                               MakeAsset("f3", "gamma", {"evaluation"})};
+  assets[0].vector.assign(options_.dimension, 0.0f);
+  assets[0].vector[1] = 1;
+  flaky->set_down(true);
+  auto failed = e.UpsertAssets(assets);
+  EXPECT_EQ(failed.status().code(), Status::Code::kOverloaded);
+  EXPECT_EQ(failed.status().message(), "model down");
+  std::vector<std::string> missing;
+  ASSERT_TRUE(e.GetAssets({"f1", "f2", "f3"}, false, &missing).ok());
+  EXPECT_EQ(missing.size(), 3u);
+  EXPECT_EQ(e.GetIndexStatus().catalog_seq, 0u);
+  std::vector<float> q(options_.dimension);
+  EXPECT_EQ(e.Embed("alpha", q.data()).code(), Status::Code::kOverloaded);
+
+  flaky->set_down(false);
+  ASSERT_TRUE(e.UpsertAssets(assets).ok());
+  EXPECT_EQ(flaky->calls(), 1);  // f2 and f3 in one batch
+  EXPECT_TRUE(e.GetIndexStatus().reembed_error.empty());
+}
+
+TEST_F(CatalogTest, RebuildWithTheEmbedderDownKeepsStaleVectorsAndSaysWhy) {
+  Open();
+  ASSERT_TRUE(engine_->UpsertAssets({MakeAsset("r1", "alpha beta", {"evaluation"})}).ok());
+  engine_.reset();
+  auto v2 = std::make_shared<WordEmbedder>(options_.dimension, "words-v2");
+  v2->set_salt(777);
+  auto flaky = std::make_shared<testing::FlakyEmbedder>(v2);
+  flaky->set_down(true);
+  auto opened = Engine::Open(options_, flaky);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Engine& e = *opened.value();
+  for (int i = 0; i < 500 && e.GetIndexStatus().concepts_pending > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(e.GetIndexStatus().stale_vectors, 1u);
+  auto wait = [&] {
+    for (int i = 0; i < 500 && e.GetIndexStatus().rebuilding; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  ASSERT_TRUE(e.StartRebuild(nullptr).ok());
+  wait();
+  EXPECT_EQ(e.GetIndexStatus().stale_vectors, 1u);
+  EXPECT_EQ(e.GetIndexStatus().reembed_error, "model down");
+  EXPECT_EQ(e.GetIndexStatus().assets, 1u);  // still served, with the old vector
+
+  flaky->set_down(false);
+  ASSERT_TRUE(e.StartRebuild(nullptr).ok());
+  wait();
+  EXPECT_EQ(e.GetIndexStatus().stale_vectors, 0u);
+  EXPECT_TRUE(e.GetIndexStatus().reembed_error.empty());
 }
 
 }  // namespace

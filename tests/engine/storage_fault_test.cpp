@@ -414,7 +414,7 @@ TEST_F(StorageFaultTest, FullDiskFailsWritesClearlyWhileReadsAreServedAndRecover
   EXPECT_EQ(lead.value().history.size(), 2u);
   EXPECT_EQ(e.GetLead("L2").status().code(), Status::Code::kNotFound);  // f1 was refused
   std::vector<float> q(options_.dimension);
-  e.Embed("price objection playbook", q.data());
+  ASSERT_TRUE(e.Embed("price objection playbook", q.data()).ok());
   AssetFilter f;
   f.stage = "evaluation";
   auto hits = e.Search(q.data(), f, 5);
@@ -630,7 +630,7 @@ class IndexFileFaultTest : public StorageFaultTest {
     EXPECT_NE(open_note.find(note), std::string::npos) << open_note;
     EXPECT_EQ(e.GetIndexStatus().assets, 2u);
     std::vector<float> q(options_.dimension);
-    e.Embed("retail case study", q.data());
+    ASSERT_TRUE(e.Embed("retail case study", q.data()).ok());
     AssetFilter f;
     f.stage = "evaluation";
     auto hits = e.Search(q.data(), f, 1);

@@ -2,7 +2,9 @@
 // word adds +1 to one dimension picked by hashing it. Unit-normalised.
 #pragma once
 
+#include <atomic>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,7 +13,7 @@
 
 namespace playbook::testing {
 
-class WordEmbedder : public models::Embedder {
+class WordEmbedder : public models::LocalEmbedder {
  public:
   WordEmbedder(uint32_t dim, std::string name = "words-v1") : dim_(dim), name_(std::move(name)) {}
   std::string Name() const override { return name_; }
@@ -56,6 +58,28 @@ class WordEmbedder : public models::Embedder {
   uint32_t dim_;
   std::string name_;
   uint64_t salt_ = 0;
+};
+
+// A remote embedder's faults, injected: WordEmbedder's vectors while up,
+// Overloaded ("model down") while down.
+class FlakyEmbedder : public models::Embedder {
+ public:
+  explicit FlakyEmbedder(std::shared_ptr<WordEmbedder> inner) : inner_(std::move(inner)) {}
+  std::string Name() const override { return inner_->Name(); }
+  uint32_t Dimension() const override { return inner_->Dimension(); }
+  Status EmbedBatch(const std::vector<std::string>& texts, float* out) const override {
+    if (down_) return Status::Overloaded("model down");
+    ++calls_;
+    return inner_->EmbedBatch(texts, out);
+  }
+  std::vector<std::string> Concepts(std::string_view text) const override { return inner_->Concepts(text); }
+  void set_down(bool down) { down_ = down; }
+  int calls() const { return calls_; }
+
+ private:
+  std::shared_ptr<WordEmbedder> inner_;
+  std::atomic<bool> down_{false};
+  mutable std::atomic<int> calls_{0};
 };
 
 }  // namespace playbook::testing

@@ -26,7 +26,7 @@ std::unique_ptr<LexicalEmbedder> Make(uint32_t dim = 384,
   return r.ok() ? std::move(r).value() : nullptr;
 }
 
-std::vector<float> Vec(const Embedder& e, std::string_view text) {
+std::vector<float> Vec(const LocalEmbedder& e, std::string_view text) {
   std::vector<float> v(e.Dimension(), -7.0f);
   e.Embed(text, v.data());
   return v;
@@ -38,7 +38,7 @@ double Dot(const std::vector<float>& a, const std::vector<float>& b) {
   return s;
 }
 
-double Cos(const Embedder& e, std::string_view a, std::string_view b) { return Dot(Vec(e, a), Vec(e, b)); }
+double Cos(const LocalEmbedder& e, std::string_view a, std::string_view b) { return Dot(Vec(e, a), Vec(e, b)); }
 
 void ExpectUnit(const std::vector<float>& v, std::string_view what) {
   double n = 0;

@@ -96,7 +96,7 @@ std::unique_ptr<LexicalEmbedder> MakeEmbedder(std::string lexicon) {
 }
 
 // Metrics per language ("zh", "en"), and per "language/split" ("zh/holdout").
-std::map<std::string, Metrics> Evaluate(const Embedder& e, const std::vector<Asset>& assets,
+std::map<std::string, Metrics> Evaluate(const LocalEmbedder& e, const std::vector<Asset>& assets,
                                         const std::vector<Query>& queries) {
   const size_t dim = e.Dimension();
   std::vector<float> matrix(assets.size() * dim);

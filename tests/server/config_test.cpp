@@ -159,7 +159,7 @@ TEST(Config, ExampleFileSetsEveryKey) {
       {"index",
        {"dimension", "kind", "hnsw_min_assets", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search",
         "exact_below_fraction", "rebuild_after_adds"}},
-      {"embedder", {"lexicon"}},
+      {"embedder", {"kind", "lexicon"}},
       {"ranking",
        {"similarity_weight", "effectiveness_weight", "evidence_max", "evidence_half", "explore_band",
         "language_bonus", "use_weight", "win_weight", "advance_weight",
@@ -181,6 +181,36 @@ TEST(Config, ExampleFileSetsEveryKey) {
     }
   }
   EXPECT_NE(text.find("# [[auth.tokens]]\n"), std::string::npos);
+}
+
+// The commented-out [embedder] kind = "http" keys are valid once uncommented.
+TEST(Config, ExampleHttpEmbedderParsesWhenUncommented) {
+  std::istringstream in(ReadFile(ExamplePath()));
+  std::string line, text;
+  bool in_embedder = false;
+  int uncommented = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("[", 0) == 0) in_embedder = line == "[embedder]";
+    if (in_embedder && line == "kind = \"lexical\"") line = "kind = \"http\"";
+    const size_t eq = line.find(" = ");
+    const bool key_line = line.rfind("# ", 0) == 0 && eq != std::string::npos &&
+                          line.find_first_not_of("abcdefghijklmnopqrstuvwxyz_", 2) == eq;
+    if (in_embedder && key_line) {
+      line = line.substr(2);
+      ++uncommented;
+    }
+    text += line + "\n";
+  }
+  EXPECT_EQ(uncommented, 6);
+  Config c = ParseOk(text);
+  EXPECT_EQ(c.embedder.kind, "http");
+  EXPECT_EQ(c.embedder.url, "http://127.0.0.1:11434/v1/embeddings");
+  EXPECT_EQ(c.embedder.model, "all-minilm");
+  EXPECT_EQ(c.embedder.dimension, 384u);
+  EXPECT_EQ(c.engine.dimension, 384u);
+  EXPECT_EQ(c.embedder.timeout_ms, 10000u);
+  EXPECT_EQ(c.embedder.batch_size, 64u);
+  EXPECT_EQ(c.embedder.api_key_env, "PLAYBOOK_EMBEDDER_KEY");
 }
 
 // The commented-out token entries are valid once uncommented.

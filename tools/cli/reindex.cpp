@@ -186,6 +186,14 @@ int RunReindex(Args args) {
   std::cout << "reindex " << job.id << ": done, " << status.value("assets", json(0)).dump() << " assets, index "
             << status.value("index", std::string("?")) << ", embedder " << status.value("embedder", std::string("?"))
             << ", in " << Fixed(SecondsSince(start), 2) << " s" << std::endl;
+  // A remote embedder down or wrong: the index is rebuilt, but with the old
+  // vectors of the assets it could not re-embed.
+  if (status.contains("reembed_error") && status["reembed_error"].is_string()) {
+    std::cerr << "playbook: reindex: " << status.value("stale_vectors", json(0)).dump()
+              << " vectors are still stale (made by another embedder): " << status["reembed_error"].get<std::string>()
+              << "\n";
+    return kExitRpcError;
+  }
   return kExitOk;
 }
 

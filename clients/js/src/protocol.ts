@@ -402,6 +402,7 @@ export interface IndexStatusResult {
   stale_vectors: number;
   catalog_seq: number;
   concepts_pending: number;
+  reembed_error: string | null;
 }
 
 export type IndexRebuildParams = Record<string, never>;
@@ -532,7 +533,7 @@ export const METHODS: { readonly [M in Method]: MethodSpec<M> } = {
                                "paused_ms")),
   "index.status": spec<"index.status">("admin", [],
     keys<IndexStatusResult>()("assets", "dimension", "embedder", "index", "rebuilding", "graph", "ann_assets",
-                              "exact_assets", "stale_vectors", "catalog_seq", "concepts_pending")),
+                              "exact_assets", "stale_vectors", "catalog_seq", "concepts_pending", "reembed_error")),
   "index.rebuild": spec<"index.rebuild">("admin", [], keys<IndexRebuildResult>()("job_id")),
   "aggregates.rebuild": spec<"aggregates.rebuild">("admin", keys<AggregatesRebuildParams>()("check"),
     keys<AggregatesRebuildResult>()("events", "leads", "keys", "differing", "written", "ms", "paused_ms")),

@@ -26,7 +26,7 @@ export const METHODS = {
     "reports.dismissals": spec("marketing", keys()("from", "to", "stage"), keys()("reasons", "by_asset")),
     "server.stats": spec("admin", [], keys()("version", "uptime_ms", "connections", "requests", "outcomes", "workers")),
     "server.backup": spec("admin", keys()("dir"), keys()("dir", "ms", "bytes", "files", "created_ms", "catalog_seq", "events", "index", "paused_ms")),
-    "index.status": spec("admin", [], keys()("assets", "dimension", "embedder", "index", "rebuilding", "graph", "ann_assets", "exact_assets", "stale_vectors", "catalog_seq", "concepts_pending")),
+    "index.status": spec("admin", [], keys()("assets", "dimension", "embedder", "index", "rebuilding", "graph", "ann_assets", "exact_assets", "stale_vectors", "catalog_seq", "concepts_pending", "reembed_error")),
     "index.rebuild": spec("admin", [], keys()("job_id")),
     "aggregates.rebuild": spec("admin", keys()("check"), keys()("events", "leads", "keys", "differing", "written", "ms", "paused_ms")),
     "debug.sleep": spec("admin", keys()("ms", "notify"), keys()("slept_ms")),

@@ -94,8 +94,9 @@ class Engine {
   virtual Result<std::vector<SearchHit>> Search(const float* query, const AssetFilter& filter,
                                                 size_t k) const = 0;
 
-  // Embeds text with the engine's embedder into `out` (options.dimension floats).
-  virtual void Embed(const std::string& text, float* out) const = 0;
+  // Embeds text with the engine's embedder into `out` (options.dimension
+  // floats). Fails as Embedder::EmbedBatch does (a remote model down or wrong).
+  virtual Status Embed(const std::string& text, float* out) const = 0;
 
   // ---- Feedback and recommendations -------------------------------------------
 

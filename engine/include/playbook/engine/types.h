@@ -79,6 +79,9 @@ struct IndexStatus {
   uint64_t ann_assets = 0;    // assets covered by the ANN structure
   uint64_t exact_assets = 0;  // assets searched exactly (added since the last build)
   uint64_t stale_vectors = 0; // embedder-made vectors from another embedder version
+  // Why the last index rebuild could not re-embed the stale vectors (a remote
+  // embedder down or wrong); empty when it could, or none ran.
+  std::string reembed_error;
   uint64_t catalog_seq = 0;   // bumped by every catalog write
   // Assets whose lexicon concepts are still being computed after an open
   // (recommend gives no concept reason for them until then); 0 once done.

@@ -2,13 +2,19 @@
 // index can store which embedder (and dimension) produced its vectors and
 // rebuild when they change.
 //
-// Thread safety: Embed may be called concurrently from any thread.
+// Two kinds: local ones (LocalEmbedder: in-process, cannot fail) and remote
+// ones (a model behind HTTP, server/'s HttpEmbedder), which can be down, slow
+// or wrong; EmbedBatch is the one call that serves both.
+//
+// Thread safety: EmbedBatch and Embed may be called concurrently from any thread.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "playbook/base/status.h"
 
 namespace playbook::models {
 
@@ -17,15 +23,32 @@ class Embedder {
   virtual ~Embedder() = default;
   // Stable identifier of the model and its parameters, e.g. "lexical-v1".
   virtual std::string Name() const = 0;
-  // Length of every vector Embed writes.
+  // Length of every vector EmbedBatch writes.
   virtual uint32_t Dimension() const = 0;
-  // Writes Dimension() floats to `out` (caller-owned), L2-normalised.
-  virtual void Embed(std::string_view text, float* out) const = 0;
+  // Writes texts.size() * Dimension() floats to `out` (caller-owned), row i
+  // the L2-normalised vector of texts[i]. A remote embedder splits the texts
+  // into requests of its own batch size. Errors (a remote embedder only):
+  // Overloaded when the model cannot be reached or timed out (retry later),
+  // Internal when it answered something unusable; the message says what, and
+  // `out` then holds garbage.
+  virtual Status EmbedBatch(const std::vector<std::string>& texts, float* out) const = 0;
   // The named concepts the text states outright (e.g. "price_high",
   // "budget"), for explanations; empty when the embedder has none.
   virtual std::vector<std::string> Concepts(std::string_view text) const {
     (void)text;
     return {};
+  }
+};
+
+// An in-process embedder: one text at a time, never fails.
+class LocalEmbedder : public Embedder {
+ public:
+  // Writes Dimension() floats to `out` (caller-owned), L2-normalised.
+  virtual void Embed(std::string_view text, float* out) const = 0;
+  // Embed for each text in turn; always OK.
+  Status EmbedBatch(const std::vector<std::string>& texts, float* out) const final {
+    for (size_t i = 0; i < texts.size(); ++i) Embed(texts[i], out + i * Dimension());
+    return Status::Ok();
   }
 };
 

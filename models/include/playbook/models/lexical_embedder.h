@@ -25,7 +25,7 @@ struct LexicalEmbedderOptions {
   std::string lexicon;
 };
 
-class LexicalEmbedder final : public Embedder {
+class LexicalEmbedder final : public LocalEmbedder {
  public:
   // InvalidArgument (field "lexicon", message with the line number) for a
   // malformed lexicon; InvalidArgument("dimension") for a bad dimension.

@@ -86,10 +86,25 @@ struct LogOptions {
 };
 
 struct EmbedderOptions {
+  // "lexical": the built-in embedder; "http": a model behind an
+  // OpenAI-compatible POST /v1/embeddings (server/http_embedder.h).
+  std::string kind = "lexical";
   // Path of the concept lexicon (format: data/lexicon/sales_concepts.tsv).
-  // Empty = the lexicon shipped in the binary. A changed lexicon changes the
-  // embedder's name: index.rebuild then re-embeds the stored vectors.
+  // Empty = the lexicon shipped in the binary. With "lexical" a changed
+  // lexicon changes the embedder's name: index.rebuild then re-embeds the
+  // stored vectors. With "http" it gives only the concepts (reasons, topics).
   std::string lexicon;
+  // kind = "http" only (refused with "lexical"):
+  std::string url;    // required: http://host[:port][/path]; no path = /v1/embeddings
+  std::string model;  // required: sent as "model", part of the embedder's name
+  // Required: numbers per embedding, 1..4096. Sets index.dimension when that
+  // is not in the file; must equal it when it is.
+  uint32_t dimension = 0;
+  uint32_t timeout_ms = 10000;  // per request, 100..600000
+  uint32_t batch_size = 64;     // texts per request, 1..2048
+  // Name of an environment variable holding an API key, sent as a Bearer
+  // token; empty = none. Read at start (the key never goes in the file).
+  std::string api_key_env;
 };
 
 struct DebugOptions {

@@ -67,6 +67,10 @@ struct Frame {
 // Frames nested deeper than this are refused before parsing (stack safety).
 inline constexpr int kMaxJsonDepth = 128;
 
+// Whether JSON text nests deeper than `limit` brackets. Malformed text is left
+// for the parser to report. Also used on the remote embedder's responses.
+bool DeeperThan(std::string_view text, int limit);
+
 // Requests in one batch; a larger batch is one -32600 error.
 inline constexpr size_t kMaxBatch = 100;
 

@@ -10,9 +10,11 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace playbook::server {
 
@@ -68,6 +70,11 @@ class Metrics {
   // method -> outcome name -> count, non-zero entries only.
   std::map<std::string, std::map<std::string, uint64_t>> OutcomesByMethod() const;
 
+  // Metrics kept elsewhere (e.g. the remote embedder's): `render` appends
+  // complete exposition lines (HELP, TYPE, samples) to its argument, from any
+  // thread. REQUIRES: called before serving starts.
+  void AddSource(std::function<void(std::string*)> render) { sources_.push_back(std::move(render)); }
+
   // The Prometheus text exposition (version 0.0.4). `uptime_seconds` and
   // `version` are the caller's.
   std::string RenderPrometheus(double uptime_seconds, std::string_view version) const;
@@ -81,6 +88,7 @@ class Metrics {
   };
 
   std::deque<MethodSlotData> methods_;  // stable addresses; index = slot
+  std::vector<std::function<void(std::string*)>> sources_;  // AddSource
   std::atomic<int64_t> open_connections_{0};
   std::atomic<int64_t> open_websockets_{0};
   std::atomic<uint64_t> connections_total_{0};

@@ -8,7 +8,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "playbook/engine/engine.h"
 #include "playbook/engine/status.h"
@@ -33,6 +35,8 @@ class Server {
   // EngineOpened, /healthz answers 503 "starting" and every JSON-RPC request
   // -32003 with reason "starting"; /metrics answers.
   Status Start(bool engine_open = true);
+  // Adds lines to GET /metrics (Metrics::AddSource). REQUIRES: before Start.
+  void AddMetrics(std::function<void(std::string*)> render);
   // The engine's Init returned OK: requests are served from now on. Any thread.
   void EngineOpened();
   // The port actually bound (the configured one, or the one the OS chose for 0).
