@@ -19,6 +19,7 @@
 
 #include "jobs.h"
 #include "playbook/server/methods.h"
+#include "playbook/server/service_notify.h"
 #include "sessions.h"
 #include "shared_state.h"
 
@@ -106,6 +107,8 @@ struct Server::Impl {
     acceptor.close(ignored);
     spdlog::info("draining: {} request(s) in flight, up to {} ms", state.queued(),
                  config.server.shutdown_grace_ms);
+    // systemd: stopping, so its stop timeout runs (the unit's TimeoutStopSec covers the drain).
+    if (Status s = NotifyServiceManager("STOPPING=1\nSTATUS=draining"); !s.ok()) spdlog::warn("{}", s.ToString());
     drain_deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(config.server.shutdown_grace_ms);
     WaitForDrain();
