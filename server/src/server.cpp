@@ -28,6 +28,10 @@ namespace playbook::server {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+// Beyond the grace period, a stop takes up to 2 s to close the connections (WaitForDrain) and
+// then the storage flush and the index save: this much is allowed for both.
+constexpr uint64_t kStopMarginMs = 32000;
+
 struct Server::Impl {
   Impl(Config c, Engine* e)
       : config(std::move(c)), engine(e), state(config, engine, workers), acceptor(ioc),
@@ -107,8 +111,11 @@ struct Server::Impl {
     acceptor.close(ignored);
     spdlog::info("draining: {} request(s) in flight, up to {} ms", state.queued(),
                  config.server.shutdown_grace_ms);
-    // systemd: stopping, so its stop timeout runs (the unit's TimeoutStopSec covers the drain).
-    if (Status s = NotifyServiceManager("STOPPING=1\nSTATUS=draining"); !s.ok()) spdlog::warn("{}", s.ToString());
+    // systemd: stopping. The stop may take the grace period, 2 s of closing and the flush: the
+    // extension lets a shutdown_grace_ms beyond the unit's TimeoutStopSec finish before a SIGKILL.
+    std::string stopping = "STOPPING=1\nSTATUS=draining\nEXTEND_TIMEOUT_USEC=";
+    stopping += std::to_string((uint64_t{config.server.shutdown_grace_ms} + kStopMarginMs) * 1000);
+    if (Status s = NotifyServiceManager(stopping); !s.ok()) spdlog::warn("{}", s.ToString());
     drain_deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(config.server.shutdown_grace_ms);
     WaitForDrain();

@@ -137,6 +137,8 @@ void ExpectReadyThenServingThenStopping(NotifyListener& n) {
   std::optional<std::string> stopping = n.WaitFor("STOPPING=1", 20s, &seen);
   ASSERT_TRUE(stopping.has_value()) << seen << d.log();
   EXPECT_TRUE(NotifyListener::HasLine(*stopping, "STATUS=draining")) << *stopping;
+  // The stop may take shutdown_grace_ms (5 s by default) + 32 s: systemd's stop timeout is extended.
+  EXPECT_TRUE(NotifyListener::HasLine(*stopping, "EXTEND_TIMEOUT_USEC=37000000")) << *stopping;
   EXPECT_EQ(d.Wait(20s), 0) << d.log();
 }
 
