@@ -1,20 +1,25 @@
 // playbookd: the Playbook daemon. Reads the config, opens the engine on the
 // data dir, serves until SIGTERM/SIGINT, then drains and flushes. Exit codes:
 // 0 after a clean stop, 1 when it cannot start, 2 for bad command-line usage.
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "playbook/engine/engine.h"
@@ -22,6 +27,7 @@
 #include "playbook/server/config.h"
 #include "playbook/server/http_embedder.h"
 #include "playbook/server/server.h"
+#include "playbook/server/service_notify.h"
 #include "playbook/server/version.h"
 
 namespace {
@@ -118,6 +124,47 @@ bool WriteReadyFile(const std::string& path, uint16_t port, const char* status) 
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// stderr is the journal when $JOURNAL_STREAM ("DEVICE:INODE", set by systemd) names it.
+bool StderrIsJournal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  unsigned long long dev = 0, ino = 0;
+  struct stat st {};
+  return stream != nullptr && std::sscanf(stream, "%llu:%llu", &dev, &ino) == 2 && ::fstat(STDERR_FILENO, &st) == 0 &&
+         static_cast<unsigned long long>(st.st_dev) == dev && static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+// "<N>": the syslog priority of the line's level, which journald takes from the start of a line
+// (and strips), so `journalctl -p warning` selects warnings and worse.
+class SyslogPriorityFlag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    static constexpr const char* kPriority[] = {"<7>", "<7>", "<6>", "<4>", "<3>", "<2>", "<6>"};
+    const auto level = static_cast<size_t>(msg.level);
+    const char* p = kPriority[level < std::size(kPriority) ? level : 6];
+    dest.append(p, p + 3);
+  }
+  std::unique_ptr<spdlog::custom_flag_formatter> clone() const override {
+    return std::make_unique<SyslogPriorityFlag>();
+  }
+};
+
+// Lines of the journal carry their priority and no time of their own (journald adds it);
+// elsewhere, the time and the level.
+void SetLogFormat() {
+  if (StderrIsJournal()) {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<SyslogPriorityFlag>('*').set_pattern("%*%l %v");
+    spdlog::set_formatter(std::move(formatter));
+  } else {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  }
+}
+
+// To systemd when it started us ($NOTIFY_SOCKET); a failure is worth a warning, not a stop.
+void Notify(std::string_view message) {
+  if (Status s = srv::NotifyServiceManager(message); !s.ok()) spdlog::warn("{}", s.ToString());
+}
+
 std::string Join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
@@ -161,7 +208,7 @@ int main(int argc, char** argv) {
 
   auto logger = spdlog::stderr_color_mt("playbookd");
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  SetLogFormat();
 
   playbook::Result<srv::Config> loaded =
       flags->config ? srv::LoadConfigFile(*flags->config) : playbook::Result<srv::Config>(srv::Config{});
@@ -240,6 +287,9 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot write the ready file '{}'", *flags->ready_file);
     return 1;
   }
+  // systemd (Type=notify): ready once connections are accepted, as /healthz's "starting" is; the
+  // data dir may take long to open (a rebuild), longer than a start timeout should wait.
+  Notify("READY=1\nSTATUS=starting: opening the data dir");
 
   // What stopped the start, logged last (after the server stopped) as the reason to exit 1.
   std::string failed;
@@ -261,6 +311,7 @@ int main(int argc, char** argv) {
       spdlog::info("{}", open_note);
     }
     server.EngineOpened();
+    Notify("STATUS=serving");
     spdlog::info("serving: data dir opened in {} ms",
                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
                      .count());

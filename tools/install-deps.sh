@@ -16,12 +16,14 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro benchmarks
   procps                            # pgrep/kill used by the scripts
   curl                              # the README's /healthz and /metrics lines (a minimal Debian has none)
+  file                              # tools/package.sh: cpack's dependency computation (dpkg-shlibdeps comes with build-essential)
 )
 
 # --with-test-tools: also what only the tests need (tools/test.sh passes it).
 if [ "${1:-}" = "--with-test-tools" ]; then
   packages+=(chromium)  # headless browser for tests/integration/dashboard_test.cpp
   packages+=(openssl)   # the openssl command: tests/integration/tls_test.cpp makes its certificate
+  packages+=(systemd)   # systemd-analyze: tests/package/check_deb.sh verifies the packaged unit
   # The sanitizer and fuzz build (docs/testing.md): clang 14, its sanitizer and
   # libFuzzer runtimes, and its OpenMP runtime (faiss's link interface names OpenMP).
   packages+=(clang libclang-rt-14-dev libomp-14-dev)

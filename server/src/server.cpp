@@ -19,6 +19,7 @@
 
 #include "jobs.h"
 #include "playbook/server/methods.h"
+#include "playbook/server/service_notify.h"
 #include "sessions.h"
 #include "shared_state.h"
 
@@ -26,6 +27,10 @@ namespace playbook::server {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+// Beyond the grace period, a stop takes up to 2 s to close the connections (WaitForDrain) and
+// then the storage flush and the index save: this much is allowed for both.
+constexpr uint64_t kStopMarginMs = 32000;
 
 struct Server::Impl {
   Impl(Config c, Engine* e)
@@ -106,6 +111,11 @@ struct Server::Impl {
     acceptor.close(ignored);
     spdlog::info("draining: {} request(s) in flight, up to {} ms", state.queued(),
                  config.server.shutdown_grace_ms);
+    // systemd: stopping. The stop may take the grace period, 2 s of closing and the flush: the
+    // extension lets a shutdown_grace_ms beyond the unit's TimeoutStopSec finish before a SIGKILL.
+    std::string stopping = "STOPPING=1\nSTATUS=draining\nEXTEND_TIMEOUT_USEC=";
+    stopping += std::to_string((uint64_t{config.server.shutdown_grace_ms} + kStopMarginMs) * 1000);
+    if (Status s = NotifyServiceManager(stopping); !s.ok()) spdlog::warn("{}", s.ToString());
     drain_deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(config.server.shutdown_grace_ms);
     WaitForDrain();

@@ -132,13 +132,13 @@ bool Daemon::RewriteConfig(const std::string& extra_config) {
   return std::rename(tmp.c_str(), config_path().c_str()) == 0;
 }
 
-std::string Daemon::log() const { return ReadFile(dir_.path() + "/daemon.log"); }
+std::string Daemon::log() const { return ReadFile(log_path()); }
 
 bool Daemon::Start() {
   if (running()) return false;
   const std::string config_path = this->config_path();
   const std::string ready_path = dir_.path() + "/ready.json";
-  const std::string log_path = dir_.path() + "/daemon.log";
+  const std::string log_path = this->log_path();
   auto note = [&](const std::string& text) {
     WriteFile(log_path, "[test support] " + text + "\n", /*append=*/true);
   };
@@ -157,6 +157,10 @@ bool Daemon::Start() {
                                    "debug"};
   args.insert(args.end(), options_.args.begin(), options_.args.end());
   CStrings argv(args);
+  // A NOTIFY_SOCKET of the test's own environment (ctest run by systemd) is not the daemon's.
+  std::vector<std::string> env = {"NOTIFY_SOCKET"};
+  env.insert(env.end(), options_.env.begin(), options_.env.end());
+  CStrings envp(MergedEnv(env));
 
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -171,7 +175,7 @@ bool Daemon::Start() {
     }
     const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd >= 0) ::dup2(null_fd, 0);
-    ::execv(argv.ptrs[0], argv.ptrs.data());
+    ::execve(argv.ptrs[0], argv.ptrs.data(), envp.ptrs.data());
     ChildFail("exec ", argv.ptrs[0]);
     ::_exit(127);
   }

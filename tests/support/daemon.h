@@ -31,6 +31,8 @@ struct DaemonOptions {
   std::string extra_config;
   // Extra command-line arguments.
   std::vector<std::string> args;
+  // Environment entries for the daemon: "K=V" sets K, "K" (no '=') removes it.
+  std::vector<std::string> env;
   // Reuse this data dir instead of a fresh one (restarts over the same data).
   std::string data_dir;
   // How long Start waits for the ready file.
@@ -99,6 +101,10 @@ class Daemon {
   const std::string& dir() const { return dir_.path(); }
   // Everything the daemon wrote to stdout and stderr so far.
   std::string log() const;
+  // The file log() reads, the daemon's stdout and stderr (appended to; made by Start if missing).
+  std::string log_path() const { return dir_.path() + "/daemon.log"; }
+  // Adds an environment entry for the next Start, as DaemonOptions::env.
+  void AddEnv(std::string entry) { options_.env.push_back(std::move(entry)); }
   pid_t pid() const { return pid_; }
 
   // Paths of the binaries under test.
