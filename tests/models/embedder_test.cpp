@@ -259,6 +259,25 @@ TEST(LexicalEmbedder, PhrasesDoNotCrossPunctuation) {
   EXPECT_LT(Cos(*e, "太,贵", "太贵"), 0.7);
 }
 
+TEST(LexicalEmbedder, DegreeAdverbsDoNotBreakAPhrase) {
+  // "价格太吓人" states the phrase "价格吓人" with an intensifier inside; so does
+  // "price is very high". Without a phrase match they share no concept at all.
+  auto e = Make(384, "price_high\t价格吓人|price is high|有点贵\nother\t价格有点高\n");
+  ASSERT_NE(e, nullptr);
+  const auto has = [&](std::string_view text, const char* concept_id) {
+    const auto got = e->Concepts(text);
+    return std::find(got.begin(), got.end(), concept_id) != got.end();
+  };
+  EXPECT_TRUE(has("李经理说价格太吓人了", "price_high"));
+  EXPECT_TRUE(has("价格有点吓人", "price_high"));         // a two-character adverb
+  EXPECT_TRUE(has("the price is very high", "price_high"));
+  EXPECT_TRUE(has("有点贵", "price_high"));               // a phrase spelling the adverb out
+  EXPECT_TRUE(has("价格有点高", "other"));
+  EXPECT_FALSE(has("价格太,吓人", "price_high"));          // still no match across punctuation
+  EXPECT_FALSE(has("价格不吓人", "price_high"));           // only degree adverbs are skipped
+  EXPECT_GT(Cos(*e, "价格太吓人", "价格吓人"), 0.6);
+}
+
 TEST(LexicalEmbedder, MalformedLexiconLinesAreRejectedWithTheLine) {
   struct Case {
     std::string text;
