@@ -9,22 +9,26 @@
 //   playbook-relevance [--seeds N] [--k K] [--no-explore] [--misses]
 //                      [--dev-only] [--ranking KEY=VALUE]... [--min-top3 X] [--min-lang-first Y]
 //                      [--set ASSETS.jsonl CONTEXTS.jsonl]...
-//                      [--ask "context" --stage STAGE [--language L]]
+//                      [--ask "context" --stage STAGE [--language L]] [--lexicon FILE]
 //
 // Without --set, the two sets of data/relevance (see its README). Seeds 1..N
 // fix the exploration draws (the daemon's default seed 0 draws at random), one
 // fresh engine per seed; figures are the mean over seeds, and "worst" the
 // lowest seed. --misses lists the dev contexts without a relevant asset in the
-// top 3 (never the held-out ones: they are measured, not inspected);
+// top 3 and those whose first item is in the other language (never the
+// held-out ones: they are measured, not inspected);
 // --min-top3 X / --min-lang-first Y: exit 1 when a language's held-out rows
 // fall below X / Y in any seed (the ctest `relevance.recommend` runs it so).
 // --dev-only prints the dev rows alone (for tuning), --ranking sets a
-// [ranking] weight (similarity_weight, evidence_max, language_bonus, ...).
+// [ranking] weight (similarity_weight, evidence_max, language_bonus, ...),
+// --lexicon FILE embeds with that lexicon instead of the compiled-in one (to
+// try a lexicon edit without a rebuild). --ask also prints the context's concepts.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <set>
@@ -188,7 +192,7 @@ int main(int argc, char** argv) {
   size_t k = 5;
   bool explore = true, misses = false, dev_only = false;
   double min_top3 = 0, min_lang_first = 0;  // bars on the held-out rows' worst seed
-  std::string ask, ask_stage, ask_language;
+  std::string ask, ask_stage, ask_language, lexicon_path;
   std::vector<std::pair<std::string, std::string>> paths;
   const std::string data = PLAYBOOK_DATA_DIR;
   for (int i = 1; i < argc; ++i) {
@@ -211,6 +215,7 @@ int main(int argc, char** argv) {
     else if (a == "--ask") ask = next();
     else if (a == "--stage") ask_stage = next();
     else if (a == "--language") ask_language = next();
+    else if (a == "--lexicon") lexicon_path = next();
     else if (a == "--set") {
       std::string assets = next();
       paths.emplace_back(assets, next());
@@ -219,8 +224,20 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  auto made = playbook::models::LexicalEmbedder::Create({384, std::string(playbook::models::DefaultLexicon())});
-  if (!made.ok()) return 1;
+  std::string lexicon(playbook::models::DefaultLexicon());
+  if (!lexicon_path.empty()) {
+    std::ifstream in(lexicon_path, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "cannot read %s\n", lexicon_path.c_str());
+      return 2;
+    }
+    lexicon.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto made = playbook::models::LexicalEmbedder::Create({384, lexicon});
+  if (!made.ok()) {
+    std::fprintf(stderr, "%s\n", made.status().ToString().c_str());
+    return 1;
+  }
   std::shared_ptr<const playbook::models::Embedder> embedder = std::move(made.value());
   const std::string dir = (std::filesystem::temp_directory_path() / "pb-relevance-").string() +
                           std::to_string(::getpid());
@@ -240,6 +257,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", rec.status().ToString().c_str());
       return 1;
     }
+    std::string concepts;  // the context's exact lexicon matches (the first is recommend's topic)
+    for (const auto& c : embedder->Concepts(ask)) concepts += (concepts.empty() ? "" : ", ") + c;
+    std::printf("context concepts: %s\n", concepts.empty() ? "(none)" : concepts.c_str());
     std::vector<float> q(e->options().dimension);
     if (!e->Embed(ask, q.data()).ok()) return 1;  // the built-in embedder: cannot fail
     for (const auto& it : rec.value().items) {
@@ -268,6 +288,7 @@ int main(int argc, char** argv) {
   std::map<Key, Tally> total;                  // over every seed
   std::map<Key, std::vector<Tally>> per_seed;  // for the worst seed
   std::set<std::string> missed;                // dev contexts missed in some seed
+  std::set<std::string> other_language;        // dev contexts whose first item is in the other language
   int contexts = 0;
   for (const LabelledSet& set : sets) contexts += int(set.contexts.size());
   for (int seed = 1; seed <= seeds; ++seed) {
@@ -303,6 +324,9 @@ int main(int argc, char** argv) {
           std::string got;
           for (size_t i = 0; i < std::min<size_t>(3, items.size()); ++i) got += " " + items[i].asset_id;
           missed.insert("[" + c.stage + "] " + c.text + "  ->" + got);
+        }
+        if (misses && c.dev() && !t.lang_first && !items.empty()) {
+          other_language.insert("[" + c.stage + "] " + c.text + "  -> " + items[0].asset_id);
         }
       }
       e.reset();
@@ -344,6 +368,8 @@ int main(int argc, char** argv) {
   if (misses) {
     std::printf("\ndev contexts without a relevant asset in the top 3 (in some seed):\n");
     for (const std::string& m : missed) std::printf("  %s\n", m.c_str());
+    std::printf("\ndev contexts whose first item is not in the rep's language (in some seed):\n");
+    for (const std::string& m : other_language) std::printf("  %s\n", m.c_str());
   }
   return below.empty() ? 0 : 1;
 }

@@ -33,6 +33,12 @@ constexpr std::string_view kGenericCueText =
     "time today day week month quarter year "
     "客户 销售 公司 产品 系统 业务 方案 东西 我们 他们 年 月 周 天 日 时";
 
+// Degree adverbs that a phrase match may skip (Lexicon::Match): one CJK
+// character or word, or two CJK characters.
+constexpr std::string_view kFillers[] = {"太", "很", "挺", "蛮", "真", "有点", "有些", "非常", "特别", "实在",
+                                         "比较", "相当", "十分", "very", "quite", "extremely", "incredibly",
+                                         "super"};
+
 // The soft-cue keys of a token sequence: non-stop, non-number tokens, plus
 // adjacent CJK character pairs, minus the generic ones. Appended to `keys`.
 void CueKeys(const std::vector<Token>& tokens, const std::vector<uint64_t>& generic,
@@ -67,6 +73,16 @@ Status Lexicon::Parse(std::string_view text) {
     for (const Token& t : generic_tokens) generic_cues_.push_back(t.id);
     std::sort(generic_cues_.begin(), generic_cues_.end());
   }
+  filler_.clear();
+  filler_pairs_.clear();
+  for (std::string_view word : kFillers) {
+    std::vector<Token> t;
+    Tokenize(word, &t);
+    if (t.size() == 1) filler_.push_back(t[0].id);
+    if (t.size() == 2) filler_pairs_.emplace_back(t[0].id, t[1].id);
+  }
+  std::sort(filler_.begin(), filler_.end());
+  std::sort(filler_pairs_.begin(), filler_pairs_.end());
   std::unordered_map<std::string, size_t> first_line;
   std::vector<Token> tokens;
   size_t line_no = 0;
@@ -190,6 +206,37 @@ void Lexicon::SoftMatch(const std::vector<Token>& tokens, std::vector<double>* s
 
 void Lexicon::Match(const std::vector<Token>& tokens, std::vector<uint32_t>* tf) const {
   if (concepts_.empty()) return;
+  MatchExact(tokens, tf);
+  // Degree adverbs are optional inside a phrase: "价格太吓人" also matches "价格吓人", "price is
+  // really high" "price is high". The text is matched once more without them and each concept
+  // keeps the larger count (so a phrase that spells the adverb out still matches as written).
+  std::vector<Token> plain;
+  uint8_t skipped_gap = 0;  // the strongest separation among the adverbs just dropped
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    size_t skip = 0;
+    if (std::binary_search(filler_.begin(), filler_.end(), tokens[i].id)) {
+      skip = 1;
+    } else if (i + 1 < tokens.size() && tokens[i + 1].gap == 0 &&
+               std::binary_search(filler_pairs_.begin(), filler_pairs_.end(),
+                                  std::make_pair(tokens[i].id, tokens[i + 1].id))) {
+      skip = 2;
+    }
+    if (skip == 0) {
+      plain.push_back(tokens[i]);
+      plain.back().gap = std::max(plain.back().gap, skipped_gap);
+      skipped_gap = 0;
+      continue;
+    }
+    skipped_gap = std::max(skipped_gap, tokens[i].gap);
+    i += skip - 1;
+  }
+  if (plain.size() == tokens.size()) return;
+  std::vector<uint32_t> more(concepts_.size(), 0);
+  MatchExact(plain, &more);
+  for (size_t c = 0; c < more.size(); ++c) (*tf)[c] = std::max((*tf)[c], more[c]);
+}
+
+void Lexicon::MatchExact(const std::vector<Token>& tokens, std::vector<uint32_t>* tf) const {
   constexpr size_t kNone = std::numeric_limits<size_t>::max();
   std::vector<size_t> covered_until(concepts_.size(), 0);
   std::vector<size_t> match_start(concepts_.size(), kNone);

@@ -105,7 +105,9 @@ class Lexicon {
 
   // Adds to (*tf)[c] the number of non-overlapping matches of concept c's phrases in
   // `tokens`; tf must have size() entries. Phrases match contiguous tokens that are
-  // not separated by a hard boundary.
+  // not separated by a hard boundary. Degree adverbs (太 很 有点 ... very quite ...,
+  // kFillers in lexicon.cpp) are optional: the text is matched once more without them
+  // and each concept keeps the larger count ("价格太吓人" matches "价格吓人").
   void Match(const std::vector<Token>& tokens, std::vector<uint32_t>* tf) const;
 
   // Soft concept evidence: every cue of `tokens` (a non-stop word or CJK
@@ -124,6 +126,7 @@ class Lexicon {
     }
   };
   uint32_t Child(uint32_t node, uint64_t token) const;
+  void MatchExact(const std::vector<Token>& tokens, std::vector<uint32_t>* tf) const;
   void BuildCues(std::vector<std::pair<uint64_t, uint32_t>>* uses);
 
   std::vector<std::string> concepts_;
@@ -134,6 +137,8 @@ class Lexicon {
   // Token id -> (concept, cue weight), built by Parse from the phrases.
   std::unordered_map<uint64_t, std::vector<std::pair<uint32_t, double>>> cues_;
   std::vector<uint64_t> generic_cues_;  // sorted token ids that are never cues
+  std::vector<uint64_t> filler_;        // sorted ids of one-token degree adverbs (太, very)
+  std::vector<std::pair<uint64_t, uint64_t>> filler_pairs_;  // sorted two-character ones (有点)
 };
 
 }  // namespace playbook::models::internal

@@ -84,7 +84,7 @@ TEST(LexicalEmbedder, DeterministicAcrossInstances) {
 }
 
 TEST(LexicalEmbedder, FixedTextHasFixedVector) {
-  // Guards against accidental algorithm changes that keep the name "lexical-v1":
+  // Guards against accidental algorithm changes that keep the name "lexical-v2":
   // changing these numbers requires bumping the version in Name().
   auto e = Make(32, "price_high\t太贵|too expensive\n");
   ASSERT_NE(e, nullptr);
@@ -259,6 +259,25 @@ TEST(LexicalEmbedder, PhrasesDoNotCrossPunctuation) {
   EXPECT_LT(Cos(*e, "太,贵", "太贵"), 0.7);
 }
 
+TEST(LexicalEmbedder, DegreeAdverbsDoNotBreakAPhrase) {
+  // "价格太吓人" states the phrase "价格吓人" with an intensifier inside; so does
+  // "price is very high". Without a phrase match they share no concept at all.
+  auto e = Make(384, "price_high\t价格吓人|price is high|有点贵\nother\t价格有点高\n");
+  ASSERT_NE(e, nullptr);
+  const auto has = [&](std::string_view text, const char* concept_id) {
+    const auto got = e->Concepts(text);
+    return std::find(got.begin(), got.end(), concept_id) != got.end();
+  };
+  EXPECT_TRUE(has("李经理说价格太吓人了", "price_high"));
+  EXPECT_TRUE(has("价格有点吓人", "price_high"));         // a two-character adverb
+  EXPECT_TRUE(has("the price is very high", "price_high"));
+  EXPECT_TRUE(has("有点贵", "price_high"));               // a phrase spelling the adverb out
+  EXPECT_TRUE(has("价格有点高", "other"));
+  EXPECT_FALSE(has("价格太,吓人", "price_high"));          // still no match across punctuation
+  EXPECT_FALSE(has("价格不吓人", "price_high"));           // only degree adverbs are skipped
+  EXPECT_GT(Cos(*e, "价格太吓人", "价格吓人"), 0.6);
+}
+
 TEST(LexicalEmbedder, MalformedLexiconLinesAreRejectedWithTheLine) {
   struct Case {
     std::string text;
@@ -316,9 +335,9 @@ TEST(LexicalEmbedder, NameTracksDimensionAndLexicon) {
   auto c = Make(384, std::string(DefaultLexicon()) + "\nextra_concept\tsome phrase\n");
   auto d = Make(384);
   ASSERT_TRUE(a && b && c && d);
-  EXPECT_EQ(a->Name().rfind("lexical-v1/d384/lex-", 0), 0u) << a->Name();
-  EXPECT_EQ(a->Name().size(), std::string("lexical-v1/d384/lex-").size() + 8);
-  EXPECT_EQ(b->Name().rfind("lexical-v1/d256/lex-", 0), 0u) << b->Name();
+  EXPECT_EQ(a->Name().rfind("lexical-v2/d384/lex-", 0), 0u) << a->Name();
+  EXPECT_EQ(a->Name().size(), std::string("lexical-v2/d384/lex-").size() + 8);
+  EXPECT_EQ(b->Name().rfind("lexical-v2/d256/lex-", 0), 0u) << b->Name();
   EXPECT_NE(a->Name(), c->Name());
   EXPECT_EQ(a->Name(), d->Name());
   EXPECT_EQ(a->Name().substr(a->Name().size() - 8), b->Name().substr(b->Name().size() - 8));

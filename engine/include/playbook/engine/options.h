@@ -50,7 +50,7 @@ struct RankingOptions {
   double explore_band = 0.02;
   // Added to the similarity of assets in the rep's language (lead.language,
   // else the context's script): they come first among equally relevant ones.
-  double language_bonus = 0.08;
+  double language_bonus = 0.12;
   // Effectiveness = use_weight * P(used | shown) + win_weight * P(won | used,
   // closed) + advance_weight * P(advanced | used) - dismiss_weight * P(dismissed | shown),
   // each a Beta posterior smoothed toward the stage's average.
