@@ -35,7 +35,7 @@ struct Query {
 struct Metrics {
   int n = 0;
   double top1 = 0, top3 = 0, mrr = 0;  // fractions / mean
-  std::vector<std::string> misses;     // queries without a relevant asset in the top 3
+  std::vector<std::string> misses;     // dev queries without a relevant asset in the top 3
 };
 
 std::vector<nlohmann::json> ReadJsonl(const std::string& path) {
@@ -128,7 +128,7 @@ std::map<std::string, Metrics> Evaluate(const LocalEmbedder& e, const std::vecto
       if (rank == 1) x.top1 += 1;
       if (rank >= 1 && rank <= 3) {
         x.top3 += 1;
-      } else if (key == q.language) {
+      } else if (key == q.language && q.split == "dev") {  // held-out misses are measured, never shown
         std::ostringstream miss;
         miss << "[" << q.split << "] " << q.text << "  -> rank " << rank << "; got "
              << assets[scored[0].second].id << ", " << assets[scored[1].second].id << ", "
