@@ -48,6 +48,7 @@ class EngineImpl final : public Engine {
   Result<Recommendation> Recommend(const RecommendRequest& request) override;
   AssetStageStats GetStats(const std::string& asset_id, const std::string& stage) const override;
   Result<AssetReport> ReportAssets(const ReportQuery& query) override;
+  Result<std::vector<TrendBucket>> ReportTrend(const ReportQuery& query, uint32_t bucket_days) override;
   Result<DismissalReport> ReportDismissals(const ReportQuery& query) override;
   Result<std::vector<RepReportRow>> ReportReps(const ReportQuery& query) override;
   Result<std::vector<FunnelReportRow>> ReportFunnel(const ReportQuery& query) override;

@@ -130,6 +130,25 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
   return report;
 }
 
+Result<std::vector<TrendBucket>> EngineImpl::ReportTrend(const ReportQuery& q, uint32_t bucket_days) {
+  constexpr int64_t kDay = 86400000;
+  if (bucket_days == 0) return Status::InvalidArgument("bucket_days", "at least 1");
+  if (q.to_ms < q.from_ms) return Status::InvalidArgument("to", "before from");
+  const int64_t first = q.from_ms / kDay * kDay, end = q.to_ms / kDay * kDay + kDay;  // [first, end)
+  std::vector<TrendBucket> out;
+  for (int64_t start = first; start < end; start += int64_t(bucket_days) * kDay) {
+    ReportQuery b = q;
+    b.from_ms = start;
+    b.to_ms = std::min(end, start + int64_t(bucket_days) * kDay) - 1;
+    b.sort = "used";
+    b.limit = 0;  // the totals only: no catalog reads unless filtered by type
+    auto report = ReportAssets(b);
+    if (!report.ok()) return report.status();
+    out.push_back({b.from_ms, b.to_ms, report.value().matching, std::move(report.value().totals)});
+  }
+  return out;
+}
+
 Result<UnusedReport> EngineImpl::ReportUnused(const ReportQuery& q, uint64_t rarely_shown_min, double rarely_rate) {
   ReportQuery all = q;
   all.type.clear();

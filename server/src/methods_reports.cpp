@@ -11,12 +11,9 @@ namespace {
 
 json Optional(const std::optional<double>& v) { return v ? json(*v) : json(); }
 
-json RowJson(const AssetReportRow& r) {
-  return json{{"asset_id", r.asset_id},
-              {"title", r.title},
-              {"type", r.type},
-              {"deleted", r.deleted},
-              {"shown", r.shown},
+// The counts of a row, of the totals and of a trend bucket (AssetCounts in clients/js).
+json CountsJson(const AssetReportRow& r) {
+  return json{{"shown", r.shown},
               {"used", r.used},
               {"usage_rate", r.usage_rate},
               {"viewed", r.viewed},
@@ -24,9 +21,18 @@ json RowJson(const AssetReportRow& r) {
               {"won", r.won},
               {"lost", r.lost},
               {"win_rate", Optional(r.win_rate)},
-              {"lift", Optional(r.lift)},
-              {"influenced_revenue", r.influenced_revenue},
-              {"last_used", r.last_used ? json(*r.last_used) : json()}};
+              {"influenced_revenue", r.influenced_revenue}};
+}
+
+json RowJson(const AssetReportRow& r) {
+  json out = CountsJson(r);
+  out["asset_id"] = r.asset_id;
+  out["title"] = r.title;
+  out["type"] = r.type;
+  out["deleted"] = r.deleted;
+  out["lift"] = Optional(r.lift);
+  out["last_used"] = r.last_used ? json(*r.last_used) : json();
+  return out;
 }
 
 json IntervalJson(const std::optional<Interval>& ci) { return ci ? json::array({ci->lo, ci->hi}) : json(); }
@@ -166,6 +172,22 @@ void AddReportMethods(Dispatcher& d, Engine& engine, Jobs& jobs) {
            return json{{"never_used", std::move(never)}, {"rarely_used", std::move(rarely)}};
          }});
 
+  d.Add({"reports.trend", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
+           auto req = ParseReportsTrend(params);
+           if (!req.ok()) return req.status();
+           auto buckets = engine.ReportTrend(req.value().query, req.value().bucket_days);
+           if (!buckets.ok()) return buckets.status();
+           json out = json::array();
+           for (const TrendBucket& b : buckets.value()) {
+             json x = CountsJson(b.totals);
+             x["from"] = b.from_ms;
+             x["to"] = b.to_ms;
+             x["assets"] = b.assets;
+             out.push_back(std::move(x));
+           }
+           return json{{"bucket_days", req.value().bucket_days}, {"buckets", std::move(out)}};
+         }});
+
   d.Add({"reports.dismissals", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
            auto q = ParseReportsDismissals(params);
            if (!q.ok()) return q.status();
@@ -188,19 +210,11 @@ void AddReportMethods(Dispatcher& d, Engine& engine, Jobs& jobs) {
            json rows = json::array();
            for (const AssetReportRow& row : rep.rows) rows.push_back(RowJson(row));
            const AssetReportRow& t = rep.totals;
-           json totals{{"assets", rep.matching},
-                       {"shown", t.shown},
-                       {"used", t.used},
-                       {"usage_rate", t.usage_rate},
-                       {"viewed", t.viewed},
-                       {"dismissed", t.dismissed},
-                       {"won", t.won},
-                       {"lost", t.lost},
-                       {"win_rate", Optional(t.win_rate)},
-                       {"influenced_revenue", t.influenced_revenue},
-                       {"leads_won", rep.leads_won},
-                       {"leads_lost", rep.leads_lost},
-                       {"leads_win_rate", Optional(rep.leads_win_rate)}};
+           json totals = CountsJson(t);
+           totals["assets"] = rep.matching;
+           totals["leads_won"] = rep.leads_won;
+           totals["leads_lost"] = rep.leads_lost;
+           totals["leads_win_rate"] = Optional(rep.leads_win_rate);
            return json{{"rows", std::move(rows)}, {"totals", std::move(totals)}};
          }});
 }

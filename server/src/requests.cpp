@@ -254,6 +254,37 @@ Result<UnusedRequest> ParseReportsUnused(const json& params) {
   return req;
 }
 
+Result<TrendRequest> ParseReportsTrend(const json& params) {
+  constexpr int64_t kDay = 86400000;
+  ParamReader r(params);
+  TrendRequest req;
+  for (const char* key : {"from", "to"}) {
+    if (r.ok() && !r.Has(key)) r.Fail(key, "required");
+  }
+  ReadWindow(r, &req.query);
+  req.query.stage = r.OptString("stage", 64).value_or("");
+  req.query.rep_id = r.OptString("rep_id", 256).value_or("");
+  req.query.type = r.OptString("type", 64).value_or("");
+  req.bucket_days = uint32_t(r.Int("bucket_days", 7, 1, 366));
+  if (r.ok() && req.query.to_ms < req.query.from_ms) r.Fail("to", "before from");
+  if (r.ok()) {
+    const int64_t days = req.query.to_ms / kDay - req.query.from_ms / kDay + 1;
+    const int64_t buckets = (days + req.bucket_days - 1) / req.bucket_days;
+    if (buckets > kMaxTrendBuckets) {
+      std::string why = "the window of ";
+      why += std::to_string(days);
+      why += " days would make ";
+      why += std::to_string(buckets);
+      why += " buckets; at most ";
+      why += std::to_string(kMaxTrendBuckets);
+      why += ": choose larger buckets or a shorter window";
+      r.Fail("bucket_days", std::move(why));
+    }
+  }
+  if (Status s = r.Finish(); !s.ok()) return s;
+  return req;
+}
+
 Result<ReportQuery> ParseReportsDismissals(const json& params) {
   ParamReader r(params);
   ReportQuery q;
@@ -339,6 +370,7 @@ const std::vector<Parser>& Table() {
       {"aggregates.rebuild", [](const json& p) { return Verdict(ParseAggregatesRebuild(p)); }},
       {"reports.assets", [](const json& p) { return Verdict(ParseReportsAssets(p)); }},
       {"reports.unused", [](const json& p) { return Verdict(ParseReportsUnused(p)); }},
+      {"reports.trend", [](const json& p) { return Verdict(ParseReportsTrend(p)); }},
       {"reports.dismissals", [](const json& p) { return Verdict(ParseReportsDismissals(p)); }},
       {"reports.funnel", [](const json& p) { return Verdict(ParseReportWindow(p)); }},
       {"reports.reps", [](const json& p) { return Verdict(ParseReportWindow(p)); }},

@@ -8,7 +8,6 @@
 (() => {
   const DAY = 86400000;
   const TOKEN_KEY = "playbook.dashboard.token";
-  const DEFAULT_STAGES = ["awareness", "interest", "consideration", "evaluation", "negotiation"];
   const MAX_TREND_BUCKETS = 26;
   const LIST_MAX = 40;
   const $ = (id) => document.getElementById(id);
@@ -243,6 +242,7 @@
     if (state.rpc) state.rpc.close();
     const rpc = new Rpc(token);
     state.rpc = rpc;
+    state.stagesAsked = null;
     document.body.dataset.state = "loading";
     setConn("off", "connecting…");
     try {
@@ -274,7 +274,7 @@
     const today = dayOf(Date.now());
     $("f-to").value = isoDay(today);
     $("f-from").value = isoDay(today - 83 * DAY);  // twelve whole weeks
-    fillSelect($("f-stage"), DEFAULT_STAGES, "all stages");
+    fillSelect($("f-stage"), [], "all stages");
   }
 
   function readFilters() {
@@ -314,17 +314,18 @@
     setStatus("loading…");
     const current = () => seq === state.seq;
     const parts = [
-      Promise.all([loadReport(f), loadCatalog(f)]).then(([report, catalog]) => {
+      Promise.all([loadReport(f), loadCatalog(f), loadStages()]).then(([report, catalog, stages]) => {
         if (!current()) return;
         state.rows = report.rows || [];
         state.totals = report.totals || {};
         state.catalog = catalog;
+        state.stages = stages;
         updateChoices();
         renderSummary();
         renderTable();
         renderScatter();
-        renderUnused();
       }),
+      loadUnused(f).then((u) => { if (current()) renderUnused(u); }),
       loadTrend(f).then((buckets) => { if (current()) renderTrend(buckets); }),
       loadDismissals(f).then((d) => { if (current()) renderDismissals(d); }),
       loadExperiment(f).then((x) => { if (current()) renderExperiment(x); }),
@@ -389,23 +390,36 @@
     return out;
   }
 
-  // One reports.assets call per week (or per few weeks on long ranges).
+  // The stages configured in the daemon ([funnel] stages), in funnel order:
+  // reports.funnel has one row per configured stage. Asked once per connection.
+  async function loadStages() {
+    if (!state.stagesAsked) {
+      state.stagesAsked = state.rpc.call("reports.funnel", { from: 0, to: 0 })
+        .then((res) => (res.stages || []).map((s) => String(s.stage)))
+        .catch((e) => { state.stagesAsked = null; throw e; });
+    }
+    return state.stagesAsked;
+  }
+
+  // One reports.trend call: weekly buckets (a few weeks each on long ranges).
   async function loadTrend(f) {
     const days = Math.round((f.to - f.from) / DAY) + 1;
     const weeks = Math.ceil(days / 7);
     const span = 7 * Math.ceil(weeks / MAX_TREND_BUCKETS);
-    const buckets = [];
-    for (let start = f.from; start <= f.to; start += span * DAY) {
-      buckets.push({ from: start, to: Math.min(start + (span - 1) * DAY, f.to), span });
-    }
-    await Promise.all(buckets.map(async (b) => {
-      const params = Object.assign({}, f, { from: b.from, to: b.to, limit: 1 });
-      const res = await state.rpc.call("reports.assets", params);
-      const t = res.totals || {};
-      b.used = Number(t.used) || 0;
-      b.shown = Number(t.shown) || 0;
+    const params = Object.assign({}, f, { bucket_days: span });
+    const res = await state.rpc.call("reports.trend", params);
+    return (res.buckets || []).map((b) => ({
+      from: Number(b.from), to: Number(b.to), span,
+      used: Number(b.used) || 0, shown: Number(b.shown) || 0,
     }));
-    return buckets;
+  }
+
+  // The server's definition of unused content (its min_shown and max_usage_rate defaults).
+  function loadUnused(f) {
+    const params = { from: f.from, to: f.to };
+    if (f.stage) params.stage = f.stage;
+    if (f.type) params.type = f.type;
+    return state.rpc.call("reports.unused", params);
   }
 
   // A report this daemon may not offer yet: null rather than the -32601 error.
@@ -429,10 +443,9 @@
   }
 
   function updateChoices() {
-    const stages = DEFAULT_STAGES.slice();
+    const stages = (state.stages || []).slice();
     const types = new Set();
     for (const a of state.catalog) {
-      for (const s of a.stages || []) if (!stages.includes(s)) stages.push(s);
       if (a.type) types.add(a.type);
     }
     for (const r of state.rows) if (r.type) types.add(r.type);
@@ -711,24 +724,14 @@
     return li;
   }
 
-  function renderUnused() {
+  // reports.unused as the server defines it: never_used split into shown and never shown.
+  function renderUnused(u) {
     const box = $("unused");
     box.textContent = "";
-    const f = state.filters;
-    const active = new Map(state.rows.map((r) => [r.asset_id, r]));
-    // 1. Shown in the range but never used.
-    const shownUnused = state.rows.filter((r) => !r.deleted && Number(r.used) === 0)
-      .sort((a, b) => b.shown - a.shown || collator.compare(String(a.title), String(b.title)));
-    // 2. Live assets with no activity at all in the range (never shown).
-    const idle = state.catalog.filter((a) => !active.has(a.id) && a.active !== false &&
-      (!f.stage || (a.stages || []).includes(f.stage)) && (!f.type || a.type === f.type))
-      .sort((a, b) => collator.compare(String(a.title), String(b.title)));
-    // 3. Shown often (at least the median and 5 times) but used at under half the overall rate.
-    const shownCounts = state.rows.map((r) => Number(r.shown) || 0).sort((a, b) => a - b);
-    const median = shownCounts.length ? shownCounts[Math.floor(shownCounts.length / 2)] : 0;
-    const overall = Number(state.totals.usage_rate) || 0;
-    const rare = state.rows.filter((r) => !r.deleted && Number(r.used) > 0 && r.shown >= Math.max(5, median) &&
-      r.usage_rate < overall / 2).sort((a, b) => a.usage_rate - b.usage_rate);
+    const never = u.never_used || [];
+    const shownUnused = never.filter((r) => Number(r.shown) > 0);
+    const idle = never.filter((r) => !(Number(r.shown) > 0));
+    const rare = u.rarely_used || [];
 
     const section = (heading, items, render) => {
       box.appendChild(el("div", "sublist-h", `${heading} (${items.length})`));
@@ -740,7 +743,7 @@
     };
     section("Shown, never used", shownUnused, (r) => listItem(String(r.title), `shown ${fmt.int(r.shown)} · used 0`));
     section("Shown often, rarely used", rare, (r) => listItem(String(r.title), `shown ${fmt.int(r.shown)} · used ${fmt.int(r.used)} (${fmt.pct(r.usage_rate)})`));
-    section("Never shown in this range", idle, (a) => listItem(String(a.title), a.type || ""));
+    section("Never shown in this range", idle, (r) => listItem(String(r.title), r.type || ""));
   }
 
   function renderDismissals(d) {

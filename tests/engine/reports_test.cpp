@@ -236,6 +236,65 @@ TEST_F(ReportsTest, FiltersByStageRepTypeAndWindow) {
   EXPECT_EQ(Row(day0, "B")->shown, 1u);  // the evaluation showing only
 }
 
+TEST_F(ReportsTest, TrendBucketsWholeDaysWithTheTotalsOfReportAssets) {
+  Open();
+  Seed();
+  ReportQuery q;
+  q.from_ms = d0_;                     // noon: the bucket starts at 00:00 UTC of its day
+  q.to_ms = DayStart(d0_) + 6 * kDay;  // seven days: buckets of 3, 3 and 1 days
+  auto r = engine_->ReportTrend(q, 3);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const std::vector<TrendBucket>& b = r.value();
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_EQ(b[0].from_ms, DayStart(d0_));
+  EXPECT_EQ(b[0].to_ms, DayStart(d0_) + 3 * kDay - 1);
+  EXPECT_EQ(b[1].from_ms, DayStart(d0_) + 3 * kDay);
+  EXPECT_EQ(b[2].from_ms, DayStart(d0_) + 6 * kDay);
+  EXPECT_EQ(b[2].to_ms, DayStart(d0_) + 7 * kDay - 1);
+  // Day 0: L1 and L2 (A, B, A, C shown; A and C used; A viewed and dismissed).
+  EXPECT_EQ(b[0].assets, 3u);
+  EXPECT_EQ(b[0].totals.shown, 4u);
+  EXPECT_EQ(b[0].totals.used, 2u);
+  EXPECT_EQ(b[0].totals.viewed, 1u);
+  EXPECT_EQ(b[0].totals.dismissed, 1u);
+  EXPECT_DOUBLE_EQ(b[0].totals.usage_rate, 0.5);
+  // Day 5: L3 (B shown, used, won).
+  EXPECT_EQ(b[1].assets, 1u);
+  EXPECT_EQ(b[1].totals.shown, 1u);
+  EXPECT_EQ(b[1].totals.used, 1u);
+  EXPECT_EQ(b[1].totals.won, 1u);
+  EXPECT_EQ(b[1].totals.lost, 0u);
+  EXPECT_EQ(b[2].assets, 0u);
+  EXPECT_EQ(b[2].totals.shown, 0u);
+  EXPECT_EQ(b[2].totals.usage_rate, 0.0);
+  // Each bucket holds what reports.assets says of its days.
+  for (const TrendBucket& x : b) {
+    ReportQuery w;
+    w.from_ms = x.from_ms;
+    w.to_ms = x.to_ms;
+    const AssetReportRow t = engine_->ReportAssets(w).value().totals;
+    EXPECT_EQ(x.totals.won, t.won);
+    EXPECT_EQ(x.totals.lost, t.lost);
+    EXPECT_EQ(x.totals.used, t.used);
+  }
+  // Filters as in reports.assets.
+  q.type = "roi_calculator";
+  auto roi = engine_->ReportTrend(q, 7).value();
+  ASSERT_EQ(roi.size(), 1u);
+  EXPECT_EQ(roi[0].totals.shown, 2u);  // B, day 0 and day 5
+  EXPECT_EQ(roi[0].totals.used, 1u);
+  q.type.clear();
+  q.rep_id = "r2";
+  auto r2 = engine_->ReportTrend(q, 7).value();
+  EXPECT_EQ(r2[0].totals.shown, 2u);
+  EXPECT_EQ(r2[0].totals.used, 1u);
+  q.rep_id.clear();
+  q.stage = "nope";
+  EXPECT_EQ(engine_->ReportTrend(q, 7).status().field(), "stage");
+  q.stage.clear();
+  EXPECT_EQ(engine_->ReportTrend(q, 0).status().field(), "bucket_days");
+}
+
 TEST_F(ReportsTest, UnusedContentIncludesAssetsNeverShown) {
   Open();
   Seed();

@@ -33,6 +33,7 @@ using namespace std::chrono_literals;
 
 constexpr const char* kCrmToken = "crm-token-dash-0123456789";
 constexpr const char* kMarketingToken = "marketing-token-dash-0123456789";
+constexpr const char* kAdminToken = "admin-token-dash-0123456789ab";
 
 const char* const kZhTitle = "制造业客户案例：六个月降低三成采购成本";
 
@@ -46,10 +47,26 @@ constexpr int kDocsHeight = 2480;
 constexpr auto kRenderDeadline = 30s;
 
 // The holdout at a half, with a salt that puts dash-lead-1 in the treatment
-// arm and dash-lead-2 in the holdout (AssignmentPoint: 0.54 and 0.06).
+// arm and dash-lead-2 in the holdout (AssignmentPoint: 0.54 and 0.06). A
+// funnel with a stage of its own ("renewal"), which the page must offer.
 std::string TokensConfig() {
-  return std::string("[experiment]\nholdout_fraction = 0.5\nsalt = \"dash-2\"\n[[auth.tokens]]\nrole = \"crm\"\ntoken = \"") + kCrmToken +
-         "\"\n[[auth.tokens]]\nrole = \"marketing\"\ntoken = \"" + kMarketingToken + "\"\n";
+  std::string c = "[funnel]\nstages = [\"awareness\", \"interest\", \"consideration\", \"evaluation\", ";
+  c += "\"negotiation\", \"renewal\"]\n";
+  c += "[experiment]\nholdout_fraction = 0.5\nsalt = \"dash-2\"\n[[auth.tokens]]\nrole = \"crm\"\ntoken = \"";
+  c += kCrmToken;
+  c += "\"\n[[auth.tokens]]\nrole = \"marketing\"\ntoken = \"";
+  c += kMarketingToken;
+  c += "\"\n[[auth.tokens]]\nrole = \"admin\"\ntoken = \"";
+  c += kAdminToken;
+  c += "\"\n";
+  return c;
+}
+
+// How many calls of `method` the daemon has answered (server.stats).
+int64_t Calls(TestClient& admin, const std::string& method) {
+  json stats = admin.Call("server.stats");
+  const json& n = stats["result"]["requests"];
+  return n.contains(method) ? n[method].get<int64_t>() : 0;
 }
 
 // The page's body data-state, and its whole DOM.
@@ -255,10 +272,20 @@ TEST_F(Dashboard, BrowserShowsTheSeededNumbersWithoutErrors) {
          {{"event_id", "d6"}, {"type", "lost"}, {"lead_id", "dash-lead-2"}}}}});
   ASSERT_EQ(fb["result"]["accepted"], 6) << fb.dump();
 
+  TestClient admin(daemon_->ws_url(), kAdminToken);
+  const int64_t trend_calls = Calls(admin, "reports.trend"), asset_calls = Calls(admin, "reports.assets");
   ASSERT_TRUE(Render(browser, PageUrl(std::string("#token=") + kMarketingToken)));
   ASSERT_EQ(State(browser), "ready") << Dom(browser).substr(0, 4000) << browser.Diagnostics();
   const std::string dom = Dom(browser);
   ASSERT_FALSE(dom.empty()) << browser.Diagnostics();
+  // One reports.trend call per refresh (not one reports.assets call per week):
+  // as many trend calls as table loads.
+  const int64_t trends = Calls(admin, "reports.trend") - trend_calls;
+  EXPECT_GE(trends, 1);
+  EXPECT_EQ(Calls(admin, "reports.assets") - asset_calls, trends);
+  // The stage choices are the daemon's [funnel] stages.
+  const std::string stages = Between(dom, "<select id=\"f-stage\"", "</select>");
+  EXPECT_NE(stages.find("<option value=\"renewal\">renewal</option>"), std::string::npos) << stages;
 
   // Nothing logged as an error by the browser: script errors, console.error,
   // failed loads, CSP violations.
@@ -303,6 +330,25 @@ TEST_F(Dashboard, BrowserShowsTheSeededNumbersWithoutErrors) {
   // dismissals show the reason, or say the report is not available.
   const std::string unused = Between(dom, "<div id=\"unused\"", "</ul>");
   EXPECT_NE(unused.find("Competitor comparison vs Acme"), std::string::npos) << unused;
+  // The daemon's definition: every never_used and rarely_used asset of
+  // reports.unused over the page's range, and the counts on the headings.
+  {
+    json u = marketing.Call("reports.unused", {{"from", 0}});
+    ASSERT_TRUE(u.contains("result")) << u;
+    const std::string box = Between(dom, "<div id=\"unused\"", "</section>");
+    size_t shown_never = 0, never_shown = 0;
+    for (const json& r : u["result"]["never_used"]) {
+      EXPECT_NE(box.find(r["title"].get<std::string>()), std::string::npos) << r << box;
+      ++(r["shown"].get<int64_t>() > 0 ? shown_never : never_shown);
+    }
+    for (const json& r : u["result"]["rarely_used"]) {
+      EXPECT_NE(box.find(r["title"].get<std::string>()), std::string::npos) << r << box;
+    }
+    EXPECT_NE(box.find("Shown, never used (" + std::to_string(shown_never) + ")"), std::string::npos) << box;
+    EXPECT_NE(box.find("Shown often, rarely used (" + std::to_string(u["result"]["rarely_used"].size()) + ")"),
+              std::string::npos) << box;
+    EXPECT_NE(box.find("Never shown in this range (" + std::to_string(never_shown) + ")"), std::string::npos) << box;
+  }
   const std::string scatter = Between(dom, "<div id=\"scatter\"", "</svg>");
   size_t dots = 0;
   for (size_t at = scatter.find("data-asset=\""); at != std::string::npos;
@@ -310,7 +356,7 @@ TEST_F(Dashboard, BrowserShowsTheSeededNumbersWithoutErrors) {
     ++dots;
   }
   EXPECT_EQ(dots, 3u) << scatter;
-  EXPECT_NE(dom.find("used 2, shown 6"), std::string::npos) << "trend bars";
+  EXPECT_NE(dom.find("used 2, shown 6"), std::string::npos) << "trend bars: " << Between(dom, "<div id=\"trend\"", "</svg>");
   const std::string dismissals = Between(dom, "<div id=\"dismissals\"", "</section>");
   EXPECT_TRUE(dismissals.find("too long") != std::string::npos ||
               dismissals.find("Not available") != std::string::npos)

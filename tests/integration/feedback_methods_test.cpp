@@ -164,6 +164,30 @@ TEST_F(FeedbackMethods, ReportsAssetsCountsWhatTheClientSent) {
   EXPECT_EQ(report["result"]["totals"]["leads_won"], 1);
   EXPECT_EQ(ErrorField(admin.Call("reports.assets", {{"sort", "colour"}})), "sort");
   EXPECT_EQ(ErrorField(admin.Call("reports.assets", {{"stage", "closing"}})), "stage");
+
+  // reports.trend: the same totals per bucket, in one call.
+  constexpr int64_t kDay = 86400000;
+  const int64_t today = row["last_used"].get<int64_t>() / kDay * kDay;
+  EXPECT_EQ(ErrorCode(crm_->Call("reports.trend", {{"from", today}, {"to", today}})), -32001);
+  json trend = admin.Call("reports.trend", {{"from", today - 13 * kDay}, {"to", today + 5}, {"bucket_days", 7}});
+  ASSERT_TRUE(trend.contains("result")) << trend;
+  EXPECT_EQ(trend["result"]["bucket_days"], 7);
+  const json& buckets = trend["result"]["buckets"];
+  ASSERT_EQ(buckets.size(), 2u) << trend;
+  EXPECT_EQ(buckets[0]["from"], today - 13 * kDay);
+  EXPECT_EQ(buckets[0]["used"], 0);
+  EXPECT_EQ(buckets[1]["from"], today - 6 * kDay);
+  EXPECT_EQ(buckets[1]["to"], today + kDay - 1);
+  json week = admin.Call("reports.assets", {{"from", today - 6 * kDay}, {"to", today}});
+  const json& t = week["result"]["totals"];
+  EXPECT_EQ(buckets[1]["assets"], t["assets"]) << trend << week;
+  EXPECT_EQ(buckets[1]["shown"], t["shown"]);
+  EXPECT_EQ(buckets[1]["used"], 1);
+  EXPECT_EQ(buckets[1]["usage_rate"], t["usage_rate"]);
+  EXPECT_EQ(buckets[1]["won"], 1);
+  EXPECT_EQ(ErrorField(admin.Call("reports.trend", {{"from", 0}, {"to", today}, {"bucket_days", 1}})), "bucket_days");
+  EXPECT_EQ(ErrorField(admin.Call("reports.trend", {{"to", today}})), "from");
+  EXPECT_EQ(ErrorField(admin.Call("reports.trend", {{"from", today}, {"to", today}, {"stage", "closing"}})), "stage");
 }
 
 }  // namespace

@@ -218,12 +218,32 @@ TEST(Requests, ReportsExperimentTakesAWindowAndABreakdown) {
   EXPECT_EQ(FieldOf(ParseReportsExperiment(json{{"arm", "holdout"}})), "arm");
 }
 
+TEST(Requests, ReportsTrendNeedsAWindowAndCapsTheBuckets) {
+  constexpr int64_t kDay = 86400000;
+  auto q = ParseReportsTrend(json{{"from", 10 * kDay + 5}, {"to", 20 * kDay}, {"bucket_days", 3}, {"type", "case_study"}});
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q.value().bucket_days, 3u);
+  EXPECT_EQ(q.value().query.from_ms, 10 * kDay + 5);
+  EXPECT_EQ(q.value().query.type, "case_study");
+  EXPECT_EQ(ParseReportsTrend(json{{"from", 0}, {"to", 0}}).value().bucket_days, 7u);
+  EXPECT_EQ(FieldOf(ParseReportsTrend(json{{"to", kDay}})), "from");
+  EXPECT_EQ(FieldOf(ParseReportsTrend(json{{"from", 0}})), "to");
+  EXPECT_EQ(FieldOf(ParseReportsTrend(json{{"from", 2 * kDay}, {"to", kDay}})), "to");
+  EXPECT_EQ(FieldOf(ParseReportsTrend(json{{"from", 0}, {"to", kDay}, {"bucket_days", 0}})), "bucket_days");
+  EXPECT_EQ(FieldOf(ParseReportsTrend(json{{"from", 0}, {"to", kDay}, {"bucket_days", 367}})), "bucket_days");
+  EXPECT_EQ(FieldOf(ParseReportsTrend(json{{"from", 0}, {"to", kDay}, {"bucket_days", "7"}})), "bucket_days");
+  // 366 daily buckets are fine, 367 are not.
+  EXPECT_TRUE(ParseReportsTrend(json{{"from", 0}, {"to", 365 * kDay}, {"bucket_days", 1}}).ok());
+  EXPECT_EQ(FieldOf(ParseReportsTrend(json{{"from", 0}, {"to", 366 * kDay}, {"bucket_days", 1}})), "bucket_days");
+  EXPECT_EQ(FieldOf(ParseReportsTrend(json{{"from", 0}, {"to", kDay}, {"limit", 5}})), "limit");
+}
+
 TEST(Requests, EveryMethodHasAParserAndUnknownOnesAreNotFound) {
   const std::vector<std::string> names = ParsedMethods();
   for (const char* m : {"recommend", "feedback.record", "leads.get", "assets.upsert", "assets.get",
                         "assets.delete", "assets.list", "assets.search", "index.status", "index.rebuild",
                         "aggregates.rebuild", "reports.assets", "reports.unused", "reports.dismissals",
-                        "reports.funnel", "reports.reps", "reports.experiment", "server.stats", "server.backup"}) {
+                        "reports.funnel", "reports.reps", "reports.experiment", "reports.trend", "server.stats", "server.backup"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), m), names.end()) << m;
   }
   EXPECT_TRUE(CheckParams("index.status", json::object()).ok());

@@ -234,6 +234,7 @@ export class PlaybookClient {
   readonly reports = {
     assets: ((p, o) => this.call("reports.assets", p ?? {}, o)) as OptFn<"reports.assets">,
     unused: ((p, o) => this.call("reports.unused", p ?? {}, o)) as OptFn<"reports.unused">,
+    trend: ((p, o) => this.call("reports.trend", p, o)) as Fn<"reports.trend">,
     reps: ((p, o) => this.call("reports.reps", p ?? {}, o)) as OptFn<"reports.reps">,
     funnel: ((p, o) => this.call("reports.funnel", p ?? {}, o)) as OptFn<"reports.funnel">,
     experiment: ((p, o) => this.call("reports.experiment", p ?? {}, o)) as OptFn<"reports.experiment">,

@@ -273,6 +273,32 @@ export interface ReportsUnusedResult {
   rarely_used: AssetRow[];
 }
 
+export interface ReportsTrendParams {
+  /** Required: whole UTC days from the day of `from` through the day of `to`. */
+  from: TimestampMs;
+  to: TimestampMs;
+  /** 1..366, default 7; at most 366 buckets. */
+  bucket_days?: number;
+  stage?: Stage;
+  rep_id?: string;
+  type?: string;
+}
+
+/** One bucket: reports.assets' totals over its days. */
+export interface TrendBucket extends AssetCounts {
+  /** 00:00 UTC of the first day. */
+  from: TimestampMs;
+  /** The last millisecond of the last day. */
+  to: TimestampMs;
+  /** Assets with activity in the bucket. */
+  assets: number;
+}
+
+export interface ReportsTrendResult {
+  bucket_days: number;
+  buckets: TrendBucket[];
+}
+
 export type ReportsRepsParams = ReportWindow;
 
 export interface RepRow {
@@ -454,6 +480,7 @@ export interface MethodTypes {
   "assets.search": [AssetsSearchParams, AssetsSearchResult];
   "reports.assets": [ReportsAssetsParams, ReportsAssetsResult];
   "reports.unused": [ReportsUnusedParams, ReportsUnusedResult];
+  "reports.trend": [ReportsTrendParams, ReportsTrendResult];
   "reports.reps": [ReportsRepsParams, ReportsRepsResult];
   "reports.funnel": [ReportsFunnelParams, ReportsFunnelResult];
   "reports.experiment": [ReportsExperimentParams, ReportsExperimentResult];
@@ -516,6 +543,9 @@ export const METHODS: { readonly [M in Method]: MethodSpec<M> } = {
   "reports.unused": spec<"reports.unused">("marketing",
     keys<ReportsUnusedParams>()("from", "to", "stage", "type", "min_shown", "max_usage_rate"),
     keys<ReportsUnusedResult>()("never_used", "rarely_used")),
+  "reports.trend": spec<"reports.trend">("marketing",
+    keys<ReportsTrendParams>()("from", "to", "bucket_days", "stage", "rep_id", "type"),
+    keys<ReportsTrendResult>()("bucket_days", "buckets")),
   "reports.reps": spec<"reports.reps">("marketing", keys<ReportsRepsParams>()("from", "to"),
     keys<ReportsRepsResult>()("rows")),
   "reports.funnel": spec<"reports.funnel">("marketing", keys<ReportsFunnelParams>()("from", "to"),

@@ -142,6 +142,7 @@ export class PlaybookClient {
     reports = {
         assets: ((p, o) => this.call("reports.assets", p ?? {}, o)),
         unused: ((p, o) => this.call("reports.unused", p ?? {}, o)),
+        trend: ((p, o) => this.call("reports.trend", p, o)),
         reps: ((p, o) => this.call("reports.reps", p ?? {}, o)),
         funnel: ((p, o) => this.call("reports.funnel", p ?? {}, o)),
         experiment: ((p, o) => this.call("reports.experiment", p ?? {}, o)),

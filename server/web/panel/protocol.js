@@ -20,6 +20,7 @@ export const METHODS = {
     "assets.search": spec("marketing", keys()("stage", "query", "vector", "k", "filter", "exclude_ids"), keys()("items")),
     "reports.assets": spec("marketing", keys()("from", "to", "stage", "rep_id", "type", "sort", "limit"), keys()("rows", "totals")),
     "reports.unused": spec("marketing", keys()("from", "to", "stage", "type", "min_shown", "max_usage_rate"), keys()("never_used", "rarely_used")),
+    "reports.trend": spec("marketing", keys()("from", "to", "bucket_days", "stage", "rep_id", "type"), keys()("bucket_days", "buckets")),
     "reports.reps": spec("marketing", keys()("from", "to"), keys()("rows")),
     "reports.funnel": spec("marketing", keys()("from", "to"), keys()("stages")),
     "reports.experiment": spec("marketing", keys()("from", "to", "by"), keys()("from", "to", "holdout_fraction", "arms", "difference", "conclusive", "closed_leads_needed", "note", "method", "by", "groups")),

@@ -123,6 +123,10 @@ class Engine {
   // as events arrive (never a scan of raw events). InvalidArgument for an
   // unknown stage or sort column.
   virtual Result<AssetReport> ReportAssets(const ReportQuery& query) = 0;
+  // The totals of ReportAssets (query.from_ms, to_ms, stage, rep_id, type) per
+  // bucket of bucket_days whole UTC days from the day of from_ms, in order;
+  // one pass over the same aggregates. InvalidArgument as ReportAssets.
+  virtual Result<std::vector<TrendBucket>> ReportTrend(const ReportQuery& query, uint32_t bucket_days) = 0;
   // The reasons reps gave for dismissals, overall and per asset (uses
   // query.from_ms, to_ms and stage).
   virtual Result<DismissalReport> ReportDismissals(const ReportQuery& query) = 0;

@@ -209,6 +209,14 @@ struct UnusedReport {
   std::vector<AssetReportRow> rarely_used;
 };
 
+// One bucket of a usage trend: bucket_days whole UTC days from from_ms (the
+// last bucket ends at the window's last day), with the report.assets totals.
+struct TrendBucket {
+  int64_t from_ms = 0, to_ms = 0;  // 00:00 UTC of the first day, 23:59:59.999 of the last
+  uint64_t assets = 0;             // assets with activity in the bucket
+  AssetReportRow totals;           // the counts and rates of AssetReport::totals (no id or title)
+};
+
 struct RepReportRow {
   std::string rep_id;
   uint64_t shown = 0;  // items recommended to the rep

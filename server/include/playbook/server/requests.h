@@ -49,6 +49,13 @@ struct AssetsSearchRequest {
   size_t k = 10;
 };
 
+// reports.trend: the reports.assets filters over [from, to] in buckets.
+struct TrendRequest {
+  ReportQuery query;
+  uint32_t bucket_days = 7;
+};
+constexpr int64_t kMaxTrendBuckets = 366;
+
 struct UnusedRequest {
   ReportQuery query;
   uint64_t min_shown = 10;
@@ -92,6 +99,9 @@ Result<AssetsSearchRequest> ParseAssetsSearch(const json& params);
 Result<ReportQuery> ParseReportWindow(const json& params);
 Result<ReportQuery> ParseReportsAssets(const json& params);
 Result<UnusedRequest> ParseReportsUnused(const json& params);
+// reports.trend: {"from", "to", "bucket_days"?: 1..366, "stage"?, "rep_id"?, "type"?};
+// at most kMaxTrendBuckets buckets.
+Result<TrendRequest> ParseReportsTrend(const json& params);
 Result<ReportQuery> ParseReportsDismissals(const json& params);
 // reports.experiment: {"from"?, "to"?, "by"?: "stage" | "rep"}.
 Result<ExperimentQuery> ParseReportsExperiment(const json& params);
