@@ -57,7 +57,7 @@ void Event(std::string_view in) {
   if (!pb::DecodeEvent(in, &e)) return;
   (void)pb::EventTypeName(e.type);
   const std::string out = pb::EncodeEvent(e);
-  if (uint8_t(in[0]) == 2) Check(out == in);  // the current format is canonical
+  if (uint8_t(in[0]) == 3) Check(out == in);  // the current format (3: the arm) is canonical
   pb::Event again;
   Check(pb::DecodeEvent(out, &again) && pb::EncodeEvent(again) == out);
 }
@@ -201,10 +201,19 @@ void WriteSeeds(const std::string& dir) {
   dismissed.type = pb::EventType::kDismissed;
   dismissed.reason = "已经发过了";
   dismissed.topic.clear();
-  std::string v1 = pb::EncodeEvent(dismissed);  // format 1: no topic
+  std::string v1 = pb::EncodeEvent(dismissed);  // format 1: no topic (and no arm)
   v1[0] = 1;
+  v1.erase(v1.size() - 17, 1);
   v1.erase(v1.size() - 20, 4);
   put("event_dismissed_v1", 2, v1);
+  std::string v2 = pb::EncodeEvent(used);  // format 2: no arm
+  v2[0] = 2;
+  v2.erase(v2.size() - 17, 1);
+  put("event_used_v2", 2, v2);
+  pb::Event holdout = used;
+  holdout.event_id = "evt-0003";
+  holdout.arm = pb::Arm::kHoldout;
+  put("event_used_holdout", 2, pb::EncodeEvent(holdout));
   pb::LeadState lead;
   lead.stage = "negotiation";
   lead.topic = "pricing";
