@@ -323,7 +323,7 @@ void FeedbackStore::SaverLoop() {
       next = next_seq_;
     }
     const uint64_t unsaved = next - saved_seq_;
-    if (unsaved == 0 || reaggregating_) continue;
+    if (unsaved == 0 || reaggregating_ || saver_paused_) continue;
     if (unsaved < kSaveEvents && std::chrono::steady_clock::now() - last < std::chrono::seconds(kSaveSeconds)) continue;
     lock.unlock();
     (void)SaveAggregates();  // a failed write marks the storage failing; the next save retries

@@ -98,6 +98,9 @@ class FeedbackStore {
   uint64_t SavedThrough() const { return saved_seq_.load(); }
   // Tests: false leaves the counters unsaved at Close, as a crash would.
   void SetSaveAtClose(bool save) { save_at_close_ = save; }
+  // Tests: true keeps the saver thread from saving (SaveAggregates still does),
+  // so that a test can hold the stored counters still however slow the machine.
+  void PauseSaver(bool paused) { saver_paused_ = paused; }
   // The saver thread saves when this many events are unsaved, or when any
   // are and this long has passed since the last save.
   static constexpr uint64_t kSaveEvents = 100000;
@@ -266,6 +269,7 @@ class FeedbackStore {
   std::mutex save_mu_;  // one save at a time
   std::atomic<uint64_t> saved_seq_{0};
   std::atomic<bool> save_at_close_{true};
+  std::atomic<bool> saver_paused_{false};
   std::mutex saver_mu_;
   std::condition_variable saver_cv_;
   bool saver_stopping_ = false;  // guarded by saver_mu_
