@@ -8,9 +8,10 @@
 //            class weight x (1 + ln tf) and signed-hashed into the slots;
 //   concept: per lexicon concept, (1 + ln tf) for phrase matches (Lexicon::Match) plus
 //            ln(1 + 0.2 x soft evidence), where soft evidence comes from words,
-//            characters and pairs of adjacent ones that the text shares with the
-//            concept's phrases (see Lexicon::SoftMatch): "退钱" leans towards the
-//            refund concept through "退" even though no phrase matches exactly.
+//            characters and pairs of adjacent CJK characters that the text
+//            shares with the concept's phrases (see Lexicon::SoftMatch): "退钱"
+//            leans towards the refund concept through "退" even though no phrase
+//            matches exactly.
 // Concepts get dedicated slots [0, concepts) when the lexicon is small next to
 // the dimension (4 x concepts <= dimension: the default 45 concepts at d384),
 // so concept evidence never collides with anything and lexical features hash
