@@ -3,8 +3,10 @@
 // engine (temporary data dir, built-in embedder, the default [ranking] config
 // apart from the exploration seed), every context is asked of recommend at its
 // stage, and the tool prints top-1 and top-3 hit rates (a relevant asset first
-// / among the first three) and the share of answers whose first item is in the
-// rep's language, per split group (dev, held-out) and language.
+// / among the first three), the mean reciprocal rank of the first relevant
+// item among the k (MRR, 0 when none; finer than the hit rates for tuning) and
+// the share of answers whose first item is in the rep's language, per split
+// group (dev, held-out) and language.
 //
 //   playbook-relevance [--seeds N] [--k K] [--no-explore] [--misses]
 //                      [--dev-only] [--ranking KEY=VALUE]... [--min-top3 X] [--min-lang-first Y]
@@ -131,7 +133,10 @@ LabelledSet Load(const std::string& assets_path, const std::string& contexts_pat
 
 struct Tally {
   int n = 0, top1 = 0, top3 = 0, lang_first = 0;
-  void Add(const Tally& o) { n += o.n, top1 += o.top1, top3 += o.top3, lang_first += o.lang_first; }
+  double rr = 0;  // sum of 1 / rank of the first relevant item (0 when none is in the k)
+  void Add(const Tally& o) {
+    n += o.n, top1 += o.top1, top3 += o.top3, lang_first += o.lang_first, rr += o.rr;
+  }
 };
 using Key = std::pair<std::string, std::string>;  // (group, language)
 
@@ -317,6 +322,12 @@ int main(int argc, char** argv) {
         t.n = 1;
         t.top1 = relevant(0);
         t.top3 = relevant(0) || relevant(1) || relevant(2);
+        for (size_t i = 0; i < items.size(); ++i) {
+          if (relevant(i)) {
+            t.rr = 1.0 / static_cast<double>(i + 1);
+            break;
+          }
+        }
         t.lang_first = !items.empty() && set.language.at(items[0].asset_id) == c.language;
         const Key key{c.dev() ? "dev" : "held-out", c.language};
         this_seed[key].Add(t);
@@ -344,8 +355,8 @@ int main(int argc, char** argv) {
     std::printf("  %s (%zu assets) + %s (%zu contexts)\n", set.assets_path.c_str(), set.assets.size(),
                 set.contexts_path.c_str(), set.contexts.size());
   }
-  std::printf("\n%-9s %-4s %5s %7s %7s %12s   %s\n", "split", "lang", "n", "top-1", "top-3", "lang first",
-              "worst seed: top-3 / lang first");
+  std::printf("\n%-9s %-4s %5s %7s %7s %7s %12s   %s\n", "split", "lang", "n", "top-1", "top-3", "MRR",
+              "lang first", "worst seed: top-3 / lang first");
   std::vector<std::string> below;
   for (const auto& [key, t] : total) {
     if (dev_only && key.first != "dev") continue;
@@ -357,9 +368,9 @@ int main(int argc, char** argv) {
     if (key.first == "held-out" && (worst3 < min_top3 || worst_lang < min_lang_first)) {
       below.push_back(key.second);
     }
-    std::printf("%-9s %-4s %5d %7s %7s %12s   %.3f / %.3f\n", key.first.c_str(), key.second.c_str(), t.n / seeds,
-                Pct(t.top1, t.n).c_str(), Pct(t.top3, t.n).c_str(), Pct(t.lang_first, t.n).c_str(), worst3,
-                worst_lang);
+    std::printf("%-9s %-4s %5d %7s %7s %7.3f %12s   %.3f / %.3f\n", key.first.c_str(), key.second.c_str(),
+                t.n / seeds, Pct(t.top1, t.n).c_str(), Pct(t.top3, t.n).c_str(), t.rr / t.n,
+                Pct(t.lang_first, t.n).c_str(), worst3, worst_lang);
   }
   for (const std::string& language : below) {
     std::printf("\nheld-out %s: below the bar (top-3 >= %.3f and lang first >= %.3f in every seed)\n", language.c_str(),

@@ -7,10 +7,11 @@
 //            consecutive non-stopwords (0.7), numbers (0.5); each weighted
 //            class weight x (1 + ln tf) and signed-hashed into the slots;
 //   concept: per lexicon concept, (1 + ln tf) for phrase matches (Lexicon::Match) plus
-//            ln(1 + 0.2 x soft evidence), where soft evidence comes from words
-//            and characters the text shares with the concept's phrases (see
-//            Lexicon::SoftMatch): "退钱" leans towards the refund concept
-//            through "退" even though no phrase matches exactly.
+//            ln(1 + 0.2 x soft evidence), where soft evidence comes from words,
+//            characters and pairs of adjacent CJK characters that the text
+//            shares with the concept's phrases (see Lexicon::SoftMatch): "退钱"
+//            leans towards the refund concept through "退" even though no phrase
+//            matches exactly.
 // Concepts get dedicated slots [0, concepts) when the lexicon is small next to
 // the dimension (4 x concepts <= dimension: the default 45 concepts at d384),
 // so concept evidence never collides with anything and lexical features hash
@@ -122,7 +123,7 @@ Result<std::unique_ptr<LexicalEmbedder>> LexicalEmbedder::Create(const LexicalEm
   }
   impl->empty_key = internal::Mix64(internal::Fnv1a64("<empty>"));
   char buf[64];
-  std::snprintf(buf, sizeof buf, "lexical-v2/d%u/lex-%08x", static_cast<unsigned>(o.dimension),
+  std::snprintf(buf, sizeof buf, "lexical-v3/d%u/lex-%08x", static_cast<unsigned>(o.dimension),
                 static_cast<unsigned>(internal::Fnv1a32(o.lexicon)));
   impl->name = buf;
   return std::unique_ptr<LexicalEmbedder>(new LexicalEmbedder(std::move(impl)));

@@ -39,8 +39,14 @@ constexpr std::string_view kFillers[] = {"太", "很", "挺", "蛮", "真", "有
                                          "比较", "相当", "十分", "very", "quite", "extremely", "incredibly",
                                          "super"};
 
-// The soft-cue keys of a token sequence: non-stop, non-number tokens, plus
-// adjacent CJK character pairs, minus the generic ones. Appended to `keys`.
+// The soft-cue keys of a token sequence: non-stop, non-number tokens (and the
+// 5-letter prefix of a long word), minus the generic ones, each followed by the pair
+// it forms with the next CJK character when both are non-stop CJK characters with
+// nothing between. A pair is far more telling than either character ("价位" against
+// "价" and "位"), so a text that shares a two-character piece of a Chinese phrase
+// ("超预算" and "超出预算" share "预算") leans towards its concept even where no phrase
+// matches whole. (Pairs of English words were tried as cues too, 2026-12-07: no gain
+// on the held-out half; see docs/ranking.md.) Appended to `keys`.
 void CueKeys(const std::vector<Token>& tokens, const std::vector<uint64_t>& generic,
              std::vector<uint64_t>* keys) {
   for (size_t i = 0; i < tokens.size(); ++i) {
@@ -49,6 +55,11 @@ void CueKeys(const std::vector<Token>& tokens, const std::vector<uint64_t>& gene
     if (std::binary_search(generic.begin(), generic.end(), t.id)) continue;
     keys->push_back(t.id);
     if (t.prefix_id != 0) keys->push_back(t.prefix_id);
+    if (t.kind == TokenKind::kCjk && i + 1 < tokens.size()) {
+      const Token& n = tokens[i + 1];
+      if (n.kind == TokenKind::kCjk && n.gap == 0 && !n.stop)
+        keys->push_back(Mix64(t.id * 0x9e3779b97f4a7c15ULL + n.id));
+    }
   }
 }
 

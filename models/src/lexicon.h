@@ -111,7 +111,8 @@ class Lexicon {
   void Match(const std::vector<Token>& tokens, std::vector<uint32_t>* tf) const;
 
   // Soft concept evidence: every cue of `tokens` (a non-stop word or CJK
-  // character, or the 5-letter prefix of a long word) that also occurs in some
+  // character, the 5-letter prefix of a long word, or a pair of adjacent CJK
+  // characters: CueKeys in lexicon.cpp) that also occurs in some
   // concept's phrases adds (1 + ln tf) x its cue weight to (*score)[c] (size()
   // entries). A cue's weight is ln(concepts / concepts using it), shared among
   // those concepts by how many of their phrases use it: distinctive words

@@ -84,7 +84,7 @@ TEST(LexicalEmbedder, DeterministicAcrossInstances) {
 }
 
 TEST(LexicalEmbedder, FixedTextHasFixedVector) {
-  // Guards against accidental algorithm changes that keep the name "lexical-v2":
+  // Guards against accidental algorithm changes that keep the name "lexical-v3":
   // changing these numbers requires bumping the version in Name().
   auto e = Make(32, "price_high\t太贵|too expensive\n");
   ASSERT_NE(e, nullptr);
@@ -230,6 +230,21 @@ TEST(LexicalEmbedder, SoftCuesLeanTowardsAConceptWithoutAnExactPhrase) {
   EXPECT_GT(Cos(*zh, "能不能退钱", "无条件退款"), Cos(*zh, "能不能退钱", "太贵") + 0.1);
 }
 
+TEST(LexicalEmbedder, ChineseCharacterPairsAreStrongerCuesThanTheirCharacters) {
+  // 预 and 算 occur in the budget phrase and in the plan phrases alike, so on their
+  // own they lean towards both equally; the pair 预算 occurs only in the budget
+  // phrase, so a text with the pair leans towards budget, one with the same
+  // characters in another order does not. Concepts own slots 0..2 at d384.
+  auto zh = Make(384, "budget\t超出预算\nprice\t价格太高\nplan\t预估|计算\n");
+  ASSERT_NE(zh, nullptr);
+  const auto pair = Vec(*zh, "预算紧张");
+  const auto apart = Vec(*zh, "算预紧张");
+  EXPECT_GT(pair[0], pair[2] * 1.2f);
+  EXPECT_GT(apart[0], 0.0f);
+  EXPECT_NEAR(apart[0], apart[2], 1e-6);
+  EXPECT_EQ(pair[1], 0.0f);
+}
+
 TEST(LexicalEmbedder, LexicalSignalSurvivesConcepts) {
   // Two texts with the same concept: the one sharing more words ranks higher.
   auto e = Make();
@@ -335,9 +350,9 @@ TEST(LexicalEmbedder, NameTracksDimensionAndLexicon) {
   auto c = Make(384, std::string(DefaultLexicon()) + "\nextra_concept\tsome phrase\n");
   auto d = Make(384);
   ASSERT_TRUE(a && b && c && d);
-  EXPECT_EQ(a->Name().rfind("lexical-v2/d384/lex-", 0), 0u) << a->Name();
-  EXPECT_EQ(a->Name().size(), std::string("lexical-v2/d384/lex-").size() + 8);
-  EXPECT_EQ(b->Name().rfind("lexical-v2/d256/lex-", 0), 0u) << b->Name();
+  EXPECT_EQ(a->Name().rfind("lexical-v3/d384/lex-", 0), 0u) << a->Name();
+  EXPECT_EQ(a->Name().size(), std::string("lexical-v3/d384/lex-").size() + 8);
+  EXPECT_EQ(b->Name().rfind("lexical-v3/d256/lex-", 0), 0u) << b->Name();
   EXPECT_NE(a->Name(), c->Name());
   EXPECT_EQ(a->Name(), d->Name());
   EXPECT_EQ(a->Name().substr(a->Name().size() - 8), b->Name().substr(b->Name().size() - 8));
