@@ -93,6 +93,7 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
                  item["title"] = a.title;
                  item["type"] = a.type;
                  item["url"] = a.url;
+                 item["variant_of"] = a.variant_of.empty() ? json() : json(a.variant_of);
                }
              }
              items.push_back(std::move(item));

@@ -200,6 +200,8 @@ export interface SearchItem {
   type: string;
   url: string;
   score: number;
+  /** The asset's variant_of (a translation of that asset), or null. */
+  variant_of: string | null;
 }
 
 export interface AssetsSearchResult {
