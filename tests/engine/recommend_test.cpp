@@ -284,6 +284,11 @@ TEST_F(RecommendTest, VariantCyclesAreRefusedAndNothingIsWritten) {
   Open();
   EXPECT_EQ(Ids("lead2", 4), std::vector<std::string>{"a"});
   EXPECT_EQ(engine_->GetAssets({"c"}, false, nullptr).value()[0].variant_of, "a");
+  // ... and from the catalog alone (no index file: rebuilt from the stored records).
+  engine_.reset();
+  ASSERT_TRUE(fs::remove(dir_ / "index.pbidx"));
+  Open();
+  EXPECT_EQ(Ids("lead3", 4), std::vector<std::string>{"a"});
 }
 
 TEST_F(RecommendTest, ReasonsSayWhyItMatchesAndNewnessOnlyWhenItWasTheReason) {
