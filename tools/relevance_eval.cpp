@@ -108,6 +108,7 @@ LabelledSet Load(const std::string& assets_path, const std::string& contexts_pat
     a.stages = j.at("stages").get<std::vector<std::string>>();
     a.tags = j.value("tags", std::vector<std::string>{});
     a.active = j.value("active", true);
+    a.variant_of = j.value("variant_of", "");  // translations: one content item
     set.language[a.id] = a.language;
     set.assets.push_back(std::move(a));
   }

@@ -9,6 +9,8 @@
 #include <queue>
 #include <unordered_set>
 
+#include "variants.h"
+
 namespace playbook {
 
 // ---- storage -----------------------------------------------------------------
@@ -341,6 +343,24 @@ bool AssetIndex::VectorOf(const std::string& id, float* out) const {
 bool AssetIndex::IsLive(const std::string& id) const {
   std::shared_lock lock(mu_);
   return slot_of_.count(id) > 0;
+}
+
+std::string AssetIndex::VariantOf(const std::string& id) const {
+  std::shared_lock lock(mu_);
+  auto it = slot_of_.find(id);
+  return it == slot_of_.end() ? std::string() : slots_[it->second].display->variant_of;
+}
+
+std::vector<std::string> AssetIndex::ContentRoots(const std::vector<std::string_view>& ids) const {
+  std::shared_lock lock(mu_);
+  auto next = [this](const std::string& id) {
+    auto it = slot_of_.find(id);
+    return it == slot_of_.end() ? std::string() : slots_[it->second].display->variant_of;
+  };
+  std::vector<std::string> roots;
+  roots.reserve(ids.size());
+  for (std::string_view id : ids) roots.push_back(ContentRoot(std::string(id), next));
+  return roots;
 }
 
 AssetIndex::Snapshot AssetIndex::TakeSnapshot() {

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -46,6 +47,7 @@ struct AssetDisplay {
   std::string type;
   std::string url;
   int64_t created_ms = 0;
+  std::string variant_of;  // the asset's variant_of ("" = none)
 
   // The embedder's lexicon concepts in the asset's text (AssetText); empty
   // without a lexicon. Known at once for an upsert; after an open, computed
@@ -159,6 +161,11 @@ class AssetIndex {
   // Copies the live asset's (normalised) vector to out; false when not live.
   bool VectorOf(const std::string& id, float* out) const;
   bool IsLive(const std::string& id) const;
+  // The content id (variants.h) of each of ids, over the live assets' links,
+  // under one lock acquisition.
+  std::vector<std::string> ContentRoots(const std::vector<std::string_view>& ids) const;
+  // The variant_of of a live asset; "" when it has none or is not live.
+  std::string VariantOf(const std::string& id) const;
 
   // A consistent copy of the live slots, for a rebuild.
   struct Snapshot {

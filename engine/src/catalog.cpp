@@ -11,6 +11,7 @@
 
 #include "codec.h"
 #include "engine_impl.h"
+#include "variants.h"
 
 namespace playbook {
 namespace {
@@ -41,6 +42,7 @@ SlotFields EngineImpl::SlotFieldsOf(const Asset& a, std::vector<std::string>* co
   display->type = a.type;
   display->url = a.url;
   display->created_ms = a.created_ms;
+  display->variant_of = a.variant_of;
   if (concepts != nullptr) {
     display->SetConcepts(std::move(*concepts));
   } else if (!embedder_) {
@@ -116,6 +118,12 @@ Status EngineImpl::ValidateAsset(const Asset& a, size_t i) const {
                                          JoinStages(options_.stages));
     }
   }
+  if (!a.variant_of.empty()) {
+    if (a.variant_of.size() > 128 || !std::all_of(a.variant_of.begin(), a.variant_of.end(), IdChar)) {
+      return Status::InvalidArgument(at + "variant_of", "must be an asset id: 1..128 characters of A-Z a-z 0-9 . _ : -");
+    }
+    if (a.variant_of == a.id) return Status::InvalidArgument(at + "variant_of", "an asset cannot be a variant of itself");
+  }
   if (a.tags.size() > kMaxTags) return Status::InvalidArgument(at + "tags", "more than 64 tags");
   for (size_t t = 0; t < a.tags.size(); ++t) {
     if (a.tags[t].empty() || a.tags[t].size() > 128) {
@@ -133,6 +141,28 @@ Status EngineImpl::ValidateAsset(const Asset& a, size_t i) const {
       norm += double(x) * x;
     }
     if (norm == 0) return Status::InvalidArgument(at + "vector", "must not be all zeros");
+  }
+  return Status::Ok();
+}
+
+Status EngineImpl::CheckVariantCycles(const std::vector<Asset>& assets,
+                                      const std::unordered_map<std::string, size_t>& index_of) const {
+  // An asset's links as they will be: the call's version, else the live one.
+  auto next = [&](const std::string& id) {
+    auto it = index_of.find(id);
+    return it != index_of.end() ? assets[it->second].variant_of : index_->VariantOf(id);
+  };
+  for (size_t i = 0; i < assets.size(); ++i) {
+    if (assets[i].variant_of.empty()) continue;
+    std::string chain = assets[i].id;
+    std::string at = assets[i].variant_of;
+    for (size_t hop = 0; !at.empty() && hop < kMaxVariantHops; ++hop) {
+      chain.append(" -> ").append(at);
+      if (at == assets[i].id) {
+        return Status::InvalidArgument("assets[" + std::to_string(i) + "].variant_of", "would make a cycle: " + chain);
+      }
+      at = next(at);
+    }
   }
   return Status::Ok();
 }
@@ -192,6 +222,7 @@ Result<UpsertResult> EngineImpl::UpsertAssets(std::vector<Asset> assets) {
 
   std::lock_guard<std::mutex> lock(write_mu_);
   if (Status h = Health(); !h.ok()) return h;
+  if (Status s = CheckVariantCycles(assets, first); !s.ok()) return s;
   std::vector<rocksdb::Slice> keys;
   for (const auto& a : assets) keys.emplace_back(a.id);
   std::vector<std::string> old(assets.size());

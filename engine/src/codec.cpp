@@ -6,7 +6,9 @@
 namespace playbook {
 namespace {
 
-constexpr uint8_t kAssetFormat = 1;
+// 2 added variant_of (after updated_ms); a record of format 1 still decodes
+// (no variant_of) and is written back in format 2.
+constexpr uint8_t kAssetFormat = 2;
 
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -89,13 +91,15 @@ std::string EncodeAsset(const Asset& a) {
   PutString(&out, a.embedder);
   PutI64(&out, a.created_ms);
   PutI64(&out, a.updated_ms);
+  PutString(&out, a.variant_of);
   return out;
 }
 
 Status DecodeAsset(std::string_view bytes, Asset* a) {
-  if (bytes.empty() || uint8_t(bytes[0]) != kAssetFormat) {
+  if (bytes.empty() || uint8_t(bytes[0]) < 1 || uint8_t(bytes[0]) > kAssetFormat) {
     return Status::Corruption("asset record of unknown format");
   }
+  const uint8_t format = uint8_t(bytes[0]);
   Input in{bytes.substr(1)};
   a->id = in.String();
   a->title = in.String();
@@ -114,7 +118,11 @@ Status DecodeAsset(std::string_view bytes, Asset* a) {
   a->embedder = in.String();
   a->created_ms = in.I64();
   a->updated_ms = in.I64();
+  a->variant_of.clear();
+  if (format >= 2) a->variant_of = in.String();
   if (!in.ok) return Status::Corruption("truncated asset record");
+  // The current format is exact (a format-1 record was read leniently, as it was).
+  if (format >= 2 && !in.in.empty()) return Status::Corruption("bytes after the asset record");
   return Status::Ok();
 }
 

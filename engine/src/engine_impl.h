@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "asset_index.h"
@@ -71,6 +72,11 @@ class EngineImpl final : public Engine {
   Status Usable() const;
   // catalog.cpp
   Status ValidateAsset(const Asset& a, size_t i) const;
+  // InvalidArgument naming assets[i].variant_of when upserting `assets`
+  // (index_of: id -> position) would link an asset back to itself through
+  // variant_of. REQUIRES: write_mu_ held (the index's links stay as read).
+  Status CheckVariantCycles(const std::vector<Asset>& assets,
+                            const std::unordered_map<std::string, size_t>& index_of) const;
   // The index's fields of a stored asset: filter fields and display fields
   // (its lexicon concepts taken from *concepts, or computed here when null,
   // or left to ComputeConcepts when `later` is given: the display is added
@@ -83,6 +89,10 @@ class EngineImpl final : public Engine {
   // the stale vectors on the way (stale_vectors_, then stale_known_). Close
   // stops it.
   void ComputeConcepts(std::vector<std::shared_ptr<const AssetDisplay>> later, bool count_stale);
+  // reports.cpp: the rows of ReportAssets (one per asset) summed by content
+  // item (ReportQuery::by "content"), from the catalog's links (deleted
+  // assets' included); lift against leads_win_rate.
+  Status RollUpContent(std::vector<AssetReportRow>* rows, std::optional<double> leads_win_rate);
   Status LoadIndex();  // engine.cpp
   // rebuild.cpp. full: re-embed stale vectors and build the graph anew (an
   // index.rebuild); otherwise extend the graph with what was added since, or

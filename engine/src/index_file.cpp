@@ -9,12 +9,13 @@
 // rebuilds from RocksDB.
 //
 // Layout (little-endian; str = u32 length + bytes):
-//   "PBIDX002" u32 dim, u64 catalog_seq, str embedder,
+//   "PBIDX003" u32 dim, u64 catalog_seq, str embedder,
 //   u32 stage count, str each (bit b of a slot's stages = stage b here),
 //   u32 name count, str each (type/language/tag names; code c = name c-1, 0 = none),
 //   u32 slot count, per slot: str id, u8 flags (1 alive, 2 active), and when
 //     alive: u64 stages, u32 type, u32 language, u32 tag count, u32 each,
-//     str title, str url, i64 created_ms,
+//     str title, str url, i64 created_ms, str variant_of (format 3; a file
+//     of format 2 has none, and is read as one whose assets have no variant_of),
 //   slot count * dim float32 (normalised rows), u64 checksum of all the above,
 //   u64 graph size, the graph (faiss write_index; 0 bytes: none),
 //   u64 checksum of all the above.
@@ -34,7 +35,8 @@
 namespace playbook {
 namespace {
 
-constexpr char kMagic[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '2'};
+constexpr char kMagic[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '3'};
+constexpr char kMagicV2[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '2'};
 constexpr char kMagicV1[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '1'};
 constexpr uint8_t kAlive = 1, kActive = 2;
 
@@ -145,7 +147,7 @@ Result<MappedFile> ReadWhole(const std::string& path, bool verify = true) {
     return Status::Corruption("index file " + path + " is in format 1 (before the fields were saved with it)");
   }
   if (f.data() == nullptr || f.size() + 8 < sizeof(kMagic) + 8 ||
-      std::memcmp(f.data(), kMagic, sizeof(kMagic)) != 0) {
+      (std::memcmp(f.data(), kMagic, sizeof(kMagic)) != 0 && std::memcmp(f.data(), kMagicV2, sizeof(kMagic)) != 0)) {
     return Status::Corruption("not a Playbook index file: " + path);
   }
   if (!verify) return f;
@@ -223,6 +225,7 @@ Status AssetIndex::Save(const std::string& path, uint64_t catalog_seq,
       w.Str(s.display->title);
       w.Str(s.display->url);
       w.I64(s.display->created_ms);
+      w.Str(s.display->variant_of);
     }
     for (uint32_t i = 0; i < slots_.size(); ++i) w.Bytes(vectors_->row(i), sizeof(float) * dim_);
     w.U64(IndexFileChecksum(w.buf.data(), w.buf.size()));
@@ -289,6 +292,7 @@ Status AssetIndex::Load(const std::string& path) {
   auto data = ReadWhole(path, /*verify=*/false);
   if (!data.ok()) return data.status();
   const uint8_t* base = data.value().data();
+  const bool has_variants = std::memcmp(base, kMagic, sizeof(kMagic)) == 0;  // else format 2
   Reader r(base + sizeof(kMagic), data.value().size() - sizeof(kMagic));
   uint32_t dim, n, stage_count, name_count;
   uint64_t seq;
@@ -321,7 +325,8 @@ Status AssetIndex::Load(const std::string& path) {
     if (!(flags & kAlive)) continue;
     uint32_t tags;
     if (r.Take(16) == nullptr || !r.U32(&tags) || tags > r.remaining() / 4 || r.Take(size_t(tags) * 4) == nullptr ||
-        !r.U32(&len) || r.Take(len) == nullptr || !r.U32(&len) || r.Take(len) == nullptr || r.Take(8) == nullptr) {
+        !r.U32(&len) || r.Take(len) == nullptr || !r.U32(&len) || r.Take(len) == nullptr || r.Take(8) == nullptr ||
+        (has_variants && (!r.U32(&len) || r.Take(len) == nullptr))) {
       return Status::Corruption("truncated slots in " + path);
     }
   }
@@ -396,6 +401,7 @@ Status AssetIndex::Load(const std::string& path) {
     (void)slots.Str(&display->title);
     (void)slots.Str(&display->url);
     (void)slots.I64(&display->created_ms);
+    if (has_variants) (void)slots.Str(&display->variant_of);
     s.display = std::move(display);
     AppendSlotLocked(std::move(s), row, /*normalized=*/true);
   }

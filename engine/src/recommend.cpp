@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 #include <random>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "engine_impl.h"
@@ -112,6 +113,33 @@ struct Scratch {
     chosen.clear();
   }
 };
+
+// One asset per content item (assets linked by variant_of), in rank order:
+// the first one in the rep's language takes the place of the item's first
+// (best) variant when that one is not in it; the others go.
+void KeepOneVariant(const AssetIndex& index, std::vector<Candidate>* cands) {
+  if (std::none_of(cands->begin(), cands->end(), [](const Candidate& c) { return !c.asset->variant_of.empty(); })) {
+    return;  // no variants among them: nothing to group (the usual case, no lookup)
+  }
+  std::vector<std::string_view> ids;
+  ids.reserve(cands->size());
+  for (const Candidate& c : *cands) ids.push_back(c.id);
+  const std::vector<std::string> roots = index.ContentRoots(ids);
+  std::unordered_map<std::string_view, size_t> kept;  // content id -> its place in `out`
+  std::vector<Candidate> out;
+  out.reserve(cands->size());
+  for (size_t i = 0; i < cands->size(); ++i) {
+    Candidate& c = (*cands)[i];
+    auto [it, first] = kept.emplace(roots[i], out.size());
+    if (first) {
+      out.push_back(c);
+    } else if (c.in_language && !out[it->second].in_language) {
+      c.score = out[it->second].score;  // the item's place
+      out[it->second] = c;
+    }
+  }
+  cands->swap(out);
+}
 
 }  // namespace
 
@@ -277,6 +305,12 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
       return a.score > b.score || (a.score == b.score && a.id < b.id);
     });
   }
+
+  // One asset per content item (assets linked by variant_of): the most
+  // relevant one in the rep's language, else the most relevant one, at the
+  // place of the item's best variant. Only eligible candidates are here: a
+  // variant outside the filters never replaces one inside them.
+  KeepOneVariant(*index_, &cands);
 
   // 3. Diversify (MMR over the asset vectors), skipping near-duplicates.
   // Each pool candidate keeps its highest similarity to the items chosen so

@@ -8,6 +8,7 @@
 #include "codec.h"
 #include "engine_impl.h"
 #include "feedback.h"
+#include "variants.h"
 
 namespace playbook {
 namespace {
@@ -32,6 +33,25 @@ const std::map<std::string, Column>& Columns() {
   return columns;
 }
 
+// Adds row's counts to *sum.
+void AddCounts(const AssetReportRow& row, AssetReportRow* sum) {
+  sum->shown += row.shown;
+  sum->used += row.used;
+  sum->viewed += row.viewed;
+  sum->dismissed += row.dismissed;
+  sum->won += row.won;
+  sum->lost += row.lost;
+  sum->influenced_revenue += row.influenced_revenue;
+}
+
+// The row's usage rate, win rate and lift (against the win rate of all leads
+// closed in the window) from its counts.
+void SetRates(std::optional<double> leads_win_rate, AssetReportRow* row) {
+  row->usage_rate = row->shown > 0 ? double(row->used) / double(row->shown) : 0.0;
+  if (row->won + row->lost > 0) row->win_rate = double(row->won) / double(row->won + row->lost);
+  if (row->win_rate && leads_win_rate && *leads_win_rate > 0) row->lift = *row->win_rate / *leads_win_rate;
+}
+
 }  // namespace
 
 Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
@@ -47,6 +67,10 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
     return Status::InvalidArgument("sort", "unknown column '" + q.sort + "'; one of " + valid);
   }
   if (q.to_ms < q.from_ms) return Status::InvalidArgument("to", "before from");
+  if (!q.by.empty() && q.by != "asset" && q.by != "content") {
+    return Status::InvalidArgument("by", "unknown '" + q.by + "'; one of asset, content");
+  }
+  const bool by_content = q.by == "content";
   if (Status h = Usable(); !h.ok()) return h;
 
   const FeedbackStore::AggregateSums sums = feedback_->Aggregate(q.from_ms, q.to_ms, q.stage, q.rep_id);
@@ -95,39 +119,91 @@ Result<AssetReport> EngineImpl::ReportAssets(const ReportQuery& q) {
     row.won = c.won;
     row.lost = c.lost;
     row.influenced_revenue = c.won_amount;
-    row.usage_rate = row.shown > 0 ? double(row.used) / double(row.shown) : 0.0;
-    if (row.won + row.lost > 0) row.win_rate = double(row.won) / double(row.won + row.lost);
-    if (row.win_rate && report.leads_win_rate && *report.leads_win_rate > 0) {
-      row.lift = *row.win_rate / *report.leads_win_rate;
-    }
+    SetRates(report.leads_win_rate, &row);
     if (activity.last_used >= 0 && row.used > 0) row.last_used = activity.last_used;
-    AssetReportRow& t = report.totals;
-    t.shown += row.shown;
-    t.used += row.used;
-    t.viewed += row.viewed;
-    t.dismissed += row.dismissed;
-    t.won += row.won;
-    t.lost += row.lost;
-    t.influenced_revenue += row.influenced_revenue;
+    AddCounts(row, &report.totals);
     report.rows.push_back(std::move(row));
   }
+  report.matching = report.rows.size();
+  if (by_content) {
+    if (Status s = RollUpContent(&report.rows, report.leads_win_rate); !s.ok()) return s;
+    report.content_items = report.rows.size();
+  }
   AssetReportRow& t = report.totals;
-  t.usage_rate = t.shown > 0 ? double(t.used) / double(t.shown) : 0.0;
-  if (t.won + t.lost > 0) t.win_rate = double(t.won) / double(t.won + t.lost);
+  SetRates(std::nullopt, &t);  // no lift for the totals
   const Column& key = column->second;
   std::sort(report.rows.begin(), report.rows.end(), [&](const AssetReportRow& a, const AssetReportRow& b) {
     const double x = key(a), y = key(b);
     return x > y || (x == y && a.asset_id < b.asset_id);
   });
-  report.matching = report.rows.size();
   if (report.rows.size() > q.limit) report.rows.resize(q.limit);
-  if (q.type.empty()) {
+  if (q.type.empty() && !by_content) {  // content rows are described by the roll-up
     for (AssetReportRow& row : report.rows) {
       describe(row);
       if (!read_error.ok()) return read_error;
     }
   }
   return report;
+}
+
+Status EngineImpl::RollUpContent(std::vector<AssetReportRow>* rows, std::optional<double> leads_win_rate) {
+  // The catalog records met on the way (deleted ones too: reports keep their
+  // history and their links); nullopt: not in the catalog.
+  std::unordered_map<std::string, std::optional<Asset>> catalog;
+  Status error;
+  auto read = [&](const std::string& id) -> const std::optional<Asset>& {
+    auto [it, fresh] = catalog.try_emplace(id);
+    if (!fresh || !error.ok()) return it->second;
+    std::string value;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), assets_cf_, id, &value);
+    if (got.ok()) {
+      Asset a;
+      if (Status d = DecodeAsset(value, &a); d.ok()) {
+        it->second = std::move(a);
+      } else {
+        error = Status::Corruption("stored asset '" + id + "' is unreadable: " + d.message());
+      }
+    } else if (!got.IsNotFound()) {
+      error = FromRocks(got, "reading asset '" + id + "'");
+    }
+    return it->second;
+  };
+  auto next = [&](const std::string& id) {
+    const std::optional<Asset>& a = read(id);
+    return a ? a->variant_of : std::string();
+  };
+  std::vector<AssetReportRow> items;
+  std::unordered_map<std::string, size_t> item_of;  // content id -> its row in items
+  for (AssetReportRow& row : *rows) {
+    const std::string root = ContentRoot(row.asset_id, next);
+    if (!error.ok()) return error;
+    auto [it, fresh] = item_of.try_emplace(root, items.size());
+    if (fresh) {
+      items.emplace_back().asset_id = root;
+      items.back().deleted = true;
+    }
+    AssetReportRow& g = items[it->second];
+    const std::optional<Asset>& a = read(row.asset_id);
+    g.variants.push_back({row.asset_id, a ? a->language : std::string()});
+    g.deleted = g.deleted && a && a->deleted;
+    AddCounts(row, &g);
+    if (row.last_used && (!g.last_used || *row.last_used > *g.last_used)) g.last_used = row.last_used;
+  }
+  for (AssetReportRow& g : items) {
+    std::sort(g.variants.begin(), g.variants.end(),
+              [](const ReportVariant& x, const ReportVariant& y) { return x.asset_id < y.asset_id; });
+    SetRates(leads_win_rate, &g);
+    // The root's title and type, else (not in the catalog) the first variant's.
+    const std::optional<Asset>* named = &read(g.asset_id);
+    if (!*named) named = &read(g.variants.front().asset_id);
+    if (*named) {
+      g.title = (*named)->title;
+      g.type = (*named)->type;
+    }
+    if (!error.ok()) return error;
+  }
+  rows->swap(items);
+  return Status::Ok();
 }
 
 Result<std::vector<TrendBucket>> EngineImpl::ReportTrend(const ReportQuery& q, uint32_t bucket_days) {

@@ -15,6 +15,7 @@ json AssetJson(const Asset& a) {
          {"stages", a.stages},   {"tags", a.tags},     {"active", a.active},
          {"vector_source", a.vector_supplied ? "client" : "embedder"},
          {"created_ms", a.created_ms}, {"updated_ms", a.updated_ms}};
+  j["variant_of"] = a.variant_of.empty() ? json() : json(a.variant_of);
   if (!a.vector.empty()) j["vector"] = a.vector;
   return j;
 }
@@ -92,6 +93,7 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
                  item["title"] = a.title;
                  item["type"] = a.type;
                  item["url"] = a.url;
+                 item["variant_of"] = a.variant_of.empty() ? json() : json(a.variant_of);
                }
              }
              items.push_back(std::move(item));

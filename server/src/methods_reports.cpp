@@ -208,10 +208,22 @@ void AddReportMethods(Dispatcher& d, Engine& engine, Jobs& jobs) {
            if (!report.ok()) return report.status();
            const AssetReport& rep = report.value();
            json rows = json::array();
-           for (const AssetReportRow& row : rep.rows) rows.push_back(RowJson(row));
+           const bool by_content = q.value().by == "content";
+           for (const AssetReportRow& row : rep.rows) {
+             json out = RowJson(row);
+             if (by_content) {  // the content item's variants
+               json variants = json::array();
+               for (const ReportVariant& v : row.variants) {
+                 variants.push_back({{"asset_id", v.asset_id}, {"language", v.language}});
+               }
+               out["variants"] = std::move(variants);
+             }
+             rows.push_back(std::move(out));
+           }
            const AssetReportRow& t = rep.totals;
            json totals = CountsJson(t);
            totals["assets"] = rep.matching;
+           if (by_content) totals["content_items"] = rep.content_items;
            totals["leads_won"] = rep.leads_won;
            totals["leads_lost"] = rep.leads_lost;
            totals["leads_win_rate"] = Optional(rep.leads_win_rate);

@@ -61,6 +61,10 @@ Status ReadAsset(const json& v, const std::string& path, Asset* a) {
   a->tags = r.Strings("tags", /*required=*/false, 64);
   a->vector = r.Floats("vector", kMaxVector);  // the engine checks the dimension
   a->active = r.Bool("active", true);
+  // The engine checks the id syntax and that it is not the asset's own.
+  const std::optional<std::string> variant_of = r.OptString("variant_of", 128);
+  if (variant_of && variant_of->empty()) r.Fail("variant_of", "must be an asset id (1..128 characters); null or absent for none");
+  a->variant_of = variant_of.value_or("");
   return r.Finish();
 }
 
@@ -238,6 +242,8 @@ Result<ReportQuery> ParseReportsAssets(const json& params) {
   q.type = r.OptString("type", 64).value_or("");
   q.sort = r.OptString("sort", 64).value_or("used");
   q.limit = uint32_t(r.Int("limit", 100, 1, 100000));
+  q.by = r.OptString("by", 16).value_or("asset");
+  if (r.ok() && q.by != "asset" && q.by != "content") r.Fail("by", "expected \"asset\" or \"content\"");
   if (Status s = r.Finish(); !s.ok()) return s;
   return q;
 }

@@ -216,6 +216,7 @@
     sort: { key: "used", dir: -1 },
     limit: 10000,      // asked of reports.assets; null after the daemon refused it
     serverSort: true,  // false after the daemon refused a sort column
+    byContent: true,   // false after the daemon refused reports.assets' "by"
     seq: 0,            // of the latest refresh; older answers are dropped
   };
 
@@ -357,6 +358,12 @@
         delete params.limit;
         return reportsAssets(params);
       }
+      if (e instanceof RpcError && e.code === -32602 && e.data.field === "by" && "by" in p) {
+        state.byContent = false;  // a daemon without content items: a row per asset
+        const q = Object.assign({}, params);
+        delete q.by;
+        return reportsAssets(q);
+      }
       if (e instanceof RpcError && e.code === -32602 && e.data.field === "sort" && "sort" in p) {
         state.serverSort = false;
         const q = Object.assign({}, params);
@@ -371,6 +378,8 @@
     const params = Object.assign({}, f);
     const col = COLS.find((c) => c.key === state.sort.key);
     if (state.serverSort && col && col.kind !== "text") params.sort = col.key;
+    // Translations as one: a row per content item (reports.assets by "content").
+    if ($("f-content").checked && state.byContent) params.by = "content";
     return reportsAssets(params);
   }
 
@@ -527,6 +536,9 @@
           const id = el("div", "id", String(r.asset_id));
           if (r.deleted) id.appendChild(el("span", "badge deleted", "deleted"));
           td.appendChild(id);
+          if (Array.isArray(r.variants) && r.variants.length > 1) {  // a content item: its translations
+            td.appendChild(el("div", "id variants", variantsText(r)));
+          }
         } else if (c.key === "type") {
           td.appendChild(el("span", "type", fmt.text(r.type)));
         } else {
@@ -560,8 +572,10 @@
       tr.appendChild(td);
     }
     foot.appendChild(tr);
-    const matching = Number(t.assets);
-    let note = rows.length + (rows.length === 1 ? " asset" : " assets");
+    const items = "content_items" in t;  // rows are content items (translations as one)
+    const matching = Number(items ? t.content_items : t.assets);
+    let note = rows.length + (items ? (rows.length === 1 ? " content item" : " content items")
+      : (rows.length === 1 ? " asset" : " assets"));
     if (matching > state.rows.length) note += " (the top " + state.rows.length + " of " + intFmt.format(matching) + ")";
     note += " · click a column to sort · UTC days";
     $("rows-note").textContent = note;
@@ -842,11 +856,20 @@
     return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
   }
 
+  // A content item's variants: "en-x (en), zh-x (zh)".
+  function variantsText(r) {
+    if (!Array.isArray(r.variants)) return "";
+    return r.variants.map((v) => String(v.asset_id) + (v.language ? " (" + v.language + ")" : "")).join(", ");
+  }
+
   function downloadCsv() {
     if (!state.filters) return;
-    const lines = [CSV_COLS.join(",")];
+    const items = "content_items" in state.totals;
+    const cols = items ? CSV_COLS.concat(["variants"]) : CSV_COLS;
+    const lines = [cols.join(",")];
     for (const r of visibleRows()) {
-      lines.push(CSV_COLS.map((k) => csvCell(k === "last_used" && !isNull(r[k]) ? new Date(r[k]).toISOString() : r[k])).join(","));
+      lines.push(cols.map((k) => csvCell(k === "last_used" && !isNull(r[k]) ? new Date(r[k]).toISOString()
+        : k === "variants" ? variantsText(r) : r[k])).join(","));
     }
     // A BOM so spreadsheet programs read the UTF-8 (Chinese titles) right.
     const blob = new Blob(["\ufeff" + lines.join("\r\n") + "\r\n"], { type: "text/csv;charset=utf-8" });
@@ -873,6 +896,7 @@
     $("filters").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
     for (const id of ["f-from", "f-to", "f-stage", "f-type"]) $(id).addEventListener("change", () => refresh());
     $("f-rep").addEventListener("change", () => refresh());
+    $("f-content").addEventListener("change", () => refresh());
     $("f-q").addEventListener("input", () => { renderTable(); renderScatter(); });
     $("csv").addEventListener("click", downloadCsv);
     $("signout").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); showLogin(""); });

@@ -61,16 +61,21 @@ class RecommendTest : public ::testing::Test {
     q[0] = 1;
     return q;
   }
-  std::vector<std::string> Ids(const std::string& lead, size_t k, const std::string& language = "",
-                               const std::string& context = "", const std::string& stage = "evaluation",
-                               std::vector<std::string> exclude = {}) {
+  static RecommendRequest Request(const std::string& lead, const std::string& stage, const std::string& language,
+                                  size_t k) {
     RecommendRequest r;
     r.lead_id = lead;
     r.stage = stage;
     r.vector = Query();
-    r.context = context;
     r.language = language;
     r.k = k;
+    return r;
+  }
+  std::vector<std::string> Ids(const std::string& lead, size_t k, const std::string& language = "",
+                               const std::string& context = "", const std::string& stage = "evaluation",
+                               std::vector<std::string> exclude = {}) {
+    RecommendRequest r = Request(lead, stage, language, k);
+    r.context = context;
     r.filter.exclude_ids = std::move(exclude);
     auto rec = engine_->Recommend(r);
     EXPECT_TRUE(rec.ok()) << rec.status().ToString();
@@ -79,6 +84,13 @@ class RecommendTest : public ::testing::Test {
       for (const auto& it : rec.value().items) ids.push_back(it.asset_id);
     }
     return ids;
+  }
+  // A recommend by vector (Query()) with the rep's language and a type filter.
+  Result<Recommendation> Ask(const std::string& lead, const std::string& stage, const std::string& language, size_t k,
+                             std::vector<std::string> types = {}) {
+    RecommendRequest r = Request(lead, stage, language, k);
+    r.filter.types = std::move(types);
+    return engine_->Recommend(r);
   }
   static std::string Lead(int i) { return std::string("lead-").append(std::to_string(i)); }
 
@@ -170,6 +182,113 @@ TEST_F(RecommendTest, TheNearDuplicateCutKeepsTheRepsLanguage) {
     const std::vector<std::string> for_en = Ids(Lead(i), 2, "en");
     EXPECT_EQ(for_en, (std::vector<std::string>{"en-script", "other"}));
   }
+}
+
+// Translations declared with variant_of are one content item: one of them is
+// returned, the one in the rep's language, at the place of the best one, even
+// when the embedder does not see them as near-duplicates.
+TEST_F(RecommendTest, OneVariantPerContentItemInTheRepsLanguage) {
+  Engine& e = Open();
+  Asset en = At("en-script", "Price objection script", 0.95, 1);
+  Asset zh = At("zh-script", "价格异议话术", 0.50, 2);  // far apart: no near-duplicate cut
+  zh.variant_of = "en-script";
+  ASSERT_TRUE(e.UpsertAssets({en, zh, At("other", "ROI worksheet", 0.85, 3), At("zh-other", "案例", 0.6, 4)}).ok());
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(Ids(Lead(i), 3, "zh"), (std::vector<std::string>{"zh-script", "other", "zh-other"})) << i;
+    EXPECT_EQ(Ids(Lead(i), 3, "en"), (std::vector<std::string>{"en-script", "other", "zh-other"})) << i;
+    // No preferred language: the most relevant variant.
+    EXPECT_EQ(Ids(Lead(i), 4), (std::vector<std::string>{"en-script", "other", "zh-other"})) << i;
+  }
+  // The score is the item's place: never rising down the list.
+  auto rec = Ask("scores", "evaluation", "zh", 3);
+  ASSERT_TRUE(rec.ok());
+  ASSERT_EQ(rec.value().items.size(), 3u);
+  EXPECT_GE(rec.value().items[0].score, rec.value().items[1].score);
+}
+
+TEST_F(RecommendTest, HardFiltersBeatTheVariantPreference) {
+  Engine& e = Open();
+  Asset en = At("en-script", "Price objection script", 0.95, 1, {"evaluation", "negotiation"});
+  Asset zh = At("zh-script", "价格异议话术", 0.60, 2, {"negotiation"});
+  zh.variant_of = "en-script";
+  zh.type = "case_study";
+  ASSERT_TRUE(e.UpsertAssets({en, zh, At("other", "ROI worksheet", 0.5, 3, {"evaluation", "negotiation"})}).ok());
+  for (int i = 0; i < 10; ++i) {
+    // The zh variant is not eligible at evaluation: the en one may come.
+    EXPECT_EQ(Ids(Lead(i), 2, "zh"), (std::vector<std::string>{"en-script", "other"})) << i;
+    // At negotiation the zh one is the item's.
+    EXPECT_EQ(Ids(Lead(i), 2, "zh", "", "negotiation"), (std::vector<std::string>{"zh-script", "other"})) << i;
+    // Excluded, it never comes; the other variant may.
+    EXPECT_EQ(Ids(Lead(i), 2, "zh", "", "negotiation", {"zh-script"}), (std::vector<std::string>{"en-script", "other"}))
+        << i;
+  }
+  // A filter on type, likewise.
+  auto rec = Ask("typed", "negotiation", "zh", 2, {"objection_script"});
+  ASSERT_TRUE(rec.ok());
+  ASSERT_EQ(rec.value().items.size(), 2u);
+  EXPECT_EQ(rec.value().items[0].asset_id, "en-script");
+  EXPECT_EQ(rec.value().items[1].asset_id, "other");
+}
+
+TEST_F(RecommendTest, ChainsAndLaterTargetsFormOneContentItem) {
+  Engine& e = Open();
+  // zh -> fr -> en (the root), and ja -> "de-later" which does not exist yet.
+  Asset zh = At("zh-script", "价格异议话术", 0.70, 2);
+  zh.variant_of = "fr-script";
+  Asset fr = At("fr-script", "Objection prix", 0.90, 3);
+  fr.variant_of = "en-script";
+  Asset ja = At("ja-script", "Price script (ja)", 0.85, 5);
+  ja.variant_of = "de-later";
+  ASSERT_TRUE(e.UpsertAssets({zh, fr, At("en-script", "Price objection script", 0.80, 1), ja}).ok());
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(Ids(Lead(i), 5, "zh"), (std::vector<std::string>{"zh-script", "ja-script"})) << i;
+    EXPECT_EQ(Ids(Lead(i), 5, "en"), (std::vector<std::string>{"fr-script", "ja-script"})) << i;
+  }
+  // The target arrives: ja and de are one item from then on (ja the more relevant).
+  Asset de = At("de-later", "Preiseinwand", 0.75, 6);
+  ASSERT_TRUE(e.UpsertAssets({de}).ok());
+  EXPECT_EQ(Ids("after", 5, "en"), (std::vector<std::string>{"fr-script", "ja-script"}));
+}
+
+TEST_F(RecommendTest, VariantCyclesAreRefusedAndNothingIsWritten) {
+  Engine& e = Open();
+  Asset a = At("a", "alpha", 0.9, 1), b = At("b", "beta", 0.8, 2), c = At("c", "gamma", 0.7, 3);
+  a.variant_of = "b";
+  b.variant_of = "c";
+  ASSERT_TRUE(e.UpsertAssets({a, b, c}).ok());
+  // c -> a would close a -> b -> c -> a.
+  Asset c2 = c, other = At("d", "delta", 0.5, 4);
+  c2.variant_of = "a";
+  auto s = e.UpsertAssets({other, c2});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().field(), "assets[1].variant_of");
+  EXPECT_NE(s.status().message().find("c -> a -> b -> c"), std::string::npos) << s.status().message();
+  std::vector<std::string> missing;
+  EXPECT_TRUE(e.GetAssets({"d"}, false, &missing).value().empty());  // nothing written
+  EXPECT_EQ(e.GetAssets({"c"}, false, nullptr).value()[0].variant_of, "");
+  // Within one call, and to itself.
+  Asset x = At("x", "x", 0.5, 5), y = At("y", "y", 0.5, 6);
+  x.variant_of = "y";
+  y.variant_of = "x";
+  EXPECT_EQ(e.UpsertAssets({x, y}).status().field(), "assets[0].variant_of");
+  x.variant_of = "x";
+  EXPECT_EQ(e.UpsertAssets({x}).status().field(), "assets[0].variant_of");
+  x.variant_of = "not an id";
+  EXPECT_EQ(e.UpsertAssets({x}).status().field(), "assets[0].variant_of");
+  // Relinking b elsewhere then c -> a is fine: no cycle any more.
+  b.variant_of = "";
+  ASSERT_TRUE(e.UpsertAssets({b}).ok());
+  ASSERT_TRUE(e.UpsertAssets({c2}).ok());
+  EXPECT_EQ(Ids("lead", 4), std::vector<std::string>{"a"});  // {a, b, c} are one item
+  // The links survive a restart (from the saved index).
+  Open();
+  EXPECT_EQ(Ids("lead2", 4), std::vector<std::string>{"a"});
+  EXPECT_EQ(engine_->GetAssets({"c"}, false, nullptr).value()[0].variant_of, "a");
+  // ... and from the catalog alone (no index file: rebuilt from the stored records).
+  engine_.reset();
+  ASSERT_TRUE(fs::remove(dir_ / "index.pbidx"));
+  Open();
+  EXPECT_EQ(Ids("lead3", 4), std::vector<std::string>{"a"});
 }
 
 TEST_F(RecommendTest, ReasonsSayWhyItMatchesAndNewnessOnlyWhenItWasTheReason) {

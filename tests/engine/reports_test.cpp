@@ -192,6 +192,56 @@ TEST_F(ReportsTest, ExactCountsRatesLiftAndRevenue) {
   EXPECT_EQ(engine_->ReportAssets(by_revenue).status().field(), "sort");
 }
 
+TEST_F(ReportsTest, ByContentSumsTranslationsIntoOneItem) {
+  Open();
+  Seed();
+  // C becomes a translation of A (its language given); B stays on its own.
+  auto got = engine_->GetAssets({"A", "C"}, false, nullptr);
+  ASSERT_TRUE(got.ok());
+  Asset a = got.value()[0], c = got.value()[1];
+  a.language = "zh";
+  c.language = "en";
+  c.variant_of = "A";
+  ASSERT_TRUE(engine_->UpsertAssets({a, c}).ok());
+  ReportQuery q;
+  q.by = "content";
+  auto r = engine_->ReportAssets(q);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r.value().rows.size(), 2u);
+  EXPECT_EQ(r.value().matching, 3u);  // assets
+  EXPECT_EQ(r.value().content_items, 2u);
+  const AssetReportRow* item = Row(r.value(), "A");
+  ASSERT_NE(item, nullptr);
+  EXPECT_EQ(item->title, "太贵了：价值拆解");  // the root's
+  EXPECT_EQ(item->shown, 3u);  // 2 + 1
+  EXPECT_EQ(item->used, 2u);
+  EXPECT_EQ(item->dismissed, 1u);
+  EXPECT_EQ(item->won, 1u);
+  EXPECT_EQ(item->lost, 1u);
+  EXPECT_DOUBLE_EQ(item->win_rate.value(), 0.5);
+  EXPECT_DOUBLE_EQ(item->lift.value(), 0.75);  // 0.5 / (2 of 3 leads won)
+  EXPECT_DOUBLE_EQ(item->influenced_revenue, 1000);
+  ASSERT_EQ(item->variants.size(), 2u);
+  EXPECT_EQ(item->variants[0].asset_id, "A");
+  EXPECT_EQ(item->variants[0].language, "zh");
+  EXPECT_EQ(item->variants[1].asset_id, "C");
+  EXPECT_EQ(item->variants[1].language, "en");
+  const AssetReportRow* b = Row(r.value(), "B");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->title, "ROI calculator");
+  ASSERT_EQ(b->variants.size(), 1u);
+  // The totals are those of the assets, by content or not.
+  q.by = "asset";
+  EXPECT_EQ(engine_->ReportAssets(q).value().totals.used, r.value().totals.used);
+  EXPECT_EQ(engine_->ReportAssets(q).value().rows.size(), 3u);
+  // A deleted variant keeps its link in the reports.
+  ASSERT_TRUE(engine_->DeleteAssets({"C"}).ok());
+  q.by = "content";
+  EXPECT_EQ(Row(engine_->ReportAssets(q).value(), "A")->variants.size(), 2u);
+  q.by = "language";
+  EXPECT_EQ(engine_->ReportAssets(q).status().field(), "by");
+}
+
 TEST_F(ReportsTest, FiltersByStageRepTypeAndWindow) {
   Open();
   Seed();

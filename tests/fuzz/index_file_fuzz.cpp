@@ -17,7 +17,9 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -27,7 +29,9 @@ namespace pb = playbook;
 
 namespace {
 
-constexpr char kMagic[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '2'};
+// The current format (3: variant_of per live slot); format 2 is read by the
+// engine's IndexFile tests.
+constexpr char kMagic[8] = {'P', 'B', 'I', 'D', 'X', '0', '0', '3'};
 constexpr uint32_t kDim = 4;
 
 
@@ -48,6 +52,7 @@ std::unordered_map<std::string, pb::SlotFields> Live() {
   std::unordered_map<std::string, pb::SlotFields> live;
   live["zh-case-01"] = Fields("zh-case-01", {"awareness", "decision"});
   live["en-roi-02"] = Fields("en-roi-02", {"consideration"});
+  live["en-case-01"] = Fields("en-case-01", {"awareness"});
   return live;
 }
 
@@ -61,7 +66,14 @@ bool Init() {
   const auto live = Live();
   std::vector<pb::SlotFields> fields;
   for (const auto& [id, f] : live) fields.push_back(f);
-  const float v[] = {1, 0, 0, 0, 0, 1, 0, 0};
+  for (pb::SlotFields& f : fields) {
+    auto display = std::make_shared<pb::AssetDisplay>();
+    display->id = f.id;
+    display->title = "title of " + f.id;
+    if (f.id == "en-case-01") display->variant_of = "zh-case-01";  // a translation
+    f.display = std::move(display);
+  }
+  const float v[] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0};
   index.Upsert(fields, v);
   if (!index.Save(Path(), 7, "lexical-v1").ok()) std::abort();
   const std::vector<uint8_t> file = ReadFile(Path());
@@ -110,7 +122,9 @@ void FixUp(std::vector<uint8_t>* b) {
     if (!str() || b->size() - pos < 1) return;
     const uint8_t flags = (*b)[pos++];
     uint32_t tags;
-    if ((flags & 1) && (!skip(16) || !u32(&tags) || !skip(uint64_t(tags) * 4) || !str() || !str() || !skip(8))) return;
+    if ((flags & 1) && (!skip(16) || !u32(&tags) || !skip(uint64_t(tags) * 4) || !str() || !str() || !skip(8) || !str())) {
+      return;
+    }
   }
   if (!skip(uint64_t(n) * dim * sizeof(float)) || b->size() - pos < 16) return;
   const uint64_t sum = pb::IndexFileChecksum(b->data(), pos);
@@ -144,9 +158,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       filter.stage = stage;
       auto hits = index.Search(q, filter, 10);
       if (!hits.ok()) std::abort();
+      std::vector<std::string_view> ids;
       for (const auto& h : hits.value()) {
         if (!index.IsLive(h.asset_id)) std::abort();
+        ids.push_back(h.asset_id);
       }
+      // Content items over whatever links the file holds (cycles included): a
+      // root each, and no endless walk.
+      if (index.ContentRoots(ids).size() != ids.size()) std::abort();
     }
   }
   std::remove(path.c_str());

@@ -1,6 +1,6 @@
 // The engine's stored-record decoders on arbitrary bytes: what RocksDB hands
 // back is trusted by nothing. The first byte picks the record kind:
-//   0 asset (codec.h)        1 vector (codec.h, dimension from the next byte)
+//   0 asset (codec.h; formats 1, 2)  1 vector (codec.h, dimension from the next byte)
 //   2 event (codec.h)        3 lead state (codec.h; both formats)
 //   4 stats counters: a sequence of (key, counters) records of the "stats"
 //     column family, applied to a Derived as FeedbackStore::Open loads them,
@@ -33,14 +33,18 @@ bool SameAsset(const pb::Asset& a, const pb::Asset& b) {
   return a.id == b.id && a.title == b.title && a.body == b.body && a.url == b.url && a.language == b.language &&
          a.type == b.type && a.stages == b.stages && a.tags == b.tags && a.active == b.active &&
          a.vector_supplied == b.vector_supplied && a.deleted == b.deleted && a.embedder == b.embedder &&
-         a.created_ms == b.created_ms && a.updated_ms == b.updated_ms;
+         a.created_ms == b.created_ms && a.updated_ms == b.updated_ms && a.variant_of == b.variant_of;
 }
 
+// Any format decodes to a record that the current format (2: variant_of)
+// encodes and decodes back equal; a format-1 record re-encodes as 2.
 void Asset(std::string_view in) {
   pb::Asset a;
   if (!pb::DecodeAsset(in, &a).ok()) return;
+  const std::string out = pb::EncodeAsset(a);
+  Check(uint8_t(out[0]) == 2);
   pb::Asset again;
-  Check(pb::DecodeAsset(pb::EncodeAsset(a), &again).ok() && SameAsset(a, again));
+  Check(pb::DecodeAsset(out, &again).ok() && SameAsset(a, again) && pb::EncodeAsset(again) == out);
 }
 
 void Vector(std::string_view in) {
@@ -168,6 +172,11 @@ void WriteSeeds(const std::string& dir) {
   zh.embedder = "lexical-v1";
   zh.created_ms = 1764633600000;
   zh.updated_ms = 1764720000000;
+  std::string v1 = pb::EncodeAsset(zh);  // format 1: no variant_of (format 2 appends it)
+  v1[0] = 1;
+  v1.pop_back();  // the empty variant_of's length
+  put("asset_zh_v1", 0, v1);
+  zh.variant_of = "en-objection-think-01";
   put("asset_zh", 0, pb::EncodeAsset(zh));
   pb::Asset en;
   en.id = "en-case-logistics-02";
@@ -201,11 +210,11 @@ void WriteSeeds(const std::string& dir) {
   dismissed.type = pb::EventType::kDismissed;
   dismissed.reason = "已经发过了";
   dismissed.topic.clear();
-  std::string v1 = pb::EncodeEvent(dismissed);  // format 1: no topic (and no arm)
-  v1[0] = 1;
-  v1.erase(v1.size() - 17, 1);
-  v1.erase(v1.size() - 20, 4);
-  put("event_dismissed_v1", 2, v1);
+  std::string e1 = pb::EncodeEvent(dismissed);  // format 1: no topic (and no arm)
+  e1[0] = 1;
+  e1.erase(e1.size() - 17, 1);
+  e1.erase(e1.size() - 20, 4);
+  put("event_dismissed_v1", 2, e1);
   std::string v2 = pb::EncodeEvent(used);  // format 2: no arm
   v2[0] = 2;
   v2.erase(v2.size() - 17, 1);

@@ -254,5 +254,88 @@ TEST(CatalogRebuild, RebuildUnderConcurrentSearchesHasZeroErrors) {
             "during-1");
 }
 
+// Translations (variant_of, docs/protocol.md "Content items"): stored and
+// returned, one variant per content item in recommend (the rep's language's),
+// the reports' roll-up, and bad links refused with the field named and nothing
+// written.
+TEST_F(CatalogMethods, VariantsFormOneContentItemReportsRollUpBadLinksRefused) {
+  auto Asset = [](const std::string& id, const std::string& title, const std::string& body, const std::string& language) {
+    json a = playbook::testing::Asset(id, title, {"evaluation"}, "objection_script", language);
+    a["body"] = body;
+    return a;
+  };
+  auto Recommended = [&](const std::string& lead, const std::string& language) {
+    json r = Ok("recommend", {{"lead", {{"id", lead}, {"stage", "evaluation"}, {"context", "客户说太贵了 price too expensive"},
+                                        {"language", language}}},
+                              {"k", 5}});
+    std::set<std::string> ids;
+    for (const json& item : r["items"]) ids.insert(item["asset_id"].get<std::string>());
+    return ids;
+  };
+  // The error of an upsert expected to fail, and that `probe` was not written.
+  auto Refused = [&](const json& assets, const std::string& probe) {
+    json r = c_->Call("assets.upsert", {{"assets", assets}}, 30s);
+    EXPECT_EQ(ErrorCode(r), -32602) << r;
+    EXPECT_EQ(Ok("assets.get", {{"ids", {probe}}})["missing"], json::array({probe}));
+    return r;
+  };
+  json en = Asset("en-price", "\"Too expensive\": break the price down", "price too expensive: compare, break down, average", "en");
+  en["variant_of"] = "zh-price";
+  ASSERT_EQ(Ok("assets.upsert", {{"assets", {Asset("zh-price", "客户说太贵了：拆散法与平均法", "太贵了 价格 拆散法 平均法", "zh"), en,
+                                             Asset("en-budget", "No budget: build the business case", "budget", "en")}}})["created"],
+            3);
+  json got = Ok("assets.get", {{"ids", {"en-price", "zh-price"}}});
+  EXPECT_EQ(got["assets"][0]["variant_of"], "zh-price");
+  EXPECT_TRUE(got["assets"][1]["variant_of"].is_null());
+  for (const json& hit : Ok("assets.search", {{"stage", "evaluation"}, {"query", "太贵了"}})["items"]) {
+    EXPECT_EQ(hit["variant_of"], hit["asset_id"] == "en-price" ? json("zh-price") : json()) << hit;
+  }
+
+  // recommend: one of the two, in the rep's language.
+  const std::set<std::string> zh = Recommended("lead-zh", "zh"), en_items = Recommended("lead-en", "en");
+  EXPECT_TRUE(zh.count("zh-price") && !zh.count("en-price")) << ::testing::PrintToString(zh);
+  EXPECT_TRUE(en_items.count("en-price") && !en_items.count("zh-price")) << ::testing::PrintToString(en_items);
+
+  // Reports: by asset, then by content item.
+  Ok("feedback.record", {{"events", {{{"event_id", "u1"}, {"type", "used"}, {"lead_id", "lead-zh"}, {"asset_id", "zh-price"}},
+                                     {{"event_id", "u2"}, {"type", "used"}, {"lead_id", "lead-en"}, {"asset_id", "en-price"}}}}});
+  json by_asset = Ok("reports.assets", json::object());
+  EXPECT_EQ(by_asset["rows"][0]["used"], 1);
+  EXPECT_FALSE(by_asset["rows"][0].contains("variants"));
+  json by_content = Ok("reports.assets", {{"by", "content"}});
+  ASSERT_GE(by_content["rows"].size(), 1u);
+  const json& item = by_content["rows"][0];
+  EXPECT_EQ(item["asset_id"], "zh-price");
+  EXPECT_EQ(item["title"], "客户说太贵了：拆散法与平均法");
+  EXPECT_EQ(item["used"], 2);
+  EXPECT_EQ(item["shown"], 2);  // one showing for each lead
+  EXPECT_EQ(item["variants"], json::parse(R"([{"asset_id":"en-price","language":"en"},{"asset_id":"zh-price","language":"zh"}])"));
+  EXPECT_EQ(by_content["totals"]["used"], by_asset["totals"]["used"]);
+  EXPECT_EQ(by_content["totals"]["content_items"], by_content["rows"].size());
+  EXPECT_EQ(ErrorField(c_->Call("reports.assets", {{"by", "language"}})), "by");
+
+  // Bad links: the field named, nothing of the call written.
+  json fresh = Asset("x-new", "New asset", "", "en");
+  json self = Asset("y-self", "Self", "", "en");
+  self["variant_of"] = "y-self";
+  EXPECT_EQ(ErrorField(Refused(json::array({fresh, self}), "x-new")), "assets[1].variant_of");
+  json typed = fresh;
+  typed["variant_of"] = 42;
+  EXPECT_EQ(ErrorField(Refused(json::array({typed}), "x-new")), "assets[0].variant_of");
+  typed["variant_of"] = "";
+  EXPECT_EQ(ErrorField(Refused(json::array({typed}), "x-new")), "assets[0].variant_of");
+  typed["variant_of"] = "not an id";
+  EXPECT_EQ(ErrorField(Refused(json::array({typed}), "x-new")), "assets[0].variant_of");
+  json cycle = Asset("zh-price", "客户说太贵了：拆散法与平均法", "太贵了", "zh");
+  cycle["variant_of"] = "en-price";
+  json r = Refused(json::array({fresh, cycle}), "x-new");
+  EXPECT_EQ(ErrorField(r), "assets[1].variant_of");
+  EXPECT_NE(r.dump().find("would make a cycle: zh-price -> en-price -> zh-price"), std::string::npos) << r;
+  EXPECT_TRUE(Ok("assets.get", {{"ids", {"zh-price"}}})["assets"][0]["variant_of"].is_null());
+  // A target that does not exist yet is accepted.
+  fresh["variant_of"] = "later-asset";
+  EXPECT_EQ(Ok("assets.upsert", {{"assets", json::array({fresh})}})["created"], 1);
+}
+
 }  // namespace
 }  // namespace playbook::testing

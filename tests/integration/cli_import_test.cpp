@@ -336,6 +336,21 @@ TEST_F(CliImport, CsvSampleKeepsQuotedFields) {
   EXPECT_EQ(got["en-email-winback-01"]["active"], true);  // empty cell: the default
 }
 
+TEST_F(CliImport, CsvVariantOfLinksTranslations) {
+  WriteFile(Path("v.csv"),
+            "id,title,language,type,stages,variant_of\n"
+            "zh-v,太贵了,zh,video,interest,\n"        // an empty cell: no link
+            "en-v,Too expensive,en,video,interest, zh-v \n"
+            "bad-v,Bad,en,video,interest,bad-v\n");  // line 4: its own variant
+  CommandResult r = Import({Path("v.csv")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("line 4"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("variant_of"), std::string::npos) << r.err;
+  auto got = GetAssets(d_, {"zh-v", "en-v"});
+  EXPECT_TRUE(got["zh-v"]["variant_of"].is_null());
+  EXPECT_EQ(got["en-v"]["variant_of"], "zh-v");
+}
+
 TEST_F(CliImport, CsvBadRowsAndUnknownColumns) {
   WriteFile(Path("rows.csv"),
             "id,title,type,stages,active\n"
@@ -416,7 +431,7 @@ TEST(CliExport, RoundTripReproducesTheCatalog) {
   for (const json& e : exported) {
     for (auto it = e.begin(); it != e.end(); ++it) {
       static const std::set<std::string> kInputFields = {"id",   "title",  "body",   "url",   "language",
-                                                         "type", "stages", "tags",   "active"};
+                                                         "type", "stages", "tags",   "active", "variant_of"};
       EXPECT_TRUE(kInputFields.count(it.key())) << "exported field " << it.key();
     }
     auto want = expected.find(e["id"]);

@@ -177,6 +177,27 @@ TEST_F(CliReport, TableShowsTheSeededAssetAndItsCounts) {
   EXPECT_NE(line_of("en-roi-01").find(" - "), std::string::npos) << out;
 }
 
+TEST_F(CliReport, ByContentRollsTranslationsUp) {
+  TestClient c(d_->ws_url(), kAdmin);
+  json en = {{"id", "en-price-01"}, {"title", "Too expensive: break the value down"}, {"type", "objection_script"},
+             {"stages", {"evaluation"}}, {"language", "en"}, {"variant_of", "zh-price-01"}};
+  ASSERT_TRUE(c.Call("assets.upsert", {{"assets", json::array({en})}}).contains("result"));
+  json used = {{"event_id", "e9"}, {"type", "used"}, {"lead_id", "lead-2"}, {"asset_id", "en-price-01"}};
+  ASSERT_TRUE(c.Call("feedback.record", {{"events", json::array({used})}}).contains("result"));
+  CommandResult table = Report({"assets", "--by", "content"});
+  ASSERT_EQ(table.exit_code, 0) << Describe(table);
+  const auto at = table.out.find("zh-price-01 [en-price-01:en|zh-price-01:zh]");
+  ASSERT_NE(at, std::string::npos) << table.out;
+  EXPECT_NE(table.out.substr(at, table.out.find('\n', at) - at).find("  2  "), std::string::npos) << table.out;  // used
+  CommandResult csv = Report({"assets", "--by", "content", "--format", "csv"});
+  ASSERT_EQ(csv.exit_code, 0) << Describe(csv);
+  auto records = ParseCsv(csv.out);
+  ASSERT_EQ(records[0].size(), 16u) << csv.out;
+  EXPECT_EQ(records[0].back(), "variants");
+  EXPECT_EQ(records[1][0], "zh-price-01");
+  EXPECT_EQ(records[1].back(), "en-price-01:en|zh-price-01:zh");
+}
+
 TEST_F(CliReport, CsvParsesBackWithQuotedTitles) {
   CommandResult r = Report({"assets", "--format", "csv", "--sort", "shown"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
@@ -270,7 +291,8 @@ TEST_F(CliReport, OptionsOfOtherReportsAreUsageErrorsNamingTheOption) {
       {{"reps", "--from", "2024-02-30"}, "--from '2024-02-30'"},
       {{"experiment", "--stage", "evaluation"}, "experiment takes no --stage"},
       {{"experiment", "--by", "asset"}, "--by must be stage or rep"},
-      {{"assets", "--by", "rep"}, "assets takes no --by"},
+      {{"assets", "--by", "rep"}, "assets --by must be asset or content"},
+      {{"dismissals", "--by", "content"}, "dismissals takes no --by"},
       {{}, "assets, unused, dismissals, reps, funnel or experiment"},
       {{"repz"}, "unknown report 'repz'"},
       {{"reps", "funnel"}, "expected one report"},

@@ -388,6 +388,27 @@ TEST_F(Dashboard, BrowserShowsTheSeededNumbersWithoutErrors) {
   ASSERT_TRUE(WriteFile(shot, png)) << shot;
   std::cout << "dashboard screenshot: " << shot << "\n";
   RecordProperty("screenshot", shot);
+
+  // Translations as one: a Chinese variant of dash-roi, used once, joins its row.
+  json variant = marketing.Call("assets.upsert", {{"assets", {{{"id", "dash-roi-zh"}, {"title", "制造业ROI计算器"},
+                                                              {"type", "roi_calculator"}, {"stages", {"evaluation"}},
+                                                              {"language", "zh"}, {"variant_of", "dash-roi"}}}}});
+  ASSERT_EQ(variant["result"]["created"], 1) << variant.dump();
+  json use = crm.Call("feedback.record", {{"events", {{{"event_id", "d7"}, {"type", "used"}, {"lead_id", "dash-lead-3"},
+                                                       {"asset_id", "dash-roi-zh"}}}}});
+  ASSERT_EQ(use["result"]["accepted"], 1) << use.dump();
+  const int64_t by_content_calls = Calls(admin, "reports.assets");
+  browser.EvaluateString("(document.getElementById('f-content').click(), 'clicked')");
+  ASSERT_TRUE(browser.WaitUntil("document.body.dataset.state === 'ready'", kRenderDeadline)) << browser.Diagnostics();
+  EXPECT_EQ(Calls(admin, "reports.assets"), by_content_calls + 1);
+  const std::string rolled = Dom(browser);
+  const std::string item = AssetRow(rolled, "dash-roi");
+  ASSERT_FALSE(item.empty()) << rolled;
+  EXPECT_EQ(Cell(item, "used"), "2") << item;
+  EXPECT_NE(item.find("dash-roi (en), dash-roi-zh (zh)"), std::string::npos) << item;
+  EXPECT_TRUE(AssetRow(rolled, "dash-roi-zh").empty()) << rolled;
+  EXPECT_NE(rolled.find("content items"), std::string::npos);
+  EXPECT_TRUE(browser.errors().empty()) << ::testing::PrintToString(browser.errors());
 }
 
 TEST_F(Dashboard, AsksForATokenAndRefusesWrongOnes) {

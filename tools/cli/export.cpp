@@ -38,8 +38,8 @@ void PrintExportUsage(std::ostream& out) {
 // The fields of one listed asset that an upsert takes, in import's order.
 json Exportable(const json& a, bool vector) {
   json out = json::object();
-  for (const char* k : {"id", "title", "body", "url", "language", "type", "stages", "tags", "active"}) {
-    if (a.contains(k)) out[k] = a[k];
+  for (const char* k : {"id", "title", "body", "url", "language", "type", "stages", "tags", "active", "variant_of"}) {
+    if (a.contains(k) && !a[k].is_null()) out[k] = a[k];  // variant_of is null when none
   }
   if (vector && a.contains("vector")) out["vector"] = a["vector"];
   return out;

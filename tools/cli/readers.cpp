@@ -192,7 +192,8 @@ class CsvParser {
 };
 
 constexpr std::string_view kCsvColumns[] = {"id",    "title",  "body", "url",    "language",
-                                            "type",  "stages", "tags", "active", "vector"};
+                                            "type",  "stages", "tags", "active", "vector",
+                                            "variant_of"};
 constexpr std::string_view kCsvRequired[] = {"id", "title", "type", "stages"};
 
 std::string Trim(std::string_view s) {
@@ -253,7 +254,8 @@ class CsvReader : public Reader {
     std::string error;
     do {
       if (!parser_.Next(fields, line, error)) {
-        fatal_ = "no header line (expected columns among id,title,body,url,language,type,stages,tags,active,vector)";
+        fatal_ = "no header line (expected columns among id,title,body,url,language,type,stages,tags,active,vector,"
+                 "variant_of)";
         return;
       }
     } while (error.empty() && fields.size() == 1 && Trim(fields[0]).empty());
@@ -269,7 +271,7 @@ class CsvReader : public Reader {
       if (std::find(std::begin(kCsvColumns), std::end(kCsvColumns), name) == std::end(kCsvColumns)) {
         fatal_ = "line " + std::to_string(line) + ": unknown column '" + Trim(f) +
                  "' in the header; known columns: id, title, body, url, language, type, stages, tags, "
-                 "active, vector";
+                 "active, vector, variant_of";
         return;
       }
       if (!seen.insert(name).second) {
@@ -304,6 +306,8 @@ class CsvReader : public Reader {
     a["type"] = Trim(*get("type"));
     a["stages"] = SplitList(*get("stages"), "|;");
     if (const std::string* v = get("tags"); v && !Trim(*v).empty()) a["tags"] = SplitList(*v, "|;");
+    // An empty cell: no variant_of (the daemon checks the id's syntax).
+    if (const std::string* v = get("variant_of"); v && !Trim(*v).empty()) a["variant_of"] = Trim(*v);
     if (const std::string* v = get("active"); v && !Trim(*v).empty()) {
       std::string t = Trim(*v);
       std::transform(t.begin(), t.end(), t.begin(),

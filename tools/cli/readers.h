@@ -39,7 +39,7 @@ class Reader {
 // skipped; a UTF-8 BOM and CRLF line ends are accepted.
 std::unique_ptr<Reader> MakeJsonlReader(std::istream& in);
 // CSV with a header naming columns among id,title,body,url,language,type,
-// stages,tags,active,vector (id, title, type, stages required). Reads the
+// stages,tags,active,vector,variant_of (id, title, type, stages required). Reads the
 // header at once: check fatal().
 std::unique_ptr<Reader> MakeCsvReader(std::istream& in);
 

@@ -50,6 +50,9 @@ void PrintReportUsage(std::ostream& out) {
          "  --max-usage-rate R unused: \"rarely used\" means used in under R of the showings,\n"
          "                     0..1 or a percentage such as 5% (default 0.05)\n"
          "  --by stage|rep     experiment: also per stage of entry, or per rep\n"
+         "  --by asset|content assets: a row per asset (default), or per content item: the\n"
+         "                     translations linked by variant_of summed, their ids and\n"
+         "                     languages listed (table: [id:lang|...]; csv: a variants column)\n"
          "  --format F         table (default), csv (RFC 4180, header row, raw numbers) or json\n"
          "                     (the result as the daemon returned it)\n"
          "reps and funnel take only --from, --to and --format: the daemon's reports.reps and\n"
@@ -283,13 +286,30 @@ const std::vector<std::string> kAssetColumns = {
     "asset_id", "title", "type", "deleted", "shown", "used", "usage_rate", "viewed",
     "dismissed", "won", "lost", "win_rate", "lift", "influenced_revenue", "last_used"};
 
+// By content: "en-price:en|zh-price:zh", the content item's variants and their languages.
+std::string Variants(const json& row) {
+  std::string out;
+  const json& variants = At(row, "variants");
+  if (!variants.is_array()) return out;
+  for (const json& v : variants) {
+    if (!out.empty()) out += "|";
+    out += Str(v, "asset_id");
+    if (const json& language = At(v, "language"); language.is_string() && !language.get<std::string>().empty()) {
+      out.append(":").append(language.get<std::string>());
+    }
+  }
+  return out;
+}
+
 void PrintAssetsTable(std::ostream& out, const json& result, const json& /*params*/) {
   Table t;
   t.header = {"asset_id", "title", "type", "shown", "used", "usage", "viewed", "dismissed",
               "won", "lost", "win_rate", "lift", "revenue", "last_used (UTC)"};
   t.right = {false, false, false, true, true, true, true, true, true, true, true, true, true, false};
   for (const json& r : result["rows"]) {
-    t.rows.push_back({AssetLabel(r), Truncate(Str(r, "title"), kTitleWidth), Str(r, "type"),
+    std::string label = AssetLabel(r);
+    if (At(r, "variants").size() > 1) label.append(" [").append(Variants(r)).append("]");  // by content: its translations
+    t.rows.push_back({label, Truncate(Str(r, "title"), kTitleWidth), Str(r, "type"),
                       Number(r.value("shown", json()), 0), Number(r.value("used", json()), 0),
                       Percent(r.value("usage_rate", json())), Number(r.value("viewed", json()), 0),
                       Number(r.value("dismissed", json()), 0), Number(r.value("won", json()), 0),
@@ -318,8 +338,18 @@ void PrintAssetsTable(std::ostream& out, const json& result, const json& /*param
   }
 }
 
-void PrintAssetsCsv(std::ostream& out, const json& result, const json& /*params*/) {
-  PrintCsv(out, kAssetColumns, result["rows"]);
+void PrintAssetsCsv(std::ostream& out, const json& result, const json& params) {
+  if (At(params, "by") != json("content")) return PrintCsv(out, kAssetColumns, result["rows"]);
+  // By content: one more column, the variants as in the table.
+  std::vector<std::string> columns = kAssetColumns;
+  columns.push_back("variants");
+  json rows = json::array();
+  for (const json& r : result["rows"]) {
+    json row = r;
+    if (row.is_object()) row["variants"] = Variants(r);
+    rows.push_back(std::move(row));
+  }
+  PrintCsv(out, columns, rows);
 }
 
 // ---------------------------------------------------------------------------
@@ -600,7 +630,7 @@ struct ReportKind {
 
 const std::vector<ReportKind>& Reports() {
   static const std::vector<ReportKind> kinds = {
-      {"assets", {"--stage", "--rep", "--type", "--sort", "--limit"}, {"rows"}, PrintAssetsTable, PrintAssetsCsv},
+      {"assets", {"--stage", "--rep", "--type", "--sort", "--limit", "--by"}, {"rows"}, PrintAssetsTable, PrintAssetsCsv},
       {"unused", {"--stage", "--type", "--min-shown", "--max-usage-rate"}, {"never_used", "rarely_used"},
        PrintUnusedTable, PrintUnusedCsv},
       {"dismissals", {"--stage"}, {"reasons", "by_asset"}, PrintDismissalsTable, PrintDismissalsCsv},
@@ -703,7 +733,11 @@ int RunReport(Args args) {
       if (!rate) return UsageError("report: --max-usage-rate must be a fraction in 0..1 or a percentage such as 5%");
       params["max_usage_rate"] = *rate;
     } else if (name == "--by") {
-      if (value != "stage" && value != "rep") return UsageError("report: --by must be stage or rep");
+      if (std::string_view(kind->name) == "assets") {
+        if (value != "asset" && value != "content") return UsageError("report: assets --by must be asset or content");
+      } else if (value != "stage" && value != "rep") {
+        return UsageError("report: experiment --by must be stage or rep");
+      }
       params["by"] = value;
     } else if (name == "--format") {
       if (value != "table" && value != "csv" && value != "json") {

@@ -122,6 +122,11 @@ export interface Asset {
   vector?: Vector;
   /** Default true. */
   active?: boolean;
+  /**
+   * The id of the asset this one is a variant (a translation) of; null or absent: none. Assets linked
+   * through variant_of form one content item: recommend returns one of them, reports can sum them.
+   */
+  variant_of?: string | null;
 }
 
 /** An asset as assets.get and assets.list answer it. */
@@ -130,6 +135,8 @@ export interface StoredAsset extends Omit<Asset, "vector"> {
   vector_source: "client" | "embedder";
   created_ms: TimestampMs;
   updated_ms: TimestampMs;
+  /** Always there: the id given at upsert, or null. */
+  variant_of: string | null;
 }
 
 export interface AssetsUpsertParams {
@@ -193,6 +200,8 @@ export interface SearchItem {
   type: string;
   url: string;
   score: number;
+  /** The asset's variant_of (a translation of that asset), or null. */
+  variant_of: string | null;
 }
 
 export interface AssetsSearchResult {
@@ -219,6 +228,8 @@ export interface ReportsAssetsParams extends ReportWindow {
   sort?: SortColumn;
   /** 1..100000, default 100. */
   limit?: number;
+  /** "asset" (default): a row per asset; "content": a row per content item, its variants summed. */
+  by?: "asset" | "content";
 }
 
 /** The counts of a report row and of the totals. */
@@ -244,11 +255,15 @@ export interface AssetRow extends AssetCounts {
   deleted: boolean;
   lift: number | null;
   last_used: TimestampMs | null;
+  /** By content only: the item's variants with activity in the window, in id order. */
+  variants?: { asset_id: string; language: string }[];
 }
 
 export interface AssetTotals extends AssetCounts {
   /** Matching assets, not only the rows returned. */
   assets: number;
+  /** By content only: the content items those assets form. */
+  content_items?: number;
   leads_won: number;
   leads_lost: number;
   leads_win_rate: number | null;
@@ -538,7 +553,7 @@ export const METHODS: { readonly [M in Method]: MethodSpec<M> } = {
     keys<AssetsSearchParams>()("stage", "query", "vector", "k", "filter", "exclude_ids"),
     keys<AssetsSearchResult>()("items")),
   "reports.assets": spec<"reports.assets">("marketing",
-    keys<ReportsAssetsParams>()("from", "to", "stage", "rep_id", "type", "sort", "limit"),
+    keys<ReportsAssetsParams>()("from", "to", "stage", "rep_id", "type", "sort", "limit", "by"),
     keys<ReportsAssetsResult>()("rows", "totals")),
   "reports.unused": spec<"reports.unused">("marketing",
     keys<ReportsUnusedParams>()("from", "to", "stage", "type", "min_shown", "max_usage_rate"),
@@ -578,9 +593,11 @@ export const RECORDS = {
   "filter": keys<AssetFilter>()("types", "language", "tags_any"),
   "event": keys<FeedbackEvent>()("event_id", "type", "lead_id", "asset_id", "stage", "rep_id",
                                  "recommendation_id", "reason", "amount", "ts"),
-  "asset": keys<Asset>()("id", "title", "body", "url", "language", "type", "stages", "tags", "vector", "active"),
+  "asset": keys<Asset>()("id", "title", "body", "url", "language", "type", "stages", "tags", "vector", "active",
+                         "variant_of"),
   "asset_row": keys<AssetRow>()("asset_id", "title", "type", "deleted", "shown", "used", "usage_rate", "viewed",
-                                "dismissed", "won", "lost", "win_rate", "lift", "influenced_revenue", "last_used"),
+                                "dismissed", "won", "lost", "win_rate", "lift", "influenced_revenue", "last_used",
+                                "variants"),
   "recommended_item": keys<RecommendedItem>()("asset_id", "title", "type", "url", "score", "reasons"),
 } as const;
 

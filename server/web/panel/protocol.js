@@ -18,7 +18,7 @@ export const METHODS = {
     "assets.delete": spec("marketing", keys()("ids"), keys()("deleted")),
     "assets.list": spec("marketing", keys()("stage", "type", "cursor", "limit", "with_vectors"), keys()("assets", "next_cursor")),
     "assets.search": spec("marketing", keys()("stage", "query", "vector", "k", "filter", "exclude_ids"), keys()("items")),
-    "reports.assets": spec("marketing", keys()("from", "to", "stage", "rep_id", "type", "sort", "limit"), keys()("rows", "totals")),
+    "reports.assets": spec("marketing", keys()("from", "to", "stage", "rep_id", "type", "sort", "limit", "by"), keys()("rows", "totals")),
     "reports.unused": spec("marketing", keys()("from", "to", "stage", "type", "min_shown", "max_usage_rate"), keys()("never_used", "rarely_used")),
     "reports.trend": spec("marketing", keys()("from", "to", "bucket_days", "stage", "rep_id", "type"), keys()("bucket_days", "buckets")),
     "reports.reps": spec("marketing", keys()("from", "to"), keys()("rows")),
@@ -38,8 +38,8 @@ export const RECORDS = {
     "lead": keys()("id", "stage", "context", "vector", "language", "attributes"),
     "filter": keys()("types", "language", "tags_any"),
     "event": keys()("event_id", "type", "lead_id", "asset_id", "stage", "rep_id", "recommendation_id", "reason", "amount", "ts"),
-    "asset": keys()("id", "title", "body", "url", "language", "type", "stages", "tags", "vector", "active"),
-    "asset_row": keys()("asset_id", "title", "type", "deleted", "shown", "used", "usage_rate", "viewed", "dismissed", "won", "lost", "win_rate", "lift", "influenced_revenue", "last_used"),
+    "asset": keys()("id", "title", "body", "url", "language", "type", "stages", "tags", "vector", "active", "variant_of"),
+    "asset_row": keys()("asset_id", "title", "type", "deleted", "shown", "used", "usage_rate", "viewed", "dismissed", "won", "lost", "win_rate", "lift", "influenced_revenue", "last_used", "variants"),
     "recommended_item": keys()("asset_id", "title", "type", "url", "score", "reasons"),
 };
 /** JSON-RPC error codes (docs/protocol.md, Errors). */

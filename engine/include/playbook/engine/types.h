@@ -24,6 +24,12 @@ struct Asset {
   // embedder computes one. On output: filled only when asked for.
   std::vector<float> vector;
   bool active = true;  // inactive assets are never recommended
+  // Optional: the id of the asset this one is a variant (a translation) of.
+  // Assets linked through variant_of form one content item, named by the id
+  // at the end of the chain (the asset with no variant_of, or the id named
+  // when no live asset has it): recommend returns at most one asset per
+  // content item, the reports can sum them. The target need not exist yet.
+  std::string variant_of;
 
   // Set by the engine; ignored on input.
   bool vector_supplied = false;  // the client brought the vector: never re-embedded
@@ -181,11 +187,25 @@ struct ReportQuery {
   std::string type;    // "" = all
   std::string sort = "used";  // a numeric column, descending
   uint32_t limit = 100;
+  // "asset" (or ""): a row per asset; "content": a row per content item,
+  // the variants (translations) linked by variant_of summed (ReportAssets only).
+  std::string by;
+};
+
+// One variant of a content item in a report by content.
+struct ReportVariant {
+  std::string asset_id;
+  std::string language;  // the asset's `language`; "" when unknown (not in the catalog) or unset
 };
 
 struct AssetReportRow {
+  // By content (ReportQuery::by == "content"): asset_id is the content id
+  // (the root of the variant_of chain), title and type the root asset's (or,
+  // when it is not in the catalog, the first variant's), deleted when every
+  // variant is, and the counters the sums of the variants'.
   std::string asset_id, title, type;
   bool deleted = false;
+  std::vector<ReportVariant> variants;  // by content: the variants with activity, in id order
   uint64_t shown = 0, used = 0, viewed = 0, dismissed = 0, won = 0, lost = 0;
   double usage_rate = 0;           // used / shown; 0 when shown is 0
   std::optional<double> win_rate;  // won / (won + lost)
@@ -198,6 +218,7 @@ struct AssetReport {
   std::vector<AssetReportRow> rows;
   AssetReportRow totals;  // sums over every matching asset (not only the rows returned)
   uint64_t matching = 0;  // assets with activity that pass the filters
+  uint64_t content_items = 0;  // by content: the content items those assets form; else 0
   uint64_t leads_won = 0, leads_lost = 0;
   std::optional<double> leads_win_rate;
 };
