@@ -21,6 +21,10 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "playbook/engine/engine.h"
 #include "playbook/models/lexical_embedder.h"
@@ -29,6 +33,7 @@
 #include "playbook/server/server.h"
 #include "playbook/server/service_notify.h"
 #include "playbook/server/version.h"
+#include "readers.h"
 
 namespace {
 
@@ -48,12 +53,15 @@ options:
   --log-level LEVEL   overrides [log] level: trace|debug|info|warn|error|off
   --ready-file FILE   once listening, write {"port","pid","version","status":"starting"} to FILE;
                       rewritten with "status":"ok" once the data dir is open and requests are served
+  --load-sample FILE  on the first start over a data dir (no .sample-loaded file in it), upsert
+                      the assets of FILE (JSON Lines, as `playbook import` reads it) into an empty
+                      catalog before serving, and write .sample-loaded saying what was done
   --version           print the version and exit
   --help              print this help and exit
 )";
 
 struct Flags {
-  std::optional<std::string> config, data_dir, bind, log_level, ready_file;
+  std::optional<std::string> config, data_dir, bind, log_level, ready_file, load_sample;
   std::optional<long> port;
 };
 
@@ -85,6 +93,8 @@ std::optional<Flags> ParseFlags(int argc, char** argv) {
       if (!(f.log_level = value("--log-level"))) return std::nullopt;
     } else if (a == "--ready-file") {
       if (!(f.ready_file = value("--ready-file"))) return std::nullopt;
+    } else if (a == "--load-sample") {
+      if (!(f.load_sample = value("--load-sample"))) return std::nullopt;
     } else if (a == "--port") {
       auto v = value("--port");
       if (!v) return std::nullopt;
@@ -200,6 +210,89 @@ playbook::Result<std::shared_ptr<const playbook::models::Embedder>> MakeHttpEmbe
   return std::shared_ptr<const playbook::models::Embedder>(std::move(made).value());
 }
 
+// One request through the server's dispatcher (Server::HandleLocalFrame): its result, or the
+// error's message.
+playbook::Result<nlohmann::json> CallLocal(const srv::Server& server, const std::string& method,
+                                           const std::string& params) {
+  std::string frame = R"({"jsonrpc":"2.0","id":1,"method":")";
+  frame += method;
+  frame += R"(","params":)";
+  frame += params;
+  frame += "}";
+  const std::optional<std::string> out = server.HandleLocalFrame(frame, "--load-sample");
+  nlohmann::json reply = nlohmann::json::parse(out.value_or(""), nullptr, false);
+  if (reply.is_object() && reply.contains("result")) return std::move(reply["result"]);
+  std::string why = method;
+  why += ": ";
+  why += reply.is_object() && reply.contains("error") ? reply["error"].dump() : out.value_or("no answer");
+  return playbook::Status::Internal(std::move(why));
+}
+
+// Batches the records of `file` into assets.upsert calls, as `playbook import` does (500 assets
+// or 3 MiB a call, an id at most once a call). The assets upserted, or why the load stopped.
+playbook::Result<int64_t> ImportJsonl(const srv::Server& server, const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return playbook::Status::IOError("cannot read '" + file + "'");
+  std::unique_ptr<playbook::cli::Reader> reader = playbook::cli::MakeJsonlReader(in);
+  int64_t upserted = 0;
+  std::string batch;
+  std::unordered_set<std::string> ids;
+  auto flush = [&]() -> playbook::Status {
+    if (ids.empty()) return playbook::Status::Ok();
+    auto result = CallLocal(server, "assets.upsert", "{\"assets\":[" + batch + "]}");
+    if (!result.ok()) return result.status();
+    upserted += result.value().value("upserted", int64_t{0});
+    batch.clear();
+    ids.clear();
+    return playbook::Status::Ok();
+  };
+  for (playbook::cli::Record r; reader->Next(r);) {
+    if (!r.error.empty()) return playbook::Status::InvalidArgument(file + ":" + std::to_string(r.line), r.error);
+    if (ids.size() >= 500 || batch.size() + r.text.size() > (std::size_t{3} << 20) || ids.count(r.id) > 0) {
+      if (playbook::Status s = flush(); !s.ok()) return s;
+    }
+    if (!batch.empty()) batch += ',';
+    batch += r.text;
+    ids.insert(r.id);
+  }
+  if (!reader->fatal().empty()) return playbook::Status::InvalidArgument(file, reader->fatal());
+  if (reader->failed()) return playbook::Status::IOError("reading '" + file + "' failed");
+  if (playbook::Status s = flush(); !s.ok()) return s;
+  return upserted;
+}
+
+// --load-sample FILE, once the data dir is open and before requests are served: on the first
+// start over the data dir (no .sample-loaded in it) FILE is imported into an empty catalog (a
+// catalog already holding assets is left alone) and the marker written, saying what was done, so
+// later starts never reload it (deleted sample assets stay deleted). A failed load writes no
+// marker (the next start tries again) and does not stop the daemon. Returns the line to log.
+playbook::Result<std::string> LoadSample(const srv::Server& server, const std::string& file,
+                                         const std::string& data_dir) {
+  const std::filesystem::path marker = std::filesystem::path(data_dir) / ".sample-loaded";
+  std::error_code ec;
+  if (std::filesystem::exists(marker, ec)) {
+    return "sample catalog: not loaded again (" + marker.string() + " says it was dealt with at an earlier start)";
+  }
+  auto listed = CallLocal(server, "assets.list", R"({"limit":1})");
+  if (!listed.ok()) return listed.status();
+  std::string note;
+  if (!listed.value().value("assets", nlohmann::json::array()).empty()) {
+    note = "not loaded: the catalog already holds assets";
+  } else {
+    auto loaded = ImportJsonl(server, file);
+    if (!loaded.ok()) return loaded.status();
+    note = "loaded " + std::to_string(loaded.value()) + " assets from " + file;
+  }
+  const std::string tmp = marker.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << note << "\n";
+    if (!out.flush()) return playbook::Status::IOError("cannot write '" + tmp + "'");
+  }
+  if (std::rename(tmp.c_str(), marker.c_str()) != 0) return playbook::Status::IOError("cannot write '" + marker.string() + "'");
+  return "sample catalog: " + note;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -303,6 +396,8 @@ int main(int argc, char** argv) {
       server.Shutdown();
       return;
     }
+    const auto opened_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
     bool open_warning = false;
     const std::string open_note = engine->OpenNote(&open_warning);
     if (open_warning) {
@@ -310,11 +405,17 @@ int main(int argc, char** argv) {
     } else {
       spdlog::info("{}", open_note);
     }
+    if (flags->load_sample) {
+      auto loaded = LoadSample(server, *flags->load_sample, config.engine.data_dir);
+      if (loaded.ok()) {
+        spdlog::info("{}", loaded.value());
+      } else {
+        spdlog::warn("sample catalog: not loaded (tried again at the next start): {}", loaded.status().ToString());
+      }
+    }
     server.EngineOpened();
     Notify("STATUS=serving");
-    spdlog::info("serving: data dir opened in {} ms",
-                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
-                     .count());
+    spdlog::info("serving: data dir opened in {} ms", opened_ms);  // the sample's load not counted
     if (flags->ready_file && !WriteReadyFile(*flags->ready_file, server.port(), "ok")) {
       failed = "cannot write the ready file '" + *flags->ready_file + "'";
       server.Shutdown();

@@ -118,18 +118,21 @@ mount -t tmpfs -o mode=1777 shm "$ROOT/dev/shm"
 # The tree as an archive carries it: no .git; export-subst writes the commit (.archive-commit).
 git -C "$SRC" archive --format=tar --prefix=playbook/ "$REV" | tar -x -C "$ROOT/root"
 
-# 1. tools/run.sh, from nothing installed to serving (it returns once /healthz answers and the
-#    sample catalog is loaded).
+# 1. tools/run.sh, from nothing installed to serving (the daemon answers /healthz with the sample
+#    catalog loaded), then on to its return once the CLI is built.
 run_cmd=$("$SRC/tools/readme-commands.sh" setup | sed -n 1p | sed 's/ *#.*//')
 [ "$run_cmd" = "tools/run.sh" ] || die "the README's first set-up command is '$run_cmd', not tools/run.sh"
 t=$(now)
 if in_root "$LOGS/run.log" "$run_cmd"; then
   total=$(since "$t")
   # Phases from the log's timestamps: packages (until the first compile), the build of playbookd
-  # and playbook (until the last link), then the start and the sample load.
+  # (until the first ninja run's last step, its link), the start and the sample load (until the
+  # "is serving" line), then the CLI's build while the daemon serves (until run.sh returns).
   first=$(awk '$2 ~ /^\[1\// { print $1; exit }' "$LOGS/run.log")
-  linked=$(awk '$2 ~ /^\[[0-9]+\/[0-9]+\]$/ { split($2, a, /[\[\/\]]/); if (a[2] == a[3]) t = $1 } END { print t }' "$LOGS/run.log")
-  say "  tools/run.sh to serving:      $total s, $(cpu "$LOGS/run.log") CPU s (packages and configure ${first:-?} s, build ${first:+$(awk -v a="$first" -v b="$linked" 'BEGIN { printf "%.1f", b - a }')} s, start and sample load $(awk -v a="${linked:-0}" -v b="$total" 'BEGIN { printf "%.1f", b - a }') s)"
+  linked=$(awk '$2 ~ /^\[[0-9]+\/[0-9]+\]$/ { split($2, a, /[\[\/\]]/); if (a[2] == a[3]) { print $1; exit } }' "$LOGS/run.log")
+  serving=$(awk '/ is serving / { print $1; exit }' "$LOGS/run.log")
+  say "  tools/run.sh to serving:      ${serving:-?} s (packages and configure ${first:-?} s, build of playbookd ${first:+$(awk -v a="$first" -v b="$linked" 'BEGIN { printf "%.1f", b - a }')} s, start and sample load $(awk -v a="${linked:-0}" -v b="${serving:-0}" 'BEGIN { printf "%.1f", b - a }') s)"
+  say "  tools/run.sh returned:        $total s, $(cpu "$LOGS/run.log") CPU s (the CLI built while the daemon served)"
   grep -o 'playbookd .* is serving.*' "$LOGS/run.log" | head -n 1 | sed 's/^/    /' | tee -a "$summary"
 else
   say "  tools/run.sh FAILED after $(since "$t") s; the end of $LOGS/run.log:"

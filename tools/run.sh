@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# The run command: installs what is missing, builds playbookd and playbook (Release, build/: only
-# these two, the tests and benchmarks are test.sh's), and starts playbookd
-# on 127.0.0.1:7700 with its data in ./playbook-data, in the background, logging to
-# ./playbook-data/playbookd.log. Waits until /healthz answers.
+# The run command: installs what is missing, builds playbookd (Release, build/: the tests and
+# benchmarks are test.sh's), starts it on 127.0.0.1:7700 with its data in ./playbook-data, in the
+# background, logging to ./playbook-data/playbookd.log, and waits until /healthz answers: from then
+# on it serves, the sample catalog loaded. Then it builds the CLI, build/bin/playbook (what the
+# README's lines use), while the daemon already serves, and returns once it is linked.
 #
 #   tools/run.sh               build and start (or say it already runs)
-#   tools/run.sh --foreground  build and run in this terminal (Ctrl-C stops it)
+#   tools/run.sh --foreground  build both and run in this terminal (Ctrl-C stops it)
 #   tools/run.sh --stop        stop the daemon started here (SIGTERM; it drains and flushes)
 #
 # PLAYBOOK_CONFIG=FILE passes --config FILE; PLAYBOOK_PORT and PLAYBOOK_DATA_DIR override.
 #
-# On the first start over a data dir (no $DATA_DIR/.sample-loaded yet), once /healthz answers,
-# the sample catalog data/catalog/sample.jsonl is loaded with `build/bin/playbook import` and
-# the marker is created, so later starts never reload it (deleted sample assets stay deleted).
-# A data dir that already holds assets only gets the marker. PLAYBOOK_NO_SAMPLE=1 skips this;
-# with API tokens configured, PLAYBOOK_TOKEN must hold a marketing or admin token for the load.
+# The sample catalog: playbookd --load-sample data/catalog/sample.jsonl. On the first start over
+# a data dir (no $DATA_DIR/.sample-loaded yet) the daemon itself imports it into an empty catalog
+# before it serves (a catalog that already holds assets is left alone) and writes the marker, so
+# later starts never reload it (deleted sample assets stay deleted). PLAYBOOK_NO_SAMPLE=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +32,6 @@ running_pid() {
 
 SAMPLE_FILE=data/catalog/sample.jsonl
 SAMPLE_MARKER="$DATA_DIR/.sample-loaded"
-WS_URL="ws://127.0.0.1:$PORT/v1"
 
 # GET /healthz without curl (a fresh Debian has none): bash's /dev/tcp.
 healthz() {
@@ -45,25 +44,14 @@ healthz() {
   ) 2>/dev/null
 }
 
-# Loads the sample catalog once per data dir (see the top of this file); prints one line.
-load_sample() {
+# The daemon's word on the sample catalog (see the top of this file), one line.
+sample_note() {
   [ "${PLAYBOOK_NO_SAMPLE:-}" = "1" ] && return 0
-  [ -f "$SAMPLE_MARKER" ] && return 0
-  local listing out
-  # An existing data dir without the marker (made before the sample existed): load only into
-  # an empty catalog. assets.list needs a marketing token, like the import.
-  if listing=$(build/bin/playbook call --url "$WS_URL" assets.list '{"limit":1}' 2>/dev/null) &&
-     ! printf '%s\n' "$listing" | grep -q '"assets": \[\]'; then
-    touch "$SAMPLE_MARKER"
-    echo "  sample catalog:     not loaded: the catalog already holds assets"
-    return 0
-  fi
-  if out=$(build/bin/playbook import --url "$WS_URL" --no-progress "$SAMPLE_FILE" 2>&1); then
-    touch "$SAMPLE_MARKER"
-    echo "  sample catalog:     loaded $(printf '%s\n' "$out" | sed -n 's/.* \([0-9][0-9]*\) upserted.*/\1/p') assets from $SAMPLE_FILE (first start only; PLAYBOOK_NO_SAMPLE=1 skips)"
+  if [ -f "$SAMPLE_MARKER" ]; then
+    echo "  sample catalog:     $(cat "$SAMPLE_MARKER") (first start only; PLAYBOOK_NO_SAMPLE=1 skips)"
   else
-    echo "  sample catalog:     loading $SAMPLE_FILE failed (retried at the next start; PLAYBOOK_NO_SAMPLE=1 skips):" >&2
-    printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /' >&2
+    echo "  sample catalog:     not loaded, retried at the next start; $LOG_FILE says why:" >&2
+    grep 'sample catalog' "$LOG_FILE" | tail -n 3 | sed 's/^/    /' >&2 || true
   fi
 }
 
@@ -80,52 +68,51 @@ if [ "${1:-}" = "--stop" ]; then
 fi
 
 tools/install-deps.sh
-tools/build.sh playbookd playbook
 
 args=(--data-dir "$DATA_DIR" --port "$PORT" --bind 127.0.0.1)
 [ -n "${PLAYBOOK_CONFIG:-}" ] && args=(--config "$PLAYBOOK_CONFIG" "${args[@]}")
+[ "${PLAYBOOK_NO_SAMPLE:-}" = "1" ] || args+=(--load-sample "$SAMPLE_FILE")
 
 if [ "${1:-}" = "--foreground" ]; then
+  tools/build.sh playbookd playbook
   mkdir -p "$DATA_DIR"
-  # The sample loads from the background once the daemon answers.
-  (
-    for _ in $(seq 1 100); do
-      if healthz >/dev/null; then load_sample; exit 0; fi
-      sleep 0.1
-    done
-  ) &
   exec build/bin/playbookd "${args[@]}"
 fi
 
+# The daemon first: it serves while the CLI compiles.
+tools/build.sh playbookd
+
 if pid=$(running_pid); then
   echo "playbookd already runs (pid $pid) on 127.0.0.1:$PORT; tools/run.sh --stop stops it"
-  exit 0
+else
+  mkdir -p "$DATA_DIR"
+  nohup build/bin/playbookd "${args[@]}" >>"$LOG_FILE" 2>&1 &
+  pid=$!
+  echo "$pid" >"$PID_FILE"
+  for i in $(seq 1 301); do
+    if body=$(healthz); then break; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "playbookd exited at start; the end of $LOG_FILE says why:" >&2
+      tail -n 20 "$LOG_FILE" >&2
+      rm -f "$PID_FILE"
+      exit 1
+    fi
+    if [ "$i" = 301 ]; then
+      echo "playbookd did not answer /healthz within 30 s; see $LOG_FILE" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "playbookd $(build/bin/playbookd --version | cut -d' ' -f2) is serving (pid $pid), $SECONDS s after tools/run.sh started"
+  echo "  WebSocket JSON-RPC: ws://127.0.0.1:$PORT/v1"
+  echo "  health:             http://127.0.0.1:$PORT/healthz  $body"
+  echo "  metrics:            http://127.0.0.1:$PORT/metrics"
+  echo "  data:               $DATA_DIR   log: $LOG_FILE"
+  sample_note
 fi
 
-mkdir -p "$DATA_DIR"
-nohup build/bin/playbookd "${args[@]}" >>"$LOG_FILE" 2>&1 &
-pid=$!
-echo "$pid" >"$PID_FILE"
-for _ in $(seq 1 100); do
-  if body=$(healthz); then
-    echo "playbookd $(build/bin/playbookd --version | cut -d' ' -f2) is serving (pid $pid)"
-    echo "  WebSocket JSON-RPC: ws://127.0.0.1:$PORT/v1"
-    echo "  health:             http://127.0.0.1:$PORT/healthz  $body"
-    echo "  metrics:            http://127.0.0.1:$PORT/metrics"
-    echo "  data:               $DATA_DIR   log: $LOG_FILE"
-    load_sample
-    echo "  try:                build/bin/playbook call server.stats"
-    echo "                      build/bin/playbook export --type case_study"
-    echo "  stop:               tools/run.sh --stop"
-    exit 0
-  fi
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "playbookd exited at start; the end of $LOG_FILE says why:" >&2
-    tail -n 20 "$LOG_FILE" >&2
-    rm -f "$PID_FILE"
-    exit 1
-  fi
-  sleep 0.1
-done
-echo "playbookd did not answer /healthz within 10 s; see $LOG_FILE" >&2
-exit 1
+echo "building the CLI, build/bin/playbook, while playbookd serves"
+tools/build.sh playbook
+echo "  try:                build/bin/playbook call server.stats"
+echo "                      build/bin/playbook export --type case_study"
+echo "  stop:               tools/run.sh --stop"

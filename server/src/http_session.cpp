@@ -1,7 +1,7 @@
 // HTTP on the daemon's port: /healthz, /metrics, the dashboard (GET /
 // and /web/*), 404 for anything else, and the upgrade to WebSocket at /v1
 // (after the Origin and token checks). With [server.tls] the same session runs
-// over TLS (HttpSession<ssl_stream>) after the handshake; a client speaking
+// over TLS (its ConnStream holds the TLS stream) after the handshake; a client speaking
 // plain HTTP to a TLS port gets one plain 400 and the connection is closed.
 #include <boost/asio/dispatch.hpp>
 #include <boost/beast/core.hpp>
@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "conn_stream.h"
 #include "connection_count.h"
 #include "playbook/server/jsonrpc.h"
 #include "playbook/server/version.h"
@@ -92,22 +93,17 @@ void SetSecurityHeaders(Response& res, bool dashboard) {
                     : "default-src 'none'; frame-ancestors 'none'");
 }
 
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-
-// Stream: beast::tcp_stream (plain) or TlsStream; `buffer` holds bytes already
-// read from the connection (the TLS detection's).
-template <class Stream>
-class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
-  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
-
+// Plain TCP or TLS, one type (conn_stream.h); `buffer` holds bytes already read from the
+// connection (the TLS detection's).
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(Stream stream, beast::flat_buffer buffer, SharedState& state, ConnectionCount count)
+  HttpSession(ConnStream stream, beast::flat_buffer buffer, SharedState& state, ConnectionCount count)
       : stream_(std::move(stream)), buffer_(std::move(buffer)), state_(state), count_(std::move(count)) {}
 
   void Run() {
-    if constexpr (kTls) {
+    if (ConnStream::Tls* tls = stream_.tls()) {
       beast::get_lowest_layer(stream_).expires_after(kReadTimeout);
-      stream_.async_handshake(net::ssl::stream_base::server, buffer_.data(),
+      tls->async_handshake(net::ssl::stream_base::server, buffer_.data(),
                               beast::bind_front_handler(&HttpSession::OnHandshake, this->shared_from_this()));
     } else {
       net::dispatch(stream_.get_executor(),
@@ -289,12 +285,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   }
 
   void DoClose() {
-    if constexpr (kTls) {
+    if (ConnStream::Tls* tls = stream_.tls()) {
       beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
-      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {});
+      tls->async_shutdown([self = this->shared_from_this()](beast::error_code) {});
     } else {
       beast::error_code ec;
-      stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+      stream_.next_layer().socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
     }
   }
 
@@ -304,7 +300,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
-  Stream stream_;
+  ConnStream stream_;
   beast::flat_buffer buffer_;
   SharedState& state_;
   ConnectionCount count_;
@@ -330,7 +326,7 @@ class TlsDetect : public std::enable_shared_from_this<TlsDetect> {
   void OnDetect(beast::error_code ec, bool tls) {
     if (ec) return;  // closed or timed out before saying anything
     if (tls) {
-      std::make_shared<HttpSession<TlsStream>>(TlsStream(std::move(stream_), *state_.tls),
+      std::make_shared<HttpSession>(ConnStream(ConnStream::Tls(std::move(stream_), *state_.tls)),
                                                std::move(buffer_), state_, std::move(count_))
           ->Run();
       return;
@@ -375,7 +371,7 @@ void StartHttpSession(net::ip::tcp::socket socket, SharedState& state) {
     return;
   }
   ConnectionCount count(&state.metrics);
-  std::make_shared<HttpSession<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
+  std::make_shared<HttpSession>(ConnStream(beast::tcp_stream(std::move(socket))),
                                                    beast::flat_buffer(), state, std::move(count))
       ->Run();
 }

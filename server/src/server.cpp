@@ -263,6 +263,13 @@ void Server::AddMetrics(std::function<void(std::string*)> render) {
 
 void Server::EngineOpened() { impl_->state.serving.store(true, std::memory_order_release); }
 
+std::optional<std::string> Server::HandleLocalFrame(std::string_view frame, const std::string& caller) const {
+  CallContext ctx;
+  ctx.role = Role::kAdmin;
+  ctx.token_name = caller;
+  return impl_->state.dispatcher.HandleFrame(frame, ctx);
+}
+
 uint16_t Server::port() const {
   boost::system::error_code ec;
   return impl_->acceptor.local_endpoint(ec).port();

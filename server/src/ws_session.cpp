@@ -15,9 +15,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -39,12 +37,11 @@ namespace websocket = beast::websocket;
 namespace net = boost::asio;
 
 
-// Stream: beast::tcp_stream (ws://) or beast::ssl_stream<beast::tcp_stream>
-// (wss://, after the TLS handshake); the session logic is the same.
-template <class Stream>
-class WsSessionImpl final : public WsSession, public std::enable_shared_from_this<WsSessionImpl<Stream>> {
+// Over a ConnStream: ws:// and wss:// (after the TLS handshake) share one instantiation of
+// the WebSocket operations (conn_stream.h says why).
+class WsSessionImpl final : public WsSession, public std::enable_shared_from_this<WsSessionImpl> {
  public:
-  WsSessionImpl(Stream stream, Identity who, SharedState& state, ConnectionCount count)
+  WsSessionImpl(ConnStream stream, Identity who, SharedState& state, ConnectionCount count)
       : ws_(std::move(stream)), write_timer_(ws_.get_executor()), state_(state), role_(who.role),
         token_name_(std::move(who.name)), id_(state.NextConnectionId()), count_(std::move(count)) {}
 
@@ -282,7 +279,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
                     [self = this->shared_from_this()](beast::error_code) { self->closed_ = true; });
   }
 
-  websocket::stream<Stream> ws_;
+  websocket::stream<ConnStream> ws_;
   net::steady_timer write_timer_;
   uint64_t write_gen_ = 0;  // which write the timer is for
   beast::flat_buffer buffer_;
@@ -325,18 +322,9 @@ std::vector<std::string_view> OfferedSubprotocols(const http::request<http::stri
   return out;
 }
 
-void StartWsSession(beast::tcp_stream stream, http::request<http::string_body> req, Identity who,
-                    SharedState& state, ConnectionCount count) {
-  std::make_shared<WsSessionImpl<beast::tcp_stream>>(std::move(stream), std::move(who), state,
-                                                     std::move(count))
-      ->Run(std::move(req));
-}
-
-void StartWsSession(beast::ssl_stream<beast::tcp_stream> stream, http::request<http::string_body> req,
-                    Identity who, SharedState& state, ConnectionCount count) {
-  std::make_shared<WsSessionImpl<beast::ssl_stream<beast::tcp_stream>>>(
-      std::move(stream), std::move(who), state, std::move(count))
-      ->Run(std::move(req));
+void StartWsSession(ConnStream stream, http::request<http::string_body> req, Identity who, SharedState& state,
+                    ConnectionCount count) {
+  std::make_shared<WsSessionImpl>(std::move(stream), std::move(who), state, std::move(count))->Run(std::move(req));
 }
 
 }  // namespace playbook::server

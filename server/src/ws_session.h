@@ -2,14 +2,13 @@
 // the two Beast translation units. Private to server/.
 #pragma once
 
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include <string_view>
 #include <vector>
 
+#include "conn_stream.h"
 #include "connection_count.h"
 #include "playbook/server/auth.h"
 #include "playbook/server/config.h"
@@ -26,12 +25,8 @@ std::vector<std::string_view> OfferedSubprotocols(
 // Accepts the upgrade `req` on `stream` and serves JSON-RPC frames for a
 // caller who authenticated as `who` (kept for the connection's life, whatever
 // later token reloads do). The session keeps itself alive.
-void StartWsSession(boost::beast::tcp_stream stream,
-                    boost::beast::http::request<boost::beast::http::string_body> req, Identity who,
-                    SharedState& state, ConnectionCount count);
-// The same over TLS (wss://), after the TLS handshake.
-void StartWsSession(boost::beast::ssl_stream<boost::beast::tcp_stream> stream,
-                    boost::beast::http::request<boost::beast::http::string_body> req, Identity who,
-                    SharedState& state, ConnectionCount count);
+// `stream` is TCP (ws://) or TLS after its handshake (wss://).
+void StartWsSession(ConnStream stream, boost::beast::http::request<boost::beast::http::string_body> req,
+                    Identity who, SharedState& state, ConnectionCount count);
 
 }  // namespace playbook::server

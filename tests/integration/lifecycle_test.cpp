@@ -3,6 +3,9 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -75,6 +78,78 @@ TEST(Lifecycle, RestartsOnTheSameDataDir) {
   ASSERT_TRUE(second.Start()) << second.log();
   TestClient c(second.ws_url());
   EXPECT_TRUE(c.Call("server.stats").contains("result"));
+}
+
+std::string FileText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+DaemonOptions LoadingSample(const std::string& data_dir, const std::string& file) {
+  DaemonOptions o;
+  o.data_dir = data_dir;
+  o.args = {"--load-sample", file};
+  return o;
+}
+
+// --load-sample, as tools/run.sh starts the daemon: the first start over a data dir imports the
+// file before requests are served (the first recommend already finds it); later starts leave
+// the catalog alone, so a deleted sample asset stays deleted.
+TEST(Lifecycle, LoadSampleImportsOnceBeforeServing) {
+  const std::string sample = std::string(PLAYBOOK_DATA_DIR) + "/catalog/sample.jsonl";
+  TempDir data;
+  {
+    Daemon first(LoadingSample(data.path(), sample));
+    ASSERT_TRUE(first.Start()) << first.log();
+    TestClient c(first.ws_url());
+    json r = c.Call("recommend", {{"lead", {{"id", "lead-42"}, {"stage", "evaluation"}, {"context", "客户说太贵了"}}},
+                                  {"k", 3}});
+    ASSERT_TRUE(r.contains("result")) << r.dump();
+    ASSERT_FALSE(r["result"]["items"].empty()) << r.dump();
+    EXPECT_EQ(r["result"]["items"][0]["asset_id"], "zh-objection-price-01") << r.dump();
+    EXPECT_EQ(c.Call("index.status")["result"]["assets"], 106);
+    EXPECT_EQ(FileText(data.path() + "/.sample-loaded"), "loaded 106 assets from " + sample + "\n");
+    EXPECT_NE(first.log().find("token=--load-sample method=assets.upsert assets=106 result=ok"), std::string::npos)
+        << first.log();
+    EXPECT_EQ(c.Call("assets.delete", {{"ids", {"zh-objection-price-01"}}})["result"]["deleted"], 1);
+    ASSERT_EQ(first.Stop(), 0) << first.log();
+  }
+  Daemon second(LoadingSample(data.path(), sample));
+  ASSERT_TRUE(second.Start()) << second.log();
+  TestClient c(second.ws_url());
+  EXPECT_EQ(c.Call("index.status")["result"]["assets"], 105);
+  EXPECT_NE(second.log().find("sample catalog: not loaded again"), std::string::npos) << second.log();
+}
+
+// A file that cannot be read is a warning: the daemon serves and writes no marker, so the next
+// start tries again. A data dir whose catalog already holds assets (made before the sample
+// existed) gets only the marker.
+TEST(Lifecycle, LoadSampleLeavesAFilledCatalogAloneAndSurvivesABadFile) {
+  const std::string sample = std::string(PLAYBOOK_DATA_DIR) + "/catalog/sample.jsonl";
+  TempDir data;
+  {
+    Daemon missing(LoadingSample(data.path(), data.path() + "/no-such.jsonl"));
+    ASSERT_TRUE(missing.Start()) << missing.log();
+    EXPECT_NE(missing.log().find("sample catalog: not loaded (tried again at the next start)"), std::string::npos)
+        << missing.log();
+    EXPECT_FALSE(std::filesystem::exists(data.path() + "/.sample-loaded"));
+    ASSERT_EQ(missing.Stop(), 0) << missing.log();
+  }
+  {
+    Daemon plain(WithDataDir(data.path()));
+    ASSERT_TRUE(plain.Start()) << plain.log();
+    TestClient c(plain.ws_url());
+    json asset = {{"id", "mine"}, {"title", "Our own case study"}, {"type", "case_study"}, {"stages", {"evaluation"}}};
+    ASSERT_TRUE(c.Call("assets.upsert", {{"assets", {asset}}}).contains("result"));
+    ASSERT_EQ(plain.Stop(), 0) << plain.log();
+  }
+  Daemon d(LoadingSample(data.path(), sample));
+  ASSERT_TRUE(d.Start()) << d.log();
+  TestClient c(d.ws_url());
+  EXPECT_EQ(c.Call("index.status")["result"]["assets"], 1);
+  EXPECT_EQ(FileText(data.path() + "/.sample-loaded"), "not loaded: the catalog already holds assets\n");
 }
 
 // The generated config ends in [debug]: this line goes there. Holds the

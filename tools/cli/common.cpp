@@ -145,8 +145,6 @@ std::optional<std::string> ApplyConnectionOption(const std::string& name, const 
 // ---------------------------------------------------------------------------
 // Small helpers
 
-std::string OneLine(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
 Millis Remaining(Clock::time_point deadline) {
   return std::max(Millis(0), std::chrono::duration_cast<Millis>(deadline - Clock::now()));
 }

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "playbook/client/ws_client.h"
+#include "readers.h"
 
 namespace playbook::cli {
 
@@ -82,8 +83,7 @@ std::optional<std::string> ApplyConnectionOption(const std::string& name, const 
 // ---------------------------------------------------------------------------
 // Small helpers
 
-// Compact JSON, invalid UTF-8 replaced.
-std::string OneLine(const json& j);
+// OneLine(json): compact JSON, invalid UTF-8 replaced (readers.h).
 Millis Remaining(Clock::time_point deadline);
 
 // Connects within `timeout`, explaining a failure on stderr (a refused or

@@ -13,11 +13,16 @@
 #include <string_view>
 #include <vector>
 
-#include "common.h"
+#include <nlohmann/json.hpp>
+
 #include "playbook/base/vector_base64.h"
 
 namespace playbook::cli {
 namespace {
+
+// As in common.h (not included here: the readers are a library of their own, which playbookd
+// links for --load-sample without the CLI's client).
+using json = nlohmann::ordered_json;
 
 // Strips nlohmann's "[json.exception.parse_error.101] parse error at line 1, "
 // so that only the column and the reason remain.
@@ -347,6 +352,8 @@ class CsvReader : public Reader {
 };
 
 }  // namespace
+
+std::string OneLine(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 std::unique_ptr<Reader> MakeJsonlReader(std::istream& in) { return std::make_unique<JsonlReader>(in); }
 std::unique_ptr<Reader> MakeCsvReader(std::istream& in) { return std::make_unique<CsvReader>(in); }

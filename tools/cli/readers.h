@@ -9,7 +9,12 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace playbook::cli {
+
+// Compact JSON, invalid UTF-8 replaced: a record's text, and what the CLI prints of a response.
+std::string OneLine(const nlohmann::ordered_json& j);
 
 // One asset record of the input, or the reason it is unusable.
 struct Record {

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "playbook/engine/engine.h"
 #include "playbook/engine/status.h"
@@ -39,6 +41,12 @@ class Server {
   void AddMetrics(std::function<void(std::string*)> render);
   // The engine's Init returned OK: requests are served from now on. Any thread.
   void EngineOpened();
+
+  // Runs one JSON-RPC frame in this process, as an admin caller whose audit lines name
+  // `caller`, and returns the frame the dispatcher answers: the daemon's own requests
+  // (playbookd --load-sample), through the same methods and checks as a client's. Any
+  // thread after Start; also before EngineOpened, once the engine's Init returned OK.
+  std::optional<std::string> HandleLocalFrame(std::string_view frame, const std::string& caller) const;
   // The port actually bound (the configured one, or the one the OS chose for 0).
   // REQUIRES: Start succeeded.
   uint16_t port() const;
