@@ -193,6 +193,24 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   std::vector<Derived::PhraseWeight>& phrase_weights = scratch.phrase_weights;
   phrase_weights.clear();
   if (!holdout && !terms.empty() && ro.phrase_max > 0) feedback_->PhraseWeights(terms, NowMs(), &phrase_weights);
+  // An asset they point at that retrieval did not find (a catalog larger than
+  // the candidates) is scored too, if the request's filters admit it: the
+  // same filters, restricted to those ids.
+  if (!phrase_weights.empty() && query != nullptr) {
+    AssetFilter more = filter;
+    for (const Derived::PhraseWeight& w : phrase_weights) {
+      if (std::none_of(found.hits.begin(), found.hits.end(), [&](const RankingHit& h) { return h.asset->id == w.asset; })) {
+        more.only_ids.push_back(w.asset);
+      }
+    }
+    if (!more.only_ids.empty()) {
+      thread_local RankingHits extra;
+      if (Status s = index_->SearchForRanking(query, more, more.only_ids.size(), &extra); !s.ok()) return s;
+      if (extra.store == found.store) found.hits.insert(found.hits.end(), extra.hits.begin(), extra.hits.end());
+      extra.hits.clear();
+      extra.store.reset();
+    }
+  }
   // The rep's language: lead.language, else the context's script.
   const std::string rep_language = !req.language.empty() ? PrimaryLanguage(req.language)
                                    : !req.context.empty() ? ScriptLanguage(req.context)

@@ -330,5 +330,35 @@ TEST_F(RecommendTest, LearntWordsNeverPushAnAssetPastTheFilters) {
   EXPECT_EQ(Ids(Lead(99), 3, "", jargon).at(0), "sheet");
 }
 
+// An asset the team's words point at is scored even when retrieval does not
+// find it (more than 50 assets are more similar), if the filters admit it.
+TEST_F(RecommendTest, LearntWordsBringInAnEligibleAssetRetrievalMissed) {
+  learn_terms_ = true;
+  options_.ranking.candidates_per_item = 1;  // 50 candidates
+  Engine& e = Open();
+  std::vector<Asset> assets;
+  for (int i = 0; i < 60; ++i) {
+    std::string id = "filler-";
+    id += std::to_string(i);
+    assets.push_back(At(id, "filler", 0.55 + 0.0001 * i, 1 + uint32_t(i % 6)));
+  }
+  assets.push_back(At("price", "alpha", 0.50, 7));
+  ASSERT_TRUE(e.UpsertAssets(assets).ok());
+  const std::string jargon = "pull the lever";
+  auto has_price = [](const std::vector<std::string>& ids) {
+    return std::find(ids.begin(), ids.end(), "price") != ids.end();
+  };
+  for (int i = 0; i < 10; ++i) ASSERT_FALSE(has_price(Ids(Lead(i), 3, "", jargon))) << "cold start, " << i;
+  for (int i = 0; i < 3; ++i) {
+    const std::string l = std::string("teach-").append(std::to_string(i));
+    ASSERT_EQ(Ids(l, 3, "", jargon).size(), 3u);
+    Use(l, "price");
+  }
+  for (int i = 10; i < 30; ++i) ASSERT_EQ(Ids(Lead(i), 3, "", jargon).at(0), "price") << "learnt, " << i;
+  // The request's filters still decide.
+  EXPECT_FALSE(has_price(Ids(Lead(40), 3, "", jargon, "evaluation", {"price"})));
+  EXPECT_FALSE(has_price(Ids(Lead(41), 3, "", jargon, "negotiation")));
+}
+
 }  // namespace
 }  // namespace playbook

@@ -46,6 +46,8 @@ struct AssetFilter {
   std::string language;                 // exact; empty = all
   std::vector<std::string> tags_any;    // at least one of; empty = all
   std::vector<std::string> exclude_ids; // never these
+  std::vector<std::string> only_ids;    // only these (empty = all); not a protocol field: recommend
+                                        // scores assets the team's own words point at with it
 };
 
 struct SearchHit {
