@@ -344,9 +344,12 @@ std::vector<std::string> TextTerms(std::string_view text) {
 
 namespace playbook::models::internal {
 
-// Particles that make no term with a neighbour (other stop characters such as
-// 一 说 把 do: "砍一刀").
-constexpr std::string_view kTermParticles = "的了吗呢吧啊呀嘛哦么着过地得之";
+// A CJK stop character (的 了 你 们 在 ...) makes no term with a neighbour,
+// except these, which are parts of many idioms ("砍一刀", "把关", "让利").
+constexpr std::string_view kTermStopExceptions = "一把让给对";
+// Words that are no stop-words for the embedder but carry nothing as a term.
+constexpr std::array<std::string_view, 8> kTermStopWords = {"ok", "okay", "please", "yes", "you", "your", "yours",
+                                                            "yourself"};
 
 void FindTerms(const std::vector<Token>& tokens, const std::vector<std::string>& forms, std::vector<TermSpan>* out) {
   out->clear();
@@ -356,10 +359,15 @@ void FindTerms(const std::vector<Token>& tokens, const std::vector<std::string>&
     }
     out->push_back({std::move(term), first, last});
   };
-  auto particle = [&](size_t i) { return kTermParticles.find(forms[i]) != std::string_view::npos; };
+  auto particle = [&](size_t i) {
+    return tokens[i].stop && kTermStopExceptions.find(forms[i]) == std::string_view::npos;
+  };
   for (size_t i = 0; i < tokens.size() && i < forms.size() && out->size() < kMaxTerms; ++i) {
     const Token& t = tokens[i];
-    if (t.kind == TokenKind::kWord && !t.stop && forms[i].size() >= 2) add(forms[i], uint32_t(i), uint32_t(i));
+    if (t.kind == TokenKind::kWord && !t.stop && forms[i].size() >= 2 &&
+        std::find(kTermStopWords.begin(), kTermStopWords.end(), forms[i]) == kTermStopWords.end()) {
+      add(forms[i], uint32_t(i), uint32_t(i));
+    }
     if (t.kind == TokenKind::kCjk && i > 0 && t.gap == 0 && tokens[i - 1].kind == TokenKind::kCjk &&
         !particle(i) && !particle(i - 1)) {
       add(forms[i - 1] + forms[i], uint32_t(i - 1), uint32_t(i));

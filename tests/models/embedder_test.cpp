@@ -414,7 +414,9 @@ namespace {
 // The terms a team's vocabulary is learnt from (docs/ranking.md).
 TEST(TextTerms, WordsAndChineseBigramsWithoutStopWordsOrNumbers) {
   EXPECT_EQ(TextTerms("Sharpen your PENCIL, the 20 prices!"),
-            (std::vector<std::string>{"sharpen", "your", "pencil", "prices"}));
+            (std::vector<std::string>{"sharpen", "pencil", "prices"}));
+  // No pronoun or particle pairs (你们, 也在), but 一 makes idioms.
+  EXPECT_EQ(TextTerms("你们也在担心"), (std::vector<std::string>{"担心"}));
   // Bigrams within a run; none across punctuation or with a particle (了).
   EXPECT_EQ(TextTerms("老板砍了一刀，砍价"), (std::vector<std::string>{"老板", "板砍", "一刀", "砍价"}));
   EXPECT_EQ(TextTerms("又要砍一刀"), (std::vector<std::string>{"又要", "要砍", "砍一", "一刀"}));
@@ -441,7 +443,7 @@ TEST(TextTerms, TheLexicalEmbedderDropsTermsTheLexiconMaps) {
   EXPECT_EQ(e.value()->Terms("客户嫌超出了心理价位"), (std::vector<std::string>{"客户", "户嫌", "嫌超", "超出"}));
   // "expensive" and "sharpen your pencil" are phrases; "lever" is not.
   EXPECT_EQ(e.value()->Terms("Pull the LEVER: sharpen your pencil, too expensive"),
-            (std::vector<std::string>{"pull", "lever"}));
+            (std::vector<std::string>{"pull", "lever"}));  // "your" is part of a phrase too
 }
 
 }  // namespace

@@ -50,9 +50,9 @@ class Embedder {
 
 // The distinct terms of `text`, in order of first occurrence, at most
 // kMaxTerms: English (Latin) words lower-cased, not stemmed, of 2+ letters and
-// not stop-words; and Chinese character bigrams within a run of CJK
-// characters, neither a particle (的 了 吗 ...). Numbers and single characters
-// are not terms. Defined in playbook_models (an embedder outside it that
+// not stop-words (nor "you", "your", "ok" ...); and Chinese character bigrams
+// within a run of CJK characters, neither a function character (的 了 你 们
+// ..., though 一 把 让 给 对 pair). Numbers and single characters are not terms. Defined in playbook_models (an embedder outside it that
 // learns vocabulary links it).
 std::vector<std::string> TextTerms(std::string_view text);
 inline constexpr size_t kMaxTerms = 32;
