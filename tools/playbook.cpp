@@ -6,7 +6,7 @@
 //   playbook export  [options] [FILE|-]
 //   playbook reindex [options]
 //   playbook simulate [options]
-//   playbook report  [options] assets|unused|dismissals|reps|funnel|experiment
+//   playbook report  [options] assets|unused|dismissals|phrases|reps|funnel|experiment
 //   playbook reaggregate [--check] [options]
 //   playbook backup  [options] DIR
 //   playbook restore DIR --data-dir NEW
@@ -58,7 +58,7 @@ constexpr Subcommand kSubcommands[] = {
      "run a simulated sales team against the daemon and measure whether its ranking learns",
      RunSimulate},
     {"report",
-     "assets|unused|dismissals|reps|funnel|experiment [--from DATE] [--to DATE] [--stage S] [--format table|csv|json] "
+     "assets|unused|dismissals|phrases|reps|funnel|experiment [--from DATE] [--to DATE] [--stage S] [--format table|csv|json] "
      "[report options] [options]",
      "print a content-effectiveness report (playbook report --help) as a table, CSV or JSON", RunReport},
     {"reaggregate", "[--check] [--no-progress] [options]",

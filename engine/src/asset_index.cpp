@@ -245,6 +245,13 @@ void AssetIndex::SearchLocked(const float* query, const AssetFilter& filter, siz
   const uint32_t ann_n = ann_ ? uint32_t(ann_->size()) : 0;
   std::vector<uint64_t> bits(stage_bits_[stage_index].begin(), stage_bits_[stage_index].end());
   bits.resize(n / 64 + 1, 0);
+  if (!filter.only_ids.empty()) {  // the other filters still apply to these
+    std::vector<uint64_t> only(bits.size(), 0);
+    for (const auto& id : filter.only_ids) {
+      if (auto it = slot_of_.find(id); it != slot_of_.end()) only[it->second / 64] |= uint64_t(1) << (it->second % 64);
+    }
+    for (size_t w = 0; w < bits.size(); ++w) bits[w] &= only[w];
+  }
   const bool more = !types.empty() || language != 0 || !tags.empty() || !excluded.empty();
   uint32_t eligible_ann = 0;
   for (size_t w = 0; w < bits.size(); ++w) {

@@ -143,7 +143,7 @@ Status DecodeVector(std::string_view bytes, uint32_t dim, std::vector<float>* ou
 
 namespace {
 
-constexpr uint8_t kEventFormat = 3;  // 3 added the arm, 2 the topic; 1 and 2 are still read
+constexpr uint8_t kEventFormat = 4;  // 4 added the terms, 3 the arm, 2 the topic; 1 to 3 are still read
 
 void PutStr(std::string* out, const std::string& s) {
   const uint32_t n = uint32_t(s.size());
@@ -179,17 +179,21 @@ std::string EncodeEvent(const Event& e) {
   out.push_back(char(e.arm));
   out.append(reinterpret_cast<const char*>(&e.amount), 8);
   out.append(reinterpret_cast<const char*>(&e.ts), 8);
+  const uint32_t terms = uint32_t(e.terms.size());
+  out.append(reinterpret_cast<const char*>(&terms), 4);
+  for (const std::string& t : e.terms) PutStr(&out, t);
   return out;
 }
 
 bool DecodeEvent(std::string_view in, Event* e) {
   if (in.size() < 2 || uint8_t(in[0]) < 1 || uint8_t(in[0]) > kEventFormat) return false;
-  const bool has_topic = uint8_t(in[0]) >= 2, has_arm = uint8_t(in[0]) >= 3;
+  const bool has_topic = uint8_t(in[0]) >= 2, has_arm = uint8_t(in[0]) >= 3, has_terms = uint8_t(in[0]) >= 4;
   e->type = EventType(uint8_t(in[1]));
   in.remove_prefix(2);
   if (!GetStr(&in, &e->event_id) || !GetStr(&in, &e->lead_id) || !GetStr(&in, &e->asset_id) ||
       !GetStr(&in, &e->stage) || !GetStr(&in, &e->rep_id) || !GetStr(&in, &e->recommendation_id) ||
-      !GetStr(&in, &e->reason) || (has_topic && !GetStr(&in, &e->topic)) || in.size() != (has_arm ? 17u : 16u)) {
+      !GetStr(&in, &e->reason) || (has_topic && !GetStr(&in, &e->topic)) ||
+      (has_terms ? in.size() < 21u : in.size() != (has_arm ? 17u : 16u))) {
     return false;
   }
   e->arm = Arm::kNone;
@@ -200,7 +204,16 @@ bool DecodeEvent(std::string_view in, Event* e) {
   }
   std::memcpy(&e->amount, in.data(), 8);
   std::memcpy(&e->ts, in.data() + 8, 8);
-  return true;
+  in.remove_prefix(16);
+  e->terms.clear();
+  if (!has_terms) return true;
+  uint32_t n = 0;
+  std::memcpy(&n, in.data(), 4);
+  in.remove_prefix(4);
+  for (uint32_t i = 0; i < n; ++i) {  // never reserves by the stored count
+    if (!GetStr(&in, &e->terms.emplace_back())) return false;
+  }
+  return in.empty();
 }
 
 namespace {
@@ -208,9 +221,11 @@ namespace {
 // A lead record of the current format starts with a length no record of the
 // first format can have (its stage's length: 4 GiB), then the version.
 constexpr char kLeadMagic[] = "\xff\xff\xff\xff";
-// 3 added the experiment (arm, assignment, outcome); a record of format 2 is
-// rebuilt from the lead's log like one of the first format.
-constexpr uint8_t kLeadFormat = 3;
+// 4 added the terms of the last recommend's context and the assets they were
+// credited to; 3 added the experiment (arm, assignment, outcome) and is still
+// read as complete (no event before format 4 carried terms); a record of
+// format 2 is rebuilt from the lead's log like one of the first format.
+constexpr uint8_t kLeadFormat = 4;
 
 bool GetI64(std::string_view* in, int64_t* v) {
   if (in->size() < 8) return false;
@@ -279,6 +294,10 @@ std::string EncodeLeadState(const LeadState& st) {
   v.push_back(char(st.outcome));
   PutI64(&v, st.outcome_ts);
   PutI64(&v, st.outcome_cents);
+  for (const auto* list : {&st.terms, &st.terms_credited}) {
+    PutCount(&v, list->size());
+    for (const std::string& t : *list) PutStr(&v, t);
+  }
   return v;
 }
 
@@ -286,7 +305,8 @@ bool DecodeLeadState(std::string_view in, LeadState* st) {
   st->known = true;
   st->complete = false;
   if (in.size() >= 5 && in.substr(0, 4) == std::string_view(kLeadMagic, 4)) {
-    if (uint8_t(in[4]) != kLeadFormat) return false;
+    const uint8_t format = uint8_t(in[4]);
+    if (format != kLeadFormat && format != 3) return false;
     in.remove_prefix(5);
     uint32_t seen = 0;
     bool ok = GetStr(&in, &st->stage) && GetI64(&in, &st->stage_since) && GetStr(&in, &st->topic) &&
@@ -305,6 +325,11 @@ bool DecodeLeadState(std::string_view in, LeadState* st) {
       st->outcome = uint8_t(in[0]);
       in.remove_prefix(1);
       ok = GetI64(&in, &st->outcome_ts) && GetI64(&in, &st->outcome_cents);
+    }
+    for (auto* list : {&st->terms, &st->terms_credited}) {
+      uint32_t n = 0;
+      if (format < 4 || !ok || !(ok = GetCount(&in, &n))) break;
+      for (uint32_t i = 0; ok && i < n; ++i) ok = GetStr(&in, &list->emplace_back());
     }
     st->complete = ok && in.empty();
     return st->complete;

@@ -1,5 +1,6 @@
 #include "derived.h"
 
+#include <cmath>
 #include <cstring>
 #include <initializer_list>
 
@@ -121,6 +122,19 @@ std::string ExperimentKey(uint32_t day, Arm arm, std::string_view stage, std::st
   PutDay(&k, day);
   return k + ExperimentCell(arm, stage, rep);
 }
+
+std::string PhraseKey(uint32_t day, std::string_view term, std::string_view asset) {
+  return DayKey(kPhrasePrefix, day, {term, asset});
+}
+
+namespace {
+std::string PhraseCell(std::string_view term, std::string_view asset) {
+  std::string cell(term);
+  cell.push_back('\0');
+  cell += asset;
+  return cell;
+}
+}  // namespace
 
 std::string ReasonOf(const std::string& reason) {
   const size_t a = reason.find_first_not_of(" \t\r\n");
@@ -277,6 +291,10 @@ void Derived::Apply(std::string_view key, const Counters& c) {
     if (reps_.size() == 0) reps_.Intern("");
     reps_.Intern(p[2]);
     Plus(&experiment_[day][std::string(key.substr(5))], c);
+  } else if (!key.empty() && key[0] == kPhrasePrefix) {
+    if (!SplitKey(key, &day, p, 2)) return;
+    Plus(&phrases_[day][std::string(key.substr(5))], c);
+    AddPhrase(day, terms_.Intern(p[0]), assets_.Intern(p[1]), c[0]);
   } else if (!key.empty() && key[0] != kLastUsedPrefix && key.find('\0') != std::string_view::npos) {
     // asset \0 stage [\0 topic]: the topic is the rest, NULs included, so the
     // key enumerates back as it came.
@@ -326,6 +344,10 @@ void DeltaBuffer::Experiment(uint32_t day, Arm arm, std::string_view stage, std:
                   {names_.Intern(stage), names_.Intern(rep), 0}, value});
 }
 
+void DeltaBuffer::Phrase(uint32_t week_day, std::string_view term, std::string_view asset) {
+  ops_.push_back({Kind::kPhrase, 0, false, int8_t(sign), week_day, {names_.Intern(term), names_.Intern(asset), 0}, 0});
+}
+
 void DeltaBuffer::Clear() {
   ops_.clear();
   sign = 1;
@@ -342,7 +364,8 @@ void Derived::Apply(const DeltaBuffer& d) {
   // Each buffer name's id in the dictionary of its role, looked up once.
   constexpr uint32_t kUnset = UINT32_MAX;
   const size_t n = d.names_.size();
-  std::vector<uint32_t> asset(n, kUnset), stage(n, kUnset), rep(n, kUnset), topic(n, kUnset), reason(n, kUnset);
+  std::vector<uint32_t> asset(n, kUnset), stage(n, kUnset), rep(n, kUnset), topic(n, kUnset), reason(n, kUnset),
+      term(n, kUnset);
   auto id = [&](std::vector<uint32_t>& ids, Dictionary& dict, uint32_t name) {
     uint32_t& v = ids[name];
     if (v == kUnset) v = dict.Intern(d.names_.Name(name));
@@ -408,6 +431,15 @@ void Derived::Apply(const DeltaBuffer& d) {
         changed_.insert({kind, op.day, uint32_t(arm), id(stage, stages_, op.name[0]), id(rep, reps_, op.name[1])});
         break;
       }
+      case DeltaBuffer::Kind::kPhrase: {
+        Counters p{};
+        p[0] = op.sign;
+        Plus(&phrases_[op.day][PhraseCell(d.names_.Name(op.name[0]), d.names_.Name(op.name[1]))], p);
+        const uint32_t t = id(term, terms_, op.name[0]), a = id(asset, assets_, op.name[1]);
+        AddPhrase(op.day, t, a, op.sign);
+        changed_.insert({kind, op.day, t, a, 0});
+        break;
+      }
       case DeltaBuffer::Kind::kLastUsed: {
         auto [it, added] = last_used_.try_emplace(d.names_.Name(op.name[0]), op.value);
         if (!added) it->second = std::max(it->second, op.value);
@@ -452,6 +484,13 @@ Derived::ChangedValues Derived::TakeChanged() {
           }
         }
         break;
+      case DeltaBuffer::Kind::kPhrase:
+        if (auto d = phrases_.find(k.day); d != phrases_.end()) {
+          if (auto it = d->second.find(PhraseCell(terms_.Name(k.a), assets_.Name(k.b))); it != d->second.end()) {
+            c = it->second;
+          }
+        }
+        break;
       case DeltaBuffer::Kind::kLastUsed:
         if (auto it = last_used_.find(assets_.Name(k.a)); it != last_used_.end()) c = {it->second, 1};
         break;
@@ -463,6 +502,7 @@ Derived::ChangedValues Derived::TakeChanged() {
   out.reps = reps_.names();
   out.reasons = reasons_.names();
   out.topics = topics_.names();
+  out.terms = terms_.names();
   return out;
 }
 
@@ -488,6 +528,9 @@ void Derived::ChangedValues::Keys(const CounterFn& counters, const LastUsedFn& l
       case DeltaBuffer::Kind::kExperiment:
         counters(ExperimentKey(k.day, Arm(k.a), stages[k.b], reps[k.c]), c);
         break;
+      case DeltaBuffer::Kind::kPhrase:
+        counters(PhraseKey(k.day, terms[k.a], assets[k.b]), c);
+        break;
       case DeltaBuffer::Kind::kLastUsed:
         if (c[1] != 0) last_used(assets[k.a], c[0]);
         break;
@@ -512,6 +555,7 @@ std::vector<uint32_t> Derived::Days() const {
   days.insert(days.end(), more.begin(), more.end());
   for (const auto& [day, cells] : funnel_) days.push_back(day);
   for (const auto& [day, cells] : experiment_) days.push_back(day);
+  for (const auto& [day, cells] : phrases_) days.push_back(day);
   std::sort(days.begin(), days.end());
   days.erase(std::unique(days.begin(), days.end()), days.end());
   return days;
@@ -526,7 +570,8 @@ void Derived::EnumerateDay(uint32_t day, const CounterFn& counters) const {
     const Counters c = Cube::ToCounters(e);
     if (!IsZero(c)) counters(DismissalKey(day, stages_.Name(stage), assets_.Name(e.asset), reasons_.Name(row)), c);
   });
-  for (const auto& [prefix, cells] : {std::pair{kFunnelPrefix, &funnel_}, std::pair{kExperimentPrefix, &experiment_}}) {
+  for (const auto& [prefix, cells] : {std::pair{kFunnelPrefix, &funnel_}, std::pair{kExperimentPrefix, &experiment_},
+                                      std::pair{kPhrasePrefix, &phrases_}}) {
     auto d = cells->find(day);
     if (d == cells->end()) continue;
     for (const auto& [rest, c] : d->second) {
@@ -565,7 +610,7 @@ uint64_t CountUnlikeKeys(const Map& a, const Map& b, bool only_absent) {
 uint64_t Derived::CountKeys() const {
   uint64_t n = reports_.CountNonZero() + dismissals_.CountNonZero();
   for (const auto& [key, c] : stats_) n += IsZero(c) ? 0 : 1;
-  for (const auto* by_day : {&funnel_, &experiment_}) {
+  for (const auto* by_day : {&funnel_, &experiment_, &phrases_}) {
     for (const auto& [day, cells] : *by_day) {
       for (const auto& [rest, c] : cells) n += IsZero(c) ? 0 : 1;
     }
@@ -580,7 +625,8 @@ uint64_t Derived::CountDifferences(const Derived& other) const {
     const Derived& a = mine ? *this : other;
     const Derived& b = mine ? other : *this;
     n += a.CountUnlikeRanking(b, !mine);
-    for (const auto& [ours, theirs] : {std::pair{&a.funnel_, &b.funnel_}, std::pair{&a.experiment_, &b.experiment_}}) {
+    for (const auto& [ours, theirs] : {std::pair{&a.funnel_, &b.funnel_}, std::pair{&a.experiment_, &b.experiment_},
+                                       std::pair{&a.phrases_, &b.phrases_}}) {
       for (const auto& [day, cells] : *ours) {
         auto d = theirs->find(day);
         n += CountUnlikeKeys(cells, d == theirs->end() ? none : d->second, !mine);
@@ -763,6 +809,88 @@ std::map<std::string, Counters> Derived::SumFunnel(uint32_t first, uint32_t last
 
 std::map<std::string, Counters> Derived::SumExperiment(uint32_t first, uint32_t last) const {
   return SumDays(experiment_, first, last);
+}
+
+void Derived::AddPhrase(uint32_t day, uint32_t term, uint32_t asset, int64_t uses) {
+  if (by_term_.size() <= term) by_term_.resize(term + 1);
+  std::vector<PhraseEntry>& list = by_term_[term];
+  auto it = std::lower_bound(list.begin(), list.end(), std::pair{asset, day}, [](const PhraseEntry& e, const auto& k) {
+    return e.asset != k.first ? e.asset < k.first : e.day < k.second;
+  });
+  if (it != list.end() && it->asset == asset && it->day == day) {
+    it->uses = WrapAdd(it->uses, uses);
+  } else {
+    list.insert(it, PhraseEntry{asset, day, uses});
+  }
+}
+
+namespace {
+// A use's weight as of `today`: whole until its week ends (its first day + 6),
+// then halved every half_life_days.
+double Decay(uint32_t today, uint32_t day, double half_life_days) {
+  const uint64_t end = uint64_t(day) + 6;
+  return today <= end ? 1.0 : std::exp2(-double(today - end) / std::max(half_life_days, 1e-9));
+}
+}  // namespace
+
+void Derived::PhraseWeights(const std::vector<std::string>& terms, uint32_t today, double half_life_days,
+                            double min_support, std::vector<PhraseWeight>* out) const {
+  out->clear();
+  struct PerAsset {
+    uint32_t asset;
+    int64_t uses;
+    double support;
+  };
+  thread_local std::vector<PerAsset> per_asset;  // one term's assets, reused
+  std::vector<double> best;                       // per out entry: the strongest term's part
+  for (size_t ti = 0; ti < terms.size(); ++ti) {
+    const uint32_t t = terms_.Find(terms[ti]);
+    if (t == UINT32_MAX || t >= by_term_.size()) continue;
+    per_asset.clear();
+    double total = 0;
+    for (const PhraseEntry& e : by_term_[t]) {  // sorted by asset: one run per asset
+      if (e.uses <= 0) continue;
+      const double w = double(e.uses) * Decay(today, e.day, half_life_days);
+      if (per_asset.empty() || per_asset.back().asset != e.asset) per_asset.push_back({e.asset, 0, 0});
+      per_asset.back().uses += e.uses;
+      per_asset.back().support += w;
+      total += w;
+    }
+    for (const PerAsset& pa : per_asset) {
+      if (double(pa.uses) < min_support || total <= 0) continue;
+      const double part = pa.support * (pa.support / total);
+      const std::string& name = assets_.Name(pa.asset);
+      size_t i = 0;
+      while (i < out->size() && (*out)[i].asset != name) ++i;
+      if (i == out->size()) {
+        out->push_back({name, 0, ti});
+        best.push_back(0);
+      }
+      (*out)[i].weight += part;
+      if (part > best[i]) {
+        best[i] = part;
+        (*out)[i].term = ti;
+      }
+    }
+  }
+  std::sort(out->begin(), out->end(), [](const PhraseWeight& a, const PhraseWeight& b) {
+    return a.weight != b.weight ? a.weight > b.weight : a.asset < b.asset;
+  });
+}
+
+std::vector<Derived::PhraseUses> Derived::SumPhrases(uint32_t today, double half_life_days) const {
+  std::vector<PhraseUses> out;
+  for (uint32_t t = 0; t < by_term_.size(); ++t) {
+    for (const PhraseEntry& e : by_term_[t]) {
+      if (e.uses <= 0) continue;
+      if (out.empty() || out.back().term != terms_.Name(t) || out.back().asset != assets_.Name(e.asset)) {
+        out.push_back({assets_.Name(e.asset), terms_.Name(t), 0, 0});
+      }
+      out.back().uses += uint64_t(e.uses);
+      out.back().support += double(e.uses) * Decay(today, e.day, half_life_days);
+    }
+  }
+  return out;
 }
 
 }  // namespace playbook

@@ -16,6 +16,10 @@
 //                                             "holdout") at that stage by that
 //                                             rep, and their outcomes
 //                                             (ExperimentField)
+//   \x06 day term \0 asset                     the org's own words: uses of
+//                                             the asset after a context with
+//                                             the term, in the week starting
+//                                             on that day ([0])
 #pragma once
 
 #include <algorithm>
@@ -51,6 +55,7 @@ constexpr char kLastUsedPrefix = '\x02';
 constexpr char kDismissalPrefix = '\x03';
 constexpr char kFunnelPrefix = '\x04';
 constexpr char kExperimentPrefix = '\x05';
+constexpr char kPhrasePrefix = '\x06';
 
 // The experiment's counters: per assignment day, arm, stage and rep, the leads
 // assigned, and of those the latest outcome since assignment: won, lost, won
@@ -65,6 +70,7 @@ std::string DismissalKey(uint32_t day, std::string_view stage, std::string_view 
 std::string FunnelKey(uint32_t day, std::string_view stage, bool with_content);
 std::string LastUsedKey(const std::string& asset);
 std::string ExperimentKey(uint32_t day, Arm arm, std::string_view stage, std::string_view rep);
+std::string PhraseKey(uint32_t day, std::string_view term, std::string_view asset);
 // A dismissal reason as reported: trimmed, "(no reason)" when empty.
 std::string ReasonOf(const std::string& reason);
 
@@ -182,12 +188,15 @@ class DeltaBuffer {
   // Adds `value` (times sign) to field f (ExperimentField) of the
   // experiment's cell of the assignment day, arm, stage and rep.
   void Experiment(uint32_t day, Arm arm, std::string_view stage, std::string_view rep, int f, int64_t value);
+  // One use of the asset after a context with the term, in the week that
+  // starts on `week_day` (a day number divisible by 7).
+  void Phrase(uint32_t week_day, std::string_view term, std::string_view asset);
   void Clear();
   bool empty() const { return ops_.empty(); }
 
  private:
   friend class Derived;
-  enum class Kind : uint8_t { kRanking, kReport, kDismissal, kFunnel, kLastUsed, kExperiment };
+  enum class Kind : uint8_t { kRanking, kReport, kDismissal, kFunnel, kLastUsed, kExperiment, kPhrase };
   struct Op {
     Kind kind;
     uint8_t field;
@@ -248,7 +257,7 @@ class Derived {
   struct ChangedValues {
     std::vector<Changed> changed;
     std::vector<Counters> values;  // per changed; a last use: [0] = ts, [1] = 1 when there is one
-    std::vector<std::string> assets, stages, reps, reasons, topics;
+    std::vector<std::string> assets, stages, reps, reasons, topics, terms;
     // Each key with its counters (all zero: the key is to be deleted), and
     // each asset's last use.
     void Keys(const CounterFn& counters, const LastUsedFn& last_used) const;
@@ -293,6 +302,29 @@ class Derived {
   std::map<std::string, Counters> SumExperiment(uint32_t first, uint32_t last) const;
   const std::unordered_map<std::string, int64_t>& last_used() const { return last_used_; }
 
+  // The org's own words. A term's support for an asset as of day `today`: its
+  // uses, each weighted 0.5^(age / half_life_days), age = the days from the
+  // end of the use's week (first day + 6) to today, 0 before. For the
+  // ranking: per asset (copied out) the sum over `terms` of support x share
+  // (the asset's part of the term's support over all assets), counting only
+  // terms with at least `min_support` uses for it; and the term giving the
+  // most (its index in `terms`). Sorted by weight, highest first; nothing
+  // when no term is known.
+  struct PhraseWeight {
+    std::string asset;
+    double weight = 0;
+    size_t term = 0;
+  };
+  void PhraseWeights(const std::vector<std::string>& terms, uint32_t today, double half_life_days,
+                     double min_support, std::vector<PhraseWeight>* out) const;
+  // For the report: every (asset, term) with uses, all time, and its support.
+  struct PhraseUses {
+    std::string asset, term;
+    uint64_t uses = 0;
+    double support = 0;
+  };
+  std::vector<PhraseUses> SumPhrases(uint32_t today, double half_life_days) const;
+
  private:
   // A ranking key (asset \0 stage [\0 topic]) as ordinals: asset in assets_,
   // stage in stages_, topic 0 = none, else its id in topics_ + 1.
@@ -322,6 +354,16 @@ class Derived {
   Cube dismissals_;                              // rows: reasons; [0] = count
   std::map<uint32_t, std::unordered_map<std::string, Counters>> funnel_;  // day -> stage \0 with
   std::map<uint32_t, std::unordered_map<std::string, Counters>> experiment_;  // day -> arm \0 stage \0 rep
+  // The org's own words, as stored: week day -> term \0 asset -> [0] uses.
+  std::map<uint32_t, std::unordered_map<std::string, Counters>> phrases_;
+  // And by term (id in terms_) for the ranking: sorted by (asset, day).
+  struct PhraseEntry {
+    uint32_t asset, day;
+    int64_t uses;
+  };
+  Dictionary terms_;
+  std::vector<std::vector<PhraseEntry>> by_term_;
+  void AddPhrase(uint32_t day, uint32_t term, uint32_t asset, int64_t uses);
   std::unordered_map<std::string, int64_t> last_used_;
   // Not copied: a copy is what a save writes, its changes are the original's.
   struct ChangedSet : std::unordered_set<Changed, ChangedHash> {

@@ -51,6 +51,7 @@ class EngineImpl final : public Engine {
   Result<AssetReport> ReportAssets(const ReportQuery& query) override;
   Result<std::vector<TrendBucket>> ReportTrend(const ReportQuery& query, uint32_t bucket_days) override;
   Result<DismissalReport> ReportDismissals(const ReportQuery& query) override;
+  Result<PhraseReport> ReportPhrases(const PhraseQuery& query) override;
   Result<std::vector<RepReportRow>> ReportReps(const ReportQuery& query) override;
   Result<std::vector<FunnelReportRow>> ReportFunnel(const ReportQuery& query) override;
   Result<UnusedReport> ReportUnused(const ReportQuery& query, uint64_t rarely_shown_min, double rarely_rate) override;

@@ -494,4 +494,16 @@ AssetStageStats FeedbackStore::RankingStats(std::string_view stage, std::string_
   return derived_->StageTotals(stage);
 }
 
+void FeedbackStore::PhraseWeights(const std::vector<std::string>& terms, int64_t now_ms,
+                                  std::vector<Derived::PhraseWeight>* out) const {
+  const RankingOptions& ro = options_.ranking;
+  std::shared_lock lock(stats_mu_);
+  derived_->PhraseWeights(terms, DayOf(now_ms), ro.phrase_half_life_days, ro.phrase_min_support, out);
+}
+
+std::vector<Derived::PhraseUses> FeedbackStore::Phrases(int64_t now_ms) const {
+  std::shared_lock lock(stats_mu_);
+  return derived_->SumPhrases(DayOf(now_ms), options_.ranking.phrase_half_life_days);
+}
+
 }  // namespace playbook

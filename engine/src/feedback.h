@@ -148,6 +148,13 @@ class FeedbackStore {
   AssetStageStats RankingStats(std::string_view stage, std::string_view topic, const std::string_view* assets,
                                size_t n, AssetStageStats* at_stage, AssetStageStats* at_topic) const;
 
+  // The org's own words (Derived::PhraseWeights with the [ranking] options),
+  // as of now_ms; under the shared lock, from memory.
+  void PhraseWeights(const std::vector<std::string>& terms, int64_t now_ms,
+                     std::vector<Derived::PhraseWeight>* out) const;
+  // Every (asset, term) with uses and its support as of now_ms (the report).
+  std::vector<Derived::PhraseUses> Phrases(int64_t now_ms) const;
+
   // Report aggregates over the UTC days of [from_ms, to_ms]: per asset with
   // activity, the counters at `stage` ("" = all) for `rep` ("" = all reps),
   // and its last use ever (-1: never); and the leads closed in the window.
@@ -233,7 +240,7 @@ class FeedbackStore {
 
   rocksdb::DB* db_;
   const FeedbackColumns cf_;
-  [[maybe_unused]] const EngineOptions& options_;  // clang: -Wunused-private-field
+  const EngineOptions& options_;
   std::function<bool(const std::string&)> asset_known_;
   const Tally tally_;
   StorageState* const storage_;

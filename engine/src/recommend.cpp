@@ -87,6 +87,8 @@ struct Candidate {
   double relevance = 0;    // similarity_weight * similarity + the language bonus
   double evidence = 0;     // what was learnt, bounded by the evidence band
   double exploration = 0;  // the draw's part, bounded by explore_band
+  double phrases = 0;      // the org's own words: bounded by phrase_max
+  const std::string* phrase_term = nullptr;  // the context's term that gave the most of it
   bool in_language = false;
   double score = 0;
   AssetStageStats stats;
@@ -106,6 +108,7 @@ struct Scratch {
   std::vector<double> max_sim;
   std::vector<uint8_t> taken;
   std::vector<Candidate*> chosen;
+  std::vector<Derived::PhraseWeight> phrase_weights;
   void Release() {
     found.hits.clear();
     found.store.reset();
@@ -210,6 +213,32 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   std::vector<std::string> context_concepts;
   if (!req.context.empty() && embedder_) context_concepts = embedder_->Concepts(req.context);
   const std::string topic = context_concepts.empty() ? "" : context_concepts.front();
+  // The org's own words: the context's terms (recorded with the shown events,
+  // so a later use teaches them) and what the team's uses after such terms
+  // taught (memory: one hash lookup per term). The baseline learns nothing.
+  std::vector<std::string> terms;
+  if (!req.context.empty() && embedder_) terms = embedder_->Terms(req.context);
+  std::vector<Derived::PhraseWeight>& phrase_weights = scratch.phrase_weights;
+  phrase_weights.clear();
+  if (!holdout && !terms.empty() && ro.phrase_max > 0) feedback_->PhraseWeights(terms, NowMs(), &phrase_weights);
+  // An asset they point at that retrieval did not find (a catalog larger than
+  // the candidates) is scored too, if the request's filters admit it: the
+  // same filters, restricted to those ids.
+  if (!phrase_weights.empty() && query != nullptr) {
+    AssetFilter more = filter;
+    for (const Derived::PhraseWeight& w : phrase_weights) {
+      if (std::none_of(found.hits.begin(), found.hits.end(), [&](const RankingHit& h) { return h.asset->id == w.asset; })) {
+        more.only_ids.push_back(w.asset);
+      }
+    }
+    if (!more.only_ids.empty()) {
+      thread_local RankingHits extra;
+      if (Status s = index_->SearchForRanking(query, more, more.only_ids.size(), &extra); !s.ok()) return s;
+      if (extra.store == found.store) found.hits.insert(found.hits.end(), extra.hits.begin(), extra.hits.end());
+      extra.hits.clear();
+      extra.store.reset();
+    }
+  }
   // The rep's language: lead.language, else the context's script.
   const std::string rep_language = !req.language.empty() ? PrimaryLanguage(req.language)
                                    : !req.context.empty() ? ScriptLanguage(req.context)
@@ -283,8 +312,16 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     c.exploration = ro.explore_band * std::tanh(ro.effectiveness_weight * (c.effectiveness - mean));
     c.in_language = !rep_language.empty() && ScriptLanguage(h.asset->title) == rep_language;
     c.relevance = ro.similarity_weight * c.similarity + (c.in_language ? ro.language_bonus : 0.0);
+    // The org's own words: bounded like evidence, and only among the
+    // candidates the filters admitted.
+    for (const Derived::PhraseWeight& w : phrase_weights) {
+      if (w.asset != c.id) continue;
+      c.phrases = ro.phrase_max * w.weight / (w.weight + std::max(ro.phrase_half, 1e-9));
+      c.phrase_term = &terms[w.term];
+      break;
+    }
     if (holdout) c.evidence = c.exploration = 0;
-    c.score = c.relevance + c.evidence + c.exploration;
+    c.score = c.relevance + c.evidence + c.phrases + c.exploration;
     cands.push_back(c);
   }
   if (ro.recency_weight > 0) {  // newer assets get a decaying bonus
@@ -405,6 +442,9 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
       item.reasons.push_back("reps use it " + Percent(double(std::min(s.used, s.shown)) / double(s.shown)) +
                              " of the times it is shown at " + req.stage);
     }
+    if (c->phrase_term != nullptr) {
+      item.reasons.push_back("your team used this after '" + *c->phrase_term + "'");
+    }
     // What it is and where it fits: "objection script for the evaluation stage".
     item.reasons.push_back(Readable(a->type) + " for the " + req.stage + " stage");
     // Newness is a reason only when the exploration draw put the item above a
@@ -412,7 +452,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     const bool unrated = s.shown < 5 && s.used == 0 && s.won + s.lost == 0;
     if (unrated && c->exploration > 0 && !holdout) {
       for (const Candidate& other : cands) {
-        if (other.relevance + other.evidence > c->relevance + c->evidence &&
+        if (other.relevance + other.evidence + other.phrases > c->relevance + c->evidence + c->phrases &&
             std::find(chosen.begin(), chosen.end(), &other) > std::find(chosen.begin(), chosen.end(), c)) {
           item.reasons.push_back("new: not yet rated at " + req.stage + ", shown to learn how it does");
           break;
@@ -428,6 +468,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     e.rep_id = req.rep_id;
     e.recommendation_id = rec.id;
     e.topic = topic;
+    e.terms = terms;
     e.arm = arm;  // the writer records it with the lead at its first recommend; never in the response
     e.ts = NowMs();
     shown.push_back(std::move(e));

@@ -317,6 +317,44 @@ Result<ReaggregateResult> EngineImpl::Reaggregate(bool write, ReaggregateProgres
   return feedback_->Reaggregate(write, progress);
 }
 
+Result<PhraseReport> EngineImpl::ReportPhrases(const PhraseQuery& q) {
+  if (q.limit < 1 || q.limit > 1000) return Status::InvalidArgument("limit", "must be 1..1000");
+  if (Status h = Usable(); !h.ok()) return h;
+  const RankingOptions& ro = options_.ranking;
+  PhraseReport report;
+  report.min_support = uint32_t(std::max(0.0, ro.phrase_min_support));
+  report.half_life_days = ro.phrase_half_life_days;
+  std::map<std::string, PhraseReport::AssetPhrases> by_asset;
+  for (Derived::PhraseUses& p : feedback_->Phrases(NowMs())) {
+    if (!q.asset_id.empty() && p.asset != q.asset_id) continue;
+    PhraseReport::AssetPhrases& a = by_asset[p.asset];
+    a.uses += p.uses;
+    a.phrases.push_back({std::move(p.term), p.uses, p.support, double(p.uses) >= ro.phrase_min_support});
+  }
+  for (auto& [id, a] : by_asset) {
+    a.asset_id = id;
+    std::sort(a.phrases.begin(), a.phrases.end(), [](const auto& x, const auto& y) {
+      return x.support != y.support ? x.support > y.support : x.term < y.term;
+    });
+    if (a.phrases.size() > q.limit) a.phrases.resize(q.limit);
+    std::string value;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), assets_cf_, id, &value);
+    if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading asset '" + id + "'");
+    if (got.ok()) {
+      Asset asset;
+      if (Status dec = DecodeAsset(value, &asset); !dec.ok()) {
+        return Status::Corruption("stored asset '" + id + "' is unreadable: " + dec.message());
+      }
+      a.title = std::move(asset.title);
+    }
+    report.assets.push_back(std::move(a));
+  }
+  std::sort(report.assets.begin(), report.assets.end(), [](const auto& x, const auto& y) {
+    return x.uses != y.uses ? x.uses > y.uses : x.asset_id < y.asset_id;
+  });
+  return report;
+}
+
 Result<DismissalReport> EngineImpl::ReportDismissals(const ReportQuery& q) {
   if (!q.stage.empty() && std::find(options_.stages.begin(), options_.stages.end(), q.stage) == options_.stages.end()) {
     return Status::InvalidArgument("stage", "unknown stage '" + q.stage + "'");

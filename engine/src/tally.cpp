@@ -72,6 +72,10 @@ void Tally::Apply(Event& e, LeadState& lead, DeltaBuffer* out) const {
         lead.stage_since = e.ts;
       }
       lead.topic = e.topic;
+      if (lead.terms != e.terms) {  // a new context: its terms are credited afresh
+        lead.terms = e.terms;
+        lead.terms_credited.clear();
+      }
       count(0);
       // The first recommend assigns the lead (recommend put the arm on its
       // events); every later event carries the arm it got.
@@ -95,6 +99,14 @@ void Tally::Apply(Event& e, LeadState& lead, DeltaBuffer* out) const {
       count(e.type == EventType::kUsed ? 1 : e.type == EventType::kViewed ? 2 : 3);
       if (std::find(lead.seen.begin(), lead.seen.end(), e.asset_id) == lead.seen.end()) lead.seen.push_back(e.asset_id);
       if (e.type != EventType::kUsed) break;
+      // The org's own words: the context's terms become support for the asset,
+      // once per asset and context, in the week of the use.
+      if (!lead.terms.empty() && std::find(lead.terms_credited.begin(), lead.terms_credited.end(), e.asset_id) ==
+                                     lead.terms_credited.end()) {
+        lead.terms_credited.push_back(e.asset_id);
+        const uint32_t day = DayOf(e.ts);
+        for (const std::string& term : lead.terms) out->Phrase(day - day % 7, term, e.asset_id);
+      }
       UseRef use = UseOf(e);
       auto same = [&](const UseRef& u) { return u.asset == use.asset && u.stage == use.stage; };
       if (std::find_if(lead.since_change.begin(), lead.since_change.end(), same) == lead.since_change.end()) {

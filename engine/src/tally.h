@@ -58,6 +58,9 @@ struct LeadState {
   uint8_t outcome = 0;
   int64_t outcome_ts = 0;
   int64_t outcome_cents = 0;
+  // The terms of the last recommend's context (its `shown` events'), and the
+  // assets a `used` has credited them to since (each credited once).
+  std::vector<std::string> terms, terms_credited;
   // False when decoded from a record older than this format: the lead's
   // state must be rebuilt from its log before it is used.
   bool complete = true;

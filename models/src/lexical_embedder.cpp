@@ -148,6 +148,50 @@ std::vector<std::string> LexicalEmbedder::Concepts(std::string_view text) const 
   return out;
 }
 
+std::vector<std::string> LexicalEmbedder::Terms(std::string_view text) const {
+  std::vector<Token> tokens;
+  std::vector<std::string> forms;
+  internal::Tokenize(text, &tokens, &forms);
+  // Terms come from the start of a text (at most kMaxTerms): a long note is
+  // matched against the lexicon over its first kMaxTermTokens tokens only.
+  constexpr size_t kMaxTermTokens = 512;
+  if (tokens.size() > kMaxTermTokens) {
+    tokens.resize(kMaxTermTokens);
+    forms.resize(kMaxTermTokens);
+  }
+  std::vector<internal::TermSpan> spans;
+  internal::FindTerms(tokens, forms, &spans);
+  std::vector<std::string> out;
+  if (impl_->lexicon.size() == 0) {
+    for (auto& t : spans) out.push_back(std::move(t.term));
+    return out;
+  }
+  // A token is the lexicon's when taking it out of the text loses a phrase
+  // match ("心理价位": each of its characters); a term with such a token is
+  // one the embedder already understands.
+  const size_t concepts = impl_->lexicon.size();
+  std::vector<uint32_t> base(concepts, 0), without(concepts, 0);
+  impl_->lexicon.Match(tokens, &base);
+  std::vector<int8_t> known(tokens.size(), -1);  // -1 not checked yet
+  auto is_known = [&](uint32_t i) {
+    if (known[i] < 0) {
+      const uint64_t id = tokens[i].id;
+      tokens[i].id = 0x9e3779b97f4a7c15ULL;  // no phrase has this token
+      std::fill(without.begin(), without.end(), 0);
+      impl_->lexicon.Match(tokens, &without);
+      tokens[i].id = id;
+      known[i] = without != base ? 1 : 0;
+    }
+    return known[i] == 1;
+  };
+  for (auto& t : spans) {
+    bool mapped = false;
+    for (uint32_t i = t.first; i <= t.last && !mapped; ++i) mapped = is_known(i);
+    if (!mapped) out.push_back(std::move(t.term));
+  }
+  return out;
+}
+
 void LexicalEmbedder::Embed(std::string_view text, float* out) const {
   const uint32_t dim = impl_->dimension;
   std::vector<Token> tokens;

@@ -88,8 +88,19 @@ struct Token {
   uint64_t prefix_id = 0;  // stemmed words of 6+ letters: id of the first 5, else 0
 };
 
-// Appends the tokens of `text` to `out`. Never fails. (tokenizer.cpp)
-void Tokenize(std::string_view text, std::vector<Token>* out);
+// Appends the tokens of `text` to `out`. Never fails. (tokenizer.cpp) With
+// `forms`, appends each token's text there too, in step: a CJK character, or
+// a word lower-cased and folded but not stemmed ("Prices" -> "prices").
+void Tokenize(std::string_view text, std::vector<Token>* out, std::vector<std::string>* forms = nullptr);
+
+// A term of a text (models::TextTerms) and the tokens it spans, first..last.
+struct TermSpan {
+  std::string term;
+  uint32_t first = 0, last = 0;
+};
+// The distinct terms of the tokens (and their forms, from Tokenize), at most
+// kMaxTerms, each at its first occurrence, in order. (tokenizer.cpp)
+void FindTerms(const std::vector<Token>& tokens, const std::vector<std::string>& forms, std::vector<TermSpan>* out);
 
 // Whether `text` is well-formed UTF-8 (no overlongs, surrogates or truncation).
 bool IsValidUtf8(std::string_view text);

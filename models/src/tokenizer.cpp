@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "lexicon.h"
+#include "playbook/models/embedder.h"
 
 namespace playbook::models::internal {
 namespace {
@@ -227,7 +228,7 @@ constexpr uint64_t kPrefixSeed = 0x84222325cbf29ce4ULL;
 
 class Tokenizer {
  public:
-  explicit Tokenizer(std::vector<Token>* out) : out_(out) {}
+  Tokenizer(std::vector<Token>* out, std::vector<std::string>* forms) : out_(out), forms_(forms) {}
 
   void Run(std::string_view text) {
     size_t i = 0;
@@ -237,6 +238,7 @@ class Tokenizer {
         Flush();
         word_ = "percent";
         word_is_number_ = false;
+        form_ = word_;
         Flush();
         continue;
       }
@@ -249,6 +251,7 @@ class Tokenizer {
           Flush();
           std::string ch;
           AppendUtf8(c, &ch);
+          form_ = ch;
           Emit(Fnv1a64(ch), TokenKind::kCjk, IsCjkStop(c));
           break;
         }
@@ -280,6 +283,8 @@ class Tokenizer {
 
   void Emit(uint64_t id, TokenKind kind, bool stop, uint64_t prefix_id = 0) {
     out_->push_back(Token{id, kind, stop, pending_gap_, prefix_id});
+    if (forms_ != nullptr) forms_->push_back(std::move(form_));
+    form_.clear();
     pending_gap_ = 0;
   }
 
@@ -287,6 +292,7 @@ class Tokenizer {
     if (word_.empty()) return;
     // Possessive / contracted 's: "vendor's" -> "vendor", "it's" -> "it".
     if (apostrophe_at_ + 1 == word_.size() && word_.back() == 's') word_.pop_back();
+    if (forms_ != nullptr) form_ = word_;  // lower-cased, before stemming
     if (word_is_number_) {
       Emit(Fnv1a64(word_), TokenKind::kNumber, false);
     } else {
@@ -304,6 +310,8 @@ class Tokenizer {
   }
 
   std::vector<Token>* out_;
+  std::vector<std::string>* forms_;  // may be null
+  std::string form_;                 // the next token's form, for forms_
   std::string word_;
   bool word_is_number_ = true;
   size_t apostrophe_at_ = std::string::npos;  // where an apostrophe was dropped from word_
@@ -312,7 +320,60 @@ class Tokenizer {
 
 }  // namespace
 
-void Tokenize(std::string_view text, std::vector<Token>* out) { Tokenizer(out).Run(text); }
+void Tokenize(std::string_view text, std::vector<Token>* out, std::vector<std::string>* forms) {
+  Tokenizer(out, forms).Run(text);
+}
+
+}  // namespace playbook::models::internal
+
+namespace playbook::models {
+
+std::vector<std::string> TextTerms(std::string_view text) {
+  std::vector<internal::Token> tokens;
+  std::vector<std::string> forms;
+  internal::Tokenize(text, &tokens, &forms);
+  std::vector<internal::TermSpan> spans;
+  internal::FindTerms(tokens, forms, &spans);
+  std::vector<std::string> out;
+  out.reserve(spans.size());
+  for (internal::TermSpan& t : spans) out.push_back(std::move(t.term));
+  return out;
+}
+
+}  // namespace playbook::models
+
+namespace playbook::models::internal {
+
+// A CJK stop character (的 了 你 们 在 ...) makes no term with a neighbour,
+// except these, which are parts of many idioms ("砍一刀", "把关", "让利").
+constexpr std::string_view kTermStopExceptions = "一把让给对";
+// Words that are no stop-words for the embedder but carry nothing as a term.
+constexpr std::array<std::string_view, 8> kTermStopWords = {"ok", "okay", "please", "yes", "you", "your", "yours",
+                                                            "yourself"};
+
+void FindTerms(const std::vector<Token>& tokens, const std::vector<std::string>& forms, std::vector<TermSpan>* out) {
+  out->clear();
+  auto add = [&](std::string term, uint32_t first, uint32_t last) {
+    for (const TermSpan& t : *out) {
+      if (t.term == term) return;
+    }
+    out->push_back({std::move(term), first, last});
+  };
+  auto particle = [&](size_t i) {
+    return tokens[i].stop && kTermStopExceptions.find(forms[i]) == std::string_view::npos;
+  };
+  for (size_t i = 0; i < tokens.size() && i < forms.size() && out->size() < kMaxTerms; ++i) {
+    const Token& t = tokens[i];
+    if (t.kind == TokenKind::kWord && !t.stop && forms[i].size() >= 2 &&
+        std::find(kTermStopWords.begin(), kTermStopWords.end(), forms[i]) == kTermStopWords.end()) {
+      add(forms[i], uint32_t(i), uint32_t(i));
+    }
+    if (t.kind == TokenKind::kCjk && i > 0 && t.gap == 0 && tokens[i - 1].kind == TokenKind::kCjk &&
+        !particle(i) && !particle(i - 1)) {
+      add(forms[i - 1] + forms[i], uint32_t(i - 1), uint32_t(i));
+    }
+  }
+}
 
 bool IsValidUtf8(std::string_view text) {
   size_t i = 0;

@@ -157,6 +157,10 @@ std::vector<std::string> HttpEmbedder::Concepts(std::string_view text) const {
   return options_.concepts ? options_.concepts->Concepts(text) : std::vector<std::string>{};
 }
 
+std::vector<std::string> HttpEmbedder::Terms(std::string_view text) const {
+  return options_.concepts ? options_.concepts->Terms(text) : models::TextTerms(text);
+}
+
 Status HttpEmbedder::EmbedBatch(const std::vector<std::string>& texts, float* out) const {
   for (size_t from = 0; from < texts.size(); from += options_.batch_size) {
     const size_t to = std::min(texts.size(), from + options_.batch_size);

@@ -201,6 +201,25 @@ void AddReportMethods(Dispatcher& d, Engine& engine, Jobs& jobs) {
            return json{{"reasons", std::move(reasons)}, {"by_asset", std::move(by_asset)}};
          }});
 
+  d.Add({"reports.phrases", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
+           auto q = ParseReportsPhrases(params);
+           if (!q.ok()) return q.status();
+           auto report = engine.ReportPhrases(q.value());
+           if (!report.ok()) return report.status();
+           const PhraseReport& rep = report.value();
+           json assets = json::array();
+           for (const auto& a : rep.assets) {
+             json phrases = json::array();
+             for (const auto& p : a.phrases) {
+               phrases.push_back({{"term", p.term}, {"uses", p.uses}, {"support", p.support}, {"learned", p.learned}});
+             }
+             assets.push_back(
+                 {{"asset_id", a.asset_id}, {"title", a.title}, {"uses", a.uses}, {"phrases", std::move(phrases)}});
+           }
+           return json{{"min_support", rep.min_support}, {"half_life_days", rep.half_life_days},
+                       {"assets", std::move(assets)}};
+         }});
+
   d.Add({"reports.assets", Role::kMarketing, [&engine](const json& params, const CallContext&) -> Result<json> {
            auto q = ParseReportsAssets(params);
            if (!q.ok()) return q.status();

@@ -300,6 +300,15 @@ Result<ReportQuery> ParseReportsDismissals(const json& params) {
   return q;
 }
 
+Result<PhraseQuery> ParseReportsPhrases(const json& params) {
+  ParamReader r(params);
+  PhraseQuery q;
+  q.asset_id = r.OptString("asset_id", 256).value_or("");
+  q.limit = uint32_t(r.Int("limit", 20, 1, 1000));
+  if (Status s = r.Finish(); !s.ok()) return s;
+  return q;
+}
+
 Result<ExperimentQuery> ParseReportsExperiment(const json& params) {
   ParamReader r(params);
   ReportQuery window;
@@ -378,6 +387,7 @@ const std::vector<Parser>& Table() {
       {"reports.unused", [](const json& p) { return Verdict(ParseReportsUnused(p)); }},
       {"reports.trend", [](const json& p) { return Verdict(ParseReportsTrend(p)); }},
       {"reports.dismissals", [](const json& p) { return Verdict(ParseReportsDismissals(p)); }},
+      {"reports.phrases", [](const json& p) { return Verdict(ParseReportsPhrases(p)); }},
       {"reports.funnel", [](const json& p) { return Verdict(ParseReportWindow(p)); }},
       {"reports.reps", [](const json& p) { return Verdict(ParseReportWindow(p)); }},
       {"reports.experiment", [](const json& p) { return Verdict(ParseReportsExperiment(p)); }},

@@ -205,5 +205,57 @@ TEST(Derived, DismissalsSumAlikeWithFewAndWithManyReasons) {
   }
 }
 
+// The org's own words: minimum support (in uses), decay after the use's week,
+// the share of a term, and the stored keys giving back the same counts.
+TEST(Derived, PhraseWeightsNeedTheMinimumSupportDecayAndShareTheTerm) {
+  Derived d;
+  DeltaBuffer b;
+  const uint32_t week = 700;  // a week's first day (divisible by 7)
+  for (int i = 0; i < 3; ++i) b.Phrase(week, "pencil", "price");
+  for (int i = 0; i < 2; ++i) b.Phrase(week, "sharpen", "price");
+  b.Phrase(week, "pencil", "case");
+  d.Apply(b);
+  std::vector<Derived::PhraseWeight> w;
+  // Within the week: pencil has 3 uses for price (share 3/4), 1 for case
+  // (below the minimum); sharpen has 2 (below it).
+  d.PhraseWeights({"sharpen", "pencil", "unknown"}, week + 6, 90, 3, &w);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].asset, "price");
+  EXPECT_DOUBLE_EQ(w[0].weight, 3.0 * 0.75);
+  EXPECT_EQ(w[0].term, 1u);
+  d.PhraseWeights({"sharpen"}, week, 90, 2, &w);  // a lower minimum admits it
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_DOUBLE_EQ(w[0].weight, 2.0);
+  // A half-life after the week's end every use weighs half: the share stays.
+  d.PhraseWeights({"pencil"}, week + 6 + 90, 90, 3, &w);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NEAR(w[0].weight, 1.5 * 0.75, 1e-12);
+  // Taken back (a lead re-derived): below the minimum again.
+  DeltaBuffer out;
+  out.sign = -1;
+  out.Phrase(week, "pencil", "price");
+  d.Apply(out);
+  d.PhraseWeights({"pencil"}, week, 90, 3, &w);
+  EXPECT_TRUE(w.empty());
+  // What a save writes and a start loads gives the same counts and report.
+  Derived loaded;
+  d.Enumerate([&](const std::string& key, const Counters& c) { loaded.Apply(key, c); },
+              [&](const std::string&, int64_t) {});
+  EXPECT_EQ(loaded.CountDifferences(d), 0u);
+  EXPECT_EQ(d.CountDifferences(loaded), 0u);
+  auto phrases = loaded.SumPhrases(week, 90);
+  std::map<std::pair<std::string, std::string>, uint64_t> uses;
+  for (const auto& p : phrases) uses[{p.asset, p.term}] = p.uses;
+  EXPECT_EQ(uses, (std::map<std::pair<std::string, std::string>, uint64_t>{
+                      {{"price", "pencil"}, 2}, {{"price", "sharpen"}, 2}, {{"case", "pencil"}, 1}}));
+  // And the changed keys a save takes are exactly the phrase keys, with their values.
+  auto changed = d.TakeChanged();
+  std::map<std::string, int64_t> keys;
+  changed.Keys([&](const std::string& key, const Counters& c) { keys[key] = c[0]; }, [](const std::string&, int64_t) {});
+  EXPECT_EQ(keys, (std::map<std::string, int64_t>{{PhraseKey(week, "pencil", "price"), 2},
+                                                  {PhraseKey(week, "sharpen", "price"), 2},
+                                                  {PhraseKey(week, "pencil", "case"), 1}}));
+}
+
 }  // namespace
 }  // namespace playbook

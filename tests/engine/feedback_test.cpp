@@ -342,8 +342,10 @@ TEST_F(FeedbackTest, RecommendNeverReturnsIneligibleAssets) {
   std::map<std::string, Asset> by_id;
   const std::vector<std::string> types = {"case_study", "roi_calculator", "objection_script"};
   for (int i = 0; i < 300; ++i) {
-    Asset a = MakeAsset("a" + std::to_string(i), "price budget w" + std::to_string(rng() % 20), {kStages[rng() % 5]},
-                        types[rng() % 3]);
+    std::string id = "a", body = "price budget w";  // not "literal" + to_string: GCC 12's -Wrestrict
+    id += std::to_string(i);
+    body += std::to_string(rng() % 20);
+    Asset a = MakeAsset(id, body, {kStages[rng() % 5]}, types[rng() % 3]);
     if (rng() % 3 == 0) a.stages.push_back(kStages[rng() % 5]);
     a.language = rng() % 2 ? "zh" : "en";
     a.active = rng() % 8 != 0;

@@ -22,6 +22,22 @@ namespace {
 namespace fs = std::filesystem;
 constexpr uint32_t kDim = 8;
 
+// The test embedder, and a context's terms: its words (the lexical
+// embedder's rule, TextTerms, is tested in models_tests).
+class TermsEmbedder : public testing::WordEmbedder {
+ public:
+  using WordEmbedder::WordEmbedder;
+  std::vector<std::string> Terms(std::string_view text) const override {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < text.size();) {
+      const size_t end = std::min(text.find(' ', i), text.size());
+      if (end > i) out.emplace_back(text.substr(i, end - i));
+      i = end + 1;
+    }
+    return out;
+  }
+};
+
 class RecommendTest : public ::testing::Test {
  public:
   RecommendTest() {
@@ -37,7 +53,8 @@ class RecommendTest : public ::testing::Test {
   }
   Engine& Open() {
     engine_.reset();
-    auto e = Engine::Open(options_, std::make_shared<testing::WordEmbedder>(kDim));
+    auto e = learn_terms_ ? Engine::Open(options_, std::make_shared<TermsEmbedder>(kDim))
+                          : Engine::Open(options_, std::make_shared<testing::WordEmbedder>(kDim));
     EXPECT_TRUE(e.ok()) << e.status().ToString();
     engine_ = std::move(e).value();
     return *engine_;
@@ -94,8 +111,20 @@ class RecommendTest : public ::testing::Test {
   }
   static std::string Lead(int i) { return std::string("lead-").append(std::to_string(i)); }
 
+  // A use of the asset with the lead (after its recommend).
+  void Use(const std::string& lead, const std::string& asset) {
+    Event x;
+    x.event_id = std::string(lead).append(":used:").append(asset);
+    x.type = EventType::kUsed;
+    x.lead_id = lead;
+    x.asset_id = asset;
+    auto r = engine_->RecordEvents({x});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+
   fs::path dir_;
   EngineOptions options_;
+  bool learn_terms_ = false;
   std::unique_ptr<Engine> engine_;
 };
 
@@ -308,6 +337,146 @@ TEST_F(RecommendTest, ReasonsSayWhyItMatchesAndNewnessOnlyWhenItWasTheReason) {
     for (const std::string& reason : why) EXPECT_EQ(reason.find("new:"), std::string::npos) << reason;
   }
   EXPECT_EQ(rec.value().items[0].reasons[0], "close to the lead's context (similarity 0.90)");
+}
+
+// The org's own words (docs/ranking.md): the team's phrasing, unknown to the
+// embedder, becomes evidence for the asset reps use after it, once it has the
+// minimum support, and only among the assets the filters admit.
+TEST_F(RecommendTest, TheTeamsOwnWordsAreLearntFromUsesAfterAMinimumSupport) {
+  learn_terms_ = true;
+  Engine& e = Open();
+  // "price" is 0.06 less similar than "other": more than exploration can overturn.
+  ASSERT_TRUE(e.UpsertAssets({At("price", "alpha", 0.50, 1), At("other", "beta", 0.56, 2),
+                              At("third", "gamma", 0.53, 3)})
+                  .ok());
+  const std::string jargon = "sharpen your pencil";
+  int lead = 0;
+  auto first = [&](const std::string& context) { return Ids(Lead(lead++), 3, "", context).at(0); };
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(first(jargon), "other") << "cold start, " << i;
+  // Two uses after the jargon: below the minimum support (3), nothing changes.
+  for (int i = 0; i < 2; ++i) {
+    const std::string l = Lead(lead);
+    ASSERT_EQ(Ids(l, 3, "", jargon).size(), 3u);
+    ++lead;
+    Use(l, "price");
+  }
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(first(jargon), "other") << "below the minimum support, " << i;
+  // The third use: the jargon now points at the price script ...
+  const std::string l = Lead(lead++);
+  ASSERT_EQ(Ids(l, 3, "", jargon).size(), 3u);
+  Use(l, "price");
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(first(jargon), "price") << "learnt, " << i;
+  // ... and says so; a context without the jargon is as before.
+  RecommendRequest r;
+  r.lead_id = "reasons";
+  r.stage = "evaluation";
+  r.vector = Query();
+  r.context = "they said: sharpen the pencil";
+  r.k = 3;
+  auto rec = e.Recommend(r);
+  ASSERT_TRUE(rec.ok());
+  ASSERT_EQ(rec.value().items[0].asset_id, "price");
+  const auto& reasons = rec.value().items[0].reasons;
+  EXPECT_NE(std::find(reasons.begin(), reasons.end(), "your team used this after 'sharpen'"), reasons.end())
+      << ::testing::PrintToString(reasons);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(first("call back next week"), "other") << "other words, " << i;
+  // A second use with the same lead and context teaches nothing more.
+  auto before = e.ReportPhrases({});
+  ASSERT_TRUE(before.ok());
+  Use(l, "price");
+  Event again;
+  again.event_id = "again";
+  again.type = EventType::kUsed;
+  again.lead_id = l;
+  again.asset_id = "price";
+  ASSERT_TRUE(e.RecordEvents({again}).ok());
+  auto report = e.ReportPhrases({});
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report.value().assets.size(), 1u);
+  EXPECT_EQ(report.value().assets[0].asset_id, "price");
+  ASSERT_EQ(report.value().assets[0].phrases.size(), 3u);
+  for (const auto& p : report.value().assets[0].phrases) {
+    EXPECT_EQ(p.uses, 3u) << p.term;
+    EXPECT_TRUE(p.learned) << p.term;
+  }
+  // Re-aggregation from the log agrees with the live counting, and a reopen
+  // (counters loaded from storage) ranks as before.
+  auto check = e.Reaggregate(false, nullptr);
+  ASSERT_TRUE(check.ok());
+  EXPECT_EQ(check.value().differing, 0u);
+  Engine& reopened = Open();
+  EXPECT_EQ(Ids(Lead(lead++), 3, "", jargon).at(0), "price");
+  ASSERT_TRUE(reopened.Reaggregate(true, nullptr).ok());
+  EXPECT_EQ(Ids(Lead(lead++), 3, "", jargon).at(0), "price");
+}
+
+TEST_F(RecommendTest, LearntWordsNeverPushAnAssetPastTheFilters) {
+  learn_terms_ = true;
+  Engine& e = Open();
+  Asset sheet = At("sheet", "delta", 0.48, 4);
+  sheet.type = "case_study";
+  ASSERT_TRUE(e.UpsertAssets({At("a", "alpha", 0.50, 1), At("b", "beta", 0.56, 2), sheet,
+                              At("later", "epsilon", 0.31, 5, {"negotiation"})})
+                  .ok());
+  const std::string jargon = "sharpen your pencil";
+  for (int i = 0; i < 30; ++i) {  // overwhelming support for two assets the filters will exclude
+    const std::string l = std::string("teach-").append(std::to_string(i));
+    ASSERT_FALSE(Ids(l, 3, "", jargon).empty());
+    Use(l, "sheet");
+    Use(l, "later");
+  }
+  for (int i = 0; i < 20; ++i) {
+    RecommendRequest r;
+    r.lead_id = Lead(i);
+    r.stage = "evaluation";
+    r.vector = Query();
+    r.context = jargon;
+    r.k = 3;
+    r.filter.types = {"objection_script"};
+    const bool exclude_a = i % 2 != 0;
+    if (exclude_a) r.filter.exclude_ids = {"a"};
+    auto rec = e.Recommend(r);
+    ASSERT_TRUE(rec.ok());
+    for (const auto& item : rec.value().items) {
+      EXPECT_NE(item.asset_id, "sheet") << i;  // not of the requested type
+      EXPECT_NE(item.asset_id, "later") << i;  // not at this stage
+      if (exclude_a) {
+        EXPECT_NE(item.asset_id, "a") << i;  // excluded by the request
+      }
+    }
+  }
+  // Without the type filter the learnt asset does come first at its stage.
+  EXPECT_EQ(Ids(Lead(99), 3, "", jargon).at(0), "sheet");
+}
+
+// An asset the team's words point at is scored even when retrieval does not
+// find it (more than 50 assets are more similar), if the filters admit it.
+TEST_F(RecommendTest, LearntWordsBringInAnEligibleAssetRetrievalMissed) {
+  learn_terms_ = true;
+  options_.ranking.candidates_per_item = 1;  // 50 candidates
+  Engine& e = Open();
+  std::vector<Asset> assets;
+  for (int i = 0; i < 60; ++i) {
+    std::string id = "filler-";
+    id += std::to_string(i);
+    assets.push_back(At(id, "filler", 0.55 + 0.0001 * i, 1 + uint32_t(i % 6)));
+  }
+  assets.push_back(At("price", "alpha", 0.50, 7));
+  ASSERT_TRUE(e.UpsertAssets(assets).ok());
+  const std::string jargon = "pull the lever";
+  auto has_price = [](const std::vector<std::string>& ids) {
+    return std::find(ids.begin(), ids.end(), "price") != ids.end();
+  };
+  for (int i = 0; i < 10; ++i) ASSERT_FALSE(has_price(Ids(Lead(i), 3, "", jargon))) << "cold start, " << i;
+  for (int i = 0; i < 3; ++i) {
+    const std::string l = std::string("teach-").append(std::to_string(i));
+    ASSERT_EQ(Ids(l, 3, "", jargon).size(), 3u);
+    Use(l, "price");
+  }
+  for (int i = 10; i < 30; ++i) ASSERT_EQ(Ids(Lead(i), 3, "", jargon).at(0), "price") << "learnt, " << i;
+  // The request's filters still decide.
+  EXPECT_FALSE(has_price(Ids(Lead(40), 3, "", jargon, "evaluation", {"price"})));
+  EXPECT_FALSE(has_price(Ids(Lead(41), 3, "", jargon, "negotiation")));
 }
 
 }  // namespace

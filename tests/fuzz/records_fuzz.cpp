@@ -1,7 +1,7 @@
 // The engine's stored-record decoders on arbitrary bytes: what RocksDB hands
 // back is trusted by nothing. The first byte picks the record kind:
 //   0 asset (codec.h; formats 1, 2)  1 vector (codec.h, dimension from the next byte)
-//   2 event (codec.h)        3 lead state (codec.h; both formats)
+//   2 event (codec.h)        3 lead state (codec.h; every format)
 //   4 stats counters: a sequence of (key, counters) records of the "stats"
 //     column family, applied to a Derived as FeedbackStore::Open loads them,
 //     then summed and enumerated as the reports and re-aggregation do.
@@ -61,23 +61,25 @@ void Event(std::string_view in) {
   if (!pb::DecodeEvent(in, &e)) return;
   (void)pb::EventTypeName(e.type);
   const std::string out = pb::EncodeEvent(e);
-  if (uint8_t(in[0]) == 3) Check(out == in);  // the current format (3: the arm) is canonical
+  if (uint8_t(in[0]) == 4) Check(out == in);  // the current format (4: the terms) is canonical
   pb::Event again;
   Check(pb::DecodeEvent(out, &again) && pb::EncodeEvent(again) == out);
 }
 
 bool SameLead(const pb::LeadState& a, const pb::LeadState& b) {
   return a.stage == b.stage && a.topic == b.topic && a.stage_since == b.stage_since && a.latest_ts == b.latest_ts &&
-         a.window_ms == b.window_ms && a.since_change == b.since_change && a.window == b.window && a.seen == b.seen;
+         a.window_ms == b.window_ms && a.since_change == b.since_change && a.window == b.window && a.seen == b.seen &&
+         a.terms == b.terms && a.terms_credited == b.terms_credited;
 }
 
 void Lead(std::string_view in) {
   pb::LeadState st;
   if (!pb::DecodeLeadState(in, &st)) return;
   // A record of the first format decodes incomplete (to be rebuilt from the
-  // log) and encodes in the current one; the current format is canonical.
+  // log) and encodes in the current one; one of format 3 decodes complete
+  // (no terms) and encodes as 4; the current format (4) is canonical.
   const std::string out = pb::EncodeLeadState(st);
-  if (st.complete) Check(out == in);
+  if (st.complete && uint8_t(in[4]) == 4) Check(out == in);
   pb::LeadState again;
   Check(pb::DecodeLeadState(out, &again) && again.complete && SameLead(st, again));
 }
@@ -146,6 +148,13 @@ void Stats(std::string_view bytes) {
   std::map<std::string, std::pair<uint64_t, uint64_t>> closed;
   d.SumReps(0, last, &reps, &closed);
   (void)d.SumFunnel(0, last);
+  // The org's own words, as the ranking and reports.phrases read them.
+  std::vector<pb::Derived::PhraseWeight> weights;
+  for (const uint32_t today : {0u, 20000u, last}) {
+    d.PhraseWeights({"心理", "pencil", ""}, today, 90, 3, &weights);
+    for (const auto& w : weights) Check(w.term < 3);
+    (void)d.SumPhrases(today, 0.5);
+  }
   uint64_t keys = 0;
   pb::Derived copy;
   d.Enumerate([&](const std::string& key, const pb::Counters& c) { ++keys; copy.Apply(key, c); },
@@ -210,15 +219,28 @@ void WriteSeeds(const std::string& dir) {
   dismissed.type = pb::EventType::kDismissed;
   dismissed.reason = "已经发过了";
   dismissed.topic.clear();
-  std::string e1 = pb::EncodeEvent(dismissed);  // format 1: no topic (and no arm)
-  e1[0] = 1;
-  e1.erase(e1.size() - 17, 1);
-  e1.erase(e1.size() - 20, 4);
-  put("event_dismissed_v1", 2, e1);
+  // Older formats cut from the current one (no terms: its last 4 bytes are
+  // the terms' count, 0).
+  std::string v1 = pb::EncodeEvent(dismissed);  // format 1: no topic (and no arm, no terms)
+  v1.resize(v1.size() - 4);
+  v1[0] = 1;
+  v1.erase(v1.size() - 17, 1);
+  v1.erase(v1.size() - 20, 4);
+  put("event_dismissed_v1", 2, v1);
   std::string v2 = pb::EncodeEvent(used);  // format 2: no arm
+  v2.resize(v2.size() - 4);
   v2[0] = 2;
   v2.erase(v2.size() - 17, 1);
   put("event_used_v2", 2, v2);
+  std::string v3 = pb::EncodeEvent(used);  // format 3: no terms
+  v3.resize(v3.size() - 4);
+  v3[0] = 3;
+  put("event_used_v3", 2, v3);
+  pb::Event shown = used;  // format 4: a recommend's shown event with the context's terms
+  shown.event_id = "rec-7f3a:" + zh.id;
+  shown.type = pb::EventType::kShown;
+  shown.terms = {"心理", "理价", "价位", "sharpen", "pencil"};
+  put("event_shown_terms", 2, pb::EncodeEvent(shown));
   pb::Event holdout = used;
   holdout.event_id = "evt-0003";
   holdout.arm = pb::Arm::kHoldout;
@@ -233,7 +255,13 @@ void WriteSeeds(const std::string& dir) {
   lead.since_change = {{zh.id, "negotiation", "rep-wang", "pricing", 1764710000000}};
   lead.window = {{zh.id, "evaluation", "rep-wang", "", 1764700000000}, lead.since_change[0]};
   lead.seen = {zh.id, en.id};
-  put("lead_v2", 3, pb::EncodeLeadState(lead));
+  std::string lead_v3 = pb::EncodeLeadState(lead);  // format 3: no terms (two empty lists cut)
+  lead_v3.resize(lead_v3.size() - 8);
+  lead_v3[4] = 3;
+  put("lead_v3", 3, lead_v3);
+  lead.terms = shown.terms;
+  lead.terms_credited = {zh.id};
+  put("lead_v4", 3, pb::EncodeLeadState(lead));
   std::string stats;
   auto counters = [&](const std::string& key, pb::Counters c) {
     stats += char(0);
@@ -250,6 +278,8 @@ void WriteSeeds(const std::string& dir) {
   counters(pb::AggregateKey(day + 9, "negotiation", "rep-wang", ""), {0, 0, 0, 0, 1, 0, 0, 12500050});
   counters(pb::DismissalKey(day, "consideration", zh.id, "已经发过了"), {1, 0, 0, 0, 0, 0, 0, 0});
   counters(pb::FunnelKey(day, "consideration", true), {1, 1, 1, 0, 0, 0, 0, 0});
+  counters(pb::PhraseKey(day - day % 7, "心理", zh.id), {3, 0, 0, 0, 0, 0, 0, 0});
+  counters(pb::PhraseKey(day - day % 7 - 70, "pencil", zh.id), {2, 0, 0, 0, 0, 0, 0, 0});
   const std::string last_used = pb::LastUsedKey(zh.id);
   stats += char(1);
   stats += char(last_used.size());

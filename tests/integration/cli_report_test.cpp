@@ -1,4 +1,5 @@
 // `playbook report` against the real daemon, seeded over the real protocol.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -293,7 +294,11 @@ TEST_F(CliReport, OptionsOfOtherReportsAreUsageErrorsNamingTheOption) {
       {{"experiment", "--by", "asset"}, "--by must be stage or rep"},
       {{"assets", "--by", "rep"}, "assets --by must be asset or content"},
       {{"dismissals", "--by", "content"}, "dismissals takes no --by"},
-      {{}, "assets, unused, dismissals, reps, funnel or experiment"},
+      {{"phrases", "--from", "2024-01-01"}, "phrases takes no --from"},
+      {{"phrases", "--stage", "evaluation"}, "phrases takes no --stage (it takes --asset, --limit, --format)"},
+      {{"phrases", "--limit", "1001"}, "--limit must be an integer in 1..1000"},
+      {{"assets", "--asset", "a1"}, "assets takes no --asset"},
+      {{}, "assets, unused, dismissals, phrases, reps, funnel or experiment"},
       {{"repz"}, "unknown report 'repz'"},
       {{"reps", "funnel"}, "expected one report"},
   };
@@ -314,6 +319,77 @@ TEST_F(CliReport, OptionsOfOtherReportsAreUsageErrorsNamingTheOption) {
   for (const char* word : {"unused", "reps", "funnel", "--min-shown", "--max-usage-rate"}) {
     EXPECT_NE(help.out.find(word), std::string::npos) << word << "\n" << help.out;
   }
+}
+
+// The org's own words over the real socket: reps use the price script after a
+// phrase the lexicon does not know; reports.phrases lists it, recommend learns it.
+TEST(CliReportPhrases, ThePhrasesRepsUseBeforeAnAsset) {
+  Daemon d(WithConfig(""));
+  ASSERT_TRUE(d.Start()) << d.log();
+  TestClient c(d.ws_url());
+  json assets = json::array({
+      {{"id", "zh-price-01"}, {"title", "客户说“太贵了”：比较法、拆散法与平均法"}, {"type", "objection_script"},
+       {"stages", {"evaluation"}}, {"language", "zh"}},
+      {{"id", "zh-case-01"}, {"title", "案例：一家物流公司三个月收回成本"}, {"type", "case_study"},
+       {"stages", {"evaluation"}}, {"language", "zh"}},
+  });
+  ASSERT_TRUE(c.Call("assets.upsert", {{"assets", assets}}).contains("result"));
+  const std::string context = "客户想走绿色通道";  // the team's jargon: no lexicon phrase
+  for (int i = 0; i < 3; ++i) {
+    const std::string lead = std::string("lead-").append(std::to_string(i));
+    json rec = c.Call("recommend", {{"lead", {{"id", lead}, {"stage", "evaluation"}, {"context", context}}}, {"k", 2}});
+    ASSERT_TRUE(rec.contains("result")) << rec;
+    json used = json::array({{{"event_id", lead + "-u"}, {"type", "used"}, {"lead_id", lead},
+                              {"asset_id", "zh-price-01"}}});
+    ASSERT_TRUE(c.Call("feedback.record", {{"events", used}}).contains("result"));
+  }
+  json report = c.Call("reports.phrases", json::object());
+  ASSERT_TRUE(report.contains("result")) << report;
+  const json& r = report["result"];
+  EXPECT_EQ(r["min_support"], 3);
+  EXPECT_EQ(r["half_life_days"], 90.0);
+  ASSERT_EQ(r["assets"].size(), 1u) << r;
+  const json& a = r["assets"][0];
+  EXPECT_EQ(a["asset_id"], "zh-price-01");
+  EXPECT_EQ(a["title"], "客户说“太贵了”：比较法、拆散法与平均法");
+  std::vector<std::string> terms;
+  for (const json& p : a["phrases"]) {
+    terms.push_back(p["term"].get<std::string>());
+    EXPECT_EQ(p["uses"], 3) << p;
+    EXPECT_EQ(p["support"], 3.0) << p;
+    EXPECT_EQ(p["learned"], true) << p;
+  }
+  for (const char* t : {"绿色", "色通", "通道"}) {
+    EXPECT_NE(std::find(terms.begin(), terms.end(), t), terms.end()) << t << " in " << a;
+  }
+  EXPECT_EQ(a["uses"], 3 * terms.size());
+  // recommend now says why.
+  json rec = c.Call("recommend", {{"lead", {{"id", "lead-9"}, {"stage", "evaluation"}, {"context", context}}}, {"k", 1}});
+  ASSERT_TRUE(rec.contains("result")) << rec;
+  EXPECT_EQ(rec["result"]["items"][0]["asset_id"], "zh-price-01") << rec;
+  const std::string reasons = rec["result"]["items"][0]["reasons"].dump();
+  EXPECT_NE(reasons.find("your team used this after"), std::string::npos) << reasons;
+  // One asset, a limit; a bad limit names the field.
+  json one = c.Call("reports.phrases", {{"asset_id", "zh-case-01"}, {"limit", 1}});
+  ASSERT_TRUE(one.contains("result")) << one;
+  EXPECT_TRUE(one["result"]["assets"].empty());
+  json limited = c.Call("reports.phrases", {{"asset_id", "zh-price-01"}, {"limit", 1}});
+  ASSERT_EQ(limited["result"]["assets"][0]["phrases"].size(), 1u) << limited;
+  json bad = c.Call("reports.phrases", {{"limit", 0}});
+  ASSERT_TRUE(bad.contains("error")) << bad;
+  EXPECT_EQ(bad["error"]["code"], -32602);
+  EXPECT_EQ(bad["error"]["data"]["field"], "limit");
+  // The CLI: a row per asset and term.
+  CommandResult cli = RunCommand({Daemon::CliPath(), "report", "phrases"}, {"PLAYBOOK_URL=" + d.ws_url()});
+  ASSERT_EQ(cli.exit_code, 0) << Describe(cli);
+  EXPECT_NE(LineWith(cli.out, "绿色").find("zh-price-01"), std::string::npos) << cli.out;
+  EXPECT_EQ(LastWords(LineWith(cli.out, "绿色"), 3), (std::vector<std::string>{"3", "3", "yes"})) << cli.out;
+  CommandResult csv = RunCommand({Daemon::CliPath(), "report", "phrases", "--format", "csv", "--limit", "2"},
+                                 {"PLAYBOOK_URL=" + d.ws_url()});
+  ASSERT_EQ(csv.exit_code, 0) << Describe(csv);
+  auto records = ParseCsv(csv.out);
+  ASSERT_EQ(records.size(), 3u) << csv.out;
+  EXPECT_EQ(records[0], (std::vector<std::string>{"asset_id", "title", "term", "uses", "support", "learned"}));
 }
 
 TEST_F(CliReport, ExperimentSaysWhenTheHoldoutIsOff) {

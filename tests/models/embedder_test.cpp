@@ -422,3 +422,44 @@ TEST(LexicalEmbedder, ConceptsNameWhatTheTextStates) {
   EXPECT_NE(std::find(en.begin(), en.end(), "budget"), en.end());
   EXPECT_TRUE(e.value()->Concepts("hello world").empty());
 }
+
+namespace playbook::models {
+namespace {
+
+// The terms a team's vocabulary is learnt from (docs/ranking.md).
+TEST(TextTerms, WordsAndChineseBigramsWithoutStopWordsOrNumbers) {
+  EXPECT_EQ(TextTerms("Sharpen your PENCIL, the 20 prices!"),
+            (std::vector<std::string>{"sharpen", "pencil", "prices"}));
+  // No pronoun or particle pairs (你们, 也在), but 一 makes idioms.
+  EXPECT_EQ(TextTerms("你们也在担心"), (std::vector<std::string>{"担心"}));
+  // Bigrams within a run; none across punctuation or with a particle (了).
+  EXPECT_EQ(TextTerms("老板砍了一刀，砍价"), (std::vector<std::string>{"老板", "板砍", "一刀", "砍价"}));
+  EXPECT_EQ(TextTerms("又要砍一刀"), (std::vector<std::string>{"又要", "要砍", "砍一", "一刀"}));
+  EXPECT_EQ(TextTerms("a b 1 了 the"), std::vector<std::string>{});
+  std::string many;
+  for (int i = 0; i < 100; ++i) {
+    many += "word";
+    many += char('a' + i % 26);
+    many += char('a' + i / 26);
+    many += ' ';
+  }
+  EXPECT_EQ(TextTerms(many).size(), kMaxTerms);
+  EXPECT_EQ(TextTerms("deal deal Deal"), std::vector<std::string>{"deal"});
+}
+
+TEST(TextTerms, TheLexicalEmbedderDropsTermsTheLexiconMaps) {
+  LexicalEmbedderOptions o;
+  o.lexicon = std::string(DefaultLexicon());
+  auto e = LexicalEmbedder::Create(o);
+  ASSERT_TRUE(e.ok());
+  // "心理价位" is a price phrase: no bigram of it is a term; the rest are.
+  EXPECT_EQ(TextTerms("客户嫌超出了心理价位"),
+            (std::vector<std::string>{"客户", "户嫌", "嫌超", "超出", "心理", "理价", "价位"}));
+  EXPECT_EQ(e.value()->Terms("客户嫌超出了心理价位"), (std::vector<std::string>{"客户", "户嫌", "嫌超", "超出"}));
+  // "expensive" and "sharpen your pencil" are phrases; "lever" is not.
+  EXPECT_EQ(e.value()->Terms("Pull the LEVER: sharpen your pencil, too expensive"),
+            (std::vector<std::string>{"pull", "lever"}));  // "your" is part of a phrase too
+}
+
+}  // namespace
+}  // namespace playbook::models

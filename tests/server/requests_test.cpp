@@ -238,12 +238,26 @@ TEST(Requests, ReportsTrendNeedsAWindowAndCapsTheBuckets) {
   EXPECT_EQ(FieldOf(ParseReportsTrend(json{{"from", 0}, {"to", kDay}, {"limit", 5}})), "limit");
 }
 
+TEST(Requests, ReportsPhrasesNamesTheBadField) {
+  auto q = ParseReportsPhrases(json::object());
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q.value().limit, 20u);
+  EXPECT_EQ(q.value().asset_id, "");
+  EXPECT_EQ(ParseReportsPhrases(json{{"asset_id", "a1"}, {"limit", 1000}}).value().limit, 1000u);
+  EXPECT_EQ(FieldOf(ParseReportsPhrases(json{{"limit", 0}})), "limit");
+  EXPECT_EQ(FieldOf(ParseReportsPhrases(json{{"limit", 1001}})), "limit");
+  EXPECT_EQ(FieldOf(ParseReportsPhrases(json{{"limit", 2.5}})), "limit");
+  EXPECT_EQ(FieldOf(ParseReportsPhrases(json{{"asset_id", 7}})), "asset_id");
+  EXPECT_EQ(FieldOf(ParseReportsPhrases(json{{"from", 0}})), "from");
+}
+
 TEST(Requests, EveryMethodHasAParserAndUnknownOnesAreNotFound) {
   const std::vector<std::string> names = ParsedMethods();
   for (const char* m : {"recommend", "feedback.record", "leads.get", "assets.upsert", "assets.get",
                         "assets.delete", "assets.list", "assets.search", "index.status", "index.rebuild",
                         "aggregates.rebuild", "reports.assets", "reports.unused", "reports.dismissals",
-                        "reports.funnel", "reports.reps", "reports.experiment", "reports.trend", "server.stats", "server.backup"}) {
+                        "reports.funnel", "reports.reps", "reports.experiment", "reports.trend", "reports.phrases",
+                        "server.stats", "server.backup"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), m), names.end()) << m;
   }
   EXPECT_TRUE(CheckParams("index.status", json::object()).ok());

@@ -1,4 +1,4 @@
-// playbook report assets|unused|dismissals|reps|funnel|experiment: the reports.* methods as
+// playbook report assets|unused|dismissals|phrases|reps|funnel|experiment: the reports.* methods as
 // an aligned terminal table (CJK-aware), RFC 4180 CSV or the JSON result.
 #include <algorithm>
 #include <cmath>
@@ -23,12 +23,14 @@ namespace {
 constexpr std::size_t kTitleWidth = 40;  // display columns of a title in the table
 
 void PrintReportUsage(std::ostream& out) {
-  out << "Usage: playbook report assets|unused|dismissals|reps|funnel|experiment [options]\n\n"
+  out << "Usage: playbook report assets|unused|dismissals|phrases|reps|funnel|experiment [options]\n\n"
          "assets      per-asset usage and outcomes (reports.assets)\n"
          "unused      assets never used in the window, and assets shown often but rarely used\n"
          "            (reports.unused)\n"
          "dismissals  the reasons reps gave when they dismissed a suggestion, overall and per\n"
          "            asset (reports.dismissals)\n"
+         "phrases     the org's own words: per asset, the terms of the lead contexts reps used\n"
+         "            it after, with uses and support (reports.phrases; all time, no window)\n"
          "reps        per rep: shown, used, usage rate, leads won and lost, win rate (reports.reps)\n"
          "funnel      per stage: leads entered, advanced, won and lost, with and without content\n"
          "            used (reports.funnel)\n"
@@ -45,7 +47,9 @@ void PrintReportUsage(std::ostream& out) {
          "  --sort COL         assets: sort column, descending (default used): shown, used,\n"
          "                     usage_rate, viewed, dismissed, won, lost, win_rate, lift,\n"
          "                     influenced_revenue, last_used\n"
-         "  --limit N          assets: at most N rows, 1..100000 (default 100)\n"
+         "  --limit N          assets: at most N rows, 1..100000 (default 100);\n"
+         "                     phrases: at most N phrases per asset, 1..1000 (default 20)\n"
+         "  --asset ID         phrases: only this asset\n"
          "  --min-shown N      unused: \"rarely used\" needs at least N showings (default 10)\n"
          "  --max-usage-rate R unused: \"rarely used\" means used in under R of the showings,\n"
          "                     0..1 or a percentage such as 5% (default 0.05)\n"
@@ -408,6 +412,47 @@ void PrintUnusedCsv(std::ostream& out, const json& result, const json& /*params*
 }
 
 // ---------------------------------------------------------------------------
+// phrases
+
+// One row per (asset, phrase), the assets and their phrases in the daemon's order.
+json PhraseRows(const json& result) {
+  json rows = json::array();
+  for (const json& a : result["assets"]) {
+    const json& phrases = At(a, "phrases");
+    if (!phrases.is_array()) continue;
+    for (const json& p : phrases) {
+      rows.push_back({{"asset_id", At(a, "asset_id")}, {"title", At(a, "title")}, {"term", At(p, "term")},
+                      {"uses", At(p, "uses")}, {"support", At(p, "support")}, {"learned", At(p, "learned")}});
+    }
+  }
+  return rows;
+}
+
+void PrintPhrasesTable(std::ostream& out, const json& result, const json& /*params*/) {
+  const json rows = PhraseRows(result);
+  if (rows.empty()) {
+    out << "no phrases yet: reps have not used an asset after a recommend with context\n";
+    return;
+  }
+  Table t;
+  t.header = {"asset_id", "title", "term", "uses", "support", "learned"};
+  t.right = {false, false, false, true, true, false};
+  for (const json& r : rows) {
+    t.rows.push_back({Str(r, "asset_id"), Truncate(Str(r, "title"), kTitleWidth), Truncate(Str(r, "term"), 30),
+                      Number(At(r, "uses"), 0), Number(At(r, "support"), 2),
+                      At(r, "learned") == json(true) ? "yes" : "no"});
+  }
+  t.Print(out);
+  out << "\nlearned: at least " << Number(At(result, "min_support"), 0)
+      << " uses, so recommend counts the term; support halves every " << Number(At(result, "half_life_days"), 1)
+      << " days after each use's week\n";
+}
+
+void PrintPhrasesCsv(std::ostream& out, const json& result, const json& /*params*/) {
+  PrintCsv(out, {"asset_id", "title", "term", "uses", "support", "learned"}, PhraseRows(result));
+}
+
+// ---------------------------------------------------------------------------
 // dismissals
 
 void PrintDismissalsTable(std::ostream& out, const json& result, const json& /*params*/) {
@@ -634,6 +679,7 @@ const std::vector<ReportKind>& Reports() {
       {"unused", {"--stage", "--type", "--min-shown", "--max-usage-rate"}, {"never_used", "rarely_used"},
        PrintUnusedTable, PrintUnusedCsv},
       {"dismissals", {"--stage"}, {"reasons", "by_asset"}, PrintDismissalsTable, PrintDismissalsCsv},
+      {"phrases", {"--asset", "--limit"}, {"assets"}, PrintPhrasesTable, PrintPhrasesCsv},
       {"reps", {}, {"rows"}, PrintRepsTable, PrintRepsCsv},
       {"funnel", {}, {"stages"}, PrintFunnelTable, PrintFunnelCsv},
       {"experiment", {"--by"}, {}, PrintExperimentTable, PrintExperimentCsv},
@@ -641,7 +687,7 @@ const std::vector<ReportKind>& Reports() {
   return kinds;
 }
 
-constexpr std::string_view kReportNames = "assets, unused, dismissals, reps, funnel or experiment";
+constexpr std::string_view kReportNames = "assets, unused, dismissals, phrases, reps, funnel or experiment";
 
 bool TakenByEveryReport(const std::string& option) {
   return option == "--from" || option == "--to" || option == "--format" || option == "--url" ||
@@ -654,10 +700,13 @@ std::string NotTaken(const ReportKind& kind, const std::string& option) {
   m += kind.name;
   m += " takes no ";
   m += option;
-  m += " (it takes --from, --to";
+  const bool windowed = std::string_view(kind.name) != "phrases";  // reports.phrases has no window
+  m += windowed ? " (it takes --from, --to" : " (it takes";
+  bool first = !windowed;
   for (const std::string& o : kind.options) {
-    m += ", ";
+    m += first ? " " : ", ";
     m += o;
+    first = false;
   }
   m += ", --format)";
   if (option == "--stage") {
@@ -688,7 +737,7 @@ int RunReport(Args args) {
   ParsedArgs parsed;
   if (auto err = SplitArgs(args,
                            {"--url", "--token", "--timeout", "--from", "--to", "--stage", "--rep", "--type", "--sort",
-                            "--limit", "--min-shown", "--max-usage-rate", "--by", "--format"},
+                            "--limit", "--min-shown", "--max-usage-rate", "--by", "--format", "--asset"},
                            {"--help", "-h"}, parsed)) {
     return UsageError("report: " + *err);
   }
@@ -713,6 +762,10 @@ int RunReport(Args args) {
     if (!TakenByEveryReport(name) && std::find(kind->options.begin(), kind->options.end(), name) == kind->options.end()) {
       return UsageError(NotTaken(*kind, name));
     }
+    const bool phrases = which == "phrases";
+    if (phrases && (name == "--from" || name == "--to")) {
+      return UsageError("report: phrases takes no " + name + " (reports.phrases covers all time, its support decays)");
+    }
     if (name == "--from" || name == "--to") {
       auto ms = ParseDate(value, name == "--to");
       if (!ms) return UsageError("report: " + name + " '" + value + "' is not a date (YYYY-MM-DD) or ms since the epoch");
@@ -720,9 +773,13 @@ int RunReport(Args args) {
     } else if (name == "--stage" || name == "--rep" || name == "--type" || name == "--sort") {
       if (value.empty()) return UsageError("report: " + name + " is empty");
       params[name == "--rep" ? "rep_id" : name.substr(2)] = value;
+    } else if (name == "--asset") {
+      if (value.empty()) return UsageError("report: --asset is empty");
+      params["asset_id"] = value;
     } else if (name == "--limit") {
-      auto n = ParseInt(value, 1, 100000);
-      if (!n) return UsageError("report: --limit must be an integer in 1..100000");
+      auto n = ParseInt(value, 1, phrases ? 1000 : 100000);
+      if (!n) return UsageError(phrases ? "report: --limit must be an integer in 1..1000"
+                                        : "report: --limit must be an integer in 1..100000");
       params["limit"] = *n;
     } else if (name == "--min-shown") {
       auto n = ParseInt(value, 1, INT64_MAX / 2);

@@ -239,6 +239,7 @@ export class PlaybookClient {
     funnel: ((p, o) => this.call("reports.funnel", p ?? {}, o)) as OptFn<"reports.funnel">,
     experiment: ((p, o) => this.call("reports.experiment", p ?? {}, o)) as OptFn<"reports.experiment">,
     dismissals: ((p, o) => this.call("reports.dismissals", p ?? {}, o)) as OptFn<"reports.dismissals">,
+    phrases: ((p, o) => this.call("reports.phrases", p ?? {}, o)) as OptFn<"reports.phrases">,
   };
   readonly server = {
     stats: ((p, o) => this.call("server.stats", p ?? {}, o)) as OptFn<"server.stats">,

@@ -399,6 +399,24 @@ export interface ReportsDismissalsResult {
   by_asset: { asset_id: string; title: string; reason: string; count: number }[];
 }
 
+export interface ReportsPhrasesParams {
+  /** Only this asset; absent: every asset with phrases. */
+  asset_id?: string;
+  /** Phrases per asset, 1..1000 (default 20), most supported first. */
+  limit?: number;
+}
+
+export interface ReportsPhrasesResult {
+  min_support: number;
+  half_life_days: number;
+  assets: {
+    asset_id: string;
+    title: string;
+    uses: number;
+    phrases: { term: string; uses: number; support: number; learned: boolean }[];
+  }[];
+}
+
 // ---- admin: server.*, index.*, aggregates.*, debug.*
 
 export type ServerStatsParams = Record<string, never>;
@@ -500,6 +518,7 @@ export interface MethodTypes {
   "reports.funnel": [ReportsFunnelParams, ReportsFunnelResult];
   "reports.experiment": [ReportsExperimentParams, ReportsExperimentResult];
   "reports.dismissals": [ReportsDismissalsParams, ReportsDismissalsResult];
+  "reports.phrases": [ReportsPhrasesParams, ReportsPhrasesResult];
   "server.stats": [ServerStatsParams, ServerStatsResult];
   "server.backup": [ServerBackupParams, ServerBackupResult];
   "index.status": [IndexStatusParams, IndexStatusResult];
@@ -571,6 +590,8 @@ export const METHODS: { readonly [M in Method]: MethodSpec<M> } = {
   "reports.dismissals": spec<"reports.dismissals">("marketing",
     keys<ReportsDismissalsParams>()("from", "to", "stage"),
     keys<ReportsDismissalsResult>()("reasons", "by_asset")),
+  "reports.phrases": spec<"reports.phrases">("marketing", keys<ReportsPhrasesParams>()("asset_id", "limit"),
+    keys<ReportsPhrasesResult>()("min_support", "half_life_days", "assets")),
   "server.stats": spec<"server.stats">("admin", [],
     keys<ServerStatsResult>()("version", "uptime_ms", "connections", "requests", "outcomes", "workers")),
   "server.backup": spec<"server.backup">("admin", keys<ServerBackupParams>()("dir"),

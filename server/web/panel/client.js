@@ -147,6 +147,7 @@ export class PlaybookClient {
         funnel: ((p, o) => this.call("reports.funnel", p ?? {}, o)),
         experiment: ((p, o) => this.call("reports.experiment", p ?? {}, o)),
         dismissals: ((p, o) => this.call("reports.dismissals", p ?? {}, o)),
+        phrases: ((p, o) => this.call("reports.phrases", p ?? {}, o)),
     };
     server = {
         stats: ((p, o) => this.call("server.stats", p ?? {}, o)),

@@ -25,6 +25,7 @@ export const METHODS = {
     "reports.funnel": spec("marketing", keys()("from", "to"), keys()("stages")),
     "reports.experiment": spec("marketing", keys()("from", "to", "by"), keys()("from", "to", "holdout_fraction", "arms", "difference", "conclusive", "closed_leads_needed", "note", "method", "by", "groups")),
     "reports.dismissals": spec("marketing", keys()("from", "to", "stage"), keys()("reasons", "by_asset")),
+    "reports.phrases": spec("marketing", keys()("asset_id", "limit"), keys()("min_support", "half_life_days", "assets")),
     "server.stats": spec("admin", [], keys()("version", "uptime_ms", "connections", "requests", "outcomes", "workers")),
     "server.backup": spec("admin", keys()("dir"), keys()("dir", "ms", "bytes", "files", "created_ms", "catalog_seq", "events", "index", "paused_ms")),
     "index.status": spec("admin", [], keys()("assets", "dimension", "embedder", "index", "rebuilding", "graph", "ann_assets", "exact_assets", "stale_vectors", "catalog_seq", "concepts_pending", "reembed_error")),

@@ -130,6 +130,10 @@ class Engine {
   // The reasons reps gave for dismissals, overall and per asset (uses
   // query.from_ms, to_ms and stage).
   virtual Result<DismissalReport> ReportDismissals(const ReportQuery& query) = 0;
+  // The org's own words: per asset, the terms of the contexts reps used it
+  // after, with their uses and support as of now (memory only).
+  // InvalidArgument("limit") outside 1..1000.
+  virtual Result<PhraseReport> ReportPhrases(const PhraseQuery& query) = 0;
   // Per rep over the window: recommendations received, used, usage rate,
   // and the win rate of the leads they closed.
   virtual Result<std::vector<RepReportRow>> ReportReps(const ReportQuery& query) = 0;

@@ -48,6 +48,16 @@ struct RankingOptions {
   // The most similarity an exploration draw can add or take (0 = none):
   // explore_band * tanh(the draw's deviation from the posterior mean).
   double explore_band = 0.02;
+  // The org's own words (docs/ranking.md): a context term counts for an asset
+  // once reps used the asset after contexts with the term phrase_min_support
+  // times; its support is those uses, each halved every phrase_half_life_days
+  // after its week. A context's counting terms buy the asset at most
+  // phrase_max of similarity: phrase_max * S / (S + phrase_half), S = the sum
+  // of their support, each times the asset's share of the term's support.
+  double phrase_min_support = 3;
+  double phrase_half_life_days = 90;
+  double phrase_max = 0.15;
+  double phrase_half = 3;
   // Added to the similarity of assets in the rep's language (lead.language,
   // else the context's script): they come first among equally relevant ones.
   double language_bonus = 0.12;

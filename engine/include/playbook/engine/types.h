@@ -52,6 +52,8 @@ struct AssetFilter {
   std::string language;                 // exact; empty = all
   std::vector<std::string> tags_any;    // at least one of; empty = all
   std::vector<std::string> exclude_ids; // never these
+  std::vector<std::string> only_ids;    // only these (empty = all); not a protocol field: recommend
+                                        // scores assets the team's own words point at with it
 };
 
 struct SearchHit {
@@ -126,6 +128,10 @@ struct Event {
   std::string topic;
   // Set by the engine: the lead's experiment arm when the event was recorded.
   Arm arm = Arm::kNone;
+  // shown (set by recommend): the terms of the lead's context the team's
+  // vocabulary is learnt from (Embedder::Terms); a later `used` of an asset
+  // with the lead credits them to it (docs/ranking.md, the org's own words).
+  std::vector<std::string> terms;
 };
 
 struct RecordResult {
@@ -336,6 +342,29 @@ struct ReaggregateResult {
   bool written = false;    // the recomputed counters replaced the live ones
   int64_t ms = 0;          // wall time
   int64_t paused_ms = 0;   // the longest time the feedback writer was paused at once
+};
+
+// reports.phrases: the org's own words (docs/ranking.md), per asset the
+// context terms reps used it after.
+struct PhraseQuery {
+  std::string asset_id;  // empty = every asset with phrases
+  uint32_t limit = 20;   // phrases per asset, 1..1000, most supported first
+};
+struct PhraseReport {
+  struct Phrase {
+    std::string term;
+    uint64_t uses = 0;     // uses of the asset after a context with the term, all time
+    double support = 0;    // the uses weighted by age (halved every phrase_half_life_days)
+    bool learned = false;  // uses >= phrase_min_support: recommend counts it
+  };
+  struct AssetPhrases {
+    std::string asset_id, title;  // title "" when the asset is no longer in the catalog
+    uint64_t uses = 0;            // the sum over its phrases
+    std::vector<Phrase> phrases;  // highest support first (then term)
+  };
+  uint32_t min_support = 0;
+  double half_life_days = 0;
+  std::vector<AssetPhrases> assets;  // most uses first (then asset id)
 };
 
 struct DismissalReport {

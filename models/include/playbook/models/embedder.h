@@ -38,7 +38,24 @@ class Embedder {
     (void)text;
     return {};
   }
+  // The text's terms a team's own vocabulary is learnt from (docs/ranking.md,
+  // "the org's own words"): TextTerms(text), less those the embedder already
+  // understands (the lexical embedder drops terms that are a lexicon phrase);
+  // empty when the embedder learns no vocabulary.
+  virtual std::vector<std::string> Terms(std::string_view text) const {
+    (void)text;
+    return {};
+  }
 };
+
+// The distinct terms of `text`, in order of first occurrence, at most
+// kMaxTerms: English (Latin) words lower-cased, not stemmed, of 2+ letters and
+// not stop-words (nor "you", "your", "ok" ...); and Chinese character bigrams
+// within a run of CJK characters, neither a function character (的 了 你 们
+// ..., though 一 把 让 给 对 pair). Numbers and single characters are not terms. Defined in playbook_models (an embedder outside it that
+// learns vocabulary links it).
+std::vector<std::string> TextTerms(std::string_view text);
+inline constexpr size_t kMaxTerms = 32;
 
 // An in-process embedder: one text at a time, never fails.
 class LocalEmbedder : public Embedder {

@@ -39,6 +39,8 @@ class LexicalEmbedder final : public LocalEmbedder {
   void Embed(std::string_view text, float* out) const override;
   // Concepts with an exact phrase match in `text`, in lexicon order.
   std::vector<std::string> Concepts(std::string_view text) const override;
+  // TextTerms less the terms that alone match a lexicon phrase.
+  std::vector<std::string> Terms(std::string_view text) const override;
 
   // Number of concepts in the lexicon (for logs and index.status).
   size_t ConceptCount() const;

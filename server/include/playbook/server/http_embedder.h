@@ -78,6 +78,8 @@ class HttpEmbedder final : public models::Embedder {
   // a hung endpoint holds one worker thread at a time, not all of them.
   Status EmbedBatch(const std::vector<std::string>& texts, float* out) const override;
   std::vector<std::string> Concepts(std::string_view text) const override;
+  // The terms learnt from (the lexical embedder's, as for Concepts).
+  std::vector<std::string> Terms(std::string_view text) const override;
 
   const HttpUrl& url() const { return url_; }
 

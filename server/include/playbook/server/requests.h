@@ -103,6 +103,8 @@ Result<UnusedRequest> ParseReportsUnused(const json& params);
 // at most kMaxTrendBuckets buckets.
 Result<TrendRequest> ParseReportsTrend(const json& params);
 Result<ReportQuery> ParseReportsDismissals(const json& params);
+// reports.phrases: {"asset_id"?, "limit"?: 1..1000}.
+Result<PhraseQuery> ParseReportsPhrases(const json& params);
 // reports.experiment: {"from"?, "to"?, "by"?: "stage" | "rep"}.
 Result<ExperimentQuery> ParseReportsExperiment(const json& params);
 Result<AggregatesRebuildRequest> ParseAggregatesRebuild(const json& params);
