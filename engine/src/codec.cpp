@@ -143,7 +143,10 @@ Status DecodeVector(std::string_view bytes, uint32_t dim, std::vector<float>* ou
 
 namespace {
 
-constexpr uint8_t kEventFormat = 4;  // 4 added the terms, 3 the arm, 2 the topic; 1 to 3 are still read
+// 5 added the same-terms bit (the terms count's top bit), 4 the terms, 3 the
+// arm, 2 the topic; 1 to 4 are still read.
+constexpr uint8_t kEventFormat = 5;
+constexpr uint32_t kSameTermsBit = 0x80000000u;
 
 void PutStr(std::string* out, const std::string& s) {
   const uint32_t n = uint32_t(s.size());
@@ -179,7 +182,7 @@ std::string EncodeEvent(const Event& e) {
   out.push_back(char(e.arm));
   out.append(reinterpret_cast<const char*>(&e.amount), 8);
   out.append(reinterpret_cast<const char*>(&e.ts), 8);
-  const uint32_t terms = uint32_t(e.terms.size());
+  const uint32_t terms = uint32_t(e.terms.size()) | (e.same_terms ? kSameTermsBit : 0);
   out.append(reinterpret_cast<const char*>(&terms), 4);
   for (const std::string& t : e.terms) PutStr(&out, t);
   return out;
@@ -187,6 +190,7 @@ std::string EncodeEvent(const Event& e) {
 
 bool DecodeEvent(std::string_view in, Event* e) {
   if (in.size() < 2 || uint8_t(in[0]) < 1 || uint8_t(in[0]) > kEventFormat) return false;
+  const uint8_t in_format = uint8_t(in[0]);
   const bool has_topic = uint8_t(in[0]) >= 2, has_arm = uint8_t(in[0]) >= 3, has_terms = uint8_t(in[0]) >= 4;
   e->type = EventType(uint8_t(in[1]));
   in.remove_prefix(2);
@@ -206,10 +210,15 @@ bool DecodeEvent(std::string_view in, Event* e) {
   std::memcpy(&e->ts, in.data() + 8, 8);
   in.remove_prefix(16);
   e->terms.clear();
+  e->same_terms = false;
   if (!has_terms) return true;
   uint32_t n = 0;
   std::memcpy(&n, in.data(), 4);
   in.remove_prefix(4);
+  if (in_format >= 5 && (n & kSameTermsBit) != 0) {
+    e->same_terms = true;
+    n &= ~kSameTermsBit;
+  }
   for (uint32_t i = 0; i < n; ++i) {  // never reserves by the stored count
     if (!GetStr(&in, &e->terms.emplace_back())) return false;
   }

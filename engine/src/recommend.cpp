@@ -414,6 +414,9 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   Recommendation rec;
   rec.id = "rec-" + std::to_string(NowMs()) + "-" + std::to_string(WorkerRng()() % 1000000);
   std::vector<Event> shown;
+  // One ts for the recommendation's events: by (ts, seq) they replay together,
+  // the first (which alone stores the context's terms) before the others.
+  const int64_t shown_ts = NowMs();
   for (const Candidate* c : chosen) {
     const AssetDisplay* a = c->asset;
     RecommendedItem item;
@@ -468,9 +471,13 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     e.rep_id = req.rep_id;
     e.recommendation_id = rec.id;
     e.topic = topic;
-    e.terms = terms;
+    if (shown.empty()) {
+      e.terms = terms;
+    } else {
+      e.same_terms = !terms.empty();  // the first's: stored once, not k times
+    }
     e.arm = arm;  // the writer records it with the lead at its first recommend; never in the response
-    e.ts = NowMs();
+    e.ts = shown_ts;
     shown.push_back(std::move(e));
     rec.items.push_back(std::move(item));
   }

@@ -72,7 +72,7 @@ void Tally::Apply(Event& e, LeadState& lead, DeltaBuffer* out) const {
         lead.stage_since = e.ts;
       }
       lead.topic = e.topic;
-      if (lead.terms != e.terms) {  // a new context: its terms are credited afresh
+      if (!e.same_terms && lead.terms != e.terms) {  // a new context: its terms are credited afresh
         lead.terms = e.terms;
         lead.terms_credited.clear();
       }

@@ -236,11 +236,14 @@ void WriteSeeds(const std::string& dir) {
   v3.resize(v3.size() - 4);
   v3[0] = 3;
   put("event_used_v3", 2, v3);
-  pb::Event shown = used;  // format 4: a recommend's shown event with the context's terms
+  pb::Event shown = used;  // a recommend's first shown event with the context's terms
   shown.event_id = "rec-7f3a:" + zh.id;
   shown.type = pb::EventType::kShown;
   shown.terms = {"心理", "理价", "价位", "sharpen", "pencil"};
   put("event_shown_terms", 2, pb::EncodeEvent(shown));
+  shown.terms.clear();  // format 5: a later shown event of the recommendation, its terms stored once
+  shown.same_terms = true;
+  put("event_shown_same_terms", 2, pb::EncodeEvent(shown));
   pb::Event holdout = used;
   holdout.event_id = "evt-0003";
   holdout.arm = pb::Arm::kHoldout;

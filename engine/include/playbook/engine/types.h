@@ -132,6 +132,10 @@ struct Event {
   // vocabulary is learnt from (Embedder::Terms); a later `used` of an asset
   // with the lead credits them to it (docs/ranking.md, the org's own words).
   std::vector<std::string> terms;
+  // shown (set by recommend): the terms are the recommendation's, stored once
+  // with its first shown event (which comes before the others by (ts, seq)):
+  // the lead keeps the terms it has. Not a client's field.
+  bool same_terms = false;
 };
 
 struct RecordResult {
