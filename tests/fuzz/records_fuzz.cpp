@@ -61,7 +61,7 @@ void Event(std::string_view in) {
   if (!pb::DecodeEvent(in, &e)) return;
   (void)pb::EventTypeName(e.type);
   const std::string out = pb::EncodeEvent(e);
-  if (uint8_t(in[0]) == 4) Check(out == in);  // the current format (4: the terms) is canonical
+  if (uint8_t(in[0]) == 5) Check(out == in);  // the current format (5: the same-terms bit) is canonical
   pb::Event again;
   Check(pb::DecodeEvent(out, &again) && pb::EncodeEvent(again) == out);
 }
