@@ -8,7 +8,6 @@ namespace {
 
 // 2 added variant_of (after updated_ms); a record of format 1 still decodes
 // (no variant_of) and is written back in format 2.
-constexpr uint8_t kAssetFormat = 2;
 
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -145,7 +144,6 @@ namespace {
 
 // 5 added the same-terms bit (the terms count's top bit), 4 the terms, 3 the
 // arm, 2 the topic; 1 to 4 are still read.
-constexpr uint8_t kEventFormat = 5;
 constexpr uint32_t kSameTermsBit = 0x80000000u;
 
 void PutStr(std::string* out, const std::string& s) {
@@ -234,7 +232,6 @@ constexpr char kLeadMagic[] = "\xff\xff\xff\xff";
 // credited to; 3 added the experiment (arm, assignment, outcome) and is still
 // read as complete (no event before format 4 carried terms); a record of
 // format 2 is rebuilt from the lead's log like one of the first format.
-constexpr uint8_t kLeadFormat = 4;
 
 bool GetI64(std::string_view* in, int64_t* v) {
   if (in->size() < 8) return false;

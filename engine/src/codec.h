@@ -7,6 +7,7 @@
 // "leads" column family: key = lead id, value = EncodeLeadState.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,13 @@
 #include "tally.h"
 
 namespace playbook {
+
+// The formats the encoders write (each decoder also reads the older ones). The
+// records fuzzer checks that a record of the current format re-encodes byte for
+// byte, so it reads them from here rather than repeating the numbers.
+inline constexpr uint8_t kAssetFormat = 2;
+inline constexpr uint8_t kEventFormat = 5;
+inline constexpr uint8_t kLeadFormat = 4;
 
 // Format byte first, so the encoding can evolve.
 std::string EncodeAsset(const Asset& asset);

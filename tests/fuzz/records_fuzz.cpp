@@ -42,7 +42,7 @@ void Asset(std::string_view in) {
   pb::Asset a;
   if (!pb::DecodeAsset(in, &a).ok()) return;
   const std::string out = pb::EncodeAsset(a);
-  Check(uint8_t(out[0]) == 2);
+  Check(uint8_t(out[0]) == pb::kAssetFormat);
   pb::Asset again;
   Check(pb::DecodeAsset(out, &again).ok() && SameAsset(a, again) && pb::EncodeAsset(again) == out);
 }
@@ -61,7 +61,7 @@ void Event(std::string_view in) {
   if (!pb::DecodeEvent(in, &e)) return;
   (void)pb::EventTypeName(e.type);
   const std::string out = pb::EncodeEvent(e);
-  if (uint8_t(in[0]) == 5) Check(out == in);  // the current format (5: the same-terms bit) is canonical
+  if (uint8_t(in[0]) == pb::kEventFormat) Check(out == in);  // the current format is canonical
   pb::Event again;
   Check(pb::DecodeEvent(out, &again) && pb::EncodeEvent(again) == out);
 }
@@ -79,7 +79,7 @@ void Lead(std::string_view in) {
   // log) and encodes in the current one; one of format 3 decodes complete
   // (no terms) and encodes as 4; the current format (4) is canonical.
   const std::string out = pb::EncodeLeadState(st);
-  if (st.complete && uint8_t(in[4]) == 4) Check(out == in);
+  if (st.complete && uint8_t(in[4]) == pb::kLeadFormat) Check(out == in);
   pb::LeadState again;
   Check(pb::DecodeLeadState(out, &again) && again.complete && SameLead(st, again));
 }
