@@ -221,12 +221,12 @@ void WriteSeeds(const std::string& dir) {
   dismissed.topic.clear();
   // Older formats cut from the current one (no terms: its last 4 bytes are
   // the terms' count, 0).
-  std::string v1 = pb::EncodeEvent(dismissed);  // format 1: no topic (and no arm, no terms)
-  v1.resize(v1.size() - 4);
-  v1[0] = 1;
-  v1.erase(v1.size() - 17, 1);
-  v1.erase(v1.size() - 20, 4);
-  put("event_dismissed_v1", 2, v1);
+  std::string e1 = pb::EncodeEvent(dismissed);  // format 1: no topic (and no arm, no terms)
+  e1.resize(e1.size() - 4);
+  e1[0] = 1;
+  e1.erase(e1.size() - 17, 1);
+  e1.erase(e1.size() - 20, 4);
+  put("event_dismissed_v1", 2, e1);
   std::string v2 = pb::EncodeEvent(used);  // format 2: no arm
   v2.resize(v2.size() - 4);
   v2[0] = 2;
