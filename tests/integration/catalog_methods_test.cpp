@@ -287,7 +287,8 @@ TEST_F(CatalogMethods, VariantsFormOneContentItemReportsRollUpBadLinksRefused) {
   json got = Ok("assets.get", {{"ids", {"en-price", "zh-price"}}});
   EXPECT_EQ(got["assets"][0]["variant_of"], "zh-price");
   EXPECT_TRUE(got["assets"][1]["variant_of"].is_null());
-  for (const json& hit : Ok("assets.search", {{"stage", "evaluation"}, {"query", "太贵了"}})["items"]) {
+  const json searched = Ok("assets.search", {{"stage", "evaluation"}, {"query", "太贵了"}});  // alive through the loop
+  for (const json& hit : searched["items"]) {
     EXPECT_EQ(hit["variant_of"], hit["asset_id"] == "en-price" ? json("zh-price") : json()) << hit;
   }
 
