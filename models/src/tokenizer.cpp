@@ -224,6 +224,76 @@ void Stem(std::string* w) {
   if (n() >= 4 && w->back() == 'e') w->pop_back();
 }
 
+// British spellings and the short forms reps type in CRM notes -> one spelling, before the stop-word
+// check and stemming, so "licence" meets "license", "enquiries" "inquiries" and "next qtr" "next quarter".
+constexpr std::array<std::pair<std::string_view, std::string_view>, 44> kVariant = {{
+    {"ageing", "aging"},       {"b4", "before"},         {"bcoz", "because"},
+    {"biz", "business"},       {"cheque", "check"},       {"cheques", "checks"},    {"coz", "because"},
+    {"cust", "customer"},      {"custs", "customers"},    {"cuz", "because"},       {"defence", "defense"},
+    {"dept", "department"},    {"govt", "government"},    {"grey", "gray"},         {"judgement", "judgment"},
+    {"licence", "license"},    {"licenced", "licensed"},  {"licences", "licenses"}, {"mgmt", "management"},
+    {"mgr", "manager"},        {"mgrs", "managers"},      {"mnth", "month"},        {"mths", "months"},
+    {"n", "and"},              {"pls", "please"},         {"plz", "please"},        {"practise", "practice"},
+    {"programme", "program"},  {"programmes", "programs"}, {"qtr", "quarter"},      {"qtrs", "quarters"},
+    {"req", "requirement"},    {"reqs", "requirements"},  {"thru", "through"},      {"tmrw", "tomorrow"},
+    {"tyre", "tire"},          {"tyres", "tires"},        {"u", "you"},             {"ur", "your"},
+    {"wanna", "want"},         {"wk", "week"},            {"wks", "weeks"},         {"yr", "year"},
+    {"yrs", "years"},
+}};
+static_assert(std::is_sorted(kVariant.begin(), kVariant.end()));
+
+// Words whose British "-our" is American "-or" (also inside "favourite", "behaviours").
+constexpr std::array<std::string_view, 13> kOurStems = {"armour",  "behaviour", "colour", "endeavour", "favour",
+                                                        "flavour", "harbour",   "honour", "humour",    "labour",
+                                                        "neighbour", "rumour",  "savour"};
+// Verbs that double a final "l" in British English ("cancelled", "travelling", "modeller").
+constexpr std::array<std::string_view, 12> kDoubledL = {"cancel", "channel", "counsel", "dial",   "fuel",  "funnel",
+                                                        "label",  "level",   "model",   "signal", "total", "travel"};
+
+bool StartsWith(const std::string& w, std::string_view prefix) {
+  return w.size() >= prefix.size() && w.compare(0, prefix.size(), prefix) == 0;
+}
+
+// One spelling for a lower-case ASCII word: the table above, then the regular British endings
+// ("-ise" / "-isation" -> "-ize" / "-ization", "-yse" -> "-yze", "-tre" -> "-ter", "-ogue" -> "-og",
+// "enquir-" -> "inquir-"). Texts, assets and lexicon phrases all pass through it, so words that are
+// no British variant ("promise" -> "promize") still meet themselves.
+void Respell(std::string* w) {
+  const auto variant = std::lower_bound(kVariant.begin(), kVariant.end(), std::string_view(*w),
+                                        [](const auto& entry, std::string_view key) { return entry.first < key; });
+  if (variant != kVariant.end() && variant->first == *w) {
+    w->assign(variant->second);
+    return;
+  }
+  if (StartsWith(*w, "enquir")) w->replace(0, 2, "in");
+  for (std::string_view stem : kOurStems) {
+    if (StartsWith(*w, stem)) {
+      w->erase(stem.size() - 2, 1);  // "colour" -> "color"
+      break;
+    }
+  }
+  for (std::string_view base : kDoubledL) {
+    if (StartsWith(*w, base) && w->size() > base.size() + 1 && (*w)[base.size()] == 'l') {
+      const std::string_view rest = std::string_view(*w).substr(base.size() + 1);
+      if (rest == "ed" || rest == "ing" || rest == "er" || rest == "ers") w->erase(base.size(), 1);
+      break;
+    }
+  }
+  for (std::string_view end : {"isation", "isations", "ise", "ised", "ises", "ising", "iser", "isers", "yse",
+                               "ysed", "yses", "ysing"}) {
+    if (w->size() >= end.size() + 3 && EndsWith(*w, end)) {
+      (*w)[w->size() - end.size() + 1] = 'z';  // the "s" after "i" / "y"
+      return;
+    }
+  }
+  if (w->size() >= 5 && (EndsWith(*w, "tre") || EndsWith(*w, "tres"))) {
+    const size_t at = w->size() - (w->back() == 's' ? 3 : 2);
+    std::swap((*w)[at], (*w)[at + 1]);  // "centre(s)" -> "center(s)"
+  } else if (w->size() >= 8 && (EndsWith(*w, "ogue") || EndsWith(*w, "ogues"))) {
+    w->erase(w->size() - (w->back() == 's' ? 3 : 2), 2);  // "catalogue(s)" -> "catalog(s)"
+  }
+}
+
 constexpr uint64_t kPrefixSeed = 0x84222325cbf29ce4ULL;
 
 class Tokenizer {
@@ -296,9 +366,10 @@ class Tokenizer {
     if (word_is_number_) {
       Emit(Fnv1a64(word_), TokenKind::kNumber, false);
     } else {
-      const bool stop = IsEnglishStop(word_);
       const bool ascii = std::all_of(word_.begin(), word_.end(),
                                      [](char ch) { return static_cast<unsigned char>(ch) < 0x80; });
+      if (ascii) Respell(&word_);
+      const bool stop = IsEnglishStop(word_);
       if (ascii) Stem(&word_);
       const uint64_t prefix =
           ascii && word_.size() >= 6 ? Fnv1a64(std::string_view(word_).substr(0, 5), kPrefixSeed) : 0;

@@ -84,7 +84,7 @@ TEST(LexicalEmbedder, DeterministicAcrossInstances) {
 }
 
 TEST(LexicalEmbedder, FixedTextHasFixedVector) {
-  // Guards against accidental algorithm changes that keep the name "lexical-v3":
+  // Guards against accidental algorithm changes that keep the name "lexical-v4":
   // changing these numbers requires bumping the version in Name().
   auto e = Make(32, "price_high\t太贵|too expensive\n");
   ASSERT_NE(e, nullptr);
@@ -153,6 +153,20 @@ TEST(LexicalEmbedder, NormalisesCaseAndWidth) {
   EXPECT_NEAR(Cos(*e, "20% off", "20 percent off"), 1.0, 1e-6);
   EXPECT_NEAR(Cos(*e, "２０％ＯＦＦ", "20 percent off"), 1.0, 1e-6);
   EXPECT_LT(Cos(*e, "ROI calculator", "roi, calculator"), 0.999);  // the comma breaks the bigram
+}
+
+TEST(LexicalEmbedder, BritishSpellingsAndNoteShorthandMeetTheirUsForms) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  const std::pair<const char*, const char*> same[] = {
+      {"licence cost", "license cost"},    {"we prioritise leads", "we prioritize leads"},
+      {"organisation", "organization"},    {"analysed", "analyzed"},
+      {"web enquiries", "web inquiries"},  {"favourite colours", "favorite colors"},
+      {"they cancelled", "they canceled"}, {"data centre", "data center"},
+      {"product catalogue", "product catalog"}, {"tyre kickers", "tire kickers"},
+      {"next qtr pls", "next quarter please"},  {"mgmt wants it", "management wants it"}};
+  for (const auto& [british, us] : same) EXPECT_NEAR(Cos(*e, british, us), 1.0, 1e-6) << british;
+  EXPECT_LT(Cos(*e, "promise", "premise"), 0.5);  // respelled alike on both sides, still apart
 }
 
 TEST(LexicalEmbedder, ChineseTextSimilarity) {
@@ -350,9 +364,9 @@ TEST(LexicalEmbedder, NameTracksDimensionAndLexicon) {
   auto c = Make(384, std::string(DefaultLexicon()) + "\nextra_concept\tsome phrase\n");
   auto d = Make(384);
   ASSERT_TRUE(a && b && c && d);
-  EXPECT_EQ(a->Name().rfind("lexical-v3/d384/lex-", 0), 0u) << a->Name();
-  EXPECT_EQ(a->Name().size(), std::string("lexical-v3/d384/lex-").size() + 8);
-  EXPECT_EQ(b->Name().rfind("lexical-v3/d256/lex-", 0), 0u) << b->Name();
+  EXPECT_EQ(a->Name().rfind("lexical-v4/d384/lex-", 0), 0u) << a->Name();
+  EXPECT_EQ(a->Name().size(), std::string("lexical-v4/d384/lex-").size() + 8);
+  EXPECT_EQ(b->Name().rfind("lexical-v4/d256/lex-", 0), 0u) << b->Name();
   EXPECT_NE(a->Name(), c->Name());
   EXPECT_EQ(a->Name(), d->Name());
   EXPECT_EQ(a->Name().substr(a->Name().size() - 8), b->Name().substr(b->Name().size() - 8));
