@@ -843,6 +843,7 @@ void Derived::PhraseWeights(const std::vector<std::string>& terms, uint32_t toda
   };
   thread_local std::vector<PerAsset> per_asset;  // one term's assets, reused
   std::vector<double> best;                       // per out entry: the strongest term's part
+  std::unordered_map<uint32_t, size_t> index;     // asset -> its out entry
   for (size_t ti = 0; ti < terms.size(); ++ti) {
     const uint32_t t = terms_.Find(terms[ti]);
     if (t == UINT32_MAX || t >= by_term_.size()) continue;
@@ -859,11 +860,10 @@ void Derived::PhraseWeights(const std::vector<std::string>& terms, uint32_t toda
     for (const PerAsset& pa : per_asset) {
       if (double(pa.uses) < min_support || total <= 0) continue;
       const double part = pa.support * (pa.support / total);
-      const std::string& name = assets_.Name(pa.asset);
-      size_t i = 0;
-      while (i < out->size() && (*out)[i].asset != name) ++i;
-      if (i == out->size()) {
-        out->push_back({name, 0, ti});
+      auto [at, added] = index.try_emplace(pa.asset, out->size());
+      const size_t i = at->second;
+      if (added) {
+        out->push_back({assets_.Name(pa.asset), 0, ti});
         best.push_back(0);
       }
       (*out)[i].weight += part;
