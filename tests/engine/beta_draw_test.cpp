@@ -36,7 +36,8 @@ TEST(BetaDrawTest, BetaMatchesItsMeanAndVariance) {
   const std::vector<std::pair<double, double>> cases = {{0.3, 0.7}, {0.5, 0.5}, {0.2, 3.0}, {1.0, 1.0},
                                                         {2.0, 5.0}, {40.0, 2.5}, {0.8, 120.0}};
   std::mt19937_64 rng(12345);
-  for (const auto& [a, b] : cases) {
+  for (const auto& ab : cases) {
+    const double a = ab.first, b = ab.second;  // plain locals: clang's lambdas cannot capture bindings
     BetaDraw draw(&rng);
     const Moments m = Sample([&] { return draw.Beta(a, b); });
     const double mean = a / (a + b), var = a * b / ((a + b) * (a + b) * (a + b + 1));
