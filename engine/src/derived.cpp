@@ -813,6 +813,8 @@ std::map<std::string, Counters> Derived::SumExperiment(uint32_t first, uint32_t 
 
 void Derived::AddPhrase(uint32_t day, uint32_t term, uint32_t asset, int64_t uses) {
   if (by_term_.size() <= term) by_term_.resize(term + 1);
+  // Written with no reader (the writer holds the store's lock exclusively).
+  if (term < summaries_.by_term.size()) summaries_.by_term[term].valid = false;
   std::vector<PhraseEntry>& list = by_term_[term];
   auto it = std::lower_bound(list.begin(), list.end(), std::pair{asset, day}, [](const PhraseEntry& e, const auto& k) {
     return e.asset != k.first ? e.asset < k.first : e.day < k.second;
@@ -836,34 +838,22 @@ double Decay(uint32_t today, uint32_t day, double half_life_days) {
 void Derived::PhraseWeights(const std::vector<std::string>& terms, uint32_t today, double half_life_days,
                             double min_support, std::vector<PhraseWeight>* out) const {
   out->clear();
-  struct PerAsset {
-    uint32_t asset;
-    int64_t uses;
-    double support;
-  };
-  thread_local std::vector<PerAsset> per_asset;  // one term's assets, reused
-  std::vector<double> best;                       // per out entry: the strongest term's part
+  std::vector<double> best;                    // per out entry: the strongest term's part
+  std::unordered_map<uint32_t, size_t> index;  // asset -> its out entry
+  std::lock_guard<std::mutex> lock(summaries_.mu);
+  if (summaries_.by_term.size() < by_term_.size()) summaries_.by_term.resize(by_term_.size());
   for (size_t ti = 0; ti < terms.size(); ++ti) {
     const uint32_t t = terms_.Find(terms[ti]);
     if (t == UINT32_MAX || t >= by_term_.size()) continue;
-    per_asset.clear();
-    double total = 0;
-    for (const PhraseEntry& e : by_term_[t]) {  // sorted by asset: one run per asset
-      if (e.uses <= 0) continue;
-      const double w = double(e.uses) * Decay(today, e.day, half_life_days);
-      if (per_asset.empty() || per_asset.back().asset != e.asset) per_asset.push_back({e.asset, 0, 0});
-      per_asset.back().uses += e.uses;
-      per_asset.back().support += w;
-      total += w;
+    TermSummary& sum = summaries_.by_term[t];
+    if (!sum.valid || sum.today != today || sum.half_life_days != half_life_days || sum.min_support != min_support) {
+      SummarizeTerm(t, today, half_life_days, min_support, &sum);
     }
-    for (const PerAsset& pa : per_asset) {
-      if (double(pa.uses) < min_support || total <= 0) continue;
-      const double part = pa.support * (pa.support / total);
-      const std::string& name = assets_.Name(pa.asset);
-      size_t i = 0;
-      while (i < out->size() && (*out)[i].asset != name) ++i;
-      if (i == out->size()) {
-        out->push_back({name, 0, ti});
+    for (const auto& [asset, part] : sum.top) {
+      auto [at, added] = index.try_emplace(asset, out->size());
+      const size_t i = at->second;
+      if (added) {
+        out->push_back({assets_.Name(asset), 0, ti});
         best.push_back(0);
       }
       (*out)[i].weight += part;
@@ -876,6 +866,40 @@ void Derived::PhraseWeights(const std::vector<std::string>& terms, uint32_t toda
   std::sort(out->begin(), out->end(), [](const PhraseWeight& a, const PhraseWeight& b) {
     return a.weight != b.weight ? a.weight > b.weight : a.asset < b.asset;
   });
+}
+
+void Derived::SummarizeTerm(uint32_t t, uint32_t today, double half_life_days, double min_support,
+                            TermSummary* sum) const {
+  struct PerAsset {
+    uint32_t asset;
+    int64_t uses;
+    double support;
+  };
+  thread_local std::vector<PerAsset> per_asset;  // the term's assets, reused
+  per_asset.clear();
+  double total = 0;
+  for (const PhraseEntry& e : by_term_[t]) {  // sorted by asset: one run per asset
+    if (e.uses <= 0) continue;
+    const double w = double(e.uses) * Decay(today, e.day, half_life_days);
+    if (per_asset.empty() || per_asset.back().asset != e.asset) per_asset.push_back({e.asset, 0, 0});
+    per_asset.back().uses += e.uses;
+    per_asset.back().support += w;
+    total += w;
+  }
+  sum->top.clear();
+  for (const PerAsset& pa : per_asset) {
+    if (double(pa.uses) < min_support || total <= 0) continue;
+    sum->top.emplace_back(pa.asset, pa.support * (pa.support / total));
+  }
+  if (sum->top.size() > kPhraseTop) {  // the strongest, ties by asset ordinal
+    std::partial_sort(sum->top.begin(), sum->top.begin() + kPhraseTop, sum->top.end(),
+                      [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+    sum->top.resize(kPhraseTop);
+  }
+  sum->valid = true;
+  sum->today = today;
+  sum->half_life_days = half_life_days;
+  sum->min_support = min_support;
 }
 
 std::vector<Derived::PhraseUses> Derived::SumPhrases(uint32_t today, double half_life_days) const {

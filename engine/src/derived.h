@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -308,8 +309,10 @@ class Derived {
   // ranking: per asset (copied out) the sum over `terms` of support x share
   // (the asset's part of the term's support over all assets), counting only
   // terms with at least `min_support` uses for it; and the term giving the
-  // most (its index in `terms`). Sorted by weight, highest first; nothing
-  // when no term is known.
+  // most (its index in `terms`); of each term only its kPhraseTop strongest
+  // assets (by support x share) count. Sorted by weight, highest first;
+  // nothing when no term is known.
+  static constexpr size_t kPhraseTop = 64;
   struct PhraseWeight {
     std::string asset;
     double weight = 0;
@@ -364,6 +367,31 @@ class Derived {
   Dictionary terms_;
   std::vector<std::vector<PhraseEntry>> by_term_;
   void AddPhrase(uint32_t day, uint32_t term, uint32_t asset, int64_t uses);
+  // A term's assets as PhraseWeights counts them on a day (with its options):
+  // (asset, support x share) of those with the minimum support, at most
+  // kPhraseTop, the strongest. Computed by the first request after the term's
+  // counts changed or the day did (AddPhrase invalidates), so a request reads
+  // a short list per term instead of every (asset, week) entry.
+  struct TermSummary {
+    bool valid = false;
+    uint32_t today = 0;
+    double half_life_days = 0, min_support = 0;
+    std::vector<std::pair<uint32_t, double>> top;
+  };
+  void SummarizeTerm(uint32_t t, uint32_t today, double half_life_days, double min_support, TermSummary* sum) const;
+  // Readers share the store's lock: the summaries have their own. Not copied
+  // (a copy computes its own).
+  struct Summaries {
+    std::mutex mu;
+    std::vector<TermSummary> by_term;  // guarded by mu (or the writer's exclusive lock)
+    Summaries() = default;
+    Summaries(const Summaries&) {}
+    Summaries& operator=(const Summaries&) {
+      by_term.clear();
+      return *this;
+    }
+  };
+  mutable Summaries summaries_;
   std::unordered_map<std::string, int64_t> last_used_;
   // Not copied: a copy is what a save writes, its changes are the original's.
   struct ChangedSet : std::unordered_set<Changed, ChangedHash> {

@@ -4,10 +4,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "beta_draw.h"
 #include "engine_impl.h"
 #include "experiment.h"
 #include "feedback.h"
@@ -19,12 +22,7 @@ namespace {
 constexpr size_t kMaxCandidatesWithoutQuery = 2000;
 
 // A Beta(a, b) posterior: its mean, or a Thompson sample from it.
-double Beta(double a, double b, std::mt19937_64* rng) {
-  if (rng == nullptr) return a / (a + b);
-  std::gamma_distribution<double> ga(a, 1.0), gb(b, 1.0);
-  const double x = ga(*rng), y = gb(*rng);
-  return x + y > 0 ? x / (x + y) : a / (a + b);
-}
+double Beta(double a, double b, BetaDraw* draw) { return draw == nullptr ? a / (a + b) : draw->Beta(a, b); }
 
 // The stage's average rate with add-one smoothing: the prior mean. Hits
 // beyond the trials (uses recorded without a showing) count as trials' worth:
@@ -35,9 +33,26 @@ double PriorMean(uint64_t hits, uint64_t trials) {
 
 // Posterior of hits/trials toward `prior` with `strength` pseudo-observations
 // (hits capped at the trials, as above).
-double Posterior(uint64_t hits, uint64_t trials, double prior, double strength, std::mt19937_64* rng) {
+double Posterior(uint64_t hits, uint64_t trials, double prior, double strength, BetaDraw* draw) {
   hits = std::min(hits, trials);
-  return Beta(prior * strength + double(hits), (1 - prior) * strength + double(trials - hits), rng);
+  return Beta(prior * strength + double(hits), (1 - prior) * strength + double(trials - hits), draw);
+}
+
+// A candidate's last level (at the stage, or at the stage and topic): its
+// counters and the estimates they are smoothed toward; its mean effectiveness.
+struct Explore {
+  const AssetStageStats* t = nullptr;
+  double use = 0, win = 0, advance = 0, dismiss = 0, mean = 0;
+};
+
+// The weighted effectiveness of the last level: its mean, or a draw.
+double Effectiveness(const RankingOptions& ro, const Explore& x, BetaDraw* draw) {
+  const AssetStageStats& t = *x.t;
+  const double n0 = ro.prior_strength;
+  return ro.use_weight * Posterior(t.used, t.shown, x.use, n0, draw) +
+         ro.win_weight * Posterior(t.won, t.won + t.lost, x.win, n0, draw) +
+         ro.advance_weight * Posterior(t.advanced, t.used, x.advance, n0, draw) -
+         ro.dismiss_weight * Posterior(t.dismissed, t.shown, x.dismiss, n0, draw);
 }
 
 std::string Percent(double x) { return std::to_string(int(std::lround(100 * x))) + "%"; }
@@ -105,15 +120,20 @@ struct Scratch {
   std::vector<std::string_view> names;
   std::vector<AssetStageStats> at_stage, at_topic;
   std::vector<Candidate> cands;
+  std::vector<Explore> explore;
+  std::vector<double> scores;
   std::vector<double> max_sim;
   std::vector<uint8_t> taken;
   std::vector<Candidate*> chosen;
   std::vector<Derived::PhraseWeight> phrase_weights;
+  std::unordered_map<std::string_view, const Derived::PhraseWeight*> weight_of;
+  std::unordered_set<std::string_view> retrieved;
   void Release() {
     found.hits.clear();
     found.store.reset();
     cands.clear();
     chosen.clear();
+    retrieved.clear();
   }
 };
 
@@ -221,15 +241,20 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   std::vector<Derived::PhraseWeight>& phrase_weights = scratch.phrase_weights;
   phrase_weights.clear();
   if (!holdout && !terms.empty() && ro.phrase_max > 0) feedback_->PhraseWeights(terms, NowMs(), &phrase_weights);
+  // Each weight by its asset: one lookup per candidate, not a scan of the weights.
+  std::unordered_map<std::string_view, const Derived::PhraseWeight*>& weight_of = scratch.weight_of;
+  weight_of.clear();
+  for (const Derived::PhraseWeight& w : phrase_weights) weight_of.emplace(w.asset, &w);
   // An asset they point at that retrieval did not find (a catalog larger than
   // the candidates) is scored too, if the request's filters admit it: the
   // same filters, restricted to those ids.
   if (!phrase_weights.empty() && query != nullptr) {
     AssetFilter more = filter;
+    std::unordered_set<std::string_view>& retrieved = scratch.retrieved;
+    retrieved.clear();
+    for (const RankingHit& h : found.hits) retrieved.insert(h.asset->id);
     for (const Derived::PhraseWeight& w : phrase_weights) {
-      if (std::none_of(found.hits.begin(), found.hits.end(), [&](const RankingHit& h) { return h.asset->id == w.asset; })) {
-        more.only_ids.push_back(w.asset);
-      }
+      if (!retrieved.count(w.asset)) more.only_ids.push_back(w.asset);
     }
     if (!more.only_ids.empty()) {
       thread_local RankingHits extra;
@@ -270,6 +295,11 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
       ro.dismiss_weight * prior_dismiss;
   std::vector<Candidate>& cands = scratch.cands;
   cands.reserve(n);
+  // What a candidate's draw needs: the last level's counters and the priors
+  // it is smoothed toward (step 2b).
+  std::vector<Explore>& explore = scratch.explore;
+  explore.resize(n);
+  const int64_t now_ms = NowMs();
   for (size_t i = 0; i < n; ++i) {
     const RankingHit& h = found.hits[i];
     Candidate c;
@@ -283,52 +313,68 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     // Two levels: the asset at the stage is smoothed toward the stage's
     // average; with a topic, the asset at the stage for that topic is smoothed
     // toward the asset's own stage estimate. Only the last level is sampled.
-    double use = Posterior(s.used, s.shown, prior_use, n0, nullptr);
-    double win = Posterior(s.won, s.won + s.lost, prior_win, n0, nullptr);
-    double advance = Posterior(s.advanced, s.used, prior_advance, n0, nullptr);
-    double dismiss = Posterior(s.dismissed, s.shown, prior_dismiss, n0, nullptr);
-    const AssetStageStats& t = topic.empty() ? s : at_topic[i];
+    Explore& x = explore[i];
+    x.use = Posterior(s.used, s.shown, prior_use, n0, nullptr);
+    x.win = Posterior(s.won, s.won + s.lost, prior_win, n0, nullptr);
+    x.advance = Posterior(s.advanced, s.used, prior_advance, n0, nullptr);
+    x.dismiss = Posterior(s.dismissed, s.shown, prior_dismiss, n0, nullptr);
+    x.t = topic.empty() ? &at_stage[i] : &at_topic[i];
     if (topic.empty()) {
-      use = prior_use, win = prior_win, advance = prior_advance, dismiss = prior_dismiss;
+      x.use = prior_use, x.win = prior_win, x.advance = prior_advance, x.dismiss = prior_dismiss;
     }
-    auto effectiveness = [&](std::mt19937_64* draw) {
-      return ro.use_weight * Posterior(t.used, t.shown, use, n0, draw) +
-             ro.win_weight * Posterior(t.won, t.won + t.lost, win, n0, draw) +
-             ro.advance_weight * Posterior(t.advanced, t.used, advance, n0, draw) -
-             ro.dismiss_weight * Posterior(t.dismissed, t.shown, dismiss, n0, draw);
-    };
-    const double mean = effectiveness(nullptr);
-    c.effectiveness = rng != nullptr ? effectiveness(rng) : mean;
+    const double mean = Effectiveness(ro, x, nullptr);
+    c.effectiveness = mean;
+    x.mean = mean;
     // Evidence buys similarity within a band that grows with the asset's
     // decisive observations at the stage (uses and dismissals); exploration
-    // moves it within explore_band. A new asset: pure relevance, give or take
-    // the exploration band.
+    // moves it within explore_band (2b). A new asset: pure relevance, give or
+    // take the exploration band.
     const double decisive = double(s.used + s.dismissed);
     const double cap = ro.evidence_max * decisive / (decisive + std::max(ro.evidence_half, 1e-9));
     // Soft bound: about the weighted lift while it is small against the cap,
     // never beyond it, and in the lift's order (a hard clamp would tie two
     // assets that both pass it).
     c.evidence = cap > 0 ? cap * std::tanh(ro.effectiveness_weight * (mean - baseline) / cap) : 0.0;
-    c.exploration = ro.explore_band * std::tanh(ro.effectiveness_weight * (c.effectiveness - mean));
     c.in_language = !rep_language.empty() && ScriptLanguage(h.asset->title) == rep_language;
     c.relevance = ro.similarity_weight * c.similarity + (c.in_language ? ro.language_bonus : 0.0);
     // The org's own words: bounded like evidence, and only among the
     // candidates the filters admitted.
-    for (const Derived::PhraseWeight& w : phrase_weights) {
-      if (w.asset != c.id) continue;
-      c.phrases = ro.phrase_max * w.weight / (w.weight + std::max(ro.phrase_half, 1e-9));
-      c.phrase_term = &terms[w.term];
-      break;
+    if (auto w = weight_of.find(c.id); w != weight_of.end()) {
+      c.phrases = ro.phrase_max * w->second->weight / (w->second->weight + std::max(ro.phrase_half, 1e-9));
+      c.phrase_term = &terms[w->second->term];
     }
-    if (holdout) c.evidence = c.exploration = 0;
-    c.score = c.relevance + c.evidence + c.phrases + c.exploration;
+    if (holdout) c.evidence = 0;
+    c.score = c.relevance + c.evidence + c.phrases;
+    if (ro.recency_weight > 0) {  // newer assets get a decaying bonus
+      const double age_days = double(std::max<int64_t>(0, now_ms - c.asset->created_ms)) / 86400000.0;
+      c.score += ro.recency_weight * std::pow(0.5, age_days / ro.recency_half_life_days);
+    }
     cands.push_back(c);
   }
-  if (ro.recency_weight > 0) {  // newer assets get a decaying bonus
-    const int64_t now = NowMs();
-    for (Candidate& c : cands) {
-      const double age_days = double(std::max<int64_t>(0, now - c.asset->created_ms)) / 86400000.0;
-      c.score += ro.recency_weight * std::pow(0.5, age_days / ro.recency_half_life_days);
+  // 2b. Exploration: a Thompson draw of the last level moves each score by
+  // less than explore_band either way. A candidate whose score without it is
+  // more than twice the band below the pool's last (the MMR pool of step 3)
+  // stays out of the pool whatever the draws: it needs none. Variants are
+  // grouped after the sort (KeepOneVariant), which can pull a lower candidate
+  // into the pool: then every candidate draws.
+  if (rng != nullptr) {
+    const size_t pool = std::max<size_t>(req.k * 4, 20);
+    double floor = -std::numeric_limits<double>::infinity();
+    if (n > pool && std::none_of(cands.begin(), cands.end(), [](const Candidate& c) { return !c.asset->variant_of.empty(); })) {
+      std::vector<double>& scores = scratch.scores;
+      scores.clear();
+      for (const Candidate& c : cands) scores.push_back(c.score);
+      std::nth_element(scores.begin(), scores.begin() + (pool - 1), scores.end(), std::greater<double>());
+      floor = scores[pool - 1] - 2 * ro.explore_band;
+    }
+    BetaDraw draw(rng);
+    for (size_t i = 0; i < n; ++i) {
+      Candidate& c = cands[i];
+      if (c.score < floor) continue;  // exploration 0: out of the pool either way
+      const Explore& x = explore[i];
+      c.effectiveness = Effectiveness(ro, x, &draw);
+      c.exploration = ro.explore_band * std::tanh(ro.effectiveness_weight * (c.effectiveness - x.mean));
+      c.score += c.exploration;
     }
   }
   if (holdout) {  // similarity, then recency

@@ -3,6 +3,7 @@
 // gives back what was applied, and both dismissal paths agree.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <random>
@@ -255,6 +256,49 @@ TEST(Derived, PhraseWeightsNeedTheMinimumSupportDecayAndShareTheTerm) {
   EXPECT_EQ(keys, (std::map<std::string, int64_t>{{PhraseKey(week, "pencil", "price"), 2},
                                                   {PhraseKey(week, "sharpen", "price"), 2},
                                                   {PhraseKey(week, "pencil", "case"), 1}}));
+}
+
+// A request reads each term's summary (its strongest assets as of the day):
+// a new use on the same day must show at once, and a term with more assets
+// than the cap counts only its strongest.
+TEST(Derived, PhraseWeightsFollowNewUsesOnTheSameDayAndKeepATermsStrongest) {
+  Derived d;
+  const uint32_t week = 700;
+  DeltaBuffer b;
+  for (int i = 0; i < 3; ++i) b.Phrase(week, "pencil", "price");
+  d.Apply(b);
+  std::vector<Derived::PhraseWeight> w;
+  d.PhraseWeights({"pencil"}, week, 90, 3, &w);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_DOUBLE_EQ(w[0].weight, 3.0);
+  DeltaBuffer more;
+  for (int i = 0; i < 3; ++i) more.Phrase(week, "pencil", "case");
+  more.Phrase(week, "pencil", "price");
+  d.Apply(more);
+  d.PhraseWeights({"pencil"}, week, 90, 3, &w);  // same day, same options
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[0].asset, "price");
+  EXPECT_DOUBLE_EQ(w[0].weight, 4.0 * 4.0 / 7.0);
+  EXPECT_EQ(w[1].asset, "case");
+  EXPECT_DOUBLE_EQ(w[1].weight, 3.0 * 3.0 / 7.0);
+
+  // One more asset than the cap, asset i with 3 + i uses: the weakest goes.
+  Derived many;
+  DeltaBuffer m;
+  const int n = int(Derived::kPhraseTop) + 1;
+  auto name = [](int i) {
+    std::string s = "a";
+    s += std::to_string(i);
+    return s;
+  };
+  for (int i = 0; i < n; ++i) {
+    for (int u = 0; u < 3 + i; ++u) m.Phrase(week, "budget", name(i));
+  }
+  many.Apply(m);
+  many.PhraseWeights({"budget"}, week, 90, 3, &w);
+  ASSERT_EQ(w.size(), Derived::kPhraseTop);
+  EXPECT_EQ(w.front().asset, name(n - 1));
+  EXPECT_TRUE(std::none_of(w.begin(), w.end(), [](const Derived::PhraseWeight& x) { return x.asset == "a0"; }));
 }
 
 }  // namespace
