@@ -139,11 +139,22 @@ struct Scratch {
 
 // One asset per content item (assets linked by variant_of), in rank order:
 // the first one in the rep's language takes the place of the item's first
-// (best) variant when that one is not in it; the others go.
-void KeepOneVariant(const AssetIndex& index, std::vector<Candidate>* cands) {
-  if (std::none_of(cands->begin(), cands->end(), [](const Candidate& c) { return !c.asset->variant_of.empty(); })) {
-    return;  // no variants among them: nothing to group (the usual case, no lookup)
-  }
+// (best) variant when that one is not in it; the others go. So do the
+// variants of an item the lead has seen (`seen_roots`: the content ids of
+// its seen assets, with exclude_seen): a translation of a script the lead
+// was given is the same content.
+// Whether KeepOneVariant can change `cands`: some candidate is linked to
+// another asset, or is the content id of something the lead has seen (an
+// unlinked candidate is its own content id).
+bool MayRegroup(const std::vector<Candidate>& cands, const std::unordered_set<std::string_view>& seen_roots) {
+  return std::any_of(cands.begin(), cands.end(), [&](const Candidate& c) {
+    return !c.asset->variant_of.empty() || (!seen_roots.empty() && seen_roots.count(c.id) > 0);
+  });
+}
+
+void KeepOneVariant(const AssetIndex& index, const std::unordered_set<std::string_view>& seen_roots,
+                    std::vector<Candidate>* cands) {
+  if (!MayRegroup(*cands, seen_roots)) return;  // nothing to group (the usual case, no lookup)
   std::vector<std::string_view> ids;
   ids.reserve(cands->size());
   for (const Candidate& c : *cands) ids.push_back(c.id);
@@ -153,6 +164,7 @@ void KeepOneVariant(const AssetIndex& index, std::vector<Candidate>* cands) {
   out.reserve(cands->size());
   for (size_t i = 0; i < cands->size(); ++i) {
     Candidate& c = (*cands)[i];
+    if (seen_roots.count(std::string_view(roots[i])) > 0) continue;  // a variant of content the lead has seen
     auto [it, first] = kept.emplace(roots[i], out.size());
     if (first) {
       out.push_back(c);
@@ -185,9 +197,18 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   const bool holdout = arm == Arm::kHoldout;
   AssetFilter filter = req.filter;
   filter.stage = req.stage;
+  std::vector<std::string> seen_root_ids;          // the content ids of the lead's seen assets
+  std::unordered_set<std::string_view> seen_roots;  // views of seen_root_ids
   if (req.exclude_seen) {  // from memory (the writer keeps each lead's seen assets): no storage read
     const std::vector<std::string> seen = feedback_->SeenAssets(req.lead_id);
     filter.exclude_ids.insert(filter.exclude_ids.end(), seen.begin(), seen.end());
+    // Their translations go too (KeepOneVariant drops the candidates of
+    // these content ids).
+    if (!seen.empty()) {
+      std::vector<std::string_view> seen_ids(seen.begin(), seen.end());
+      seen_root_ids = index_->ContentRoots(seen_ids);
+      seen_roots.insert(seen_root_ids.begin(), seen_root_ids.end());
+    }
   }
 
   thread_local Scratch scratch;
@@ -355,12 +376,12 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   // less than explore_band either way. A candidate whose score without it is
   // more than twice the band below the pool's last (the MMR pool of step 3)
   // stays out of the pool whatever the draws: it needs none. Variants are
-  // grouped after the sort (KeepOneVariant), which can pull a lower candidate
+  // grouped after the sort (KeepOneVariant; variants of seen content dropped), which can pull a lower candidate
   // into the pool: then every candidate draws.
   if (rng != nullptr) {
     const size_t pool = std::max<size_t>(req.k * 4, 20);
     double floor = -std::numeric_limits<double>::infinity();
-    if (n > pool && std::none_of(cands.begin(), cands.end(), [](const Candidate& c) { return !c.asset->variant_of.empty(); })) {
+    if (n > pool && !MayRegroup(cands, seen_roots)) {
       std::vector<double>& scores = scratch.scores;
       scores.clear();
       for (const Candidate& c : cands) scores.push_back(c.score);
@@ -393,7 +414,7 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   // relevant one in the rep's language, else the most relevant one, at the
   // place of the item's best variant. Only eligible candidates are here: a
   // variant outside the filters never replaces one inside them.
-  KeepOneVariant(*index_, &cands);
+  KeepOneVariant(*index_, seen_roots, &cands);
 
   // 3. Diversify (MMR over the asset vectors), skipping near-duplicates.
   // Each pool candidate keeps its highest similarity to the items chosen so

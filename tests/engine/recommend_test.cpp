@@ -259,6 +259,32 @@ TEST_F(RecommendTest, HardFiltersBeatTheVariantPreference) {
   EXPECT_EQ(rec.value().items[1].asset_id, "other");
 }
 
+// exclude_seen skips the content, not only the asset: once a lead has been
+// given the Chinese script, its English translation (or any other variant
+// of the item) does not come back in its place; the other lead still gets it.
+TEST_F(RecommendTest, ExcludeSeenSkipsTheTranslationsOfWhatTheLeadHasSeen) {
+  Engine& e = Open();
+  Asset en = At("en-script", "Price objection script", 0.95, 1);
+  Asset zh = At("zh-script", "价格异议话术", 0.90, 2);
+  zh.variant_of = "en-script";
+  Asset fr = At("fr-script", "Objection prix", 0.40, 5);
+  fr.variant_of = "zh-script";  // a chain: fr -> zh -> en
+  ASSERT_TRUE(e.UpsertAssets({en, zh, fr, At("other", "ROI worksheet", 0.85, 3), At("third", "案例", 0.6, 4)}).ok());
+  EXPECT_EQ(Ids("seen-zh", 2, "zh"), (std::vector<std::string>{"zh-script", "other"}));
+  Use("seen-zh", "zh-script");
+  EXPECT_EQ(Ids("seen-zh", 3, "en"), (std::vector<std::string>{"other", "third"}));
+  // Seen through the root, or through the end of the chain: the same.
+  Use("seen-en", "en-script");
+  EXPECT_EQ(Ids("seen-en", 3, "zh"), (std::vector<std::string>{"other", "third"}));
+  Use("seen-fr", "fr-script");
+  EXPECT_EQ(Ids("seen-fr", 3), (std::vector<std::string>{"other", "third"}));
+  // An unrelated lead still gets the item, in its language.
+  EXPECT_EQ(Ids("fresh", 2, "en"), (std::vector<std::string>{"en-script", "other"}));
+  // A seen asset without translations excludes only itself.
+  Use("seen-other", "other");
+  EXPECT_EQ(Ids("seen-other", 2, "en"), (std::vector<std::string>{"en-script", "third"}));
+}
+
 TEST_F(RecommendTest, ChainsAndLaterTargetsFormOneContentItem) {
   Engine& e = Open();
   // zh -> fr -> en (the root), and ja -> "de-later" which does not exist yet.

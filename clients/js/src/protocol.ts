@@ -37,7 +37,7 @@ export interface RecommendParams {
   /** 1..100, default 5. */
   k?: number;
   filter?: AssetFilter;
-  /** Default true: skip assets already used with, viewed by or dismissed for this lead. */
+  /** Default true: skip assets already used with, viewed by or dismissed for this lead, and their variants (variant_of). */
   exclude_seen?: boolean;
   exclude_ids?: string[];
   rep_id?: string;
