@@ -167,6 +167,13 @@ bool GetStr(std::string_view* in, std::string* s) {
 
 std::string EncodeEvent(const Event& e) {
   std::string out;
+  EncodeEventTo(e, &out);
+  return out;
+}
+
+void EncodeEventTo(const Event& e, std::string* to) {
+  std::string& out = *to;
+  out.clear();
   out.push_back(char(kEventFormat));
   out.push_back(char(e.type));
   PutStr(&out, e.event_id);
@@ -183,7 +190,6 @@ std::string EncodeEvent(const Event& e) {
   const uint32_t terms = uint32_t(e.terms.size()) | (e.same_terms ? kSameTermsBit : 0);
   out.append(reinterpret_cast<const char*>(&terms), 4);
   for (const std::string& t : e.terms) PutStr(&out, t);
-  return out;
 }
 
 bool DecodeEvent(std::string_view in, Event* e) {

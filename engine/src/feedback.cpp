@@ -61,11 +61,19 @@ std::string LeadPrefix(const std::string& lead) {
 }
 
 std::string EventKey(const std::string& lead, int64_t ts, uint64_t seq) {
-  std::string k = LeadPrefix(lead);
-  PutBE64(&k, uint64_t(ts));
-  PutBE64(&k, seq);
+  std::string k;
+  EventKeyTo(&k, lead, ts, seq);
   return k;
 }
+
+void EventKeyTo(std::string* k, const std::string& lead, int64_t ts, uint64_t seq) {
+  k->assign(lead);
+  k->push_back('\0');
+  PutBE64(k, uint64_t(ts));
+  PutBE64(k, seq);
+}
+
+void PutSeq(std::string* out, uint64_t seq) { PutBE64(out, seq); }
 
 std::string SeqKey(uint64_t seq) {
   std::string k;
