@@ -287,7 +287,14 @@ bool GetUses(std::string_view* in, std::vector<UseRef>* uses) {
 }  // namespace
 
 std::string EncodeLeadState(const LeadState& st) {
-  std::string v(kLeadMagic, 4);
+  std::string v;
+  EncodeLeadStateTo(st, &v);
+  return v;
+}
+
+void EncodeLeadStateTo(const LeadState& st, std::string* out) {
+  std::string& v = *out;
+  v.assign(kLeadMagic, 4);
   v.push_back(char(kLeadFormat));
   PutStr(&v, st.stage);
   PutI64(&v, st.stage_since);
@@ -310,7 +317,6 @@ std::string EncodeLeadState(const LeadState& st) {
     PutCount(&v, list->size());
     for (const std::string& t : *list) PutStr(&v, t);
   }
-  return v;
 }
 
 bool DecodeLeadState(std::string_view in, LeadState* st) {

@@ -41,6 +41,7 @@ std::string EncodeEvent(const Event& e);
 void EncodeEventTo(const Event& e, std::string* out);
 bool DecodeEvent(std::string_view in, Event* e);
 std::string EncodeLeadState(const LeadState& st);
+void EncodeLeadStateTo(const LeadState& st, std::string* out);  // into *out, reusing its memory
 bool DecodeLeadState(std::string_view in, LeadState* st);
 
 }  // namespace playbook

@@ -229,22 +229,38 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     if (lead.events.empty()) continue;
     if (Status s = TallyLead(*lead.id, lead.stored, &lead.st, !sync, lead.events, &deltas); !s.ok()) return fail(s);
   }
-  // About what an event writes: no regrowth.
+  // About what an event writes: no regrowth. The event ids and the leads go
+  // into the batch in key order: their keys come in random order, and the
+  // memtable's skip list inserts a key after a nearby one from where the last
+  // insert left off rather than from the top (the events' keys have insert
+  // hints per lead instead).
   rocksdb::WriteBatch batch(events * 256);
   std::string key, value, in_order;  // in_order: the group's record in "event_seqs"
+  std::vector<std::pair<std::string_view, uint64_t>> ids_sorted;
+  ids_sorted.reserve(accepted.size());
   for (const auto& [n, e] : accepted) {  // completed by the tally
     EventKeyTo(&key, e->lead_id, e->ts, n);
     EncodeEventTo(*e, &value);
     batch.Put(cf_.events, key, value);
     AppendSeqEntry(&in_order, key);
+    ids_sorted.emplace_back(e->event_id, n);
+  }
+  std::sort(ids_sorted.begin(), ids_sorted.end());
+  for (const auto& [id, n] : ids_sorted) {
     // The id's value is its sequence number (big-endian): only its presence is read.
     key.clear();
     PutSeq(&key, n);
-    batch.Put(cf_.event_ids, e->event_id, key);
+    batch.Put(cf_.event_ids, rocksdb::Slice(id.data(), id.size()), key);
   }
   if (!accepted.empty()) batch.Put(cf_.event_seqs, SeqKey(accepted.front().first), in_order);
+  std::vector<const Lead*> written;
   for (const auto& [view, lead] : leads) {
-    if (!lead.events.empty()) batch.Put(cf_.leads, *lead.id, EncodeLeadState(lead.st));
+    if (!lead.events.empty()) written.push_back(&lead);
+  }
+  std::sort(written.begin(), written.end(), [](const Lead* a, const Lead* b) { return *a->id < *b->id; });
+  for (const Lead* lead : written) {
+    EncodeLeadStateTo(lead->st, &value);
+    batch.Put(cf_.leads, *lead->id, value);
   }
   batch.Put(cf_.meta, kEventSeqKey, std::to_string(seq));
 
