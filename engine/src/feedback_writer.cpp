@@ -141,7 +141,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     const std::string* id = nullptr;
     bool stored = false;
     LeadState st;
-    decltype(lead_cache_)::node_type cached;  // the cache's node, put back after the write
+    std::unordered_map<std::string, LeadState>::node_type cached;  // the cache's node, put back after the write
     std::vector<std::pair<uint64_t, Event*>> events;
   };
   std::unordered_map<std::string_view, Lead> leads;
