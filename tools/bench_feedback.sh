@@ -4,7 +4,8 @@
 # connections, on a fresh daemon, for each build given, in one run (compare builds within a run:
 # these machines are noisy). Besides throughput and latency it prints the daemon's CPU time per
 # event (user + system, from /proc), which a busy machine disturbs less than throughput. Then
-# SIGTERM to exit and start to healthz "ok" on what was written.
+# SIGTERM to exit and start to healthz "ok" on what was written. The busiest thread's CPU per event
+# is the feedback writer's (one thread takes every group): the serial part that bounds the rate.
 #
 #   tools/bench_feedback.sh [BIN_DIR...]   each BIN_DIR holds playbookd, playbook-loadgen
 #                                          (default build/bin)
@@ -33,8 +34,14 @@ wait_listening() {
   return 1
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-echo "| build | events per call | events/s | p50 ms | p99 ms | daemon CPU per event |"
-echo "| --- | --- | --- | --- | --- | --- |"
+# "tid ticks" for each thread of process $1.
+thread_ticks() {
+  for t in /proc/"$1"/task/*; do echo "${t##*/} $(awk '{ print $14 + $15 }' "$t/stat" 2>/dev/null || echo 0)"; done
+}
+# The most ticks any thread used between two thread_ticks listings.
+busiest() { awk 'NR == FNR { a[$1] = $2; next } { d = $2 - a[$1]; if (d > m) m = d } END { print m + 0 }' "$1" "$2"; }
+echo "| build | events per call | events/s | p50 ms | p99 ms | daemon CPU per event | writer thread CPU per event |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 for dir in "$@"; do
   BIN=$(cd "$dir" && pwd)
   for b in $BATCHES; do
@@ -49,15 +56,19 @@ for dir in "$@"; do
   wait_listening
   for b in $BATCHES; do
     c0=$(cpu_ticks "$PID")
+    thread_ticks "$PID" >"$WORK/threads0"
     out=$("$BIN/playbook-loadgen" --url "$URL" --connections "$CONNS" --seconds "$SECS" --method feedback.record \
       --params-file "$WORK/feedback-$b.txt")
     c1=$(cpu_ticks "$PID")
+    thread_ticks "$PID" >"$WORK/threads1"
+    wt=$(busiest "$WORK/threads0" "$WORK/threads1")
     if grep -q "errors=[1-9]" <<<"$out"; then echo "bench_feedback: errors: $out" >&2; fi
-    awk -v dir="$dir" -v b="$b" -v ticks=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" '/requests=/ { for (i = 1; i <= NF; ++i) if ($i ~ /^requests=/) { split($i, a, "="); n = a[2] } }
+    awk -v dir="$dir" -v b="$b" -v ticks=$((c1 - c0)) -v wt="$wt" -v hz="$(getconf CLK_TCK)" '/requests=/ { for (i = 1; i <= NF; ++i) if ($i ~ /^requests=/) { split($i, a, "="); n = a[2] } }
        /throughput=/ { for (i = 1; i <= NF; ++i) if ($i ~ /^throughput=/) { split($i, a, "="); t = a[2] } }
        /latency_us/ { for (i = 1; i <= NF; ++i) { if ($i ~ /^p50=/) { split($i, a, "="); p50 = a[2] }
                                                    if ($i ~ /^p99=/) { split($i, a, "="); p99 = a[2] } } }
-       END { printf "| %s | %d | %d | %.2f | %.2f | %.1f µs |\n", dir, b, t * b, p50 / 1000, p99 / 1000, 1e6 * ticks / hz / (n * b) }' <<<"$out"
+       END { printf "| %s | %d | %d | %.2f | %.2f | %.1f µs | %.1f µs |\n", dir, b, t * b, p50 / 1000, p99 / 1000,
+                  1e6 * ticks / hz / (n * b), 1e6 * wt / hz / (n * b) }' <<<"$out"
   done
   t0=$(now)
   kill -TERM "$PID"
@@ -70,5 +81,5 @@ for dir in "$@"; do
   kill -TERM "$PID"
   wait "$PID" || true
   trap - EXIT
-  echo "| $dir | SIGTERM to exit $(secs "$t0" "$t1") s; start to healthz ok $(secs "$t1" "$t2") s; data $(du -sm "$DATA" | cut -f1) MB | | | | |"
+  echo "| $dir | SIGTERM to exit $(secs "$t0" "$t1") s; start to healthz ok $(secs "$t1" "$t2") s; data $(du -sm "$DATA" | cut -f1) MB | | | | | |"
 done

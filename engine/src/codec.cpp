@@ -167,6 +167,13 @@ bool GetStr(std::string_view* in, std::string* s) {
 
 std::string EncodeEvent(const Event& e) {
   std::string out;
+  EncodeEventTo(e, &out);
+  return out;
+}
+
+void EncodeEventTo(const Event& e, std::string* to) {
+  std::string& out = *to;
+  out.clear();
   out.push_back(char(kEventFormat));
   out.push_back(char(e.type));
   PutStr(&out, e.event_id);
@@ -183,7 +190,6 @@ std::string EncodeEvent(const Event& e) {
   const uint32_t terms = uint32_t(e.terms.size()) | (e.same_terms ? kSameTermsBit : 0);
   out.append(reinterpret_cast<const char*>(&terms), 4);
   for (const std::string& t : e.terms) PutStr(&out, t);
-  return out;
 }
 
 bool DecodeEvent(std::string_view in, Event* e) {
@@ -281,7 +287,14 @@ bool GetUses(std::string_view* in, std::vector<UseRef>* uses) {
 }  // namespace
 
 std::string EncodeLeadState(const LeadState& st) {
-  std::string v(kLeadMagic, 4);
+  std::string v;
+  EncodeLeadStateTo(st, &v);
+  return v;
+}
+
+void EncodeLeadStateTo(const LeadState& st, std::string* out) {
+  std::string& v = *out;
+  v.assign(kLeadMagic, 4);
   v.push_back(char(kLeadFormat));
   PutStr(&v, st.stage);
   PutI64(&v, st.stage_since);
@@ -304,7 +317,6 @@ std::string EncodeLeadState(const LeadState& st) {
     PutCount(&v, list->size());
     for (const std::string& t : *list) PutStr(&v, t);
   }
-  return v;
 }
 
 bool DecodeLeadState(std::string_view in, LeadState* st) {

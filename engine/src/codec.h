@@ -37,8 +37,11 @@ Status DecodeVector(std::string_view bytes, uint32_t dim, std::vector<float>* ou
 // first format (stage, since, topic) decodes with complete = false (rebuild
 // it from the log); a damaged one keeps what could be read, also incomplete.
 std::string EncodeEvent(const Event& e);
+// The same into *out (replacing its bytes, reusing its memory).
+void EncodeEventTo(const Event& e, std::string* out);
 bool DecodeEvent(std::string_view in, Event* e);
 std::string EncodeLeadState(const LeadState& st);
+void EncodeLeadStateTo(const LeadState& st, std::string* out);  // into *out, reusing its memory
 bool DecodeLeadState(std::string_view in, LeadState* st);
 
 }  // namespace playbook

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <unordered_set>
 
 namespace playbook {
@@ -61,11 +62,19 @@ std::string LeadPrefix(const std::string& lead) {
 }
 
 std::string EventKey(const std::string& lead, int64_t ts, uint64_t seq) {
-  std::string k = LeadPrefix(lead);
-  PutBE64(&k, uint64_t(ts));
-  PutBE64(&k, seq);
+  std::string k;
+  EventKeyTo(&k, lead, ts, seq);
   return k;
 }
+
+void EventKeyTo(std::string* k, const std::string& lead, int64_t ts, uint64_t seq) {
+  k->assign(lead);
+  k->push_back('\0');
+  PutBE64(k, uint64_t(ts));
+  PutBE64(k, seq);
+}
+
+void PutSeq(std::string* out, uint64_t seq) { PutBE64(out, seq); }
 
 std::string SeqKey(uint64_t seq) {
   std::string k;
@@ -286,17 +295,25 @@ Status FeedbackStore::SaveAggregates() {
     std::unique_lock write(stats_mu_);
     changed = derived_->TakeChanged();
   }
+  // In key order (stable: a key given twice keeps its last value): the
+  // changed keys come out of a hash set, and the memtable's skip list inserts
+  // a key after a nearby one from where the last insert left off.
+  std::vector<std::pair<std::string, std::optional<std::string>>> records;  // nullopt: delete
   changed.Keys(
       [&](const std::string& key, const Counters& c) {
-        if (IsZero(c)) {
-          batch.Delete(cf_.stats, key);
-        } else {
-          batch.Put(cf_.stats, key, EncodeCounters(c));
-        }
+        records.emplace_back(key, IsZero(c) ? std::nullopt : std::optional<std::string>(EncodeCounters(c)));
       },
       [&](const std::string& asset, int64_t ts) {
-        batch.Put(cf_.stats, LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
+        records.emplace_back(LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
       });
+  std::stable_sort(records.begin(), records.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [key, value] : records) {
+    if (value) {
+      batch.Put(cf_.stats, key, *value);
+    } else {
+      batch.Delete(cf_.stats, key);
+    }
+  }
   batch.Put(cf_.meta, kStatsSeqKey, std::to_string(seq));
   rocksdb::WriteOptions synced;
   synced.sync = true;

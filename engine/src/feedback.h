@@ -5,7 +5,8 @@
 // (Reaggregate). Private to engine/.
 //
 // Column families: "events" (lead \0 ts(BE64) seq(BE64) -> event; seq is the
-// global arrival order), "event_ids" (event id -> events key), "event_seqs"
+// global arrival order), "event_ids" (event id -> its sequence number, BE64; older
+// stores hold the events key there: only the presence is read), "event_seqs"
 // (the first seq of a written group (BE64) -> the events keys of the group's
 // events in arrival order: the log in arrival order, one record a group), "leads" (lead ->
 // LeadState: stage, since when, topic, the uses attribution can still credit,
@@ -321,6 +322,10 @@ bool ForEachSeqEntry(const rocksdb::Slice& key, const rocksdb::Slice& value,
 // (ts, arrival) order; LeadPrefix is its start (lead \0).
 std::string LeadPrefix(const std::string& lead);
 std::string EventKey(const std::string& lead, int64_t ts, uint64_t seq);
+// The same into *k (replacing its bytes, reusing its memory).
+void EventKeyTo(std::string* k, const std::string& lead, int64_t ts, uint64_t seq);
+// Appends seq big-endian (8 bytes): SeqKey, and the value of an "event_ids" record.
+void PutSeq(std::string* out, uint64_t seq);
 // The lead and the sequence number of an events key; false if malformed.
 bool SplitEventKey(const rocksdb::Slice& key, std::string_view* lead, uint64_t* seq);
 

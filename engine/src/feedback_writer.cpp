@@ -6,6 +6,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <string_view>
 #include <unordered_set>
 
 namespace playbook {
@@ -122,71 +123,91 @@ void FeedbackStore::SyncerLoop() {
 
 // One synced WriteBatch for every call in the group: the events, their ids
 // and sequence numbers, the touched leads. The counters are counted in memory
-// (typed deltas) and saved apart (SaveAggregates).
+// (typed deltas) and saved apart (SaveAggregates). The group's ids and leads
+// are looked up by views of the events' own strings (the events outlive the
+// group): no per-event string copy, and a cached lead is moved, not copied.
 void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   size_t events = 0;
   for (const Pending* p : group) events += p->events.size();
-  rocksdb::WriteBatch batch(events * 320);  // about what an event writes: no regrowth
   std::vector<RecordResult> results(group.size());
-  std::unordered_set<std::string> ids_in_group;
-  std::unordered_map<std::string, LeadState> leads;  // as stored; updated below
-  std::unordered_set<std::string> stored_leads;
-  DeltaBuffer deltas;
   // Nothing is written when a read fails: every call of the group gets the error.
   auto fail = [&](const Status& error) {
     for (Pending* p : group) p->done.set_value(error);
   };
 
-  // One MultiGet each for the group's event ids and leads, rather than two
-  // point lookups per event in the writer's loop.
-  std::unordered_set<std::string> known_ids;
-  {
-    std::vector<std::string> ids, lead_ids;
-    std::unordered_set<std::string> lead_set;
-    for (Pending* p : group) {
-      for (const Event& e : p->events) {
-        ids.push_back(e.event_id);
-        if (!lead_set.insert(e.lead_id).second) continue;
-        // A lead the writer stored lately is in memory as stored.
-        if (auto c = lead_cache_.find(e.lead_id); c != lead_cache_.end()) {
-          leads.emplace(e.lead_id, c->second).first->second.known = true;
-          stored_leads.insert(e.lead_id);
-        } else {
-          lead_ids.push_back(e.lead_id);
-        }
+  // The group's leads: as stored (from the writer's cache, else read), then
+  // counted; their new events in arrival order.
+  struct Lead {
+    const std::string* id = nullptr;
+    bool stored = false;
+    LeadState st;
+    std::unordered_map<std::string, LeadState>::node_type cached;  // the cache's node, put back after the write
+    std::vector<std::pair<uint64_t, Event*>> events;
+  };
+  std::unordered_map<std::string_view, Lead> leads;
+  leads.reserve(events);
+  // One batched MultiGet each for the group's event ids and the leads not in
+  // the cache, rather than two point lookups per event.
+  std::vector<rocksdb::Slice> ids, lead_keys;
+  std::vector<Lead*> to_read;
+  ids.reserve(events);
+  for (Pending* p : group) {
+    for (const Event& e : p->events) {
+      ids.emplace_back(e.event_id);
+      auto [it, added] = leads.try_emplace(e.lead_id);
+      if (!added) continue;
+      Lead& lead = it->second;
+      lead.id = &e.lead_id;
+      // A lead the writer stored lately is in memory as stored.
+      if (auto c = lead_cache_.find(e.lead_id); c != lead_cache_.end()) {
+        lead.cached = lead_cache_.extract(c);
+        lead.st = std::move(lead.cached.mapped());
+        lead.st.known = true;
+        lead.stored = true;
+      } else {
+        lead_keys.emplace_back(e.lead_id);
+        to_read.push_back(&lead);
       }
     }
-    std::vector<rocksdb::Slice> keys(ids.begin(), ids.end());
-    std::vector<std::string> values;
-    auto got = db_->MultiGet(rocksdb::ReadOptions(), std::vector<rocksdb::ColumnFamilyHandle*>(keys.size(), cf_.event_ids),
-                             keys, &values);
+  }
+  std::unordered_set<std::string_view> known_ids;
+  {
+    std::vector<rocksdb::PinnableSlice> values(ids.size());
+    std::vector<rocksdb::Status> got(ids.size());
+    if (!ids.empty()) {
+      db_->MultiGet(rocksdb::ReadOptions(), cf_.event_ids, ids.size(), ids.data(), values.data(), got.data());
+    }
     for (size_t i = 0; i < ids.size(); ++i) {
       // An id that cannot be read is neither new nor a duplicate: the group fails.
       if (!got[i].ok() && !got[i].IsNotFound()) {
-        return fail(FromRocks(got[i], "reading event id '" + ids[i] + "'"));
+        return fail(FromRocks(got[i], "reading event id '" + ids[i].ToString() + "'"));
       }
-      if (got[i].ok()) known_ids.insert(ids[i]);
+      if (got[i].ok()) known_ids.insert(std::string_view(ids[i].data(), ids[i].size()));
     }
-    std::vector<rocksdb::Slice> lead_keys(lead_ids.begin(), lead_ids.end());
-    values.clear();
-    got = db_->MultiGet(rocksdb::ReadOptions(), std::vector<rocksdb::ColumnFamilyHandle*>(lead_keys.size(), cf_.leads),
-                        lead_keys, &values);
-    for (size_t i = 0; i < lead_ids.size(); ++i) {
-      LeadState st;
+  }
+  {
+    std::vector<rocksdb::PinnableSlice> values(lead_keys.size());
+    std::vector<rocksdb::Status> got(lead_keys.size());
+    if (!lead_keys.empty()) {
+      db_->MultiGet(rocksdb::ReadOptions(), cf_.leads, lead_keys.size(), lead_keys.data(), values.data(), got.data());
+    }
+    for (size_t i = 0; i < lead_keys.size(); ++i) {
       if (!got[i].ok() && !got[i].IsNotFound()) {
-        return fail(FromRocks(got[i], "reading lead '" + lead_ids[i] + "'"));
+        return fail(FromRocks(got[i], "reading lead '" + lead_keys[i].ToString() + "'"));
       }
       if (got[i].ok()) {
-        (void)DecodeLeadState(values[i], &st);  // an incomplete state is rebuilt from the log
-        stored_leads.insert(lead_ids[i]);
+        // An incomplete state is rebuilt from the log.
+        (void)DecodeLeadState(std::string_view(values[i].data(), values[i].size()), &to_read[i]->st);
+        to_read[i]->stored = true;
       }
-      leads.emplace(lead_ids[i], std::move(st));
     }
   }
 
   // The new events, numbered in arrival order, per lead.
-  std::unordered_map<std::string, std::vector<std::pair<uint64_t, Event*>>> by_lead;
+  std::unordered_set<std::string_view> ids_in_group;
+  ids_in_group.reserve(events);
   std::vector<std::pair<uint64_t, Event*>> accepted;
+  accepted.reserve(events);
   uint64_t seq = next_seq_;
   for (size_t g = 0; g < group.size(); ++g) {
     for (Event& e : group[g]->events) {
@@ -194,29 +215,53 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
         results[g].duplicates++;
         continue;
       }
-      LeadState& lead = leads[e.lead_id];
-      if (!lead.known && e.type != EventType::kShown) results[g].unknown_leads++;
-      lead.known = true;
+      Lead& lead = leads.find(e.lead_id)->second;
+      if (!lead.st.known && e.type != EventType::kShown) results[g].unknown_leads++;
+      lead.st.known = true;
       if (!e.asset_id.empty() && !asset_known_(e.asset_id)) results[g].unknown_assets++;
-      by_lead[e.lead_id].emplace_back(seq, &e);
+      lead.events.emplace_back(seq, &e);
       accepted.emplace_back(seq++, &e);
       results[g].accepted++;
     }
   }
-  for (auto& [lead_id, events] : by_lead) {
-    if (Status s = TallyLead(lead_id, stored_leads.count(lead_id) > 0, &leads[lead_id], !sync, events, &deltas); !s.ok()) {
-      return fail(s);
-    }
+  DeltaBuffer deltas;
+  for (auto& [view, lead] : leads) {
+    if (lead.events.empty()) continue;
+    if (Status s = TallyLead(*lead.id, lead.stored, &lead.st, !sync, lead.events, &deltas); !s.ok()) return fail(s);
   }
-  std::string in_order;  // the group's record in "event_seqs"
+  // About what an event writes: no regrowth. The event ids and the leads go
+  // into the batch in key order: their keys come in random order, and the
+  // memtable's skip list inserts a key after a nearby one from where the last
+  // insert left off rather than from the top (the events' keys have insert
+  // hints per lead instead).
+  rocksdb::WriteBatch batch(events * 256);
+  std::string key, value, in_order;  // in_order: the group's record in "event_seqs"
+  std::vector<std::pair<std::string_view, uint64_t>> ids_sorted;
+  ids_sorted.reserve(accepted.size());
   for (const auto& [n, e] : accepted) {  // completed by the tally
-    const std::string key = EventKey(e->lead_id, e->ts, n);
-    batch.Put(cf_.events, key, EncodeEvent(*e));
-    batch.Put(cf_.event_ids, e->event_id, key);
+    EventKeyTo(&key, e->lead_id, e->ts, n);
+    EncodeEventTo(*e, &value);
+    batch.Put(cf_.events, key, value);
     AppendSeqEntry(&in_order, key);
+    ids_sorted.emplace_back(e->event_id, n);
+  }
+  std::sort(ids_sorted.begin(), ids_sorted.end());
+  for (const auto& [id, n] : ids_sorted) {
+    // The id's value is its sequence number (big-endian): only its presence is read.
+    key.clear();
+    PutSeq(&key, n);
+    batch.Put(cf_.event_ids, rocksdb::Slice(id.data(), id.size()), key);
   }
   if (!accepted.empty()) batch.Put(cf_.event_seqs, SeqKey(accepted.front().first), in_order);
-  for (const auto& [id, events] : by_lead) batch.Put(cf_.leads, id, EncodeLeadState(leads[id]));
+  std::vector<const Lead*> written;
+  for (const auto& [view, lead] : leads) {
+    if (!lead.events.empty()) written.push_back(&lead);
+  }
+  std::sort(written.begin(), written.end(), [](const Lead* a, const Lead* b) { return *a->id < *b->id; });
+  for (const Lead* lead : written) {
+    EncodeLeadStateTo(lead->st, &value);
+    batch.Put(cf_.leads, *lead->id, value);
+  }
   batch.Put(cf_.meta, kEventSeqKey, std::to_string(seq));
 
   rocksdb::WriteOptions wo;
@@ -237,15 +282,26 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     }
   }
   next_seq_ = seq;
-  if (touched_leads_) {
-    for (const auto& [lead, events] : by_lead) touched_leads_->insert(lead);
-  }
   {
     std::unique_lock lock(leads_mu_);
-    for (const auto& [lead, events] : by_lead) SetSeen(lead, leads[lead]);
+    for (const auto& [view, lead] : leads) {
+      if (lead.events.empty()) continue;
+      if (touched_leads_) touched_leads_->insert(*lead.id);
+      SetSeen(*lead.id, lead.st);
+    }
   }
-  if (lead_cache_.size() + by_lead.size() > kLeadCache) lead_cache_.clear();
-  for (const auto& [lead, events] : by_lead) lead_cache_[lead] = std::move(leads[lead]);
+  // Every lead of the group back into the cache, as now stored (a lead whose
+  // events were all duplicates unchanged).
+  if (lead_cache_.size() + leads.size() > kLeadCache) lead_cache_.clear();
+  for (auto& [view, lead] : leads) {
+    if (!lead.stored && lead.events.empty()) continue;  // nothing stored
+    if (lead.cached.empty()) {
+      lead_cache_.insert_or_assign(*lead.id, std::move(lead.st));
+    } else {
+      lead.cached.mapped() = std::move(lead.st);
+      lead_cache_.insert(std::move(lead.cached));
+    }
+  }
   if (!deltas.empty()) {
     std::unique_lock lock(stats_mu_);
     derived_->Apply(deltas);
