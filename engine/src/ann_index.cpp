@@ -257,7 +257,34 @@ std::string AnnIndex::Describe() const {
          ",efS=" + std::to_string(impl_->index->hnsw.efSearch) + ")";
 }
 
+namespace {
+// Appends faiss's output to a buffer that may already hold other bytes.
+struct AppendWriter : faiss::IOWriter {
+  std::vector<uint8_t>* out;
+  explicit AppendWriter(std::vector<uint8_t>* out) : out(out) {}
+  size_t operator()(const void* p, size_t size, size_t items) override {
+    const auto* b = static_cast<const uint8_t*>(p);
+    out->insert(out->end(), b, b + size * items);
+    return items;
+  }
+};
+}  // namespace
+
 std::vector<uint8_t> AnnIndex::Serialize() const {
+  std::vector<uint8_t> out;
+  out.reserve(SerializedSizeHint());
+  SerializeTo(&out);
+  return out;
+}
+
+size_t AnnIndex::SerializedSizeHint() const {
+  const faiss::IndexHNSWFlat& from = *impl_->index;
+  // The rows, and about 2M + M/(M-1) links per row on average.
+  const size_t links = size_t(from.ntotal) * (2 * size_t(impl_->m) + 2) * sizeof(int32_t);
+  return size_t(from.ntotal) * (size_t(from.d) * sizeof(float) + 2 * sizeof(uint64_t) + sizeof(int32_t)) + links + 4096;
+}
+
+void AnnIndex::SerializeTo(std::vector<uint8_t>* out) const {
   // A standard IndexHNSWFlat: this graph's links over an IndexFlatIP holding
   // its rows (write_index knows no other storage).
   const faiss::IndexHNSWFlat& from = *impl_->index;
@@ -277,9 +304,8 @@ std::vector<uint8_t> AnnIndex::Serialize() const {
   copy.hnsw = from.hnsw;
   copy.storage = flat.release();
   copy.own_fields = true;
-  faiss::VectorIOWriter w;
+  AppendWriter w(out);
   faiss::write_index(&copy, &w);
-  return std::move(w.data);
 }
 
 namespace {

@@ -339,6 +339,10 @@ class AnnIndex {
                                    const std::function<bool(size_t)>& progress) const;
   std::string Describe() const;
   std::vector<uint8_t> Serialize() const;
+  // Serialize()'s bytes appended to *out (no buffer of their own), and about
+  // how many there are (to reserve room for them).
+  void SerializeTo(std::vector<uint8_t>* out) const;
+  size_t SerializedSizeHint() const;
   // Reads a Serialize()d graph; a cancel that turns true stops it between
   // faiss's reads (a Corruption, which the caller then ignores).
   static Result<std::unique_ptr<AnnIndex>> Deserialize(const uint8_t* blob, size_t size, uint32_t dim,
