@@ -69,15 +69,18 @@ echo "starting $BIN/playbookd on $DATA" >&2
 start_daemon
 wait_answer index.status '{}'
 
+cpu() { awk '{ printf "%.1f", ($14 + $15) / 100 }' "/proc/$PID/stat"; }  # the daemon's CPU seconds
+c0=$(cpu)
 t0=$(now)
 "$BIN/playbook" import --url "$URL" --no-progress "$WORK/assets-$ASSETS.jsonl" >>"$LOG" 2>&1
 t1=$(now)
+c1=$(cpu)
 echo "imported $ASSETS assets in $(secs "$t0" "$t1") s; waiting for the graph" >&2
 tg=
 while :; do
   st=$(call index.status '{}')
   # The graph holds every asset (searches use it) before the build saves it.
-  if [ -z "$tg" ] && [ "$(field exact_assets <<<"$st")" = "0" ]; then tg=$(now); fi
+  if [ -z "$tg" ] && [ "$(field exact_assets <<<"$st")" = "0" ]; then tg=$(now) cg=$(cpu); fi
   # Done when no build runs and nothing is left outside the graph (or the catalog is too small
   # for one: "index": "exact").
   if [ "$(field rebuilding <<<"$st")" = "false" ] &&
@@ -85,6 +88,7 @@ while :; do
   sleep 0.2
 done
 t2=$(now)
+c2=$(cpu)
 
 row() { printf '| %s | %s |\n' "$1" "$2"; }
 load() {  # load METHOD FILE CONNS -> "req/s p50 p99" (ms)
@@ -103,6 +107,8 @@ echo "| --- | --- |"
 row "import of $ASSETS assets with vectors (playbook import)" "$(secs "$t0" "$t1") s"
 row "graph holding every asset after the import's end" "$(secs "$t1" "${tg:-$t2}") s more"
 row "graph searchable and saved after the import's end" "$(secs "$t1" "$t2") s more"
+row "daemon CPU: import / until the graph holds every asset / until saved" \
+  "$(awk -v a="$c0" -v b="$c1" -v g="${cg:-$c2}" -v c="$c2" 'BEGIN { printf "%.1f / %.1f / %.1f s", b - a, g - a, c - a }')"
 if [ "${IMPORT_ONLY:-0}" = 1 ]; then
   stop_daemon
   rm -rf "$DATA"
