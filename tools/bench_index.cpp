@@ -5,7 +5,7 @@
 //
 //   build/bin/playbook-bench-index [--assets 100000] [--dim 384] [--queries 1000]
 //                                  [--dir /tmp/pb-bench-index] [--recall on|off] [--rebuild on|off]
-//                                  [--recommend] [--reuse on|off]
+//                                  [--recommend] [--reuse on|off] [--ef-construction N]
 //
 // With --recommend: after the graph is built, times Engine::Search and
 // Engine::Recommend (the query vector given, k = 10, a new lead each call,
@@ -183,6 +183,7 @@ int main(int argc, char** argv) {
   uint32_t dim = 384;
   std::string dir = "/tmp/pb-bench-index";
   bool recall = true, recommend = false, reuse = false, rebuild = true;
+  uint32_t ef_construction = playbook::IndexOptions().hnsw_ef_construction;
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--recommend") recommend = true;
@@ -200,12 +201,14 @@ int main(int argc, char** argv) {
     else if (a == "--recall") recall = std::string(argv[i + 1]) != "off";
     else if (a == "--reuse") reuse = std::string(argv[i + 1]) == "on";
     else if (a == "--rebuild") rebuild = std::string(argv[i + 1]) != "off";
+    else if (a == "--ef-construction") ef_construction = uint32_t(std::strtoul(argv[i + 1], nullptr, 10));
   }
   if (!reuse) std::filesystem::remove_all(dir);
   EngineOptions o;
   o.data_dir = dir;
   o.dimension = dim;
   o.index.kind = "auto";
+  o.index.hnsw_ef_construction = ef_construction;
 
   // Clustered data: 200 centres, points around them.
   std::mt19937 rng(7);

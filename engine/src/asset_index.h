@@ -91,8 +91,7 @@ class VectorStore {
   // Makes room for n rows in all (a load knows its count).
   void Reserve(uint32_t n) { chunks_.reserve(n / kRows + 1); }
 
- private:
-  static constexpr uint32_t kRows = 4096;
+  // Row memory; the graph's rows (ann_index.cpp) use it too.
   struct Free {
     void operator()(float* p) const { std::free(p); }
   };
@@ -111,6 +110,9 @@ class VectorStore {
     if (align == kHuge) (void)::madvise(p, rounded, MADV_HUGEPAGE);
     return Chunk(p);
   }
+
+ private:
+  static constexpr uint32_t kRows = 4096;
   uint32_t dim_;
   uint32_t n_ = 0;
   std::vector<Chunk> chunks_;
@@ -329,11 +331,18 @@ class AnnIndex {
               std::vector<std::pair<float, uint32_t>>* out) const;
   // A copy of this graph with the n rows of x added as rows size()..size()+n-1
   // (faiss's parallel add; far cheaper than building it again). This graph
-  // stays searchable meanwhile. Null when progress cancelled it.
+  // stays searchable meanwhile, unchanged. Only the links are copied: the
+  // rows are shared, the new ones appended past this graph's (a second
+  // extension of the same graph, while another one lives, copies them).
+  // Null when progress cancelled it.
   std::unique_ptr<AnnIndex> Extend(const float* x, size_t n,
                                    const std::function<bool(size_t)>& progress) const;
   std::string Describe() const;
   std::vector<uint8_t> Serialize() const;
+  // Serialize()'s bytes appended to *out (no buffer of their own), and about
+  // how many there are (to reserve room for them).
+  void SerializeTo(std::vector<uint8_t>* out) const;
+  size_t SerializedSizeHint() const;
   // Reads a Serialize()d graph; a cancel that turns true stops it between
   // faiss's reads (a Corruption, which the caller then ignores).
   static Result<std::unique_ptr<AnnIndex>> Deserialize(const uint8_t* blob, size_t size, uint32_t dim,

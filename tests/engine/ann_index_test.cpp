@@ -8,10 +8,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
 #include <random>
 #include <set>
+#include <thread>
 #include <typeinfo>
 #include <vector>
 
@@ -179,6 +181,101 @@ TEST_F(AnnIndexTest, ExtendingAddsRowsToACopyAndLeavesTheOriginalAsItWas) {
   for (size_t q = 0; q < 20; ++q) {
     EXPECT_EQ(Labels(*back.value(), queries_.data() + q * kDim), Labels(*grown, queries_.data() + q * kDim));
   }
+}
+
+// Every hit of `index` for the first n queries carries the true inner product
+// of the query with rows[label]: the graph reads the rows it was given, even
+// after other graphs were grown over the same rows.
+void ExpectTrueScores(const AnnIndex& index, const std::vector<float>& rows, const std::vector<float>& queries,
+                      size_t n) {
+  const std::vector<uint8_t> all((index.size() + 7) / 8, 0xff);
+  for (size_t q = 0; q < n; ++q) {
+    const float* query = queries.data() + q * kDim;
+    std::vector<std::pair<float, uint32_t>> hits;
+    index.Search(query, kK, all.data(), all.size(), 64, &hits);
+    ASSERT_EQ(hits.size(), kK);
+    for (const auto& [score, label] : hits) {
+      ASSERT_LT(size_t(label), index.size());
+      EXPECT_NEAR(score, DotRef(query, rows.data() + size_t(label) * kDim, kDim), 1e-5) << "query " << q;
+    }
+  }
+}
+
+TEST_F(AnnIndexTest, ExtensionsShareTheRowsYetEveryGraphKeepsReadingItsOwn) {
+  // Past the 4,096 rows of a chunk, so that extensions cross chunk ends.
+  const std::vector<float> big = UnitRows(6000, kDim, 3);
+  auto a = AnnIndex::Build(big.data(), 1000, kDim, Options(), nullptr);
+  ASSERT_NE(a, nullptr);
+  auto b = a->Extend(big.data() + 1000 * kDim, 3500, nullptr);
+  ASSERT_NE(b, nullptr);
+  // A cancelled extension leaves nothing behind: the next one grows from b.
+  EXPECT_EQ(b->Extend(queries_.data(), 50, [](size_t) { return false; }), nullptr);
+  auto c = b->Extend(big.data() + 4500 * kDim, 1500, nullptr);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->size(), 6000u);
+  ExpectTrueScores(*a, big, queries_, 30);
+  ExpectTrueScores(*b, big, queries_, 30);
+  ExpectTrueScores(*c, big, queries_, 30);
+  // A second extension of a graph another one already grew past gets rows
+  // of its own: b and c keep theirs.
+  std::vector<float> other(big.begin(), big.begin() + 1000 * kDim);
+  const std::vector<float> tail = UnitRows(2000, kDim, 4);
+  other.insert(other.end(), tail.begin(), tail.end());
+  auto d = a->Extend(tail.data(), 2000, nullptr);
+  ASSERT_NE(d, nullptr);
+  ExpectTrueScores(*d, other, queries_, 30);
+  ExpectTrueScores(*b, big, queries_, 30);
+  ExpectTrueScores(*c, big, queries_, 30);
+  // A graph read back (its rows in one block) grows in chunks after them.
+  const std::vector<uint8_t> blob = b->Serialize();
+  auto back = AnnIndex::Deserialize(blob.data(), blob.size(), kDim);
+  ASSERT_TRUE(back.ok());
+  auto grown = back.value()->Extend(big.data() + 4500 * kDim, 1500, nullptr);
+  ASSERT_NE(grown, nullptr);
+  ExpectTrueScores(*grown, big, queries_, 30);
+  const std::vector<uint8_t> again = grown->Serialize();
+  auto back2 = AnnIndex::Deserialize(again.data(), again.size(), kDim);
+  ASSERT_TRUE(back2.ok());
+  for (size_t q = 0; q < 20; ++q) {
+    std::vector<std::pair<float, uint32_t>> x, y;
+    const std::vector<uint8_t> all((6000 + 7) / 8, 0xff);
+    grown->Search(queries_.data() + q * kDim, kK, all.data(), all.size(), 64, &x);
+    back2.value()->Search(queries_.data() + q * kDim, kK, all.data(), all.size(), 64, &y);
+    EXPECT_EQ(x, y) << "query " << q;
+  }
+}
+
+TEST_F(AnnIndexTest, SearchesOfTheGraphInServiceStayTheSameWhileItIsExtended) {
+  const std::vector<float> big = UnitRows(6000, kDim, 5);
+  auto serving = AnnIndex::Build(big.data(), 2000, kDim, Options(), nullptr);
+  ASSERT_NE(serving, nullptr);
+  const std::vector<uint8_t> all((2000 + 7) / 8, 0xff);
+  std::vector<std::vector<std::pair<float, uint32_t>>> want(20);
+  for (size_t q = 0; q < 20; ++q) serving->Search(queries_.data() + q * kDim, kK, all.data(), all.size(), 64, &want[q]);
+  std::atomic<bool> done{false};
+  size_t differing = 0, rounds = 0;
+  std::thread reader([&] {
+    while (!done.load()) {
+      for (size_t q = 0; q < 20; ++q) {
+        std::vector<std::pair<float, uint32_t>> hits;
+        serving->Search(queries_.data() + q * kDim, kK, all.data(), all.size(), 64, &hits);
+        differing += hits != want[q];
+      }
+      ++rounds;
+    }
+  });
+  // The build thread's way: each extension grows from the previous one.
+  std::unique_ptr<AnnIndex> latest = serving->Extend(big.data() + 2000 * kDim, 2000, nullptr);
+  for (size_t from = 4000; latest != nullptr && from < 6000; from += 1000) {
+    latest = latest->Extend(big.data() + from * kDim, 1000, nullptr);
+  }
+  done = true;
+  reader.join();
+  ASSERT_NE(latest, nullptr);
+  EXPECT_EQ(latest->size(), 6000u);
+  EXPECT_GT(rounds, 0u);
+  EXPECT_EQ(differing, 0u);
+  ExpectTrueScores(*latest, big, queries_, 30);
 }
 
 TEST_F(AnnIndexTest, AGraphOfAnotherDimensionOrMetricIsRefused) {

@@ -1,6 +1,7 @@
 // `playbook import`, `export` and `reindex` against the real daemon, and the
 // sample catalog in data/catalog/.
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -254,6 +255,48 @@ TEST_F(CliImport, VectorsAsArraysOrBase64ArriveExactlyAndBadOnesAreNamed) {
     EXPECT_EQ(got[id]["vector_source"], "client");
     EXPECT_EQ(got[id]["vector"].get<std::vector<float>>(), v) << id;
   }
+}
+
+// The client reads a vector array where it stands (not through the JSON
+// parser) when the line is plain: the same floats either way, and anything
+// unusual takes the general way.
+TEST_F(CliImport, VectorArraysReadInTheTextArriveAsTheJsonParserReadsThem) {
+  TestClient c(d_.ws_url());
+  const int dim = c.Call("index.status")["result"]["dimension"].get<int>();
+  std::vector<std::string> numbers = {"-0", "0.5E+1", "-1.25e-3", "3", "0.1", "-0.0", "1e-50", "123456789012"};
+  std::string array = "[";
+  std::vector<float> want;
+  for (int i = 0; i < dim; ++i) {
+    const std::string& n = numbers[size_t(i) % numbers.size()];
+    if (i > 0) array += i % 3 ? "," : " , ";
+    array += n;
+    want.push_back(float(json::parse(n).get<double>()));
+  }
+  array += " ]";
+  const std::string tail = R"(,"type":"video","stages":["interest"],"vector": )" + array + "}\n";
+  const std::string file = Path("text-vectors.jsonl");
+  WriteFile(file, R"({"id":"plain","title":"plain")" + tail +
+                      // "vector" inside a string, then the real one
+                      R"({"id":"in-title","title":"a \"vector\":[1,2] in the title")" + tail +
+                      // two "vector" keys: the last counts, as for the JSON parser
+                      R"({"id":"twice","vector":[1,2],"title":"twice")" + tail +
+                      // not JSON numbers: the daemon names the line
+                      R"({"id":"bad","title":"bad","type":"video","stages":["interest"],"vector":[01, 2]})" "\n");
+  CommandResult r = Import({file});
+  EXPECT_EQ(SummaryCount(r.out, "upserted"), 3) << Describe(r);
+  EXPECT_NE(r.err.find("line 4"), std::string::npos) << r.err;
+  auto got = GetAssets(d_, {"plain", "in-title", "twice"});
+  for (const char* id : {"plain", "in-title", "twice"}) {
+    ASSERT_TRUE(got[id].contains("vector")) << id;
+    const auto v = got[id]["vector"].get<std::vector<float>>();
+    ASSERT_EQ(v.size(), want.size()) << id;
+    for (size_t i = 0; i < v.size(); ++i) {
+      // Bit for bit, the sign of zero included ("-0" is the integer 0, "-0.0" is -0).
+      EXPECT_EQ(std::signbit(v[i]), std::signbit(want[i])) << id << " [" << i << "]";
+      EXPECT_EQ(v[i], want[i]) << id << " [" << i << "]";
+    }
+  }
+  EXPECT_EQ(got["in-title"]["title"], "a \"vector\":[1,2] in the title");
 }
 
 // Found by tests/fuzz (fuzz_jsonl): a number beyond a double made the JSON
