@@ -137,12 +137,6 @@ struct Scratch {
   }
 };
 
-// One asset per content item (assets linked by variant_of), in rank order:
-// the first one in the rep's language takes the place of the item's first
-// (best) variant when that one is not in it; the others go. So do the
-// variants of an item the lead has seen (`seen_roots`: the content ids of
-// its seen assets, with exclude_seen): a translation of a script the lead
-// was given is the same content.
 // Whether KeepOneVariant can change `cands`: some candidate is linked to
 // another asset, or is the content id of something the lead has seen (an
 // unlinked candidate is its own content id).
@@ -152,6 +146,12 @@ bool MayRegroup(const std::vector<Candidate>& cands, const std::unordered_set<st
   });
 }
 
+// One asset per content item (assets linked by variant_of), in rank order:
+// the first one in the rep's language takes the place of the item's first
+// (best) variant when that one is not in it; the others go. So do the
+// variants of an item the lead has seen (`seen_roots`: the content ids of
+// its seen assets, with exclude_seen): a translation of a script the lead
+// was given is the same content.
 void KeepOneVariant(const AssetIndex& index, const std::unordered_set<std::string_view>& seen_roots,
                     std::vector<Candidate>* cands) {
   if (!MayRegroup(*cands, seen_roots)) return;  // nothing to group (the usual case, no lookup)
@@ -376,8 +376,9 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   // less than explore_band either way. A candidate whose score without it is
   // more than twice the band below the pool's last (the MMR pool of step 3)
   // stays out of the pool whatever the draws: it needs none. Variants are
-  // grouped after the sort (KeepOneVariant; variants of seen content dropped), which can pull a lower candidate
-  // into the pool: then every candidate draws.
+  // grouped after the sort (KeepOneVariant, which also drops the variants of
+  // seen content): that can pull a lower candidate into the pool, so then
+  // every candidate draws.
   if (rng != nullptr) {
     const size_t pool = std::max<size_t>(req.k * 4, 20);
     double floor = -std::numeric_limits<double>::infinity();
