@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
+#include <limits>
 
 namespace playbook {
 
@@ -882,7 +883,8 @@ void Derived::SummarizeTerm(uint32_t t, uint32_t today, double half_life_days, d
     if (e.uses <= 0) continue;
     const double w = double(e.uses) * Decay(today, e.day, half_life_days);
     if (per_asset.empty() || per_asset.back().asset != e.asset) per_asset.push_back({e.asset, 0, 0});
-    per_asset.back().uses += e.uses;
+    int64_t& uses = per_asset.back().uses;  // saturating: a damaged stored count must not overflow
+    uses = e.uses > std::numeric_limits<int64_t>::max() - uses ? std::numeric_limits<int64_t>::max() : uses + e.uses;
     per_asset.back().support += w;
     total += w;
   }
