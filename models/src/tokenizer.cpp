@@ -225,20 +225,28 @@ void Stem(std::string* w) {
 }
 
 // British spellings and the short forms reps type in CRM notes -> one spelling, before the stop-word
-// check and stemming, so "licence" meets "license", "enquiries" "inquiries" and "next qtr" "next quarter".
-constexpr std::array<std::pair<std::string_view, std::string_view>, 44> kVariant = {{
-    {"ageing", "aging"},       {"b4", "before"},         {"bcoz", "because"},
-    {"biz", "business"},       {"cheque", "check"},       {"cheques", "checks"},    {"coz", "because"},
-    {"cust", "customer"},      {"custs", "customers"},    {"cuz", "because"},       {"defence", "defense"},
-    {"dept", "department"},    {"govt", "government"},    {"grey", "gray"},         {"judgement", "judgment"},
-    {"licence", "license"},    {"licenced", "licensed"},  {"licences", "licenses"}, {"mgmt", "management"},
-    {"mgr", "manager"},        {"mgrs", "managers"},      {"mnth", "month"},        {"mths", "months"},
-    {"n", "and"},              {"pls", "please"},         {"plz", "please"},        {"practise", "practice"},
-    {"programme", "program"},  {"programmes", "programs"}, {"qtr", "quarter"},      {"qtrs", "quarters"},
-    {"req", "requirement"},    {"reqs", "requirements"},  {"thru", "through"},      {"tmrw", "tomorrow"},
-    {"tyre", "tire"},          {"tyres", "tires"},        {"u", "you"},             {"ur", "your"},
-    {"wanna", "want"},         {"wk", "week"},            {"wks", "weeks"},         {"yr", "year"},
-    {"yrs", "years"},
+// check and stemming, so "licence" meets "license", "enquiries" "inquiries", "next qtr" "next quarter"
+// and "mktg" "marketing" (the note shorthand of lexical-v5: cert, info, mktg, mtg, opp, ppl, ...).
+constexpr std::array<std::pair<std::string_view, std::string_view>, 75> kVariant = {{
+    {"acct", "account"},         {"accts", "accounts"},       {"ageing", "aging"},         {"approx", "approximately"},
+    {"appt", "appointment"},     {"b4", "before"},            {"bcoz", "because"},         {"biz", "business"},
+    {"cert", "certificate"},     {"certs", "certificates"},   {"cheque", "check"},         {"cheques", "checks"},
+    {"convo", "conversation"},   {"convos", "conversations"}, {"coz", "because"},          {"cust", "customer"},
+    {"custs", "customers"},      {"cuz", "because"},          {"defence", "defense"},      {"dept", "department"},
+    {"eval", "evaluation"},      {"evals", "evaluations"},    {"exec", "executive"},       {"execs", "executives"},
+    {"govt", "government"},      {"grey", "gray"},            {"impl", "implementation"},  {"info", "information"},
+    {"integ", "integration"},    {"intl", "international"},   {"judgement", "judgment"},   {"licence", "license"},
+    {"licenced", "licensed"},    {"licences", "licenses"},    {"mgmt", "management"},      {"mgr", "manager"},
+    {"mgrs", "managers"},        {"mkt", "marketing"},        {"mktg", "marketing"},       {"mnth", "month"},
+    {"mtg", "meeting"},          {"mtgs", "meetings"},        {"mths", "months"},          {"n", "and"},
+    {"opp", "opportunity"},      {"opps", "opportunities"},   {"oppty", "opportunity"},    {"opptys", "opportunities"},
+    {"perf", "performance"},     {"pls", "please"},           {"plz", "please"},           {"ppl", "people"},
+    {"practise", "practice"},    {"programme", "program"},    {"programmes", "programs"},  {"qtr", "quarter"},
+    {"qtrs", "quarters"},        {"req", "requirement"},      {"reqd", "required"},        {"reqs", "requirements"},
+    {"svc", "service"},          {"svcs", "services"},        {"tho", "though"},           {"thru", "through"},
+    {"tmrw", "tomorrow"},        {"tyre", "tire"},            {"tyres", "tires"},          {"u", "you"},
+    {"ur", "your"},              {"wanna", "want"},           {"wk", "week"},              {"wks", "weeks"},
+    {"yday", "yesterday"},       {"yr", "year"},              {"yrs", "years"},
 }};
 static_assert(std::is_sorted(kVariant.begin(), kVariant.end()));
 

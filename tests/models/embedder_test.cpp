@@ -84,7 +84,7 @@ TEST(LexicalEmbedder, DeterministicAcrossInstances) {
 }
 
 TEST(LexicalEmbedder, FixedTextHasFixedVector) {
-  // Guards against accidental algorithm changes that keep the name "lexical-v4":
+  // Guards against accidental algorithm changes that keep the name "lexical-v5":
   // changing these numbers requires bumping the version in Name().
   auto e = Make(32, "price_high\t太贵|too expensive\n");
   ASSERT_NE(e, nullptr);
@@ -164,7 +164,9 @@ TEST(LexicalEmbedder, BritishSpellingsAndNoteShorthandMeetTheirUsForms) {
       {"web enquiries", "web inquiries"},  {"favourite colours", "favorite colors"},
       {"they cancelled", "they canceled"}, {"data centre", "data center"},
       {"product catalogue", "product catalog"}, {"tyre kickers", "tire kickers"},
-      {"next qtr pls", "next quarter please"},  {"mgmt wants it", "management wants it"}};
+      {"next qtr pls", "next quarter please"},  {"mgmt wants it", "management wants it"},
+      {"sales and mktg", "sales and marketing"}, {"want info on our certs", "want information on our certificates"},
+      {"ppl at the mtg", "people at the meeting"}};
   for (const auto& [british, us] : same) EXPECT_NEAR(Cos(*e, british, us), 1.0, 1e-6) << british;
   EXPECT_LT(Cos(*e, "promise", "premise"), 0.5);  // respelled alike on both sides, still apart
 }
@@ -364,9 +366,9 @@ TEST(LexicalEmbedder, NameTracksDimensionAndLexicon) {
   auto c = Make(384, std::string(DefaultLexicon()) + "\nextra_concept\tsome phrase\n");
   auto d = Make(384);
   ASSERT_TRUE(a && b && c && d);
-  EXPECT_EQ(a->Name().rfind("lexical-v4/d384/lex-", 0), 0u) << a->Name();
-  EXPECT_EQ(a->Name().size(), std::string("lexical-v4/d384/lex-").size() + 8);
-  EXPECT_EQ(b->Name().rfind("lexical-v4/d256/lex-", 0), 0u) << b->Name();
+  EXPECT_EQ(a->Name().rfind("lexical-v5/d384/lex-", 0), 0u) << a->Name();
+  EXPECT_EQ(a->Name().size(), std::string("lexical-v5/d384/lex-").size() + 8);
+  EXPECT_EQ(b->Name().rfind("lexical-v5/d256/lex-", 0), 0u) << b->Name();
   EXPECT_NE(a->Name(), c->Name());
   EXPECT_EQ(a->Name(), d->Name());
   EXPECT_EQ(a->Name().substr(a->Name().size() - 8), b->Name().substr(b->Name().size() - 8));
