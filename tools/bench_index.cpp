@@ -5,14 +5,16 @@
 //
 //   build/bin/playbook-bench-index [--assets 100000] [--dim 384] [--queries 1000]
 //                                  [--dir /tmp/pb-bench-index] [--recall on|off] [--rebuild on|off]
-//                                  [--recommend] [--reuse on|off] [--ef-construction N]
+//                                  [--recommend] [--filters stage|narrow|both] [--reuse on|off]
+//                                  [--ef-construction N]
 //
 // With --recommend: after the graph is built, times Engine::Search and
 // Engine::Recommend (the query vector given, k = 10, a new lead each call,
 // default ranking options) on the SAME queries, stage filter then narrow
 // filter, one thread, and prints p50/p99, calls/s and process CPU per call of
-// both; no recall, no restart. With --reuse on, a --dir that already holds
-// the --assets generated assets (and their saved graph) is opened as it is,
+// both; no recall, no restart. --filters stage (or narrow) runs only that
+// filter's part (to profile one). With --reuse on, a --dir that already
+// holds the --assets generated assets (and their saved graph) is opened as it is,
 // not regenerated: the vectors and queries are the same (fixed seed), and the
 // graph build (minutes at 100,000 on a busy box) is skipped.
 #include <algorithm>
@@ -97,9 +99,10 @@ Timing Summarise(std::vector<double> lat_us) {
 
 // Engine::Search and Engine::Recommend on the same queries (see the header).
 int RecommendAgainstSearch(Engine& engine, const std::vector<std::vector<float>>& centres, size_t queries,
-                           uint32_t dim, std::mt19937& rng) {
+                           uint32_t dim, std::mt19937& rng, const std::string& which) {
   std::normal_distribution<float> g(0, 1);
   for (bool narrow : {false, true}) {
+    if (which != "both" && which != (narrow ? "narrow" : "stage")) continue;
     std::vector<std::vector<float>> qs(queries, std::vector<float>(dim));
     std::vector<AssetFilter> filters(queries);
     for (size_t q = 0; q < queries; ++q) {
@@ -184,6 +187,7 @@ int main(int argc, char** argv) {
   std::string dir = "/tmp/pb-bench-index";
   bool recall = true, recommend = false, reuse = false, rebuild = true;
   uint32_t ef_construction = playbook::IndexOptions().hnsw_ef_construction;
+  std::string filters = "both";  // with --recommend: stage, narrow or both
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--recommend") recommend = true;
@@ -199,6 +203,7 @@ int main(int argc, char** argv) {
     else if (a == "--queries") queries = std::strtoul(argv[i + 1], nullptr, 10);
     else if (a == "--dir") dir = argv[i + 1];
     else if (a == "--recall") recall = std::string(argv[i + 1]) != "off";
+    else if (a == "--filters") filters = argv[i + 1];
     else if (a == "--reuse") reuse = std::string(argv[i + 1]) == "on";
     else if (a == "--rebuild") rebuild = std::string(argv[i + 1]) != "off";
     else if (a == "--ef-construction") ef_construction = uint32_t(std::strtoul(argv[i + 1], nullptr, 10));
@@ -287,7 +292,7 @@ int main(int argc, char** argv) {
     bool narrow;
   };
   if (recommend) {
-    const int rc = RecommendAgainstSearch(*engine, centres, queries, dim, rng);
+    const int rc = RecommendAgainstSearch(*engine, centres, queries, dim, rng, filters);
     (void)engine->Close();  // saves the index, for --reuse
     return rc;
   }

@@ -249,7 +249,7 @@ class AssetIndex {
   // eligible slots, similarity 0). REQUIRES: mu_ held (shared or unique).
   void SearchLocked(const float* q, const AssetFilter& filter, size_t stage_index, size_t k,
                     std::vector<std::pair<float, uint32_t>>* out) const;
-  uint32_t AddSlotLocked(const SlotFields& f, const float* v);
+  uint32_t AddSlotLocked(const SlotFields& f, const float* v, bool normalized = false);
   // Appends a live slot made by the caller (its id not live; codes interned)
   // with row v, normalised here unless it already is.
   uint32_t AppendSlotLocked(Slot s, const float* v, bool normalized);

@@ -379,7 +379,7 @@ Status AssetIndex::Load(const std::string& path) {
     if (!(flags & kAlive)) {
       SlotFields dead;
       dead.id = std::move(s.id);
-      KillLocked(AddSlotLocked(dead, row));
+      KillLocked(AddSlotLocked(dead, row, /*normalized=*/true));
       continue;
     }
     uint64_t stages = 0;

@@ -340,6 +340,50 @@ TEST_F(CatalogTest, HnswFiltersNeverLeakAndKeepRecallHigh) {
   CheckFiltersNeverLeak(*this, e, 3000, 300, 0.95);
 }
 
+// The graph's hits are not re-scored: its scores must be the exact scan's
+// numbers, bit for bit (the same kernel over the same rows), or an asset
+// would rank differently by the path its filter took.
+TEST_F(CatalogTest, TheGraphAndTheExactScanScoreAnAssetAlike) {
+  options_.index.kind = "hnsw";
+  Engine& e = Open();
+  std::mt19937 rng(11);
+  std::vector<Asset> batch;
+  for (int i = 0; i < 2000; ++i) {
+    std::string id = "g";
+    id += std::to_string(i);
+    Asset a = MakeAsset(id, "generated", {"evaluation"}, i % 20 == 0 ? "roi_calculator" : "case_study");
+    a.vector.resize(32);
+    for (auto& x : a.vector) x = float(rng() % 1000) / 1000.0f - 0.5f;
+    batch.push_back(std::move(a));
+  }
+  ASSERT_TRUE(e.UpsertAssets(batch).ok());
+  for (int i = 0; i < 600 && (e.GetIndexStatus().rebuilding || e.GetIndexStatus().exact_assets > 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(e.GetIndexStatus().ann_assets, 2000u) << e.GetIndexStatus().index;
+  size_t compared = 0;
+  for (int q = 0; q < 50; ++q) {
+    std::vector<float> query(32);
+    for (auto& x : query) x = float(rng() % 1000) / 1000.0f - 0.5f;
+    AssetFilter broad;  // every asset eligible: the graph
+    broad.stage = "evaluation";
+    AssetFilter narrow = broad;  // 5% eligible, under exact_below_fraction: the exact scan
+    narrow.types = {"roi_calculator"};
+    auto graph = e.Search(query.data(), broad, 200);
+    auto exact = e.Search(query.data(), narrow, 100);
+    ASSERT_TRUE(graph.ok() && exact.ok());
+    std::map<std::string, float> by_graph;
+    for (const auto& h : graph.value()) by_graph[h.asset_id] = h.score;
+    for (const auto& h : exact.value()) {
+      if (auto it = by_graph.find(h.asset_id); it != by_graph.end()) {
+        EXPECT_EQ(it->second, h.score) << h.asset_id;
+        ++compared;
+      }
+    }
+  }
+  EXPECT_GT(compared, 50u);
+}
+
 TEST_F(CatalogTest, RestartLoadsTheSavedIndexWithoutRebuilding) {
   options_.index.kind = "exact";
   Open();
