@@ -26,9 +26,10 @@
 // includes in one synced batch that also range-deletes "stats"; the saves
 // after it put their changed keys in "stats" as before (zeros instead of
 // deletes), so a start reads the checkpoint in one pass and sets the few keys
-// saved since over it. Written at a stop, and by the saver once enough keys
-// were saved since the last one, or soon after a start found none (a store
-// of the earlier layout: only "stats" keys, read as before).
+// saved since over it. Written by the saver once enough keys were saved
+// since the last one, or soon after a start found none (a store of the
+// earlier layout: only "stats" keys, read as before); and at a stop when the
+// store has none yet or more than a few keys were saved since.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -117,6 +118,8 @@ class FeedbackStore {
   // The saver writes a checkpoint once this many keys were saved since the
   // last one (a start sets each of them over the checkpoint).
   static constexpr uint64_t kCheckpointKeys = 50000;
+  // A stop writes one when this many were (or the store has none yet).
+  static constexpr uint64_t kCheckpointAtStopKeys = 5000;
   // Tests: true keeps the saver thread from saving (SaveAggregates still does),
   // so that a test can hold the stored counters still however slow the machine.
   void PauseSaver(bool paused) { saver_paused_ = paused; }
