@@ -285,13 +285,13 @@ Status FeedbackStore::Open() {
   // writes, and nothing else runs before Open returns.
   std::string leads_note;
   Status leads_status;
-  std::thread leads([&] { leads_status = LoadLeads(&leads_note); });
+  std::thread leads_loader([&] { leads_status = LoadLeads(&leads_note); });
   struct Join {
     std::thread& t;
     ~Join() {
       if (t.joinable()) t.join();
     }
-  } join{leads};
+  } join{leads_loader};
   std::string marker, load_note;
   const auto start = std::chrono::steady_clock::now();
   got = db_->Get(rocksdb::ReadOptions(), cf_.meta, kReaggregatingKey, &marker);
@@ -299,7 +299,7 @@ Status FeedbackStore::Open() {
   if (got.ok()) {
     // A re-aggregation stopped while writing: its counters are partial. Redo
     // it from the log before anything is served (the leads loaded first).
-    leads.join();
+    leads_loader.join();
     if (!leads_status.ok()) return leads_status;
     auto redone = Reaggregate(true, nullptr);
     if (!redone.ok()) return redone.status();
@@ -347,7 +347,7 @@ Status FeedbackStore::Open() {
                   " ms";
     open_note_ += " (" + load_note + ")";
   }
-  if (leads.joinable()) leads.join();
+  if (leads_loader.joinable()) leads_loader.join();
   if (!leads_status.ok()) return leads_status;
   open_note_ += "; " + leads_note;
   writer_ = std::thread([this] { WriterLoop(); });
