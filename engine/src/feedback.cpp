@@ -483,6 +483,15 @@ Status FeedbackStore::WriteCheckpoint() {
   keys_since_checkpoint_ = 0;
   checkpoint_due_ = false;
   saved_seq_ = seq;
+  // Into table files now: a start would otherwise replay the checkpoint from
+  // the write-ahead log and flush it to a table file before serving (a stop
+  // does not flush the memtables). Its log record covers it until then.
+  rocksdb::FlushOptions wait;
+  wait.wait = true;
+  wait.allow_write_stall = true;
+  if (rocksdb::Status f = db_->Flush(wait, {cf_.meta, cf_.stats}); !f.ok()) {
+    return storage_->AfterWrite(f, "flushing the counters' checkpoint");
+  }
   return Status::Ok();
 }
 
