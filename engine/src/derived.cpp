@@ -35,10 +35,6 @@ bool IsZero(const Counters& c) {
 
 namespace {
 
-void Plus(Counters* a, const Counters& b) {
-  for (size_t i = 0; i < a->size(); ++i) (*a)[i] = WrapAdd((*a)[i], b[i]);
-}
-
 void PutDay(std::string* k, uint32_t day) {
   for (int i = 3; i >= 0; --i) k->push_back(char((day >> (8 * i)) & 0xff));
 }
@@ -311,6 +307,49 @@ void Derived::Apply(std::string_view key, const Counters& c) {
       Plus(&stage_totals_[k.stage], c);
     }
   }
+}
+
+Counters Derived::Held(std::string_view key) const {
+  Counters out{};
+  uint32_t day = 0;
+  std::string_view p[3];
+  auto from_cube = [&](const Cube& cube, uint32_t row, uint32_t stage, uint32_t asset) {
+    if (row == UINT32_MAX || stage == UINT32_MAX || asset == UINT32_MAX) return;
+    if (const Cube::Entry* e = cube.Find(day, row, stage, asset)) out = Cube::ToCounters(*e);
+  };
+  auto from_days = [&](const std::map<uint32_t, std::unordered_map<std::string, Counters>>& by_day) {
+    auto d = by_day.find(day);
+    if (d == by_day.end()) return;
+    if (auto it = d->second.find(std::string(key.substr(5))); it != d->second.end()) out = it->second;
+  };
+  if (!key.empty() && key[0] == kAggregatePrefix) {
+    if (SplitKey(key, &day, p, 3)) from_cube(reports_, reps_.Find(p[1]), stages_.Find(p[0]), assets_.Find(p[2]));
+  } else if (!key.empty() && key[0] == kDismissalPrefix) {
+    if (SplitKey(key, &day, p, 3)) from_cube(dismissals_, reasons_.Find(p[2]), stages_.Find(p[0]), assets_.Find(p[1]));
+  } else if (!key.empty() && key[0] == kFunnelPrefix) {
+    if (key.size() >= 5 && SplitKey(key, &day, p, 1)) from_days(funnel_);
+  } else if (!key.empty() && key[0] == kExperimentPrefix) {
+    if (SplitKey(key, &day, p, 3)) from_days(experiment_);
+  } else if (!key.empty() && key[0] == kPhrasePrefix) {
+    if (SplitKey(key, &day, p, 2)) from_days(phrases_);
+  } else if (!key.empty() && key[0] != kLastUsedPrefix && key.find('\0') != std::string_view::npos) {
+    const size_t a = key.find('\0');
+    const std::string_view rest = key.substr(a + 1);
+    const size_t b = rest.find('\0');
+    const std::string_view topic = b == std::string_view::npos ? std::string_view() : rest.substr(b + 1);
+    RankKey k;
+    if (FindRankKey(key.substr(0, a), rest.substr(0, b), b == std::string_view::npos ? nullptr : &topic, &k)) {
+      if (auto it = stats_.find(k); it != stats_.end()) out = it->second;
+    }
+  }
+  return out;
+}
+
+void Derived::Set(std::string_view key, const Counters& c) {
+  const Counters held = Held(key);
+  Counters delta;
+  for (size_t i = 0; i < delta.size(); ++i) delta[i] = int64_t(uint64_t(c[i]) - uint64_t(held[i]));
+  if (!IsZero(delta)) Apply(key, delta);
 }
 
 void DeltaBuffer::Ranking(std::string_view asset, std::string_view stage, std::string_view topic, int f,

@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "playbook/engine/status.h"
 #include "playbook/engine/types.h"
 
 namespace playbook {
@@ -48,6 +49,9 @@ std::string EncodeCounters(const Counters& c);
 // counters are read back untrusted (signed overflow found by tests/fuzz).
 inline int64_t WrapAdd(int64_t a, int64_t b) { return int64_t(uint64_t(a) + uint64_t(b)); }
 Counters DecodeCounters(std::string_view s);
+inline void Plus(Counters* a, const Counters& b) {
+  for (size_t i = 0; i < a->size(); ++i) (*a)[i] = WrapAdd((*a)[i], b[i]);
+}
 void AddTo(AssetStageStats* s, const Counters& c);
 bool IsZero(const Counters& c);
 
@@ -79,6 +83,10 @@ std::string ReasonOf(const std::string& reason);
 class Dictionary {
  public:
   uint32_t Intern(std::string_view s);
+  void Reserve(size_t n) {
+    ids_.reserve(n);
+    names_.reserve(n);
+  }
   // UINT32_MAX when absent.
   uint32_t Find(std::string_view s) const;
   const std::string& Name(uint32_t id) const { return names_[id]; }
@@ -95,6 +103,8 @@ class Dictionary {
   std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> ids_;
   std::vector<std::string> names_;
 };
+
+class CheckpointReader;  // checkpoint.cpp
 
 // Counters by (day, row, stage, asset), with rows and the rest as ordinals.
 // Each add also lands in a week bucket (day / 7), so a long window sums whole
@@ -153,6 +163,11 @@ class Cube {
   uint64_t CountUnlike(const Cube& other, const std::vector<uint32_t>& rows, const std::vector<uint32_t>& stages,
                        const std::vector<uint32_t>& assets, bool only_absent) const;
   static Counters ToCounters(const Entry& e);
+  // The checkpoint (checkpoint.cpp): the day-level non-zero entries, typed;
+  // read back into an empty cube (weeks re-summed), rows, stages and assets
+  // checked against the dictionaries' sizes. Decode: false when malformed.
+  void Encode(std::string* out) const;
+  bool Decode(CheckpointReader& in, uint32_t rows, uint32_t stages, uint32_t assets);
 
  private:
   struct Cell {
@@ -160,6 +175,8 @@ class Cube {
     std::vector<uint32_t> slots;  // open addressing: index into entries, or UINT32_MAX
     Entry& At(uint32_t asset);
     const Entry* Find(uint32_t asset) const;
+    // Builds the slots of `entries` at once; false when an asset is twice.
+    bool Index();
   };
   using Bucket = std::unordered_map<uint64_t, Cell>;  // row << 32 | stage
   static void AddTo(Bucket& b, uint32_t row, uint32_t stage, uint32_t asset, const Counters& c);
@@ -217,6 +234,19 @@ class Derived {
  public:
   // Adds a stats-CF key's counters (any kind but last-used).
   void Apply(std::string_view key, const Counters& c);
+  // Sets a stats-CF key's counters to `c` (a key saved after the checkpoint
+  // this was loaded from holds its whole value): adds c minus what it holds.
+  void Set(std::string_view key, const Counters& c);
+  // The counters a stats-CF key has here (zero when absent or malformed).
+  Counters Held(std::string_view key) const;
+
+  // The checkpoint: everything this holds, as a few typed sections read in
+  // one pass (checkpoint.cpp; layout in docs/design.md), with the event
+  // sequence it includes (events below `seq`). Little-endian, as the stored
+  // counters. Decode reads into an empty Derived; Corruption when the bytes
+  // are not a checkpoint (never trusted: bounds and ids checked).
+  void EncodeCheckpoint(uint64_t seq, std::string* out) const;
+  Status DecodeCheckpoint(std::string_view in, uint64_t* seq);
   // Adds what the buffer recorded (the same counters the keys would carry),
   // and notes the stored keys it changed (below).
   void Apply(const DeltaBuffer& deltas);
@@ -264,6 +294,12 @@ class Derived {
     void Keys(const CounterFn& counters, const LastUsedFn& last_used) const;
   };
   ChangedValues TakeChanged();
+  // The changed keys only (a checkpoint writes all of them).
+  std::vector<Changed> TakeChangedKeys() {
+    std::vector<Changed> out(changed_.begin(), changed_.end());
+    changed_.clear();
+    return out;
+  }
   // Forgets the changes (what a full write of this covers).
   void ClearChanged() { changed_.clear(); }
   // Gives back keys taken whose save failed.

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <unordered_set>
 
@@ -121,23 +122,115 @@ FeedbackStore::FeedbackStore(rocksdb::DB* db, FeedbackColumns cfs, const EngineO
 
 FeedbackStore::~FeedbackStore() { Close(); }
 
-Status FeedbackStore::LoadDerived(Derived* out) const {
+std::string CheckpointChunkKey(uint32_t chunk) {
+  std::string k = kCheckpointKey;
+  k.push_back('/');
+  for (int i = 3; i >= 0; --i) k.push_back(char((chunk >> (8 * i)) & 0xff));
+  return k;
+}
+
+namespace {
+// Bytes per stored value. Each is a table block that RocksDB decompresses
+// into a buffer of its own: 1 MiB ones reuse the allocator's memory (16 MiB
+// ones were fresh pages each, faulted in).
+constexpr size_t kCheckpointChunk = 1 << 20;
+constexpr size_t kMaxCheckpointChunk = 256 << 20;  // what a reader accepts (earlier writes)
+
+// This thread's CPU time: the open note gives it beside the wall time, which
+// other load on the machine stretches.
+int64_t ThreadCpuMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string CheckpointHeader(uint64_t seq, uint32_t chunks, uint64_t bytes) {
+  std::string h(20, '\0');
+  std::memcpy(h.data(), &seq, 8);
+  std::memcpy(h.data() + 8, &chunks, 4);
+  std::memcpy(h.data() + 12, &bytes, 8);
+  return h;
+}
+}  // namespace
+
+Status FeedbackStore::LoadDerived(Derived* out, std::string* note) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t cpu0 = ThreadCpuMs();
+  auto ms = [](auto from) {
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - from).count());
+  };
+  std::string header;
+  rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), cf_.meta, kCheckpointKey, &header);
+  if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading the counters' checkpoint");
+  has_checkpoint_ = got.ok();
+  if (has_checkpoint_) {
+    uint64_t seq = 0, bytes = 0;
+    uint32_t chunks = 0;
+    if (header.size() != 20) return Status::Corruption("counters' checkpoint: damaged header");
+    std::memcpy(&seq, header.data(), 8);
+    std::memcpy(&chunks, header.data() + 8, 4);
+    std::memcpy(&bytes, header.data() + 12, 8);
+    if (bytes > uint64_t(chunks) * kMaxCheckpointChunk) return Status::Corruption("counters' checkpoint: damaged header");
+    // One pass over the chunks (an iterator: no lookup each), joined; not
+    // left in the block cache (read once).
+    std::string blob;
+    blob.reserve(std::min<uint64_t>(bytes, uint64_t(1) << 30));  // the header is not trusted either
+    rocksdb::ReadOptions once;
+    once.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> chunk(db_->NewIterator(once, cf_.meta));
+    uint32_t read = 0;
+    for (chunk->Seek(CheckpointChunkKey(0)); chunk->Valid() && read < chunks; chunk->Next(), ++read) {
+      if (chunk->key() != CheckpointChunkKey(read) || blob.size() + chunk->value().size() > bytes) {
+        return Status::Corruption("counters' checkpoint: chunks missing");
+      }
+      blob.append(chunk->value().data(), chunk->value().size());
+    }
+    if (!chunk->status().ok()) return FromRocks(chunk->status(), "reading the counters' checkpoint");
+    if (blob.size() != bytes) return Status::Corruption("counters' checkpoint: chunks missing");
+    const std::string read_ms = ms(t0);
+    const auto decoding = std::chrono::steady_clock::now();
+    uint64_t blob_seq = 0;
+    if (Status s = out->DecodeCheckpoint(blob, &blob_seq); !s.ok()) return s;
+    if (blob_seq != seq) return Status::Corruption("counters' checkpoint: sequence unlike its header's");
+    *note = "checkpoint (" + std::to_string(bytes >> 20) + " MiB, events below " + std::to_string(seq) + ") read in " +
+            read_ms + " ms, decoded in " + ms(decoding) + " ms";
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  uint64_t keys = 0;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.stats));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ++keys;
     const std::string_view key(it->key().data(), it->key().size());
     if (!key.empty() && key[0] == kLastUsedPrefix) {
       int64_t ts = 0;
       if (it->value().size() == 8) std::memcpy(&ts, it->value().data(), 8);
-      out->ApplyLastUsed(std::string(key.substr(1)), ts);
+      out->ApplyLastUsed(std::string(key.substr(1)), ts);  // a maximum: the same over a checkpoint
       continue;
     }
-    out->Apply(key, DecodeCounters(std::string_view(it->value().data(), it->value().size())));
+    const Counters c = DecodeCounters(std::string_view(it->value().data(), it->value().size()));
+    if (has_checkpoint_) {
+      out->Set(key, c);  // saved after the checkpoint: its whole value
+    } else {
+      out->Apply(key, c);
+    }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "reading counters");
+  keys_since_checkpoint_ = has_checkpoint_ ? keys : 0;
+  // A store of the earlier layout: the saver writes the checkpoint soon.
+  if (!has_checkpoint_ && keys > 0) checkpoint_due_ = true;
+  if (has_checkpoint_) {
+    *note += ", " + std::to_string(keys) + " keys saved since set in " + ms(t1) + " ms";
+  } else {
+    *note = std::to_string(keys) + " keys read in " + ms(t1) + " ms";
+  }
+  *note += "; cpu " + std::to_string(ThreadCpuMs() - cpu0) + " ms";
   return Status::Ok();
 }
 
 Status FeedbackStore::LoadLeads(std::string* note) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t cpu0 = ThreadCpuMs();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.leads));
   uint64_t leads = 0, rebuilt = 0;
   rocksdb::WriteBatch batch;
@@ -173,6 +266,10 @@ Status FeedbackStore::LoadLeads(std::string* note) {
   if (Status s = flush(); !s.ok()) return s;
   *note = std::to_string(leads) + " leads loaded";
   if (rebuilt > 0) *note += " (" + std::to_string(rebuilt) + " rebuilt from their events)";
+  *note += " in " +
+           std::to_string(
+               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()) +
+           " ms (cpu " + std::to_string(ThreadCpuMs() - cpu0) + " ms)";
   return Status::Ok();
 }
 
@@ -188,20 +285,34 @@ Status FeedbackStore::Open() {
       return Status::Corruption("stored event sequence '" + seq + "' is not a number");
     }
   }
-  std::string marker;
+  // The lead records load beside the counters (memo_ and seen_names_ under
+  // leads_mu_; the counters into derived_): neither reads what the other
+  // writes, and nothing else runs before Open returns.
+  std::string leads_note;
+  Status leads_status;
+  std::thread leads_loader([&] { leads_status = LoadLeads(&leads_note); });
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join{leads_loader};
+  std::string marker, load_note;
   const auto start = std::chrono::steady_clock::now();
   got = db_->Get(rocksdb::ReadOptions(), cf_.meta, kReaggregatingKey, &marker);
   if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading the re-aggregation marker");
   if (got.ok()) {
     // A re-aggregation stopped while writing: its counters are partial. Redo
-    // it from the log before anything is served.
+    // it from the log before anything is served (the leads loaded first).
+    leads_loader.join();
+    if (!leads_status.ok()) return leads_status;
     auto redone = Reaggregate(true, nullptr);
     if (!redone.ok()) return redone.status();
     open_warning_ = true;
     open_note_ = "an interrupted re-aggregation was finished: " + std::to_string(redone.value().events) +
                  " events replayed, " + std::to_string(redone.value().keys) + " aggregates written in " +
                  std::to_string(redone.value().ms) + " ms";
-  } else if (Status s = LoadDerived(derived_.get()); !s.ok()) {
+  } else if (Status s = LoadDerived(derived_.get(), &load_note); !s.ok()) {
     return s;
   } else {
     std::string stored;
@@ -239,9 +350,10 @@ Status FeedbackStore::Open() {
                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::steady_clock::now() - start).count()) +
                   " ms";
+    open_note_ += " (" + load_note + ")";
   }
-  std::string leads_note;
-  if (Status s = LoadLeads(&leads_note); !s.ok()) return s;
+  if (leads_loader.joinable()) leads_loader.join();
+  if (!leads_status.ok()) return leads_status;
   open_note_ += "; " + leads_note;
   writer_ = std::thread([this] { WriterLoop(); });
   syncer_ = std::thread([this] { SyncerLoop(); });
@@ -298,10 +410,13 @@ Status FeedbackStore::SaveAggregates() {
   // In key order (stable: a key given twice keeps its last value): the
   // changed keys come out of a hash set, and the memtable's skip list inserts
   // a key after a nearby one from where the last insert left off.
+  // Over a checkpoint a key gone to zero is put as zeros: it must override
+  // the checkpoint's value.
   std::vector<std::pair<std::string, std::optional<std::string>>> records;  // nullopt: delete
   changed.Keys(
       [&](const std::string& key, const Counters& c) {
-        records.emplace_back(key, IsZero(c) ? std::nullopt : std::optional<std::string>(EncodeCounters(c)));
+        records.emplace_back(key, IsZero(c) && !has_checkpoint_ ? std::nullopt
+                                                               : std::optional<std::string>(EncodeCounters(c)));
       },
       [&](const std::string& asset, int64_t ts) {
         records.emplace_back(LastUsedKey(asset), std::string(reinterpret_cast<const char*>(&ts), 8));
@@ -325,6 +440,63 @@ Status FeedbackStore::SaveAggregates() {
     return s;
   }
   saved_seq_ = seq;
+  keys_since_checkpoint_ += records.size();
+  return Status::Ok();
+}
+
+Status FeedbackStore::WriteCheckpoint() {
+  if (!checkpoints_) return Status::Ok();
+  std::lock_guard<std::mutex> one(save_mu_);
+  std::string blob;
+  uint64_t seq = 0;
+  std::vector<Derived::Changed> changed;
+  {
+    // Between two groups, as SaveAggregates: the writer waits while the
+    // counters are encoded; readers go on (shared lock).
+    std::lock_guard<std::mutex> lock(writer_mu_);
+    seq = next_seq_;
+    {
+      std::shared_lock read(stats_mu_);
+      derived_->EncodeCheckpoint(seq, &blob);
+    }
+    std::unique_lock write(stats_mu_);
+    changed = derived_->TakeChangedKeys();  // all in the checkpoint
+  }
+  const uint32_t chunks = uint32_t((blob.size() + kCheckpointChunk - 1) / kCheckpointChunk);
+  rocksdb::WriteBatch batch;
+  // One batch: the old chunks and every "stats" key out, the new chunks, the
+  // header and the sequence in. A crash leaves the one before or this one.
+  batch.DeleteRange(cf_.meta, std::string(kCheckpointKey) + "/", std::string(kCheckpointKey) + "0");
+  batch.DeleteRange(cf_.stats, "", std::string(300, '\xff'));  // keys start with an asset id of <= 128 bytes
+  for (uint32_t i = 0; i < chunks; ++i) {
+    const size_t at = size_t(i) * kCheckpointChunk;
+    batch.Put(cf_.meta, CheckpointChunkKey(i),
+              rocksdb::Slice(blob.data() + at, std::min(kCheckpointChunk, blob.size() - at)));
+  }
+  batch.Put(cf_.meta, kCheckpointKey, CheckpointHeader(seq, chunks, blob.size()));
+  batch.Put(cf_.meta, kStatsSeqKey, std::to_string(seq));
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  Status s = storage_->BeforeWrite();
+  if (s.ok()) s = storage_->AfterWrite(db_->Write(synced, &batch), "saving the counters' checkpoint");
+  if (!s.ok()) {
+    std::unique_lock write(stats_mu_);
+    derived_->ReturnChanged(changed);  // the next save writes them over what is stored
+    return s;
+  }
+  has_checkpoint_ = true;
+  keys_since_checkpoint_ = 0;
+  checkpoint_due_ = false;
+  saved_seq_ = seq;
+  // Into table files now: a start would otherwise replay the checkpoint from
+  // the write-ahead log and flush it to a table file before serving (a stop
+  // does not flush the memtables). Its log record covers it until then.
+  rocksdb::FlushOptions wait;
+  wait.wait = true;
+  wait.allow_write_stall = true;
+  if (rocksdb::Status f = db_->Flush(wait, {cf_.meta, cf_.stats}); !f.ok()) {
+    return storage_->AfterWrite(f, "flushing the counters' checkpoint");
+  }
   return Status::Ok();
 }
 
@@ -340,10 +512,20 @@ void FeedbackStore::SaverLoop() {
       next = next_seq_;
     }
     const uint64_t unsaved = next - saved_seq_;
-    if (unsaved == 0 || reaggregating_ || saver_paused_) continue;
-    if (unsaved < kSaveEvents && std::chrono::steady_clock::now() - last < std::chrono::seconds(kSaveSeconds)) continue;
+    if (reaggregating_ || saver_paused_) continue;
+    bool checkpoint = checkpoint_due_;
+    if (!checkpoint && unsaved == 0) continue;
+    if (!checkpoint && unsaved < kSaveEvents &&
+        std::chrono::steady_clock::now() - last < std::chrono::seconds(kSaveSeconds)) {
+      continue;
+    }
     lock.unlock();
-    (void)SaveAggregates();  // a failed write marks the storage failing; the next save retries
+    if (!checkpoint) {
+      (void)SaveAggregates();  // a failed write marks the storage failing; the next save retries
+      std::lock_guard<std::mutex> one(save_mu_);
+      checkpoint = keys_since_checkpoint_ >= kCheckpointKeys;
+    }
+    if (checkpoint) (void)WriteCheckpoint();  // failed: the keys go back to the next save
     last = std::chrono::steady_clock::now();
     lock.lock();
   }
@@ -370,8 +552,20 @@ void FeedbackStore::Close() {
   if (saver_.joinable()) {
     saver_.join();
     // Counted from the log at the next start otherwise. Only after an open:
-    // a failed one leaves the store as it found it.
-    if (save_at_close_) (void)SaveAggregates();
+    // a failed one leaves the store as it found it. Then a checkpoint when
+    // the store has none yet or many keys were saved since the last one (a
+    // start sets each over it); a few keys are cheaper to save than the
+    // whole checkpoint (the stop stays short).
+    if (save_at_close_) {
+      (void)SaveAggregates();
+      bool checkpoint = checkpoint_due_;
+      {
+        std::lock_guard<std::mutex> one(save_mu_);
+        checkpoint = checkpoint || (keys_since_checkpoint_ > 0 && !has_checkpoint_) ||
+                     keys_since_checkpoint_ >= kCheckpointAtStopKeys;
+      }
+      if (checkpoint) (void)WriteCheckpoint();
+    }
   }
   {
     std::lock_guard<std::mutex> lock(sync_mu_);

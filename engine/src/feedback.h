@@ -20,6 +20,16 @@
 // after the sequence they include. Stores written before this merged every
 // delta into "stats" (the "playbook.counters.v1" operator, still registered
 // to read them): there the stored counters include every event.
+//
+// The checkpoint (checkpoint.cpp): all the counters in a few typed sections
+// ("meta": kCheckpointKey and its chunks), written with the event sequence it
+// includes in one synced batch that also range-deletes "stats"; the saves
+// after it put their changed keys in "stats" as before (zeros instead of
+// deletes), so a start reads the checkpoint in one pass and sets the few keys
+// saved since over it. Written by the saver once enough keys were saved
+// since the last one, or soon after a start found none (a store of the
+// earlier layout: only "stats" keys, read as before); and at a stop when the
+// store has none yet or more than a few keys were saved since.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -99,6 +109,17 @@ class FeedbackStore {
   uint64_t SavedThrough() const { return saved_seq_.load(); }
   // Tests: false leaves the counters unsaved at Close, as a crash would.
   void SetSaveAtClose(bool save) { save_at_close_ = save; }
+  // Writes every counter as the checkpoint (see the header), with the event
+  // sequence it includes, in one synced batch; the writer pauses while it is
+  // encoded. Unless checkpoints are off (tests).
+  Status WriteCheckpoint();
+  // Tests: false writes no checkpoint (only "stats" keys, the earlier layout).
+  void SetCheckpoints(bool on) { checkpoints_ = on; }
+  // The saver writes a checkpoint once this many keys were saved since the
+  // last one (a start sets each of them over the checkpoint).
+  static constexpr uint64_t kCheckpointKeys = 50000;
+  // A stop writes one when this many were (or the store has none yet).
+  static constexpr uint64_t kCheckpointAtStopKeys = 5000;
   // Tests: true keeps the saver thread from saving (SaveAggregates still does),
   // so that a test can hold the stored counters still however slow the machine.
   void PauseSaver(bool paused) { saver_paused_ = paused; }
@@ -221,7 +242,9 @@ class FeedbackStore {
   // (synced). A start that finds the marker re-aggregates from the log.
   Status WriteAggregates(const Derived& d, uint64_t seq, uint64_t* keys, const ReaggregateProgress& progress);
   void SaverLoop();
-  Status LoadDerived(Derived* out) const;
+  // The counters as stored: the checkpoint, if any, with the keys saved since
+  // set over it (*note says what was read), else the "stats" keys.
+  Status LoadDerived(Derived* out, std::string* note);
   // Counts into derived_ the leads of the events from `from` on (by arrival):
   // out with what their events before `from` counted, in with all of them.
   Status CountAfter(uint64_t from, uint64_t* events, uint64_t* leads);
@@ -275,6 +298,13 @@ class FeedbackStore {
   std::condition_variable reaggregate_cv_;  // signalled when a re-aggregation ends
 
   std::mutex save_mu_;  // one save at a time
+  // The stored counters are a checkpoint and keys saved since (guarded by
+  // save_mu_, or Open); the keys saved since; a checkpoint is to be written
+  // (a store of the earlier layout, or re-aggregated).
+  bool has_checkpoint_ = false;
+  uint64_t keys_since_checkpoint_ = 0;  // guarded by save_mu_
+  std::atomic<bool> checkpoint_due_{false};
+  std::atomic<bool> checkpoints_{true};
   std::atomic<uint64_t> saved_seq_{0};
   std::atomic<bool> save_at_close_{true};
   std::atomic<bool> saver_paused_{false};
@@ -310,6 +340,10 @@ class FeedbackStore {
 inline constexpr const char* kEventSeqKey = "meta/event_seq";
 inline constexpr const char* kStatsSeqKey = "meta/stats_seq";
 inline constexpr const char* kReaggregatingKey = "meta/reaggregating";
+// The checkpoint: kCheckpointKey -> seq(u64) chunks(u32) bytes(u64), little-
+// endian; its bytes in chunks under kCheckpointKey "/" chunk(BE32).
+inline constexpr const char* kCheckpointKey = "meta/checkpoint";
+std::string CheckpointChunkKey(uint32_t chunk);
 // "event_seqs": the group's first sequence number, big-endian; the value the
 // events keys, each after its length (2 bytes, little-endian).
 std::string SeqKey(uint64_t seq);

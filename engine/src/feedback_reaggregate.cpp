@@ -69,8 +69,13 @@ Status FeedbackStore::WriteAggregates(const Derived& d, uint64_t seq, uint64_t* 
     rocksdb::WriteBatch batch;
     batch.Put(cf_.meta, kReaggregatingKey, "1");
     batch.DeleteRange(cf_.stats, "", std::string(300, '\xff'));  // keys start with an asset id of <= 128 bytes
+    // The checkpoint too: the keys below are the counters; the saver writes
+    // a checkpoint of them after.
+    batch.Delete(cf_.meta, kCheckpointKey);
+    batch.DeleteRange(cf_.meta, std::string(kCheckpointKey) + "/", std::string(kCheckpointKey) + "0");
     if (Status b = storage_->BeforeWrite(); !b.ok()) return b;
     if (rocksdb::Status s = db_->Write(synced, &batch); !s.ok()) return fail(s);
+    has_checkpoint_ = false;
   }
   // Not through the WAL (the feedback writer's synced writes would have to
   // sync this bulk too): the flush below makes it durable instead.
@@ -110,6 +115,8 @@ Status FeedbackStore::WriteAggregates(const Derived& d, uint64_t seq, uint64_t* 
   }
   if (!s.ok()) return fail(s);
   saved_seq_ = seq;
+  keys_since_checkpoint_ = 0;
+  checkpoint_due_ = true;
   return Status::Ok();
 }
 
