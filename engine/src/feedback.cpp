@@ -243,7 +243,11 @@ Status FeedbackStore::Open() {
   std::string leads_note;
   if (Status s = LoadLeads(&leads_note); !s.ok()) return s;
   open_note_ += "; " + leads_note;
-  writer_ = std::thread([this] { WriterLoop(); });
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    open_ = true;  // calls queued meanwhile are written now
+  }
+  done_cv_.notify_all();
   syncer_ = std::thread([this] { SyncerLoop(); });
   saver_ = std::thread([this] { SaverLoop(); });
   return Status::Ok();
@@ -357,11 +361,19 @@ void FeedbackStore::Close() {
     reaggregate_cv_.wait(lock, [&] { return !reaggregating_; });
   }
   {
-    std::lock_guard<std::mutex> lock(queue_mu_);
+    // New calls fail; the queued ones are written by their callers.
+    std::unique_lock<std::mutex> lock(queue_mu_);
     stopping_ = true;
+    if (!open_) {  // never opened: nothing is written
+      for (Pending* p : queue_) {
+        p->result = Status::IOError("the feedback store is closed");
+        p->finished = true;
+      }
+      queue_.clear();
+      done_cv_.notify_all();
+    }
+    done_cv_.wait(lock, [&] { return !writing_ && queue_.empty(); });
   }
-  queue_cv_.notify_all();
-  if (writer_.joinable()) writer_.join();
   {
     std::lock_guard<std::mutex> lock(saver_mu_);
     saver_stopping_ = true;
