@@ -246,8 +246,8 @@ Status FeedbackStore::Open() {
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
     open_ = true;  // calls queued meanwhile are written now
+    if (!queue_.empty()) queue_.front()->wake.notify_one();
   }
-  done_cv_.notify_all();
   syncer_ = std::thread([this] { SyncerLoop(); });
   saver_ = std::thread([this] { SaverLoop(); });
   return Status::Ok();
@@ -368,11 +368,11 @@ void FeedbackStore::Close() {
       for (Pending* p : queue_) {
         p->result = Status::IOError("the feedback store is closed");
         p->finished = true;
+        p->wake.notify_one();
       }
       queue_.clear();
-      done_cv_.notify_all();
     }
-    done_cv_.wait(lock, [&] { return !writing_ && queue_.empty(); });
+    closed_cv_.wait(lock, [&] { return !writing_ && queue_.empty(); });
   }
   {
     std::lock_guard<std::mutex> lock(saver_mu_);

@@ -194,6 +194,7 @@ class FeedbackStore {
     bool durable = true;  // false: answered once written and counted, before the sync
     std::optional<Result<RecordResult>> result;  // set by the group's writer
     bool finished = false;  // guarded by queue_mu_: result is set
+    std::condition_variable wake;  // finished, or this call may lead the next group
   };
   // Queues the call and waits until a group has written it, writing the
   // queue itself when no group is being written (group commit).
@@ -248,7 +249,7 @@ class FeedbackStore {
   StorageState* const storage_;
 
   std::mutex queue_mu_;
-  std::condition_variable done_cv_;  // a group was written (or a caller may lead)
+  std::condition_variable closed_cv_;  // stopping, the last group written
   std::deque<Pending*> queue_;
   bool writing_ = false;   // a caller is writing a group; guarded by queue_mu_
   bool open_ = false;      // Open succeeded: calls are written; guarded by queue_mu_

@@ -63,9 +63,11 @@ Result<RecordResult> FeedbackStore::RecordShown(std::vector<Event> events) {
 
 // Group commit without a writer thread: the caller that finds no group being
 // written takes the queue (its own call included) and writes it, under
-// writer_mu_; the others wait for it on one condition variable, and one of
-// those still queued leads next. A call alone (one recommend at a time) is
-// written on its own thread: no hand-off to a writer and back, no future.
+// writer_mu_; the others wait, each on its own condition variable, and when
+// the group is written its callers are woken and so is the first caller still
+// queued, which leads the next group (no caller is woken for nothing). A call
+// alone (one recommend at a time) is written on its own thread: no hand-off
+// to a writer and back, no future.
 Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool durable) {
   Pending p;
   p.events = std::move(events);
@@ -75,7 +77,7 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
   queue_.push_back(&p);
   while (!p.finished) {
     if (writing_ || !open_) {
-      done_cv_.wait(lock);
+      p.wake.wait(lock);
       continue;
     }
     // Two groups: the `shown` calls, written without a sync and answered at
@@ -99,9 +101,19 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
     }
     lock.lock();
     writing_ = false;
-    for (Pending* q : shown) q->finished = true;
-    for (Pending* q : synced) q->finished = true;
-    done_cv_.notify_all();  // the group's callers, and the next to lead
+    // Notified under the lock: a caller that sees `finished` returns, and
+    // its Pending (with its condition variable) is gone.
+    for (std::vector<Pending*>* written : {&shown, &synced}) {
+      for (Pending* q : *written) {
+        q->finished = true;
+        if (q != &p) q->wake.notify_one();
+      }
+    }
+    if (!queue_.empty()) {
+      queue_.front()->wake.notify_one();  // leads the next group
+    } else if (stopping_) {
+      closed_cv_.notify_all();  // Close waits for the last group
+    }
   }
   return std::move(*p.result);
 }
