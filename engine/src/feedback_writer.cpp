@@ -88,7 +88,9 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
     queue_.clear();
     writing_ = true;
     lock.unlock();
-    {
+    // noexcept: a group that throws (out of memory) ends the process, as it
+    // did on the writer thread, rather than leave its callers waiting forever.
+    [&]() noexcept {
       std::lock_guard<std::mutex> writing(writer_mu_);
       if (!shown.empty()) {
         WriteGroup(shown, /*sync=*/false);
@@ -98,7 +100,7 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
         WriteGroup(synced, /*sync=*/true);
         ++groups_written_;
       }
-    }
+    }();
     lock.lock();
     writing_ = false;
     // Notified under the lock: a caller that sees `finished` returns, and
