@@ -61,13 +61,13 @@ Result<RecordResult> FeedbackStore::RecordShown(std::vector<Event> events) {
   return Enqueue(std::move(events), false);
 }
 
-// Group commit without a writer thread: the caller that finds no group being
-// written takes the queue (its own call included) and writes it, under
-// writer_mu_; the others wait, each on its own condition variable, and when
-// the group is written its callers are woken and so is the first caller still
-// queued, which leads the next group (no caller is woken for nothing). A call
-// alone (one recommend at a time) is written on its own thread: no hand-off
-// to a writer and back, no future.
+// Group commit without a writer thread: the caller at the front of the queue,
+// when no group is being written, takes the queue (its own call first) and
+// writes it, under writer_mu_; the others wait, each on its own condition
+// variable. When a group is written its callers are woken, and so is the
+// caller then at the front, which writes the next group (no caller is woken
+// for nothing). A call alone (one recommend at a time) is written on its own
+// thread: no hand-off to a writer and back, no future.
 Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool durable) {
   Pending p;
   p.events = std::move(events);
@@ -75,8 +75,24 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
   std::unique_lock<std::mutex> lock(queue_mu_);
   if (stopping_) return Status::IOError("the feedback store is closed");
   queue_.push_back(&p);
+  // Marks a written group's calls finished and wakes their callers. Under the
+  // lock: a caller that sees `finished` returns, and its Pending (with its
+  // condition variable) is gone.
+  auto finish = [&p](const std::vector<Pending*>& written) {
+    for (Pending* q : written) {
+      q->finished = true;
+      if (q != &p) q->wake.notify_one();
+    }
+  };
+  // noexcept: a group that throws (out of memory) ends the process, as it did
+  // on the writer thread, rather than leave its callers waiting forever.
+  auto write = [this](std::vector<Pending*>& group, bool sync) noexcept {
+    std::lock_guard<std::mutex> writing(writer_mu_);
+    WriteGroup(group, sync);
+    ++groups_written_;
+  };
   while (!p.finished) {
-    if (writing_ || !open_) {
+    if (writing_ || !open_ || queue_.empty() || queue_.front() != &p) {
       p.wake.wait(lock);
       continue;
     }
@@ -87,32 +103,27 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
     for (Pending* q : queue_) (q->durable ? synced : shown).push_back(q);
     queue_.clear();
     writing_ = true;
-    lock.unlock();
-    // noexcept: a group that throws (out of memory) ends the process, as it
-    // did on the writer thread, rather than leave its callers waiting forever.
-    [&]() noexcept {
-      std::lock_guard<std::mutex> writing(writer_mu_);
-      if (!shown.empty()) {
-        WriteGroup(shown, /*sync=*/false);
-        ++groups_written_;
-      }
-      if (!synced.empty()) {
-        WriteGroup(synced, /*sync=*/true);
-        ++groups_written_;
-      }
-    }();
-    lock.lock();
-    writing_ = false;
-    // Notified under the lock: a caller that sees `finished` returns, and
-    // its Pending (with its condition variable) is gone.
-    for (std::vector<Pending*>* written : {&shown, &synced}) {
-      for (Pending* q : *written) {
-        q->finished = true;
-        if (q != &p) q->wake.notify_one();
+    if (!shown.empty()) {
+      lock.unlock();
+      write(shown, /*sync=*/false);
+      lock.lock();
+      finish(shown);
+      // A recommend leading does not wait for the feedback calls' fsync: they
+      // go back to the front of the queue, and the first of them writes them.
+      if (!p.durable) {
+        queue_.insert(queue_.begin(), synced.begin(), synced.end());
+        synced.clear();
       }
     }
+    if (!synced.empty()) {
+      lock.unlock();
+      write(synced, /*sync=*/true);
+      lock.lock();
+      finish(synced);
+    }
+    writing_ = false;
     if (!queue_.empty()) {
-      queue_.front()->wake.notify_one();  // leads the next group
+      queue_.front()->wake.notify_one();  // writes the next group
     } else if (stopping_) {
       closed_cv_.notify_all();  // Close waits for the last group
     }
