@@ -4,13 +4,16 @@
 # connections, on a fresh daemon, for each build given, in one run (compare builds within a run:
 # these machines are noisy). Besides throughput and latency it prints the daemon's CPU time per
 # event (user + system, from /proc), which a busy machine disturbs less than throughput. Then
-# SIGTERM to exit and start to healthz "ok" on what was written. The busiest thread's CPU per event
-# is the feedback writer's (one thread takes every group): the serial part that bounds the rate.
+# SIGTERM to exit and start to healthz "ok" on what was written. The busiest thread's CPU per event:
+# before a7be011 the feedback writer's (one thread took every group), the serial part that bounds
+# the rate; since then the callers write the groups themselves, so it is only the worker that led
+# most groups. With PERF=1 the last column is the group writes' CPU per event wherever they run
+# (FeedbackStore::WriteGroup's share of `perf record -g` samples of the daemon times its CPU).
 #
 #   tools/bench_feedback.sh [BIN_DIR...]   each BIN_DIR holds playbookd, playbook-loadgen
 #                                          (default build/bin)
 # Environment: SECONDS_EACH (10), PORT (7792), WORK (/tmp/pb-feedback), CONNS (16),
-# BATCHES ("1 10 100").
+# BATCHES ("1 10 100"), PERF (0; 1: also the group writes' CPU, needs perf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECONDS_EACH:-10}
@@ -40,8 +43,9 @@ thread_ticks() {
 }
 # The most ticks any thread used between two thread_ticks listings.
 busiest() { awk 'NR == FNR { a[$1] = $2; next } { d = $2 - a[$1]; if (d > m) m = d } END { print m + 0 }' "$1" "$2"; }
-echo "| build | events per call | events/s | p50 ms | p99 ms | daemon CPU per event | writer thread CPU per event |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+PERF=${PERF:-0}
+echo "| build | events per call | events/s | p50 ms | p99 ms | daemon CPU per event | busiest thread CPU per event |$([ "$PERF" = 1 ] && echo " group writes CPU per event |")"
+echo "| --- | --- | --- | --- | --- | --- | --- |$([ "$PERF" = 1 ] && echo " --- |")"
 for dir in "$@"; do
   BIN=$(cd "$dir" && pwd)
   for b in $BATCHES; do
@@ -57,18 +61,31 @@ for dir in "$@"; do
   for b in $BATCHES; do
     c0=$(cpu_ticks "$PID")
     thread_ticks "$PID" >"$WORK/threads0"
+    if [ "$PERF" = 1 ]; then
+      perf record -q -F 999 -g -p "$PID" -o "$WORK/perf.data" -- sleep "$SECS" >/dev/null 2>&1 &
+      PERF_PID=$!
+    fi
     out=$("$BIN/playbook-loadgen" --url "$URL" --connections "$CONNS" --seconds "$SECS" --method feedback.record \
       --params-file "$WORK/feedback-$b.txt")
     c1=$(cpu_ticks "$PID")
     thread_ticks "$PID" >"$WORK/threads1"
     wt=$(busiest "$WORK/threads0" "$WORK/threads1")
+    share=
+    if [ "$PERF" = 1 ]; then
+      wait "$PERF_PID" || true
+      share=$(perf report -i "$WORK/perf.data" --children --sort sym -g none --stdio 2>/dev/null |
+        awk '/FeedbackStore::WriteGroup/ && !n++ { sub("%", "", $1); print $1 }' || true)
+      share=${share:-0}
+    fi
     if grep -q "errors=[1-9]" <<<"$out"; then echo "bench_feedback: errors: $out" >&2; fi
-    awk -v dir="$dir" -v b="$b" -v ticks=$((c1 - c0)) -v wt="$wt" -v hz="$(getconf CLK_TCK)" '/requests=/ { for (i = 1; i <= NF; ++i) if ($i ~ /^requests=/) { split($i, a, "="); n = a[2] } }
+    awk -v dir="$dir" -v b="$b" -v ticks=$((c1 - c0)) -v wt="$wt" -v share="$share" -v hz="$(getconf CLK_TCK)" '/requests=/ { for (i = 1; i <= NF; ++i) if ($i ~ /^requests=/) { split($i, a, "="); n = a[2] } }
        /throughput=/ { for (i = 1; i <= NF; ++i) if ($i ~ /^throughput=/) { split($i, a, "="); t = a[2] } }
        /latency_us/ { for (i = 1; i <= NF; ++i) { if ($i ~ /^p50=/) { split($i, a, "="); p50 = a[2] }
                                                    if ($i ~ /^p99=/) { split($i, a, "="); p99 = a[2] } } }
-       END { printf "| %s | %d | %d | %.2f | %.2f | %.1f µs | %.1f µs |\n", dir, b, t * b, p50 / 1000, p99 / 1000,
-                  1e6 * ticks / hz / (n * b), 1e6 * wt / hz / (n * b) }' <<<"$out"
+       END { printf "| %s | %d | %d | %.2f | %.2f | %.1f µs | %.1f µs |", dir, b, t * b, p50 / 1000, p99 / 1000,
+                  1e6 * ticks / hz / (n * b), 1e6 * wt / hz / (n * b)
+             if (share != "") printf " %.1f µs |", share / 100 * 1e6 * ticks / hz / (n * b)
+             printf "\n" }' <<<"$out"
   done
   t0=$(now)
   kill -TERM "$PID"

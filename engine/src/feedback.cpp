@@ -355,7 +355,11 @@ Status FeedbackStore::Open() {
   if (leads_loader.joinable()) leads_loader.join();
   if (!leads_status.ok()) return leads_status;
   open_note_ += "; " + leads_note;
-  writer_ = std::thread([this] { WriterLoop(); });
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    open_ = true;  // calls queued meanwhile are written now
+    if (!queue_.empty()) queue_.front()->wake.notify_one();
+  }
   syncer_ = std::thread([this] { SyncerLoop(); });
   saver_ = std::thread([this] { SaverLoop(); });
   return Status::Ok();
@@ -539,11 +543,19 @@ void FeedbackStore::Close() {
     reaggregate_cv_.wait(lock, [&] { return !reaggregating_; });
   }
   {
-    std::lock_guard<std::mutex> lock(queue_mu_);
+    // New calls fail; the queued ones are written by their callers.
+    std::unique_lock<std::mutex> lock(queue_mu_);
     stopping_ = true;
+    if (!open_) {  // never opened: nothing is written
+      for (Pending* p : queue_) {
+        p->result = Status::IOError("the feedback store is closed");
+        p->finished = true;
+        p->wake.notify_one();
+      }
+      queue_.clear();
+    }
+    closed_cv_.wait(lock, [&] { return !writing_ && queue_.empty(); });
   }
-  queue_cv_.notify_all();
-  if (writer_.joinable()) writer_.join();
   {
     std::lock_guard<std::mutex> lock(saver_mu_);
     saver_stopping_ = true;

@@ -44,7 +44,6 @@
 #include <map>
 #include <deque>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -214,10 +213,13 @@ class FeedbackStore {
   struct Pending {
     std::vector<Event> events;
     bool durable = true;  // false: answered once written and counted, before the sync
-    std::promise<Result<RecordResult>> done;
+    std::optional<Result<RecordResult>> result;  // set by the group's writer
+    bool finished = false;  // guarded by queue_mu_: result is set
+    std::condition_variable wake;  // finished, or this call may lead the next group
   };
+  // Queues the call and waits until a group has written it, writing the
+  // queue itself when no group is being written (group commit).
   Result<RecordResult> Enqueue(std::vector<Event> events, bool durable);
-  void WriterLoop();
   // Writes the group in one batch, synced when `sync`; counts it in memory.
   void WriteGroup(std::vector<Pending*>& group, bool sync);
   // Syncs the log kShownSyncMs after the first unsynced write of `shown`
@@ -270,10 +272,11 @@ class FeedbackStore {
   StorageState* const storage_;
 
   std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
+  std::condition_variable closed_cv_;  // stopping, the last group written
   std::deque<Pending*> queue_;
-  bool stopping_ = false;
-  std::thread writer_;
+  bool writing_ = false;   // a caller is writing a group; guarded by queue_mu_
+  bool open_ = false;      // Open succeeded: calls are written; guarded by queue_mu_
+  bool stopping_ = false;  // guarded by queue_mu_
   uint64_t next_seq_ = 0;  // guarded by writer_mu_
 
   // The log holds writes not yet synced (since `unsynced_since_`).
@@ -285,7 +288,7 @@ class FeedbackStore {
   std::thread syncer_;
   std::atomic<uint64_t> shown_syncs_{0};
 
-  // Held by the writer for each group; re-aggregation holds it to pause it.
+  // Held by the caller writing a group; re-aggregation holds it to pause the writes.
   std::mutex writer_mu_;
   std::atomic<uint64_t> groups_written_{0};
   // While a re-aggregation reads its snapshot: the leads written to since.

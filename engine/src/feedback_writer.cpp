@@ -61,43 +61,74 @@ Result<RecordResult> FeedbackStore::RecordShown(std::vector<Event> events) {
   return Enqueue(std::move(events), false);
 }
 
+// Group commit without a writer thread: the caller at the front of the queue,
+// when no group is being written, takes the queue (its own call first) and
+// writes it, under writer_mu_; the others wait, each on its own condition
+// variable. When a group is written its callers are woken, and so is the
+// caller then at the front, which writes the next group (no caller is woken
+// for nothing). A call alone (one recommend at a time) is written on its own
+// thread: no hand-off to a writer and back, no future.
 Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool durable) {
   Pending p;
   p.events = std::move(events);
   p.durable = durable;
-  auto done = p.done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(queue_mu_);
-    if (stopping_) return Status::IOError("the feedback store is closed");
-    queue_.push_back(&p);
-  }
-  queue_cv_.notify_one();
-  return done.get();
-}
-
-void FeedbackStore::WriterLoop() {
-  while (true) {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  if (stopping_) return Status::IOError("the feedback store is closed");
+  queue_.push_back(&p);
+  // Marks a written group's calls finished and wakes their callers. Under the
+  // lock: a caller that sees `finished` returns, and its Pending (with its
+  // condition variable) is gone.
+  auto finish = [&p](const std::vector<Pending*>& written) {
+    for (Pending* q : written) {
+      q->finished = true;
+      if (q != &p) q->wake.notify_one();
+    }
+  };
+  // noexcept: a group that throws (out of memory) ends the process, as it did
+  // on the writer thread, rather than leave its callers waiting forever.
+  auto write = [this](std::vector<Pending*>& group, bool sync) noexcept {
+    std::lock_guard<std::mutex> writing(writer_mu_);
+    WriteGroup(group, sync);
+    ++groups_written_;
+  };
+  while (!p.finished) {
+    if (writing_ || !open_ || queue_.empty() || queue_.front() != &p) {
+      p.wake.wait(lock);
+      continue;
+    }
     // Two groups: the `shown` calls, written without a sync and answered at
     // once; then the feedback calls, in one synced batch (which also makes the
     // shown ones durable) answered after it.
-    std::vector<Pending*> shown, durable;
-    {
-      std::unique_lock<std::mutex> lock(queue_mu_);
-      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, nothing left
-      for (Pending* p : queue_) (p->durable ? durable : shown).push_back(p);
-      queue_.clear();
-    }
-    std::lock_guard<std::mutex> lock(writer_mu_);
+    std::vector<Pending*> shown, synced;
+    for (Pending* q : queue_) (q->durable ? synced : shown).push_back(q);
+    queue_.clear();
+    writing_ = true;
     if (!shown.empty()) {
-      WriteGroup(shown, /*sync=*/false);
-      ++groups_written_;
+      lock.unlock();
+      write(shown, /*sync=*/false);
+      lock.lock();
+      finish(shown);
+      // A recommend leading does not wait for the feedback calls' fsync: they
+      // go back to the front of the queue, and the first of them writes them.
+      if (!p.durable) {
+        queue_.insert(queue_.begin(), synced.begin(), synced.end());
+        synced.clear();
+      }
     }
-    if (!durable.empty()) {
-      WriteGroup(durable, /*sync=*/true);
-      ++groups_written_;
+    if (!synced.empty()) {
+      lock.unlock();
+      write(synced, /*sync=*/true);
+      lock.lock();
+      finish(synced);
+    }
+    writing_ = false;
+    if (!queue_.empty()) {
+      queue_.front()->wake.notify_one();  // writes the next group
+    } else if (stopping_) {
+      closed_cv_.notify_all();  // Close waits for the last group
     }
   }
+  return std::move(*p.result);
 }
 
 void FeedbackStore::SyncerLoop() {
@@ -132,7 +163,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   std::vector<RecordResult> results(group.size());
   // Nothing is written when a read fails: every call of the group gets the error.
   auto fail = [&](const Status& error) {
-    for (Pending* p : group) p->done.set_value(error);
+    for (Pending* p : group) p->result = error;
   };
 
   // The group's leads: as stored (from the writer's cache, else read), then
@@ -146,14 +177,19 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   };
   std::unordered_map<std::string_view, Lead> leads;
   leads.reserve(events);
+  // recommend's `shown` events (the unsynced group) are the daemon's own: each
+  // recommendation makes its ids once ("rec-...:asset"), so they are not
+  // idempotency keys and have no "event_ids" record, neither looked up nor
+  // written (one key of two per event).
+  const bool idempotent = sync;
   // One batched MultiGet each for the group's event ids and the leads not in
   // the cache, rather than two point lookups per event.
   std::vector<rocksdb::Slice> ids, lead_keys;
   std::vector<Lead*> to_read;
-  ids.reserve(events);
+  if (idempotent) ids.reserve(events);
   for (Pending* p : group) {
     for (const Event& e : p->events) {
-      ids.emplace_back(e.event_id);
+      if (idempotent) ids.emplace_back(e.event_id);
       auto [it, added] = leads.try_emplace(e.lead_id);
       if (!added) continue;
       Lead& lead = it->second;
@@ -205,13 +241,13 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
 
   // The new events, numbered in arrival order, per lead.
   std::unordered_set<std::string_view> ids_in_group;
-  ids_in_group.reserve(events);
+  if (idempotent) ids_in_group.reserve(events);
   std::vector<std::pair<uint64_t, Event*>> accepted;
   accepted.reserve(events);
   uint64_t seq = next_seq_;
   for (size_t g = 0; g < group.size(); ++g) {
     for (Event& e : group[g]->events) {
-      if (!ids_in_group.insert(e.event_id).second || known_ids.count(e.event_id)) {
+      if (idempotent && (!ids_in_group.insert(e.event_id).second || known_ids.count(e.event_id))) {
         results[g].duplicates++;
         continue;
       }
@@ -237,13 +273,13 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   rocksdb::WriteBatch batch(events * 256);
   std::string key, value, in_order;  // in_order: the group's record in "event_seqs"
   std::vector<std::pair<std::string_view, uint64_t>> ids_sorted;
-  ids_sorted.reserve(accepted.size());
+  if (idempotent) ids_sorted.reserve(accepted.size());
   for (const auto& [n, e] : accepted) {  // completed by the tally
     EventKeyTo(&key, e->lead_id, e->ts, n);
     EncodeEventTo(*e, &value);
     batch.Put(cf_.events, key, value);
     AppendSeqEntry(&in_order, key);
-    ids_sorted.emplace_back(e->event_id, n);
+    if (idempotent) ids_sorted.emplace_back(e->event_id, n);
   }
   std::sort(ids_sorted.begin(), ids_sorted.end());
   for (const auto& [id, n] : ids_sorted) {
@@ -307,7 +343,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     derived_->Apply(deltas);
   }
   if (next_seq_ - saved_seq_ >= kSaveEvents) saver_cv_.notify_one();
-  for (size_t g = 0; g < group.size(); ++g) group[g]->done.set_value(results[g]);
+  for (size_t g = 0; g < group.size(); ++g) group[g]->result = results[g];
 }
 
 Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadState* st, bool shown_at_answer,
@@ -371,15 +407,26 @@ Status FeedbackStore::TallyLead(const std::string& lead_id, bool stored, LeadSta
 }
 
 void FeedbackStore::SetSeen(const std::string& lead_id, const LeadState& st) {
-  if (st.seen.empty() && !st.recommended && memo_.find(lead_id) == memo_.end()) return;
-  LeadMemo& memo = memo_[lead_id];
+  auto it = memo_.find(lead_id);
+  if (it == memo_.end()) {
+    if (st.seen.empty() && !st.recommended) return;
+    it = memo_.try_emplace(lead_id).first;
+  }
+  LeadMemo& memo = it->second;
   memo.recommended = st.recommended;
   memo.arm = st.arm;
+  // The seen list grows at its end (Tally::Apply): only the new assets are
+  // interned. A re-derived lead may list them in another order: from the
+  // first that differs on, all again.
   const std::vector<std::string>& assets = st.seen;
   std::vector<uint32_t>& ids = memo.seen;
-  ids.clear();
+  size_t same = std::min(ids.size(), assets.size());
+  for (size_t i = 0; i < same; ++i) {
+    if (seen_names_.Name(ids[i]) != assets[i]) same = i;
+  }
+  ids.resize(same);
   ids.reserve(assets.size());
-  for (const std::string& a : assets) ids.push_back(seen_names_.Intern(a));
+  for (size_t i = same; i < assets.size(); ++i) ids.push_back(seen_names_.Intern(assets[i]));
 }
 
 }  // namespace playbook

@@ -532,6 +532,7 @@ class Store {
   FeedbackStore* operator->() { return store_.get(); }
   rocksdb::DB* db() { return db_.get(); }
   rocksdb::ColumnFamilyHandle* meta() { return handles_[0]; }
+  rocksdb::ColumnFamilyHandle* event_ids() { return handles_[2]; }
   rocksdb::ColumnFamilyHandle* leads() { return handles_[3]; }
   rocksdb::ColumnFamilyHandle* stats() { return handles_[4]; }
   rocksdb::ColumnFamilyHandle* event_seqs() { return handles_[5]; }
@@ -879,6 +880,84 @@ TEST_F(FeedbackStoreTest, ShownEventsNeverGoBeforeWhatTheLeadAlreadyHas) {
   EXPECT_EQ(lead.value().history[2].event_id, "s2");
   EXPECT_EQ(lead.value().history[2].ts, ahead);
   EXPECT_EQ(store->Stats("a1", options_.stages[1], "price").used, 1u);  // not moved to "timing"
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+}
+
+TEST_F(FeedbackStoreTest, ShownEventsAreLoggedAndCountedWithoutIdempotencyRecords) {
+  // recommend's `shown` events are the daemon's own (ids made once per
+  // recommendation): logged and counted, but no "event_ids" record, so the
+  // ids stay the feedback events' idempotency keys only.
+  {
+    Store store(Dir("db"), options_);
+    std::vector<Event> shown;
+    for (const char* a : {"a1", "a2", "a3"}) {
+      Event e = Ev(std::string("rec-1:") + a, EventType::kShown, "lead", a, NowForTest());
+      e.stage = options_.stages[1];
+      shown.push_back(e);
+    }
+    auto r = store->RecordShown(shown);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r.value().accepted, 3u);
+    EXPECT_TRUE(store.Dump(store.event_ids()).empty());
+    store.Record({Ev("u1", EventType::kUsed, "lead", "a1"), Ev("v1", EventType::kViewed, "lead", "a2")});
+    EXPECT_EQ(store.Dump(store.event_ids()).size(), 2u);
+    auto again = store->Record({Ev("u1", EventType::kUsed, "lead", "a1", NowForTest())});
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again.value().duplicates, 1u);  // the feedback events' ids still are keys
+    EXPECT_EQ(store->Stats("a1", options_.stages[1]).shown, 1u);
+    EXPECT_EQ(store->Stats("a1", options_.stages[1]).used, 1u);
+  }
+  Store reopened(Dir("db"), options_);
+  auto lead = reopened->GetLead("lead");
+  ASSERT_TRUE(lead.ok());
+  ASSERT_EQ(lead.value().history.size(), 5u);
+  EXPECT_EQ(lead.value().history[0].event_id, "rec-1:a1");
+  EXPECT_EQ(lead.value().history[0].type, EventType::kShown);
+  EXPECT_EQ(reopened->Stats("a3", options_.stages[1]).shown, 1u);
+  EXPECT_EQ(reopened->Reaggregate(false, nullptr).value().differing, 0u);
+}
+
+TEST_F(FeedbackStoreTest, ConcurrentShownAndFeedbackCallsAreAllWrittenAndAnswered) {
+  // The callers write the queue themselves (one leads a group, the others
+  // wait for it): every call is answered with its own result, none is lost.
+  Store store(Dir("db"), options_);
+  constexpr int kThreads = 6, kCalls = 40;
+  std::atomic<uint64_t> shown_accepted{0}, used_accepted{0}, duplicates{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int c = 0; c < kCalls; ++c) {
+        std::string lead = "lead-";
+        lead.append(std::to_string(t));
+        std::string n = std::to_string(t);
+        n.append("-").append(std::to_string(c));
+        if ((t + c) % 2 == 0) {
+          Event e = Ev(std::string("rec-").append(n).append(":a1"), EventType::kShown, lead, "a1", NowForTest());
+          e.stage = options_.stages[1];
+          auto r = store->RecordShown({e});
+          if (r.ok()) shown_accepted += r.value().accepted;
+        } else {
+          const std::string id = std::string("u").append(n);
+          std::vector<Event> events = {Ev(id, EventType::kUsed, lead, "a1", NowForTest()),
+                                       Ev(id, EventType::kUsed, lead, "a1", NowForTest())};
+          auto r = store->Record(std::move(events));
+          if (r.ok()) {
+            used_accepted += r.value().accepted;
+            duplicates += r.value().duplicates;
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const uint64_t calls = kThreads * kCalls;
+  EXPECT_EQ(shown_accepted.load(), calls / 2);
+  EXPECT_EQ(used_accepted.load(), calls / 2);
+  EXPECT_EQ(duplicates.load(), calls / 2);  // the second of each call's pair
+  EXPECT_EQ(store->Stats("a1", options_.stages[1]).shown, calls / 2);
+  uint64_t history = 0;
+  for (int t = 0; t < kThreads; ++t) history += store->GetLead("lead-" + std::to_string(t)).value().history.size();
+  EXPECT_EQ(history, calls);
   EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
 }
 
