@@ -155,6 +155,18 @@ TEST(LexicalEmbedder, NormalisesCaseAndWidth) {
   EXPECT_LT(Cos(*e, "ROI calculator", "roi, calculator"), 0.999);  // the comma breaks the bigram
 }
 
+TEST(LexicalEmbedder, TraditionalChineseMeetsSimplified) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  EXPECT_NEAR(Cos(*e, "客戶說價格實在太貴，超出預算", "客户说价格实在太贵，超出预算"), 1.0, 1e-6);
+  EXPECT_NEAR(Cos(*e, "線索轉給業務後沒人跟進", "线索转给业务后没人跟进"), 1.0, 1e-6);
+  // The lexicon's phrases are simplified: a traditional note reaches their concepts.
+  EXPECT_EQ(e->Concepts("價格太貴了"), e->Concepts("价格太贵了"));
+  EXPECT_FALSE(e->Concepts("價格太貴了").empty());
+  // A character that is also simplified (著) stays as it is.
+  EXPECT_LT(Cos(*e, "著作", "着作"), 0.999);
+}
+
 TEST(LexicalEmbedder, BritishSpellingsAndNoteShorthandMeetTheirUsForms) {
   auto e = Make();
   ASSERT_NE(e, nullptr);
