@@ -167,6 +167,35 @@ TEST(LexicalEmbedder, TraditionalChineseMeetsSimplified) {
   EXPECT_LT(Cos(*e, "著作", "着作"), 0.999);
 }
 
+TEST(LexicalEmbedder, ABossWhoReportsOrAConcernSetAsideIsNoConcern) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  auto has = [&](const char* text, const char* id) {
+    const auto c = e->Concepts(text);
+    return std::find(c.begin(), c.end(), id) != c.end();
+  };
+  // The boss as the speaker: the concern is what was said.
+  EXPECT_TRUE(has("老板说太贵了", "price_high"));
+  EXPECT_FALSE(has("老板说太贵了", "decision_maker"));
+  EXPECT_FALSE(has("领导也觉得今年行情差", "decision_maker"));
+  EXPECT_TRUE(has("领导也觉得今年行情差", "market_downturn"));
+  // ... but not when the boss decides or is the one spoken to.
+  EXPECT_TRUE(has("得老板说了算", "decision_maker"));
+  EXPECT_TRUE(has("要跟老板说一下", "decision_maker"));
+  EXPECT_TRUE(has("老板拍板", "decision_maker"));
+  // A function taking part is a signal: "采购说" keeps procurement.
+  EXPECT_TRUE(has("采购说要走流程", "procurement"));
+  // A concern set aside.
+  EXPECT_TRUE(has("没有预算", "budget"));
+  EXPECT_FALSE(has("预算不是问题", "budget"));
+  EXPECT_FALSE(has("客户说预算倒不是问题，关键是数据安全", "budget"));
+  EXPECT_TRUE(has("客户说预算倒不是问题，关键是数据安全", "security_compliance"));
+  // ... unless it is asked about.
+  EXPECT_TRUE(has("跟ERP对接没问题吧", "integration"));
+  // The lexical features still see the masked words: the texts differ from the bare concern.
+  EXPECT_LT(Cos(*e, "老板说太贵了", "太贵了"), 0.999);
+}
+
 TEST(LexicalEmbedder, BritishSpellingsAndNoteShorthandMeetTheirUsForms) {
   auto e = Make();
   ASSERT_NE(e, nullptr);
