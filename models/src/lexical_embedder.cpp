@@ -125,7 +125,7 @@ Result<std::unique_ptr<LexicalEmbedder>> LexicalEmbedder::Create(const LexicalEm
   }
   impl->empty_key = internal::Mix64(internal::Fnv1a64("<empty>"));
   char buf[64];
-  std::snprintf(buf, sizeof buf, "lexical-v5/d%u/lex-%08x", static_cast<unsigned>(o.dimension),
+  std::snprintf(buf, sizeof buf, "lexical-v6/d%u/lex-%08x", static_cast<unsigned>(o.dimension),
                 static_cast<unsigned>(internal::Fnv1a32(o.lexicon)));
   impl->name = buf;
   return std::unique_ptr<LexicalEmbedder>(new LexicalEmbedder(std::move(impl)));

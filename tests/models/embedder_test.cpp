@@ -84,7 +84,7 @@ TEST(LexicalEmbedder, DeterministicAcrossInstances) {
 }
 
 TEST(LexicalEmbedder, FixedTextHasFixedVector) {
-  // Guards against accidental algorithm changes that keep the name "lexical-v5":
+  // Guards against accidental algorithm changes that keep the name "lexical-v6":
   // changing these numbers requires bumping the version in Name().
   auto e = Make(32, "price_high\t太贵|too expensive\n");
   ASSERT_NE(e, nullptr);
@@ -407,9 +407,9 @@ TEST(LexicalEmbedder, NameTracksDimensionAndLexicon) {
   auto c = Make(384, std::string(DefaultLexicon()) + "\nextra_concept\tsome phrase\n");
   auto d = Make(384);
   ASSERT_TRUE(a && b && c && d);
-  EXPECT_EQ(a->Name().rfind("lexical-v5/d384/lex-", 0), 0u) << a->Name();
-  EXPECT_EQ(a->Name().size(), std::string("lexical-v5/d384/lex-").size() + 8);
-  EXPECT_EQ(b->Name().rfind("lexical-v5/d256/lex-", 0), 0u) << b->Name();
+  EXPECT_EQ(a->Name().rfind("lexical-v6/d384/lex-", 0), 0u) << a->Name();
+  EXPECT_EQ(a->Name().size(), std::string("lexical-v6/d384/lex-").size() + 8);
+  EXPECT_EQ(b->Name().rfind("lexical-v6/d256/lex-", 0), 0u) << b->Name();
   EXPECT_NE(a->Name(), c->Name());
   EXPECT_EQ(a->Name(), d->Name());
   EXPECT_EQ(a->Name().substr(a->Name().size() - 8), b->Name().substr(b->Name().size() - 8));
