@@ -5,6 +5,8 @@
 //   - UTF-8 is decoded strictly; an invalid or truncated sequence is a hard
 //     separator, and decoding never reads past the end of the input.
 //   - Full-width ASCII (U+FF01..U+FF5E) becomes half-width, U+3000 a space.
+//   - Traditional Chinese characters become simplified ones (traditional_chinese.inc, from OpenCC;
+//     characters that are also simplified stay), so "價格" is "价格".
 //   - Letters are lower-cased (ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic).
 //   - CJK ideographs, kana and hangul are one token per character.
 //   - Runs of letters/digits form words; apostrophes inside a word are dropped
