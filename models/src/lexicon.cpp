@@ -329,7 +329,10 @@ bool Lexicon::Focus(std::vector<Token>* tokens) const {
   std::vector<Token>& t = *tokens;
   bool masked = false;
   auto mask = [&](size_t from, size_t to) {  // [from, to)
-    for (size_t k = from; k < to; ++k) t[k].id = kMasked, t[k].prefix_id = 0;
+    for (size_t k = from; k < to; ++k) {
+      t[k].id = kMasked;
+      t[k].prefix_id = 0;
+    }
     masked = masked || from < to;
   };
   for (size_t i = 0; i < t.size(); ++i) {

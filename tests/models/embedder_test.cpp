@@ -194,6 +194,14 @@ TEST(LexicalEmbedder, ABossWhoReportsOrAConcernSetAsideIsNoConcern) {
   EXPECT_TRUE(has("跟ERP对接没问题吧", "integration"));
   // The lexical features still see the masked words: the texts differ from the bare concern.
   EXPECT_LT(Cos(*e, "老板说太贵了", "太贵了"), 0.999);
+  // Edges: a role or a tail at either end of the text, alone, repeated, or cut by punctuation.
+  for (const char* text : {"老板", "老板也", "老板说", "说老板", "不是问题", "预算不是问题吗", "跟老板", "老板老板说说",
+                           "领导，说太贵", "没问题没问题", "价不是问题", "CEO说", "boss说budget不够"}) {
+    const auto v = Vec(*e, text);
+    double norm = 0;
+    for (float x : v) norm += double(x) * x;
+    EXPECT_NEAR(norm, 1.0, 1e-5) << text;
+  }
 }
 
 TEST(LexicalEmbedder, BritishSpellingsAndNoteShorthandMeetTheirUsForms) {
