@@ -148,6 +148,13 @@ Status Lexicon::Parse(std::string_view text) {
   TokenizeList(std::begin(kSpeechAdverbs), std::end(kSpeechAdverbs), &speech_adverbs_);
   TokenizeList(std::begin(kSetAside), std::end(kSetAside), &set_aside_);
   TokenizeList(std::begin(kQuestion), std::end(kQuestion), &question_);
+  focus_starts_.clear();
+  for (const auto* list : {&speaker_roles_, &set_aside_}) {
+    for (const auto& seq : *list) {
+      if (!seq.empty()) focus_starts_.push_back(seq.front());
+    }
+  }
+  std::sort(focus_starts_.begin(), focus_starts_.end());
   std::unordered_map<std::string, size_t> first_line;
   std::vector<Token> tokens;
   size_t line_no = 0;
@@ -336,6 +343,7 @@ bool Lexicon::Focus(std::vector<Token>* tokens) const {
     masked = masked || from < to;
   };
   for (size_t i = 0; i < t.size(); ++i) {
+    if (!std::binary_search(focus_starts_.begin(), focus_starts_.end(), t[i].id)) continue;
     // A role as the speaker.
     if (const size_t role = LongestAt(t, i, speaker_roles_); role > 0) {
       const bool object = i > 0 && t[i].gap == 0 && LongestAt(t, i - 1, object_marks_) == 1;

@@ -169,6 +169,7 @@ class Lexicon {
   // Focus's word lists, tokenised (each a sequence of token ids).
   std::vector<std::vector<uint64_t>> speaker_roles_, speech_verbs_, decides_, object_marks_, speech_adverbs_,
       set_aside_, question_;
+  std::vector<uint64_t> focus_starts_;  // sorted first token ids of the roles and tails: Focus's quick test
 };
 
 }  // namespace playbook::models::internal
