@@ -11,7 +11,9 @@
 //            characters and pairs of adjacent CJK characters that the text
 //            shares with the concept's phrases (see Lexicon::SoftMatch): "退钱"
 //            leans towards the refund concept through "退" even though no phrase
-//            matches exactly.
+//            matches exactly. Both read the text after Lexicon::Focus, which masks a
+//            boss named as the speaker ("老板说太贵了") and a concern the note sets
+//            aside ("预算不是问题"); the lexical block reads every token.
 // Concepts get dedicated slots [0, concepts) when the lexicon is small next to
 // the dimension (4 x concepts <= dimension: the default 45 concepts at d384),
 // so concept evidence never collides with anything and lexical features hash
@@ -123,7 +125,7 @@ Result<std::unique_ptr<LexicalEmbedder>> LexicalEmbedder::Create(const LexicalEm
   }
   impl->empty_key = internal::Mix64(internal::Fnv1a64("<empty>"));
   char buf[64];
-  std::snprintf(buf, sizeof buf, "lexical-v5/d%u/lex-%08x", static_cast<unsigned>(o.dimension),
+  std::snprintf(buf, sizeof buf, "lexical-v6/d%u/lex-%08x", static_cast<unsigned>(o.dimension),
                 static_cast<unsigned>(internal::Fnv1a32(o.lexicon)));
   impl->name = buf;
   return std::unique_ptr<LexicalEmbedder>(new LexicalEmbedder(std::move(impl)));
@@ -140,6 +142,7 @@ std::vector<std::string> LexicalEmbedder::Concepts(std::string_view text) const 
   if (impl_->lexicon.size() == 0) return out;
   std::vector<internal::Token> tokens;
   internal::Tokenize(text, &tokens);
+  impl_->lexicon.Focus(&tokens);
   std::vector<uint32_t> tf(impl_->lexicon.size(), 0);
   impl_->lexicon.Match(tokens, &tf);
   for (size_t c = 0; c < tf.size(); ++c) {
@@ -239,6 +242,7 @@ void LexicalEmbedder::Embed(std::string_view text, float* out) const {
     i = j;
   }
   if (impl_->lexicon.size() > 0) {
+    impl_->lexicon.Focus(&tokens);  // the lexical features above are read; only concepts skip the masked
     std::vector<uint32_t> tf(impl_->lexicon.size(), 0);
     impl_->lexicon.Match(tokens, &tf);
     std::vector<double> soft(impl_->lexicon.size(), 0.0);

@@ -3,6 +3,7 @@
 #include "lexicon.h"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <utility>
@@ -38,6 +39,52 @@ constexpr std::string_view kGenericCueText =
 constexpr std::string_view kFillers[] = {"太", "很", "挺", "蛮", "真", "有点", "有些", "非常", "特别", "实在",
                                          "比较", "相当", "十分", "very", "quite", "extremely", "incredibly",
                                          "super"};
+
+// Lexicon::Focus's lists (Chinese; see lexicon.h). The roles are ranks, not functions: "采购说"
+// and "财务说" stay, since procurement or finance taking part says something about the concern.
+constexpr std::string_view kSpeakerRoles[] = {
+    "老板", "大老板", "领导", "老总", "总经理", "董事长", "副总", "总监", "上级", "上司", "高层", "管理层",
+    "对接人", "联系人", "老大", "ceo", "cfo", "cto", "cio", "boss", "vp"};
+constexpr std::string_view kSpeechVerbs[] = {
+    "说", "讲", "觉得", "认为", "嫌", "问", "表示", "反馈", "提到", "提出", "吐槽", "抱怨", "担心", "怕",
+    "称", "回复", "透露", "强调", "质疑", "追问", "坚持", "要求", "希望", "想", "感觉", "直言", "直说"};
+// "老板说了算": the role decides; the verb does not make it a speaker.
+constexpr std::string_view kDecides[] = {"说了算", "说了不算", "说不算", "说的算", "说了才算", "说才算"};
+// "跟老板说", "找领导问": the role is the one spoken to.
+constexpr std::string_view kObjectMarks[] = {"跟", "和", "给", "向", "找", "同", "问", "让", "请"};
+constexpr std::string_view kSpeechAdverbs[] = {"也", "都", "还", "又", "就", "一直", "直接", "总", "老",
+                                               "最后", "私下", "当场"};
+constexpr std::string_view kSetAside[] = {
+    "不是问题", "不成问题", "没问题", "没什么问题", "没啥问题", "不是大问题", "问题不大", "不是事", "不是事儿",
+    "不是重点", "不是关键", "不是主要", "还行", "还好", "可以接受", "能接受", "接受得了", "无所谓"};
+constexpr std::string_view kQuestion[] = {"吗", "吧", "么", "嘛", "呢", "不"};
+
+void TokenizeList(const std::string_view* begin, const std::string_view* end,
+                  std::vector<std::vector<uint64_t>>* out) {
+  out->clear();
+  std::vector<Token> t;
+  for (const std::string_view* w = begin; w != end; ++w) {
+    t.clear();
+    Tokenize(*w, &t);
+    std::vector<uint64_t> ids;
+    for (const Token& x : t) ids.push_back(x.id);
+    out->push_back(std::move(ids));
+  }
+}
+
+// The length of the longest of `seqs` that tokens[at..] starts with, inside one run (no gap
+// between its tokens); 0 when none.
+size_t LongestAt(const std::vector<Token>& tokens, size_t at, const std::vector<std::vector<uint64_t>>& seqs) {
+  size_t best = 0;
+  for (const auto& seq : seqs) {
+    if (seq.size() <= best || at + seq.size() > tokens.size()) continue;
+    bool same = true;
+    for (size_t k = 0; k < seq.size() && same; ++k)
+      same = tokens[at + k].id == seq[k] && (k == 0 || tokens[at + k].gap == 0);
+    if (same) best = seq.size();
+  }
+  return best;
+}
 
 // The soft-cue keys of a token sequence: non-stop, non-number tokens (and the
 // 5-letter prefix of a long word), minus the generic ones, each followed by the pair
@@ -94,6 +141,20 @@ Status Lexicon::Parse(std::string_view text) {
   }
   std::sort(filler_.begin(), filler_.end());
   std::sort(filler_pairs_.begin(), filler_pairs_.end());
+  TokenizeList(std::begin(kSpeakerRoles), std::end(kSpeakerRoles), &speaker_roles_);
+  TokenizeList(std::begin(kSpeechVerbs), std::end(kSpeechVerbs), &speech_verbs_);
+  TokenizeList(std::begin(kDecides), std::end(kDecides), &decides_);
+  TokenizeList(std::begin(kObjectMarks), std::end(kObjectMarks), &object_marks_);
+  TokenizeList(std::begin(kSpeechAdverbs), std::end(kSpeechAdverbs), &speech_adverbs_);
+  TokenizeList(std::begin(kSetAside), std::end(kSetAside), &set_aside_);
+  TokenizeList(std::begin(kQuestion), std::end(kQuestion), &question_);
+  focus_starts_.clear();
+  for (const auto* list : {&speaker_roles_, &set_aside_}) {
+    for (const auto& seq : *list) {
+      if (!seq.empty()) focus_starts_.push_back(seq.front());
+    }
+  }
+  std::sort(focus_starts_.begin(), focus_starts_.end());
   std::unordered_map<std::string, size_t> first_line;
   std::vector<Token> tokens;
   size_t line_no = 0;
@@ -268,6 +329,51 @@ void Lexicon::MatchExact(const std::vector<Token>& tokens, std::vector<uint32_t>
       }
     }
   }
+}
+
+bool Lexicon::Focus(std::vector<Token>* tokens) const {
+  constexpr uint64_t kMasked = 0x6d61736b65640a01ULL;  // no phrase or cue has this id
+  std::vector<Token>& t = *tokens;
+  bool masked = false;
+  auto mask = [&](size_t from, size_t to) {  // [from, to)
+    for (size_t k = from; k < to; ++k) {
+      t[k].id = kMasked;
+      t[k].prefix_id = 0;
+    }
+    masked = masked || from < to;
+  };
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (!std::binary_search(focus_starts_.begin(), focus_starts_.end(), t[i].id)) continue;
+    // A role as the speaker.
+    if (const size_t role = LongestAt(t, i, speaker_roles_); role > 0) {
+      const bool object = i > 0 && t[i].gap == 0 && LongestAt(t, i - 1, object_marks_) == 1;
+      size_t at = i + role;
+      if (at < t.size() && t[at].gap == 0 && LongestAt(t, at, speech_verbs_) == 0) {
+        at += LongestAt(t, at, speech_adverbs_);  // "老板也说"
+      }
+      if (!object && at < t.size() && t[at].gap <= 1 && LongestAt(t, at, speech_verbs_) > 0 &&
+          LongestAt(t, at, decides_) == 0) {
+        mask(i, i + role);
+        i += role - 1;
+        continue;
+      }
+    }
+    // A concern set aside.
+    if (i > 0 && t[i].gap == 0 && t[i].kind == TokenKind::kCjk) {
+      const size_t tail = LongestAt(t, i, set_aside_);
+      if (tail == 0) continue;
+      const size_t after = i + tail;
+      if (after < t.size() && t[after].gap == 0 && LongestAt(t, after, question_) > 0) continue;
+      size_t from = i;
+      while (from > 0 && i - from < 4 && t[from].gap == 0 && t[from - 1].kind == TokenKind::kCjk &&
+             !t[from - 1].stop)
+        --from;
+      if (from == i) continue;
+      mask(from, after);
+      i = after - 1;
+    }
+  }
+  return masked;
 }
 
 }  // namespace playbook::models::internal

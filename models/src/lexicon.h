@@ -5,6 +5,8 @@
 //   - UTF-8 is decoded strictly; an invalid or truncated sequence is a hard
 //     separator, and decoding never reads past the end of the input.
 //   - Full-width ASCII (U+FF01..U+FF5E) becomes half-width, U+3000 a space.
+//   - Traditional Chinese characters become simplified ones (traditional_chinese.inc, from OpenCC;
+//     characters that are also simplified stay), so "價格" is "价格".
 //   - Letters are lower-cased (ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic).
 //   - CJK ideographs, kana and hangul are one token per character.
 //   - Runs of letters/digits form words; apostrophes inside a word are dropped
@@ -131,6 +133,19 @@ class Lexicon {
   // everywhere in CRM notes ("lead", "客户", "year") are never cues.
   void SoftMatch(const std::vector<Token>& tokens, std::vector<double>* score) const;
 
+  // Masks the tokens of a Chinese note that name no concern of it, before Match and SoftMatch
+  // read its concepts (their ids become one no phrase or cue has; gaps stay):
+  //   - a role named as the speaker: a role of rank (老板 领导 老总 CEO ..., kSpeakerRoles; not 采购 or 财务) right
+  //     before a verb of saying or judging (说 觉得 嫌 问 ..., kSpeechVerbs), with at most one
+  //     adverb between (也 还 又 ...): in "老板说太贵了" the boss reports and the concern is
+  //     price. Not when the verb makes the role the decider ("老板说了算") or the role is an
+  //     object ("跟老板说", "找领导问");
+  //   - a concern the note sets aside: up to four characters before "不是问题", "没问题", "还行",
+  //     "可以接受" ... (kSetAside), back to a particle or punctuation, with the tail itself
+  //     ("预算不是问题": not budget), unless a question particle follows ("对接没问题吧").
+  // Returns whether anything was masked.
+  bool Focus(std::vector<Token>* tokens) const;
+
  private:
   struct EdgeHash {
     size_t operator()(const std::pair<uint32_t, uint64_t>& k) const {
@@ -151,6 +166,10 @@ class Lexicon {
   std::vector<uint64_t> generic_cues_;  // sorted token ids that are never cues
   std::vector<uint64_t> filler_;        // sorted ids of one-token degree adverbs (太, very)
   std::vector<std::pair<uint64_t, uint64_t>> filler_pairs_;  // sorted two-character ones (有点)
+  // Focus's word lists, tokenised (each a sequence of token ids).
+  std::vector<std::vector<uint64_t>> speaker_roles_, speech_verbs_, decides_, object_marks_, speech_adverbs_,
+      set_aside_, question_;
+  std::vector<uint64_t> focus_starts_;  // sorted first token ids of the roles and tails: Focus's quick test
 };
 
 }  // namespace playbook::models::internal

@@ -2,6 +2,7 @@
 // stemming and stopwords. See lexicon.h.
 #include <algorithm>
 #include <array>
+#include <iterator>
 #include <string>
 #include <utility>
 
@@ -79,10 +80,22 @@ void AppendUtf8(char32_t cp, std::string* out) {
 
 enum class CharClass { kLetter, kCjk, kApostrophe, kSoft, kHard, kIgnore };
 
-// Full-width ASCII -> ASCII and simple lower-casing.
+// Traditional Chinese -> simplified, one code point each (generated from OpenCC; see the file).
+constexpr std::pair<char32_t, char32_t> kTraditional[] = {
+#include "traditional_chinese.inc"
+};
+static_assert(std::is_sorted(std::begin(kTraditional), std::end(kTraditional)));
+
+// Full-width ASCII -> ASCII, traditional Chinese characters -> simplified and simple lower-casing.
 char32_t Fold(char32_t c) {
   if (c >= 0xFF01 && c <= 0xFF5E) c -= 0xFEE0;
   if (c == 0x3000) return U' ';
+  if (c >= kTraditional[0].first && c <= std::end(kTraditional)[-1].first) {
+    const auto it = std::lower_bound(std::begin(kTraditional), std::end(kTraditional), c,
+                                     [](const auto& entry, char32_t key) { return entry.first < key; });
+    if (it != std::end(kTraditional) && it->first == c) return it->second;
+    return c;
+  }
   if (c >= U'A' && c <= U'Z') return c + 32;
   if (c < 0x80) return c;
   if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;

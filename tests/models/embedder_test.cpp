@@ -84,7 +84,7 @@ TEST(LexicalEmbedder, DeterministicAcrossInstances) {
 }
 
 TEST(LexicalEmbedder, FixedTextHasFixedVector) {
-  // Guards against accidental algorithm changes that keep the name "lexical-v5":
+  // Guards against accidental algorithm changes that keep the name "lexical-v6":
   // changing these numbers requires bumping the version in Name().
   auto e = Make(32, "price_high\t太贵|too expensive\n");
   ASSERT_NE(e, nullptr);
@@ -153,6 +153,55 @@ TEST(LexicalEmbedder, NormalisesCaseAndWidth) {
   EXPECT_NEAR(Cos(*e, "20% off", "20 percent off"), 1.0, 1e-6);
   EXPECT_NEAR(Cos(*e, "２０％ＯＦＦ", "20 percent off"), 1.0, 1e-6);
   EXPECT_LT(Cos(*e, "ROI calculator", "roi, calculator"), 0.999);  // the comma breaks the bigram
+}
+
+TEST(LexicalEmbedder, TraditionalChineseMeetsSimplified) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  EXPECT_NEAR(Cos(*e, "客戶說價格實在太貴，超出預算", "客户说价格实在太贵，超出预算"), 1.0, 1e-6);
+  EXPECT_NEAR(Cos(*e, "線索轉給業務後沒人跟進", "线索转给业务后没人跟进"), 1.0, 1e-6);
+  // The lexicon's phrases are simplified: a traditional note reaches their concepts.
+  EXPECT_EQ(e->Concepts("價格太貴了"), e->Concepts("价格太贵了"));
+  EXPECT_FALSE(e->Concepts("價格太貴了").empty());
+  // A character that is also simplified (著) stays as it is.
+  EXPECT_LT(Cos(*e, "著作", "着作"), 0.999);
+}
+
+TEST(LexicalEmbedder, ABossWhoReportsOrAConcernSetAsideIsNoConcern) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  auto has = [&](const char* text, const char* id) {
+    const auto c = e->Concepts(text);
+    return std::find(c.begin(), c.end(), id) != c.end();
+  };
+  // The boss as the speaker: the concern is what was said.
+  EXPECT_TRUE(has("老板说太贵了", "price_high"));
+  EXPECT_FALSE(has("老板说太贵了", "decision_maker"));
+  EXPECT_FALSE(has("领导也觉得今年行情差", "decision_maker"));
+  EXPECT_TRUE(has("领导也觉得今年行情差", "market_downturn"));
+  // ... but not when the boss decides or is the one spoken to.
+  EXPECT_TRUE(has("得老板说了算", "decision_maker"));
+  EXPECT_TRUE(has("要跟老板说一下", "decision_maker"));
+  EXPECT_TRUE(has("老板拍板", "decision_maker"));
+  // A function taking part is a signal: "采购说" keeps procurement.
+  EXPECT_TRUE(has("采购说要走流程", "procurement"));
+  // A concern set aside.
+  EXPECT_TRUE(has("没有预算", "budget"));
+  EXPECT_FALSE(has("预算不是问题", "budget"));
+  EXPECT_FALSE(has("客户说预算倒不是问题，关键是数据安全", "budget"));
+  EXPECT_TRUE(has("客户说预算倒不是问题，关键是数据安全", "security_compliance"));
+  // ... unless it is asked about.
+  EXPECT_TRUE(has("跟ERP对接没问题吧", "integration"));
+  // The lexical features still see the masked words: the texts differ from the bare concern.
+  EXPECT_LT(Cos(*e, "老板说太贵了", "太贵了"), 0.999);
+  // Edges: a role or a tail at either end of the text, alone, repeated, or cut by punctuation.
+  for (const char* text : {"老板", "老板也", "老板说", "说老板", "不是问题", "预算不是问题吗", "跟老板", "老板老板说说",
+                           "领导，说太贵", "没问题没问题", "价不是问题", "CEO说", "boss说budget不够"}) {
+    const auto v = Vec(*e, text);
+    double norm = 0;
+    for (float x : v) norm += double(x) * x;
+    EXPECT_NEAR(norm, 1.0, 1e-5) << text;
+  }
 }
 
 TEST(LexicalEmbedder, BritishSpellingsAndNoteShorthandMeetTheirUsForms) {
@@ -366,9 +415,9 @@ TEST(LexicalEmbedder, NameTracksDimensionAndLexicon) {
   auto c = Make(384, std::string(DefaultLexicon()) + "\nextra_concept\tsome phrase\n");
   auto d = Make(384);
   ASSERT_TRUE(a && b && c && d);
-  EXPECT_EQ(a->Name().rfind("lexical-v5/d384/lex-", 0), 0u) << a->Name();
-  EXPECT_EQ(a->Name().size(), std::string("lexical-v5/d384/lex-").size() + 8);
-  EXPECT_EQ(b->Name().rfind("lexical-v5/d256/lex-", 0), 0u) << b->Name();
+  EXPECT_EQ(a->Name().rfind("lexical-v6/d384/lex-", 0), 0u) << a->Name();
+  EXPECT_EQ(a->Name().size(), std::string("lexical-v6/d384/lex-").size() + 8);
+  EXPECT_EQ(b->Name().rfind("lexical-v6/d256/lex-", 0), 0u) << b->Name();
   EXPECT_NE(a->Name(), c->Name());
   EXPECT_EQ(a->Name(), d->Name());
   EXPECT_EQ(a->Name().substr(a->Name().size() - 8), b->Name().substr(b->Name().size() - 8));
