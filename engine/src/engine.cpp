@@ -392,6 +392,15 @@ Status EngineImpl::Close() {
   // (Not while the storage refuses writes: RocksDB's log writer must not be
   // used again after a failed write until DB::Resume has replaced it.)
   rocksdb::Status s = storage_->failing() ? rocksdb::Status::OK() : db_->FlushWAL(/*sync=*/true);
+  // The memtables go to table files too, so that the next start does not
+  // replay the log of a feedback burst (up to max_total_wal_size: 0.7 s of the
+  // open after 5 s of ingest at 100,000 assets) while nobody is served. A
+  // failed flush loses nothing (the log stays and is replayed at start).
+  if (s.ok() && !storage_->failing()) {
+    rocksdb::FlushOptions fo;
+    fo.allow_write_stall = true;
+    (void)db_->Flush(fo, handles_);
+  }
   for (auto* h : handles_) (void)db_->DestroyColumnFamilyHandle(h);
   handles_.clear();
   rocksdb::Status c = db_->Close();

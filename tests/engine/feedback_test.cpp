@@ -1308,5 +1308,34 @@ TEST_F(FeedbackStoreTest, AKillWhileTheCountersAreSavedLeavesAConsistentStore) {
   EXPECT_GT(events, 0u);  // the children wrote
 }
 
+// A stop writes the memtables to table files: the next start has no log of
+// the feedback to replay before it can serve (a start after a burst of
+// ingest spent most of its open replaying it), and nothing is lost.
+TEST_F(FeedbackTest, AStopLeavesNoLogToReplayAndTheEventsStay) {
+  Engine& e = Open();
+  std::vector<Event> batch;
+  for (int i = 0; i < 500; ++i) {
+    std::string id = "burst-", lead = "lead-";
+    id.append(std::to_string(i));
+    lead.append(std::to_string(i % 7));
+    batch.push_back(Ev(id, EventType::kViewed, lead, "asset-1"));
+  }
+  ASSERT_TRUE(e.RecordEvents(batch).ok());
+  ASSERT_TRUE(engine_->Close().ok());
+  uintmax_t log_bytes = 0;
+  size_t logs = 0;
+  for (const auto& f : fs::directory_iterator(dir_ / "db")) {
+    if (f.path().extension() == ".log") {
+      ++logs;
+      log_bytes += f.file_size();
+    }
+  }
+  EXPECT_GE(logs, 1u);
+  EXPECT_EQ(log_bytes, 0u) << "the stop left feedback in the write-ahead log for the next start to replay";
+  Engine& again = Open();
+  EXPECT_EQ(again.GetStats("asset-1", "").viewed, 500u);
+  EXPECT_EQ(again.GetLead("lead-0").value().history.size(), 72u);  // i % 7 == 0 for 72 of 0..499
+}
+
 }  // namespace
 }  // namespace playbook
