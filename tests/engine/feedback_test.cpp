@@ -1072,6 +1072,14 @@ TEST_F(FeedbackStoreTest, ARecommendationsShownEventsAreOneRecordAndStoresOfOneR
     old->SetShownRuns(false);
     record(runs, 0, 40);
     record(old, 0, 40);
+    // Late events: each lead re-derived from a log of runs (or of one-event records).
+    for (Store* store : {&runs, &old}) {
+      for (const std::string& lead : leads) {
+        store->Record({Ev(lead + "-late-use", EventType::kUsed, lead, "a2", t0 + 5500),
+                       Stage(lead + "-late-stage", lead, options_.stages[1], t0 + 12500)});
+      }
+      EXPECT_GT((*store)->LogRecordsRead(), 0u);
+    }
     runs_counters = Everything(*runs, options_, assets, reps, leads);
     runs_rest = PhrasesCellsAndLogs(*runs, leads);
     EXPECT_EQ(Everything(*old, options_, assets, reps, leads), runs_counters);
@@ -1115,7 +1123,7 @@ TEST_F(FeedbackStoreTest, ARecommendationsShownEventsAreOneRecordAndStoresOfOneR
   EXPECT_EQ(PhrasesCellsAndLogs(*old, leads), PhrasesCellsAndLogs(*runs, leads));
   auto x = old->Reaggregate(false, nullptr).value();
   EXPECT_EQ(x.differing, 0u);
-  uint64_t feedback_events = 0;
+  uint64_t feedback_events = 2 * leads.size();  // the late ones
   for (int r = 0; r < 60; ++r) feedback_events += (r % 3 == 0) + (r % 7 == 0) + (r % 11 == 0);
   EXPECT_EQ(x.events, shown_events + feedback_events);
   EXPECT_EQ(runs->Reaggregate(false, nullptr).value().events, x.events);
