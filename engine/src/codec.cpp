@@ -231,6 +231,129 @@ bool DecodeEvent(std::string_view in, Event* e) {
 
 namespace {
 
+// A run's per-event flags: the event marks its terms the same as the first's;
+// it carries the run's terms; its id is "<recommendation id>:<asset>" (not stored).
+constexpr uint8_t kRunSameTerms = 1, kRunTerms = 2, kRunDerivedId = 4;
+
+bool RunDerivedId(const Event& e) {
+  const std::string& id = e.event_id;
+  const size_t r = e.recommendation_id.size();
+  return id.size() == r + 1 + e.asset_id.size() && id.compare(0, r, e.recommendation_id) == 0 && id[r] == ':' &&
+         id.compare(r + 1, std::string::npos, e.asset_id) == 0;
+}
+
+}  // namespace
+
+bool ShownRunFits(const Event* const* events, size_t n) {
+  if (n < 2 || n > 0xffffffffu) return false;
+  const Event& first = *events[0];
+  for (size_t i = 0; i < n; ++i) {
+    const Event& e = *events[i];
+    if (e.type != EventType::kShown || e.lead_id != first.lead_id || e.recommendation_id != first.recommendation_id ||
+        e.stage != first.stage || e.rep_id != first.rep_id || e.topic != first.topic || e.arm != first.arm ||
+        e.ts != first.ts || e.amount != 0 || !e.reason.empty() || (!e.terms.empty() && e.terms != first.terms)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void EncodeShownRunTo(const Event* const* events, size_t n, std::string* to) {
+  std::string& out = *to;
+  const Event& first = *events[0];
+  out.clear();
+  out.push_back(char(kShownRunFormat));
+  PutStr(&out, first.lead_id);
+  PutStr(&out, first.recommendation_id);
+  PutStr(&out, first.stage);
+  PutStr(&out, first.rep_id);
+  PutStr(&out, first.topic);
+  out.push_back(char(first.arm));
+  out.append(reinterpret_cast<const char*>(&first.ts), 8);
+  const uint32_t terms = uint32_t(first.terms.size());
+  out.append(reinterpret_cast<const char*>(&terms), 4);
+  for (const std::string& t : first.terms) PutStr(&out, t);
+  const uint32_t count = uint32_t(n);
+  out.append(reinterpret_cast<const char*>(&count), 4);
+  for (size_t i = 0; i < n; ++i) {
+    const Event& e = *events[i];
+    const bool derived_id = RunDerivedId(e);
+    out.push_back(char((e.same_terms ? kRunSameTerms : 0) | (e.terms.empty() ? 0 : kRunTerms) |
+                       (derived_id ? kRunDerivedId : 0)));
+    PutStr(&out, e.asset_id);
+    if (!derived_id) PutStr(&out, e.event_id);
+  }
+}
+
+namespace {
+
+Status DecodeShownRun(std::string_view in, std::vector<Event>* out) {
+  auto bad = [](const char* what) { return Status::Corruption(std::string("shown run record: ") + what); };
+  in.remove_prefix(1);
+  Event head;
+  head.type = EventType::kShown;
+  if (!GetStr(&in, &head.lead_id) || !GetStr(&in, &head.recommendation_id) || !GetStr(&in, &head.stage) ||
+      !GetStr(&in, &head.rep_id) || !GetStr(&in, &head.topic)) {
+    return bad("truncated in its shared fields");
+  }
+  if (in.size() < 13) return bad("truncated before its ts");
+  if (uint8_t(in[0]) > uint8_t(Arm::kHoldout)) return bad("unknown arm");
+  head.arm = Arm(uint8_t(in[0]));
+  std::memcpy(&head.ts, in.data() + 1, 8);
+  uint32_t terms = 0;
+  std::memcpy(&terms, in.data() + 9, 4);
+  in.remove_prefix(13);
+  std::vector<std::string> run_terms;
+  for (uint32_t i = 0; i < terms; ++i) {  // never reserves by the stored count
+    if (!GetStr(&in, &run_terms.emplace_back())) return bad("truncated in its terms");
+  }
+  if (in.size() < 4) return bad("truncated before its event count");
+  uint32_t n = 0;
+  std::memcpy(&n, in.data(), 4);
+  in.remove_prefix(4);
+  if (n < 2) return bad("fewer than two events");
+  const size_t before = out->size();
+  for (uint32_t i = 0; i < n; ++i) {  // each event needs bytes that are there
+    if (in.size() < 5) {
+      out->resize(before);
+      return bad("truncated in its events");
+    }
+    const uint8_t flags = uint8_t(in[0]);
+    in.remove_prefix(1);
+    // The run's terms are its first event's (as EncodeShownRunTo writes them).
+    if (flags > (kRunSameTerms | kRunTerms | kRunDerivedId) || ((flags & kRunTerms) && run_terms.empty()) ||
+        (i == 0 && !run_terms.empty() && !(flags & kRunTerms))) {
+      out->resize(before);
+      return bad("unknown event flags");
+    }
+    Event& e = out->emplace_back(head);
+    if (!GetStr(&in, &e.asset_id) || (!(flags & kRunDerivedId) && !GetStr(&in, &e.event_id))) {
+      out->resize(before);
+      return bad("truncated in its events");
+    }
+    if (flags & kRunDerivedId) e.event_id.assign(e.recommendation_id).append(":").append(e.asset_id);
+    e.same_terms = flags & kRunSameTerms;
+    if (flags & kRunTerms) e.terms = run_terms;
+  }
+  if (!in.empty()) {
+    out->resize(before);
+    return bad("bytes after its last event");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status DecodeEventRecord(std::string_view in, std::vector<Event>* out) {
+  if (!in.empty() && uint8_t(in[0]) == kShownRunFormat) return DecodeShownRun(in, out);
+  Event e;
+  if (!DecodeEvent(in, &e)) return Status::Corruption("event record of unknown format or damaged");
+  out->push_back(std::move(e));
+  return Status::Ok();
+}
+
+namespace {
+
 // A lead record of the current format starts with a length no record of the
 // first format can have (its stage's length: 4 GiB), then the version.
 constexpr char kLeadMagic[] = "\xff\xff\xff\xff";

@@ -3,7 +3,8 @@
 //
 // "assets" column family: key = asset id, value = EncodeAsset (no vector).
 // "vectors" column family: key = asset id, value = dimension little-endian floats.
-// "events" column family: value = EncodeEvent (keys in feedback.h).
+// "events" column family: value = EncodeEvent, or EncodeShownRun for a
+// recommendation's `shown` events in one record (keys in feedback.h).
 // "leads" column family: key = lead id, value = EncodeLeadState.
 #pragma once
 
@@ -23,6 +24,9 @@ namespace playbook {
 inline constexpr uint8_t kAssetFormat = 2;
 inline constexpr uint8_t kEventFormat = 5;
 inline constexpr uint8_t kLeadFormat = 4;
+// The first byte of a run of `shown` events (EncodeShownRun): above every event
+// format, which counts up from 1.
+inline constexpr uint8_t kShownRunFormat = 0x40;
 
 // Format byte first, so the encoding can evolve.
 std::string EncodeAsset(const Asset& asset);
@@ -40,6 +44,20 @@ std::string EncodeEvent(const Event& e);
 // The same into *out (replacing its bytes, reusing its memory).
 void EncodeEventTo(const Event& e, std::string* out);
 bool DecodeEvent(std::string_view in, Event* e);
+// A recommendation's `shown` events, consecutive in the log, as one "events"
+// record (a run): what they share once (lead, recommendation, stage, rep,
+// topic, arm, ts, the context's terms), then per event in rank order its
+// asset, its id unless it is "<recommendation id>:<asset>", and whether it
+// carries the terms or marks them the same as the first's. ShownRunFits says
+// whether the events can be one run (at least two; every field of each event
+// is kept), EncodeShownRunTo writes it into *out (replacing its bytes).
+bool ShownRunFits(const Event* const* events, size_t n);
+void EncodeShownRunTo(const Event* const* events, size_t n, std::string* out);
+// Any "events" record, one event or a run, appended to *out in log order (a
+// run's i-th event has the record key's sequence number + i). Corruption
+// saying what is wrong when the bytes are not a well-formed record (*out is
+// then as it was).
+Status DecodeEventRecord(std::string_view in, std::vector<Event>* out);
 std::string EncodeLeadState(const LeadState& st);
 void EncodeLeadStateTo(const LeadState& st, std::string* out);  // into *out, reusing its memory
 bool DecodeLeadState(std::string_view in, LeadState* st);

@@ -614,13 +614,15 @@ Status FeedbackStore::LeadLog(const std::string& lead_id, const rocksdb::Snapsho
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_.events));
+  std::vector<Event> record;
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     std::string_view lead;
     uint64_t seq;
-    Event e;
+    record.clear();
+    // A run of `shown` events: the record key's sequence number, then the next ones.
     if (SplitEventKey(it->key(), &lead, &seq) && lead == lead_id &&
-        DecodeEvent(std::string_view(it->value().data(), it->value().size()), &e)) {
-      out.emplace_back(seq, std::move(e));
+        DecodeEventRecord(std::string_view(it->value().data(), it->value().size()), &record).ok()) {
+      for (Event& e : record) out.emplace_back(seq++, std::move(e));
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "reading the events of lead '" + lead_id + "'");

@@ -4,8 +4,8 @@
 // memory for the ranking and the reports, and can rebuild from the events
 // (Reaggregate). Private to engine/.
 //
-// Column families: "events" (lead \0 ts(BE64) seq(BE64) -> event; seq is the
-// global arrival order), "event_ids" (event id -> its sequence number, BE64; older
+// Column families: "events" (lead \0 ts(BE64) seq(BE64) -> event, or a run of
+// a recommendation's `shown` events from seq on; seq is the global arrival order), "event_ids" (event id -> its sequence number, BE64; older
 // stores hold the events key there: only the presence is read), "event_seqs"
 // (the first seq of a written group (BE64) -> the events keys of the group's
 // events in arrival order: the log in arrival order, one record a group), "leads" (lead ->
@@ -114,6 +114,9 @@ class FeedbackStore {
   Status WriteCheckpoint();
   // Tests: false writes no checkpoint (only "stats" keys, the earlier layout).
   void SetCheckpoints(bool on) { checkpoints_ = on; }
+  // Tests: false writes each of recommend's `shown` events as its own record
+  // (the layout before runs).
+  void SetShownRuns(bool on) { shown_runs_ = on; }
   // The saver writes a checkpoint once this many keys were saved since the
   // last one (a start sets each of them over the checkpoint).
   static constexpr uint64_t kCheckpointKeys = 50000;
@@ -308,6 +311,7 @@ class FeedbackStore {
   uint64_t keys_since_checkpoint_ = 0;  // guarded by save_mu_
   std::atomic<bool> checkpoint_due_{false};
   std::atomic<bool> checkpoints_{true};
+  std::atomic<bool> shown_runs_{true};
   std::atomic<uint64_t> saved_seq_{0};
   std::atomic<bool> save_at_close_{true};
   std::atomic<bool> saver_paused_{false};
@@ -356,7 +360,11 @@ void AppendSeqEntry(std::string* value, std::string_view events_key);
 bool ForEachSeqEntry(const rocksdb::Slice& key, const rocksdb::Slice& value,
                      const std::function<void(uint64_t, std::string_view)>& fn);
 // "events": lead \0 ts(BE64) seq(BE64), so that a lead's log is one range in
-// (ts, arrival) order; LeadPrefix is its start (lead \0).
+// (ts, arrival) order; LeadPrefix is its start (lead \0). The value is one
+// event, or a run of a recommendation's `shown` events (codec.h): its events
+// have seq, seq + 1, ... (one lead, one ts: the run sorts where its events
+// would). Each event of a run has its own "event_seqs" entry, naming the run's
+// key (the entry's sequence number less the key's: its place in the run).
 std::string LeadPrefix(const std::string& lead);
 std::string EventKey(const std::string& lead, int64_t ts, uint64_t seq);
 // The same into *k (replacing its bytes, reusing its memory).

@@ -34,12 +34,13 @@ Status FeedbackStore::ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out,
     batch.clear();
     ++*leads;
   };
+  std::vector<Event> record;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     std::string_view key_lead;
     uint64_t seq = 0;
-    Event e;
+    record.clear();
     if (!SplitEventKey(it->key(), &key_lead, &seq) ||
-        !DecodeEvent(std::string_view(it->value().data(), it->value().size()), &e)) {
+        !DecodeEventRecord(std::string_view(it->value().data(), it->value().size()), &record).ok()) {
       continue;
     }
     if (key_lead != lead) {
@@ -47,8 +48,10 @@ Status FeedbackStore::ReplayAll(const rocksdb::Snapshot* snapshot, Derived* out,
       flush();
       lead.assign(key_lead);
     }
-    batch.emplace_back(seq, std::move(e));
-    if (++*events % 10000 == 0 && progress) progress("replay", *events, std::max(total, *events));
+    for (Event& e : record) {  // a run of `shown` events: consecutive sequence numbers from the key's
+      batch.emplace_back(seq++, std::move(e));
+      if (++*events % 10000 == 0 && progress) progress("replay", *events, std::max(total, *events));
+    }
   }
   flush();
   if (!it->status().ok()) return Status::IOError("reading events: " + it->status().ToString());

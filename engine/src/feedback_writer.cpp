@@ -274,12 +274,34 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   std::string key, value, in_order;  // in_order: the group's record in "event_seqs"
   std::vector<std::pair<std::string_view, uint64_t>> ids_sorted;
   if (idempotent) ids_sorted.reserve(accepted.size());
-  for (const auto& [n, e] : accepted) {  // completed by the tally
+  // recommend's `shown` events: a recommendation's k events (consecutive
+  // sequence numbers, one lead, one ts) are one record, a run, keyed by its
+  // first event; each of its events keeps its entry in "event_seqs", naming
+  // the run's key. One key instead of k.
+  std::vector<const Event*> run;
+  for (size_t i = 0; i < accepted.size();) {  // completed by the tally
+    const auto& [n, e] = accepted[i];
+    size_t end = i + 1;
+    if (!sync && shown_runs_) {
+      run.assign(1, e);
+      while (end < accepted.size() && accepted[end].second->recommendation_id == e->recommendation_id &&
+             accepted[end].second->lead_id == e->lead_id) {
+        run.push_back(accepted[end++].second);
+      }
+      if (!ShownRunFits(run.data(), run.size())) end = i + 1;
+    }
     EventKeyTo(&key, e->lead_id, e->ts, n);
-    EncodeEventTo(*e, &value);
+    if (end - i > 1) {
+      EncodeShownRunTo(run.data(), run.size(), &value);
+    } else {
+      EncodeEventTo(*e, &value);
+    }
     batch.Put(cf_.events, key, value);
-    AppendSeqEntry(&in_order, key);
-    if (idempotent) ids_sorted.emplace_back(e->event_id, n);
+    for (size_t j = i; j < end; ++j) {
+      AppendSeqEntry(&in_order, key);
+      if (idempotent) ids_sorted.emplace_back(accepted[j].second->event_id, accepted[j].first);
+    }
+    i = end;
   }
   std::sort(ids_sorted.begin(), ids_sorted.end());
   for (const auto& [id, n] : ids_sorted) {

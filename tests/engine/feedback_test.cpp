@@ -961,6 +961,240 @@ TEST_F(FeedbackStoreTest, ConcurrentShownAndFeedbackCallsAreAllWrittenAndAnswere
   EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
 }
 
+// What else the store answers (the org's words, the experiment's cells) and
+// every lead's log, as one text to compare.
+std::string PhrasesCellsAndLogs(FeedbackStore& f, const std::vector<std::string>& leads) {
+  std::ostringstream o;
+  std::vector<Derived::PhraseUses> phrases = f.Phrases(NowForTest());
+  std::sort(phrases.begin(), phrases.end(),
+            [](const auto& x, const auto& y) { return std::tie(x.asset, x.term) < std::tie(y.asset, y.term); });
+  for (const auto& p : phrases) o << "phrase " << p.asset << ' ' << p.term << ' ' << p.uses << ' ' << p.support << "\n";
+  for (const auto& [cell, c] : f.Experiment(0, INT64_MAX / 2)) {
+    o << "cell " << cell.size() << ":";
+    for (int64_t v : c) o << ' ' << v;
+    o << "\n";
+  }
+  for (const std::string& lead : leads) {
+    auto got = f.GetLead(lead);
+    if (!got.ok()) {
+      o << "lead " << lead << ": " << got.status().ToString() << "\n";
+      continue;
+    }
+    o << "lead " << lead << " at " << got.value().stage << "\n";
+    for (const Event& e : got.value().history) {
+      o << "  " << e.event_id << ' ' << EventTypeName(e.type) << ' ' << e.asset_id << ' ' << e.stage << ' ' << e.rep_id
+        << ' ' << e.recommendation_id << ' ' << e.topic << ' ' << int(e.arm) << ' ' << e.ts << ' ' << e.same_terms;
+      for (const std::string& t : e.terms) o << " [" << t << "]";
+      o << "\n";
+    }
+  }
+  return o.str();
+}
+
+// Recommendations as recommend records them: k `shown` events of one lead,
+// one ts, one recommendation id, the context's terms on the first.
+std::vector<std::vector<Event>> Recommendations(std::mt19937& rng, int n, int64_t t0, const std::vector<std::string>& leads,
+                                                const std::vector<std::string>& assets, const EngineOptions& options) {
+  std::vector<std::vector<Event>> out;
+  for (int r = 0; r < n; ++r) {
+    const std::string rec = std::string("rec-").append(std::to_string(r));
+    const std::string& lead = leads[rng() % leads.size()];
+    const std::string stage = options.stages[rng() % options.stages.size()];
+    const int64_t ts = t0 + r * 1000;
+    const size_t k = 1 + rng() % 5;
+    std::vector<Event> shown;
+    for (size_t i = 0; i < k; ++i) {
+      Event e;
+      e.asset_id = assets[(r + i) % assets.size()];
+      e.event_id = rec + ":" + e.asset_id;
+      if (i == 2) e.event_id = std::string("other-id-").append(std::to_string(r));  // stored as given
+      e.type = EventType::kShown;
+      e.lead_id = lead;
+      e.stage = stage;
+      e.rep_id = r % 3 ? "r0" : "";
+      e.recommendation_id = rec;
+      e.topic = r % 2 ? "price" : "";
+      e.arm = lead.back() % 2 ? Arm::kTreatment : Arm::kHoldout;
+      e.ts = ts;
+      if (i == 0 && r % 4 != 3) e.terms = {"budget", std::string("t").append(std::to_string(r % 3))};
+      e.same_terms = i > 0 && r % 4 != 3;
+      shown.push_back(e);
+    }
+    out.push_back(std::move(shown));
+  }
+  return out;
+}
+
+TEST_F(FeedbackStoreTest, ARecommendationsShownEventsAreOneRecordAndStoresOfOneRecordEachCountTheSame) {
+  // The same calls into a store that writes runs and one that writes each
+  // `shown` event as its own record (the layout before runs): the same
+  // counters, logs and re-aggregation, live, after a start that replays the
+  // log after the saved counters, and once the old store writes runs too.
+  const int64_t t0 = NowForTest() - 5 * 86400000LL;
+  std::mt19937 rng(21);
+  const std::vector<std::string> assets = {"a0", "a1", "a2", "a3", "a4", "a5"}, reps = {"r0", ""};
+  const std::vector<std::string> leads = {"l0", "l1", "l2", "l3"};
+  auto recs = Recommendations(rng, 60, t0, leads, assets, options_);
+  uint64_t shown_events = 0;
+  for (const auto& r : recs) shown_events += r.size();
+  // Feedback in between: uses (credited terms, attribution), a stage change, outcomes.
+  auto feedback = [&](Store& store, int r) {
+    const std::string& lead = recs[size_t(r)][0].lead_id;
+    const std::string n = std::to_string(r);
+    const int64_t ts = recs[size_t(r)][0].ts + 500;
+    if (r % 3 == 0) store.Record({Ev(std::string("u").append(n), EventType::kUsed, lead, recs[size_t(r)][0].asset_id, ts)});
+    if (r % 7 == 0) store.Record({Stage(std::string("s").append(n), lead, options_.stages[size_t(r) % options_.stages.size()], ts + 1)});
+    if (r % 11 == 0) store.Record({Ev(std::string("w").append(n), r % 2 ? EventType::kWon : EventType::kLost, lead, "", ts + 2)});
+  };
+  auto record = [&](Store& store, int from, int to) {
+    for (int r = from; r < to; ++r) {
+      auto got = store->RecordShown(recs[size_t(r)]);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      EXPECT_EQ(got.value().accepted, recs[size_t(r)].size());
+      feedback(store, r);
+    }
+  };
+  auto records = [](Store& store) {
+    std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), store.event_seqs()));
+    size_t entries = 0;
+    std::set<std::string> keys;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      EXPECT_TRUE(ForEachSeqEntry(it->key(), it->value(), [&](uint64_t, std::string_view key) {
+        ++entries;
+        keys.emplace(key);
+      }));
+    }
+    return std::make_pair(entries, keys.size());  // the log's events, the "events" keys they name
+  };
+  std::string runs_counters, runs_rest;
+  {
+    Store runs(Dir("runs"), options_), old(Dir("old"), options_);
+    old->SetShownRuns(false);
+    record(runs, 0, 40);
+    record(old, 0, 40);
+    // Late events: each lead re-derived from a log of runs (or of one-event records).
+    for (Store* store : {&runs, &old}) {
+      for (const std::string& lead : leads) {
+        store->Record({Ev(lead + "-late-use", EventType::kUsed, lead, "a2", t0 + 5500),
+                       Stage(lead + "-late-stage", lead, options_.stages[1], t0 + 12500)});
+      }
+      EXPECT_GT((*store)->LogRecordsRead(), 0u);
+    }
+    runs_counters = Everything(*runs, options_, assets, reps, leads);
+    runs_rest = PhrasesCellsAndLogs(*runs, leads);
+    EXPECT_EQ(Everything(*old, options_, assets, reps, leads), runs_counters);
+    EXPECT_EQ(PhrasesCellsAndLogs(*old, leads), runs_rest);
+    // One key per recommendation of more than one event, one per event in
+    // the old form; one "event_seqs" entry per event in both.
+    const auto [runs_entries, runs_keys] = records(runs);
+    const auto [old_entries, old_keys] = records(old);
+    EXPECT_EQ(runs_entries, old_entries);
+    EXPECT_EQ(old_keys, old_entries);
+    size_t run_keys_expected = old_keys;
+    for (int r = 0; r < 40; ++r) run_keys_expected -= recs[size_t(r)].size() - 1;
+    EXPECT_EQ(runs_keys, run_keys_expected);
+    EXPECT_LT(runs_keys, old_keys);
+    EXPECT_EQ(runs.Dump(runs.event_seqs()).size(), old.Dump(old.event_seqs()).size());
+    EXPECT_EQ(runs->Reaggregate(false, nullptr).value().differing, 0u);
+    EXPECT_EQ(old->Reaggregate(false, nullptr).value().differing, 0u);
+    EXPECT_EQ(runs->Reaggregate(false, nullptr).value().events, old->Reaggregate(false, nullptr).value().events);
+    // As a crash would leave them: the counters saved before the events.
+    ASSERT_TRUE(runs->SaveAggregates().ok());
+    ASSERT_TRUE(old->SaveAggregates().ok());
+    runs->PauseSaver(true);
+    old->PauseSaver(true);
+    record(runs, 40, 50);
+    record(old, 40, 50);
+    runs->SetSaveAtClose(false);
+    old->SetSaveAtClose(false);
+  }
+  // Each start counts the events after its saved counters from the log.
+  Store runs(Dir("runs"), options_), old(Dir("old"), options_);
+  runs_counters = Everything(*runs, options_, assets, reps, leads);
+  runs_rest = PhrasesCellsAndLogs(*runs, leads);
+  EXPECT_EQ(Everything(*old, options_, assets, reps, leads), runs_counters);
+  EXPECT_EQ(PhrasesCellsAndLogs(*old, leads), runs_rest);
+  EXPECT_EQ(runs->Reaggregate(false, nullptr).value().differing, 0u);
+  EXPECT_EQ(old->Reaggregate(false, nullptr).value().differing, 0u);
+  // The old store now writes runs beside its one-event records.
+  record(runs, 50, 60);
+  record(old, 50, 60);
+  EXPECT_EQ(Everything(*old, options_, assets, reps, leads), Everything(*runs, options_, assets, reps, leads));
+  EXPECT_EQ(PhrasesCellsAndLogs(*old, leads), PhrasesCellsAndLogs(*runs, leads));
+  auto x = old->Reaggregate(false, nullptr).value();
+  EXPECT_EQ(x.differing, 0u);
+  uint64_t feedback_events = 2 * leads.size();  // the late ones
+  for (int r = 0; r < 60; ++r) feedback_events += (r % 3 == 0) + (r % 7 == 0) + (r % 11 == 0);
+  EXPECT_EQ(x.events, shown_events + feedback_events);
+  EXPECT_EQ(runs->Reaggregate(false, nullptr).value().events, x.events);
+  // Written again from the log: the same numbers.
+  ASSERT_TRUE(old->Reaggregate(true, nullptr).ok());
+  EXPECT_EQ(Everything(*old, options_, assets, reps, leads), Everything(*runs, options_, assets, reps, leads));
+}
+
+TEST_F(FeedbackStoreTest, AShownRunRoundTripsAndItsDecoderRejectsDamage) {
+  std::mt19937 rng(5);
+  auto recs = Recommendations(rng, 8, NowForTest(), {"lead"}, {"a0", "a1", "a2", "a3"}, options_);
+  for (const auto& rec : recs) {
+    std::vector<const Event*> run;
+    for (const Event& e : rec) run.push_back(&e);
+    if (!ShownRunFits(run.data(), run.size())) {
+      EXPECT_EQ(rec.size(), 1u);  // one event is a record of its own
+      continue;
+    }
+    std::string bytes;
+    EncodeShownRunTo(run.data(), run.size(), &bytes);
+    EXPECT_EQ(uint8_t(bytes[0]), kShownRunFormat);
+    std::vector<Event> back = {Event{}};  // appended after what is there
+    ASSERT_TRUE(DecodeEventRecord(bytes, &back).ok());
+    ASSERT_EQ(back.size(), rec.size() + 1);
+    for (size_t i = 0; i < rec.size(); ++i) {
+      EXPECT_EQ(EncodeEvent(back[i + 1]), EncodeEvent(rec[i])) << i;  // every field
+      EXPECT_EQ(back[i + 1].same_terms, rec[i].same_terms);
+    }
+    // Every truncation, and bytes after it: a clear error, nothing appended.
+    for (size_t n = 1; n < bytes.size(); ++n) {
+      std::vector<Event> none;
+      Status s = DecodeEventRecord(std::string_view(bytes).substr(0, n), &none);
+      EXPECT_EQ(s.code(), Status::Code::kCorruption) << n;
+      EXPECT_NE(s.message().find("shown run record"), std::string::npos) << s.message();
+      EXPECT_TRUE(none.empty());
+    }
+    std::vector<Event> none;
+    EXPECT_FALSE(DecodeEventRecord(bytes + "x", &none).ok());
+    EXPECT_TRUE(none.empty());
+    // Any byte changed: an error or a record that encodes again (never UB: ASan, fuzz_records).
+    for (size_t i = 1; i < bytes.size(); ++i) {
+      std::string damaged = bytes;
+      damaged[i] = char(damaged[i] ^ 0xa5);
+      std::vector<Event> got;
+      if (DecodeEventRecord(damaged, &got).ok()) {
+        EXPECT_FALSE(got.empty());
+      }
+    }
+  }
+  // Events that differ in what a run shares are not a run.
+  std::vector<Event> two = recs[0].size() > 1 ? recs[0] : recs[1];
+  two.resize(2);
+  std::vector<const Event*> run = {&two[0], &two[1]};
+  EXPECT_TRUE(ShownRunFits(run.data(), 2));
+  two[1].ts += 1;
+  EXPECT_FALSE(ShownRunFits(run.data(), 2));
+  two[1].ts -= 1;
+  two[1].type = EventType::kUsed;
+  EXPECT_FALSE(ShownRunFits(run.data(), 2));
+  two[1].type = EventType::kShown;
+  two[1].terms = {"other"};
+  EXPECT_FALSE(ShownRunFits(run.data(), 2));
+  // The old one-event record still decodes.
+  std::vector<Event> one;
+  ASSERT_TRUE(DecodeEventRecord(EncodeEvent(two[0]), &one).ok());
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].event_id, two[0].event_id);
+  EXPECT_FALSE(DecodeEventRecord("", &one).ok());
+  EXPECT_EQ(one.size(), 1u);
+}
+
 // A lead record as the first format wrote it: stage, since, topic.
 std::string FirstFormatLead(const std::string& stage, int64_t since) {
   std::string v;

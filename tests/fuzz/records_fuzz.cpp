@@ -1,7 +1,7 @@
 // The engine's stored-record decoders on arbitrary bytes: what RocksDB hands
 // back is trusted by nothing. The first byte picks the record kind:
 //   0 asset (codec.h; formats 1, 2)  1 vector (codec.h, dimension from the next byte)
-//   2 event (codec.h)        3 lead state (codec.h; every format)
+//   2 event or run of shown events (codec.h)        3 lead state (codec.h; every format)
 //   4 stats counters: a sequence of (key, counters) records of the "stats"
 //     column family, applied to a Derived as FeedbackStore::Open loads them,
 //     then summed and enumerated as the reports and re-aggregation do.
@@ -59,7 +59,32 @@ void Vector(std::string_view in) {
   Check(v.size() == dim && pb::EncodeVector(v.data(), dim) == in);
 }
 
+// A run of `shown` events (codec.h): decoded, it is a run again, and its
+// encoding decodes to the same events and encodes to the same bytes.
+void ShownRun(std::string_view in) {
+  std::vector<pb::Event> events;
+  if (!pb::DecodeEventRecord(in, &events).ok()) return;
+  Check(!events.empty());
+  if (uint8_t(in[0]) != pb::kShownRunFormat) return;
+  std::vector<const pb::Event*> run;
+  for (const pb::Event& e : events) run.push_back(&e);
+  Check(pb::ShownRunFits(run.data(), run.size()));
+  std::string out;
+  pb::EncodeShownRunTo(run.data(), run.size(), &out);
+  std::vector<pb::Event> again;
+  Check(pb::DecodeEventRecord(out, &again).ok() && again.size() == events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    Check(pb::EncodeEvent(again[i]) == pb::EncodeEvent(events[i]) && again[i].same_terms == events[i].same_terms);
+  }
+  run.clear();
+  for (const pb::Event& e : again) run.push_back(&e);
+  std::string twice;
+  pb::EncodeShownRunTo(run.data(), run.size(), &twice);
+  Check(twice == out);
+}
+
 void Event(std::string_view in) {
+  ShownRun(in);
   pb::Event e;
   if (!pb::DecodeEvent(in, &e)) return;
   (void)pb::EventTypeName(e.type);
@@ -272,6 +297,19 @@ void WriteSeeds(const std::string& dir) {
   shown.terms.clear();  // format 5: a later shown event of the recommendation, its terms stored once
   shown.same_terms = true;
   put("event_shown_same_terms", 2, pb::EncodeEvent(shown));
+  {  // a recommendation's shown events as one record: terms on the first, one id not "<rec>:<asset>"
+    std::vector<pb::Event> run(3, shown);
+    run[0].same_terms = false;
+    run[1].asset_id = en.id;
+    run[1].event_id = "rec-7f3a:" + en.id;
+    run[2].asset_id = "zh-case-02";
+    run[2].event_id = "evt-0009";
+    std::vector<const pb::Event*> events = {&run[0], &run[1], &run[2]};
+    run[0].terms = {"心理", "理价", "价位", "sharpen", "pencil"};
+    std::string bytes;
+    pb::EncodeShownRunTo(events.data(), events.size(), &bytes);
+    put("event_shown_run", 2, bytes);
+  }
   pb::Event holdout = used;
   holdout.event_id = "evt-0003";
   holdout.arm = pb::Arm::kHoldout;
