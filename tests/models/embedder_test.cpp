@@ -339,18 +339,6 @@ TEST(LexicalEmbedder, ExpansionWordsReachTheirConceptWeakly) {
   EXPECT_EQ(CreateStatus("price\tpricey\n+price\t贵\n").message().rfind("line 2:", 0), 0u);
 }
 
-TEST(LexicalEmbedder, ShippedExpansionsMapWordsOnlyTheTableKnows) {
-  // "misgivings" is in no curated phrase; the generated word-vector table gives it to trust
-  // (data/lexicon/word_vector_expansions.tsv).
-  auto e = Make();
-  ASSERT_NE(e, nullptr);
-  auto curated = Make(384, std::string(DefaultLexicon().substr(0, DefaultLexicon().find("\n+"))));
-  ASSERT_NE(curated, nullptr);
-  const char* note = "the CFO voiced misgivings";
-  const char* asset = "Building trust: why reputable vendors publish references";
-  EXPECT_GT(Cos(*e, note, asset), Cos(*curated, note, asset) + 0.05);
-}
-
 TEST(LexicalEmbedder, AnUnknownChineseWordBacksOffToTheConceptOfItsMorpheme) {
   // 价位 is a morpheme of price in three phrases and of nothing else; "心理价位" is no phrase.
   // Twin lexicons give every cue the same soft weight; only the first has 价位 in three
