@@ -11,7 +11,11 @@
 //            characters and pairs of adjacent CJK characters that the text
 //            shares with the concept's phrases (see Lexicon::SoftMatch): "退钱"
 //            leans towards the refund concept through "退" even though no phrase
-//            matches exactly. Both read the text after Lexicon::Focus, which masks a
+//            matches exactly; plus 0.5 x the concept's weak expansion words ("+concept"
+//            lexicon lines, Lexicon::MatchWeak; the shipped lexicon has none) and, for a
+//            text no phrase matches, 0.5 x its Chinese back-off (character pairs that 3+
+//            phrases of that concept alone use, Lexicon::Backoff: "心理价位" reaches price
+//            through "价位"). All read the text after Lexicon::Focus, which masks a
 //            boss named as the speaker ("老板说太贵了") and a concern the note sets
 //            aside ("预算不是问题"); the lexical block reads every token.
 // Concepts get dedicated slots [0, concepts) when the lexicon is small next to
@@ -54,6 +58,8 @@ constexpr uint64_t kClassSeed[kClassCount] = {0x8c4d2f3b5e6a7190ULL, 0x1f2e3d4c5
                                               0x5d6e7f8091a2b3c4ULL};
 constexpr double kConceptShare = 0.6;
 constexpr double kSoftWeight = 0.2;
+constexpr double kWeakWeight = 0.5;     // a generated expansion word, against a curated phrase's 1
+constexpr double kBackoffWeight = 0.5;  // a Chinese morpheme of one concept, in a note no phrase matches
 constexpr uint32_t kConceptSlots = 4;
 constexpr uint32_t kMaxDimension = 4096;
 
@@ -125,7 +131,7 @@ Result<std::unique_ptr<LexicalEmbedder>> LexicalEmbedder::Create(const LexicalEm
   }
   impl->empty_key = internal::Mix64(internal::Fnv1a64("<empty>"));
   char buf[64];
-  std::snprintf(buf, sizeof buf, "lexical-v6/d%u/lex-%08x", static_cast<unsigned>(o.dimension),
+  std::snprintf(buf, sizeof buf, "lexical-v7/d%u/lex-%08x", static_cast<unsigned>(o.dimension),
                 static_cast<unsigned>(internal::Fnv1a32(o.lexicon)));
   impl->name = buf;
   return std::unique_ptr<LexicalEmbedder>(new LexicalEmbedder(std::move(impl)));
@@ -243,13 +249,20 @@ void LexicalEmbedder::Embed(std::string_view text, float* out) const {
   }
   if (impl_->lexicon.size() > 0) {
     impl_->lexicon.Focus(&tokens);  // the lexical features above are read; only concepts skip the masked
-    std::vector<uint32_t> tf(impl_->lexicon.size(), 0);
+    const size_t concepts = impl_->lexicon.size();
+    std::vector<uint32_t> tf(concepts, 0);
     impl_->lexicon.Match(tokens, &tf);
-    std::vector<double> soft(impl_->lexicon.size(), 0.0);
+    std::vector<double> soft(concepts, 0.0), weak(concepts, 0.0), backoff(concepts, 0.0);
     impl_->lexicon.SoftMatch(tokens, &soft);
+    impl_->lexicon.MatchWeak(tokens, &weak);
+    // The back-off is for notes in words the lexicon does not know: with any phrase match it
+    // stays out (applied beside matches it cost rank-dev and rank-dev3-zh top-3; docs/ranking.md).
+    if (std::all_of(tf.begin(), tf.end(), [](uint32_t x) { return x == 0; }))
+      impl_->lexicon.Backoff(tokens, &backoff);
     for (size_t c = 0; c < tf.size(); ++c) {
       const double weight = (tf[c] ? Sublinear(tf[c]) : 0.0) +
-                            internal::DetLog(1.0 + kSoftWeight * soft[c]);
+                            internal::DetLog(1.0 + kSoftWeight * soft[c]) + kWeakWeight * weak[c] +
+                            kBackoffWeight * backoff[c];
       if (weight == 0) continue;
       if (impl_->dedicated_concept_slots) {
         v[dim + c] += weight;

@@ -18,11 +18,40 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// The '|'-separated pieces of a lexicon line's phrase list, trimmed (empty ones kept).
+std::vector<std::string_view> SplitBars(std::string_view list) {
+  std::vector<std::string_view> out;
+  size_t p = 0;
+  while (p <= list.size()) {
+    size_t bar = list.find('|', p);
+    if (bar == std::string_view::npos) bar = list.size();
+    out.push_back(Trim(list.substr(p, bar - p)));
+    p = bar + 1;
+  }
+  return out;
+}
+
 Status LineError(size_t line, const std::string& what) {
   return Status::InvalidArgument("lexicon", "line " + std::to_string(line) + ": " + what);
 }
 
 constexpr size_t kMaxPhraseTokens = 32;
+
+// Backoff's minimum evidence: a CJK pair counts as a morpheme of a concept when at least
+// kBackoffMinSupport phrases use it and at least kBackoffMinShare of them are that concept's.
+// (2 phrases and 0.75 were tried too, 2026-12-08: they cost rank-dev3 zh MRR; docs/ranking.md.)
+constexpr uint32_t kBackoffMinSupport = 3;
+constexpr double kBackoffMinShare = 1.0;
+
+uint64_t PairKey(uint64_t a, uint64_t b) { return Mix64(a * 0x9e3779b97f4a7c15ULL + b); }
+
+// Whether tokens[i] and tokens[i + 1] are adjacent non-stop CJK characters (a pair cue).
+bool CjkPair(const std::vector<Token>& tokens, size_t i) {
+  if (i + 1 >= tokens.size()) return false;
+  const Token& t = tokens[i];
+  const Token& n = tokens[i + 1];
+  return t.kind == TokenKind::kCjk && !t.stop && n.kind == TokenKind::kCjk && n.gap == 0 && !n.stop;
+}
 
 
 // Words so common in sales notes that they say nothing about the topic; they
@@ -102,11 +131,7 @@ void CueKeys(const std::vector<Token>& tokens, const std::vector<uint64_t>& gene
     if (std::binary_search(generic.begin(), generic.end(), t.id)) continue;
     keys->push_back(t.id);
     if (t.prefix_id != 0) keys->push_back(t.prefix_id);
-    if (t.kind == TokenKind::kCjk && i + 1 < tokens.size()) {
-      const Token& n = tokens[i + 1];
-      if (n.kind == TokenKind::kCjk && n.gap == 0 && !n.stop)
-        keys->push_back(Mix64(t.id * 0x9e3779b97f4a7c15ULL + n.id));
-    }
+    if (CjkPair(tokens, i)) keys->push_back(PairKey(t.id, tokens[i + 1].id));
   }
 }
 
@@ -121,7 +146,11 @@ Status Lexicon::Parse(std::string_view text) {
   concepts_.clear();
   edges_.clear();
   cues_.clear();
+  weak_.clear();
+  backoff_.clear();
   terminals_.assign(1, {});
+  std::unordered_map<std::string, uint32_t> concept_of;
+  std::vector<std::pair<uint64_t, uint32_t>> weak_uses, pair_uses;
   // (token id, concept) -> number of the concept's phrases using the token.
   std::vector<std::pair<uint64_t, uint32_t>> cue_uses;
   generic_cues_.clear();
@@ -171,9 +200,25 @@ Status Lexicon::Parse(std::string_view text) {
     const size_t tab = line.find('\t');
     if (tab == std::string_view::npos)
       return LineError(line_no, "expected concept_id<TAB>phrase|phrase|...");
-    const std::string id(Trim(line.substr(0, tab)));
+    std::string_view head = Trim(line.substr(0, tab));
+    const bool weak = !head.empty() && head.front() == '+';  // "+concept<TAB>word|word": generated expansion words
+    if (weak) head.remove_prefix(1);
+    const std::string id(head);
     const std::string_view phrases = line.substr(tab + 1);
     if (id.empty()) return LineError(line_no, "empty concept id");
+    if (weak) {
+      const auto it = concept_of.find(id);
+      if (it == concept_of.end())
+        return LineError(line_no, "expansion words for '" + id + "', a concept not defined above");
+      for (const std::string_view word : SplitBars(phrases)) {
+        tokens.clear();
+        Tokenize(word, &tokens);
+        if (tokens.size() != 1 || tokens[0].kind != TokenKind::kWord)
+          return LineError(line_no, "expansion '" + std::string(word) + "' of '" + id + "' is not one word");
+        if (!tokens[0].stop) weak_uses.emplace_back(tokens[0].id, it->second);
+      }
+      continue;
+    }
     for (char c : id) {
       if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
         return LineError(line_no, "concept id '" + id + "' may only use a-z 0-9 _ . -");
@@ -185,15 +230,11 @@ Status Lexicon::Parse(std::string_view text) {
                                     std::to_string(it->second) + ")");
     first_line.emplace(id, line_no);
     const auto concept_index = static_cast<uint32_t>(concepts_.size());
+    concept_of.emplace(id, concept_index);
     concepts_.push_back(id);
 
     size_t count = 0;
-    size_t p = 0;
-    while (p <= phrases.size()) {
-      size_t bar = phrases.find('|', p);
-      if (bar == std::string_view::npos) bar = phrases.size();
-      const std::string_view phrase = Trim(phrases.substr(p, bar - p));
-      p = bar + 1;
+    for (const std::string_view phrase : SplitBars(phrases)) {
       ++count;
       if (phrase.empty())
         return LineError(line_no, "phrase " + std::to_string(count) + " of '" + id + "' is empty");
@@ -215,6 +256,16 @@ Status Lexicon::Parse(std::string_view text) {
       std::sort(distinct.begin(), distinct.end());
       distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
       for (uint64_t id : distinct) cue_uses.emplace_back(id, concept_index);
+      const size_t first_pair = pair_uses.size();
+      for (size_t k = 0; k < tokens.size(); ++k) {
+        if (!CjkPair(tokens, k) || std::binary_search(generic_cues_.begin(), generic_cues_.end(), tokens[k].id) ||
+            std::binary_search(generic_cues_.begin(), generic_cues_.end(), tokens[k + 1].id))
+          continue;
+        const uint64_t key = PairKey(tokens[k].id, tokens[k + 1].id);
+        bool seen = false;  // once per phrase
+        for (size_t q = first_pair; q < pair_uses.size() && !seen; ++q) seen = pair_uses[q].first == key;
+        if (!seen) pair_uses.emplace_back(key, concept_index);
+      }
       uint32_t node = 0;
       for (const Token& t : tokens) {
         uint32_t next = Child(node, t.id);
@@ -231,7 +282,70 @@ Status Lexicon::Parse(std::string_view text) {
     }
   }
   BuildCues(&cue_uses);
+  BuildBackoff(&pair_uses);
+  // Expansion words a curated phrase already uses (a cue), generic words and stopwords are dropped.
+  for (const auto& [word, c] : weak_uses) {
+    if (cues_.count(word) || std::binary_search(generic_cues_.begin(), generic_cues_.end(), word)) continue;
+    auto& list = weak_[word];
+    if (std::find(list.begin(), list.end(), c) == list.end()) list.push_back(c);
+  }
   return Status::Ok();
+}
+
+void Lexicon::BuildBackoff(std::vector<std::pair<uint64_t, uint32_t>>* uses) {
+  std::sort(uses->begin(), uses->end());
+  for (size_t i = 0; i < uses->size();) {
+    size_t j = i;
+    while (j < uses->size() && (*uses)[j].first == (*uses)[i].first) ++j;
+    // uses[i, j): one pair's phrases, sorted by concept.
+    uint32_t best = 0, best_n = 0;
+    for (size_t k = i; k < j;) {
+      size_t m = k;
+      while (m < j && (*uses)[m].second == (*uses)[k].second) ++m;
+      if (m - k > best_n) {
+        best_n = static_cast<uint32_t>(m - k);
+        best = (*uses)[k].second;
+      }
+      k = m;
+    }
+    const double share = static_cast<double>(best_n) / static_cast<double>(j - i);
+    if (j - i >= kBackoffMinSupport && share >= kBackoffMinShare)
+      backoff_.emplace((*uses)[i].first, std::make_pair(best, share));
+    i = j;
+  }
+}
+
+void Lexicon::MatchWeak(const std::vector<Token>& tokens, std::vector<double>* score) const {
+  if (weak_.empty()) return;
+  std::vector<uint64_t> ids;
+  for (const Token& t : tokens) {
+    if (t.kind == TokenKind::kWord && !t.stop && weak_.count(t.id)) ids.push_back(t.id);
+  }
+  std::sort(ids.begin(), ids.end());
+  for (size_t i = 0; i < ids.size();) {
+    size_t j = i;
+    while (j < ids.size() && ids[j] == ids[i]) ++j;
+    const auto& list = weak_.at(ids[i]);
+    const double w = (1.0 + DetLog(static_cast<double>(j - i))) / static_cast<double>(list.size());
+    for (uint32_t c : list) (*score)[c] += w;
+    i = j;
+  }
+}
+
+void Lexicon::Backoff(const std::vector<Token>& tokens, std::vector<double>* score) const {
+  if (backoff_.empty()) return;
+  std::vector<uint64_t> keys;
+  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+    if (CjkPair(tokens, i)) keys.push_back(PairKey(tokens[i].id, tokens[i + 1].id));
+  }
+  std::sort(keys.begin(), keys.end());
+  for (size_t i = 0; i < keys.size();) {
+    size_t j = i;
+    while (j < keys.size() && keys[j] == keys[i]) ++j;
+    if (const auto it = backoff_.find(keys[i]); it != backoff_.end())
+      (*score)[it->second.first] += (1.0 + DetLog(static_cast<double>(j - i))) * it->second.second;
+    i = j;
+  }
 }
 
 void Lexicon::BuildCues(std::vector<std::pair<uint64_t, uint32_t>>* uses) {

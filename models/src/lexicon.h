@@ -123,6 +123,20 @@ class Lexicon {
   // and each concept keeps the larger count ("价格太吓人" matches "价格吓人").
   void Match(const std::vector<Token>& tokens, std::vector<uint32_t>* tf) const;
 
+  // Generated expansion words ("+concept_id<TAB>word|word" lines: the WordNet table,
+  // data/lexicon/wordnet_expansions.tsv): every distinct such word of `tokens` adds
+  // (1 + ln tf) / (number of concepts listing it) to (*score)[c]. A word that a curated phrase
+  // already uses, a generic word or a stopword is never an expansion (Parse drops it).
+  void MatchWeak(const std::vector<Token>& tokens, std::vector<double>* score) const;
+
+  // Chinese back-off for words the lexicon does not know (the embedder calls it only for a
+  // text no phrase matches): every distinct pair of adjacent non-stop CJK characters of
+  // `tokens` that the lexicon's own phrases use as a morpheme of one concept (in at least
+  // kBackoffMinSupport = 3 phrases, kBackoffMinShare = all of them that concept's: "价位" in
+  // price words) adds (1 + ln tf) x that share to (*score)[c]. A pair that phrases of two
+  // concepts use, or fewer than three phrases, adds nothing.
+  void Backoff(const std::vector<Token>& tokens, std::vector<double>* score) const;
+
   // Soft concept evidence: every cue of `tokens` (a non-stop word or CJK
   // character, the 5-letter prefix of a long word, or a pair of adjacent CJK
   // characters: CueKeys in lexicon.cpp) that also occurs in some
@@ -155,6 +169,7 @@ class Lexicon {
   uint32_t Child(uint32_t node, uint64_t token) const;
   void MatchExact(const std::vector<Token>& tokens, std::vector<uint32_t>* tf) const;
   void BuildCues(std::vector<std::pair<uint64_t, uint32_t>>* uses);
+  void BuildBackoff(std::vector<std::pair<uint64_t, uint32_t>>* uses);
 
   std::vector<std::string> concepts_;
   // Trie over token ids; node 0 is the root. terminals_[n] lists the concepts
@@ -164,6 +179,10 @@ class Lexicon {
   // Token id -> (concept, cue weight), built by Parse from the phrases.
   std::unordered_map<uint64_t, std::vector<std::pair<uint32_t, double>>> cues_;
   std::vector<uint64_t> generic_cues_;  // sorted token ids that are never cues
+  // Expansion word id -> the concepts listing it (MatchWeak).
+  std::unordered_map<uint64_t, std::vector<uint32_t>> weak_;
+  // CJK pair key -> (concept, share of the phrases using the pair) (Backoff).
+  std::unordered_map<uint64_t, std::pair<uint32_t, double>> backoff_;
   std::vector<uint64_t> filler_;        // sorted ids of one-token degree adverbs (太, very)
   std::vector<std::pair<uint64_t, uint64_t>> filler_pairs_;  // sorted two-character ones (有点)
   // Focus's word lists, tokenised (each a sequence of token ids).

@@ -84,7 +84,7 @@ TEST(LexicalEmbedder, DeterministicAcrossInstances) {
 }
 
 TEST(LexicalEmbedder, FixedTextHasFixedVector) {
-  // Guards against accidental algorithm changes that keep the name "lexical-v6":
+  // Guards against accidental algorithm changes that keep the name "lexical-v7":
   // changing these numbers requires bumping the version in Name().
   auto e = Make(32, "price_high\t太贵|too expensive\n");
   ASSERT_NE(e, nullptr);
@@ -310,6 +310,62 @@ TEST(LexicalEmbedder, ChineseCharacterPairsAreStrongerCuesThanTheirCharacters) {
   EXPECT_EQ(pair[1], 0.0f);
 }
 
+TEST(LexicalEmbedder, ExpansionWordsReachTheirConceptWeakly) {
+  // "exorbitant" is no phrase and no phrase uses it; only the "+price" expansion line knows it.
+  const std::string lexicon = "price\ttoo expensive|pricey\nbudget\tno budget\n";
+  auto plain = Make(384, lexicon);
+  auto expanded = Make(384, lexicon + "+price\texorbitant\n");
+  ASSERT_NE(plain, nullptr);
+  ASSERT_NE(expanded, nullptr);
+  EXPECT_NEAR(Cos(*plain, "exorbitant fees", "too expensive"), 0.0, 1e-6);
+  const double to_price = Cos(*expanded, "exorbitant fees", "too expensive");
+  EXPECT_GT(to_price, 0.2);
+  EXPECT_GT(to_price, Cos(*expanded, "exorbitant fees", "no budget") + 0.2);
+  // Weaker than a curated phrase: beside a budget phrase, price (slot 0) gets less than budget
+  // (slot 1) from the expansion and as much from the curated word.
+  const auto weak = Vec(*expanded, "exorbitant fees, no budget");
+  const auto strong = Vec(*expanded, "pricey fees, no budget");
+  EXPECT_GT(weak[0], 0.0f);
+  EXPECT_LT(weak[0], 0.8f * weak[1]);
+  EXPECT_NEAR(strong[0], strong[1], 1e-6);
+  EXPECT_TRUE(expanded->Concepts("exorbitant fees").empty());  // an expansion is no stated concept
+  // A word some phrase uses stays the phrases' cue, never an expansion of another concept.
+  auto taken = Make(384, lexicon + "+budget\tpricey\n");
+  ASSERT_NE(taken, nullptr);
+  EXPECT_EQ(Vec(*taken, "pricey fees"), Vec(*plain, "pricey fees"));
+  // Malformed expansion lines are rejected with their line.
+  EXPECT_EQ(CreateStatus("+price\texorbitant\nprice\tpricey\n").message().rfind("line 1:", 0), 0u);
+  EXPECT_EQ(CreateStatus("price\tpricey\n+price\tway too much\n").message().rfind("line 2:", 0), 0u);
+  EXPECT_EQ(CreateStatus("price\tpricey\n+price\t贵\n").message().rfind("line 2:", 0), 0u);
+}
+
+TEST(LexicalEmbedder, AnUnknownChineseWordBacksOffToTheConceptOfItsMorpheme) {
+  // 价位 is a morpheme of price in three phrases and of nothing else; "心理价位" is no phrase.
+  // Twin lexicons give every cue the same soft weight; only the first has 价位 in three
+  // phrases (the back-off's minimum evidence), so only there does the note lean further.
+  auto three = Make(384, "price\t价位高|价位太高|价位偏高\nbudget\t预算不够\n");
+  auto two = Make(384, "price\t价位高|价位太高|偏高\nbudget\t预算不够\n");
+  ASSERT_NE(three, nullptr);
+  ASSERT_NE(two, nullptr);
+  // 预 is a cue of budget (slot 1): price (slot 0) against budget says how far the note leans.
+  const char* note = "超出了心理价位,预计不行";
+  const auto backoff = Vec(*three, note);
+  const auto soft = Vec(*two, note);
+  EXPECT_GT(backoff[0] / backoff[1], 1.2f * soft[0] / soft[1]);
+  EXPECT_GT(Cos(*three, note, "价位太高"), Cos(*two, note, "价位太高") + 0.02);
+  // A note some phrase matches does not back off: the same vector from both.
+  EXPECT_EQ(Vec(*three, "价位高,超出了心理价位"), Vec(*two, "价位高,超出了心理价位"));
+}
+
+TEST(LexicalEmbedder, AMorphemeOfTwoConceptsDoesNotBackOff) {
+  // 价位 is as much the plan concept's as price's: the note leans to neither more.
+  auto e = Make(384, "price\t价位高|价位太高|价位偏高\nplan\t价位表|价位单|价位清单\nbudget\t预算不够\n");
+  ASSERT_NE(e, nullptr);
+  const auto v = Vec(*e, "超出了心理价位");
+  EXPECT_GT(v[0], 0.0f);
+  EXPECT_EQ(v[0], v[1]);
+}
+
 TEST(LexicalEmbedder, LexicalSignalSurvivesConcepts) {
   // Two texts with the same concept: the one sharing more words ranks higher.
   auto e = Make();
@@ -415,9 +471,9 @@ TEST(LexicalEmbedder, NameTracksDimensionAndLexicon) {
   auto c = Make(384, std::string(DefaultLexicon()) + "\nextra_concept\tsome phrase\n");
   auto d = Make(384);
   ASSERT_TRUE(a && b && c && d);
-  EXPECT_EQ(a->Name().rfind("lexical-v6/d384/lex-", 0), 0u) << a->Name();
-  EXPECT_EQ(a->Name().size(), std::string("lexical-v6/d384/lex-").size() + 8);
-  EXPECT_EQ(b->Name().rfind("lexical-v6/d256/lex-", 0), 0u) << b->Name();
+  EXPECT_EQ(a->Name().rfind("lexical-v7/d384/lex-", 0), 0u) << a->Name();
+  EXPECT_EQ(a->Name().size(), std::string("lexical-v7/d384/lex-").size() + 8);
+  EXPECT_EQ(b->Name().rfind("lexical-v7/d256/lex-", 0), 0u) << b->Name();
   EXPECT_NE(a->Name(), c->Name());
   EXPECT_EQ(a->Name(), d->Name());
   EXPECT_EQ(a->Name().substr(a->Name().size() - 8), b->Name().substr(b->Name().size() - 8));

@@ -21,7 +21,7 @@ namespace playbook::models {
 class Embedder {
  public:
   virtual ~Embedder() = default;
-  // Stable identifier of the model and its parameters, e.g. "lexical-v6".
+  // Stable identifier of the model and its parameters, e.g. "lexical-v7".
   virtual std::string Name() const = 0;
   // Length of every vector EmbedBatch writes.
   virtual uint32_t Dimension() const = 0;

@@ -32,7 +32,7 @@ class LexicalEmbedder final : public LocalEmbedder {
   static Result<std::unique_ptr<LexicalEmbedder>> Create(const LexicalEmbedderOptions& options);
   ~LexicalEmbedder() override;
 
-  // "lexical-v6/d384/lex-1a2b3c4d": changes whenever the vectors would (algorithm
+  // "lexical-v7/d384/lex-1a2b3c4d": changes whenever the vectors would (algorithm
   // version, dimension, lexicon content), so stored vectors can be re-embedded.
   std::string Name() const override;
   uint32_t Dimension() const override;
