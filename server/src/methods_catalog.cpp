@@ -78,25 +78,18 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
              q.resize(dim);
              if (Status s = engine.Embed(*req.value().query, q.data()); !s.ok()) return s;
            }
-           auto hits = engine.Search(q.data(), req.value().filter, req.value().k);
+           // The display fields come from the index's memory, read with the
+           // hits: no storage read on the answer path.
+           auto hits = engine.SearchItems(q.data(), req.value().filter, req.value().k);
            if (!hits.ok()) return hits.status();
-           std::vector<std::string> ids;
-           for (const auto& h : hits.value()) ids.push_back(h.asset_id);
-           auto assets = engine.GetAssets(ids, false, nullptr);
-           if (!assets.ok()) return assets.status();
            json items = json::array();
-           for (size_t i = 0; i < hits.value().size(); ++i) {
-             const auto& h = hits.value()[i];
-             json item{{"asset_id", h.asset_id}, {"score", h.score}};
-             for (const Asset& a : assets.value()) {
-               if (a.id == h.asset_id) {
-                 item["title"] = a.title;
-                 item["type"] = a.type;
-                 item["url"] = a.url;
-                 item["variant_of"] = a.variant_of.empty() ? json() : json(a.variant_of);
-               }
-             }
-             items.push_back(std::move(item));
+           for (const SearchItem& h : hits.value()) {
+             items.push_back(json{{"asset_id", h.asset_id},
+                                  {"score", h.score},
+                                  {"title", h.title},
+                                  {"type", h.type},
+                                  {"url", h.url},
+                                  {"variant_of", h.variant_of.empty() ? json() : json(h.variant_of)}});
            }
            return json{{"items", std::move(items)}};
          }});
