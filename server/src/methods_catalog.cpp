@@ -82,14 +82,18 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
            // hits: no storage read on the answer path.
            auto hits = engine.SearchItems(q.data(), req.value().filter, req.value().k);
            if (!hits.ok()) return hits.status();
-           json items = json::array();
-           for (const SearchItem& h : hits.value()) {
-             items.push_back(json{{"asset_id", h.asset_id},
-                                  {"score", h.score},
-                                  {"title", h.title},
-                                  {"type", h.type},
-                                  {"url", h.url},
-                                  {"variant_of", h.variant_of.empty() ? json() : json(h.variant_of)}});
+           json items(json::value_t::array);
+           auto& list = items.get_ref<json::array_t&>();
+           list.reserve(hits.value().size());
+           for (SearchItem& h : hits.value()) {
+             // Members emplaced, not an initializer list (a temporary array per member).
+             auto& item = list.emplace_back(json::value_t::object).get_ref<json::object_t&>();
+             item.emplace("asset_id", std::move(h.asset_id));
+             item.emplace("score", h.score);
+             item.emplace("title", std::move(h.title));
+             item.emplace("type", std::move(h.type));
+             item.emplace("url", std::move(h.url));
+             item.emplace("variant_of", h.variant_of.empty() ? json() : json(std::move(h.variant_of)));
            }
            return json{{"items", std::move(items)}};
          }});
