@@ -7,7 +7,9 @@
 #   tools/bench_ab.sh BEFORE_BIN AFTER_BIN     each holds playbookd, playbook (the load client is
 #                                              AFTER_BIN's playbook-loadgen)
 # Environment: WORK (/tmp/pb-hot: the inputs tools/bench_hot.sh generated there, ASSETS of them),
-# ASSETS (10000), SECONDS_EACH (3), CONNS ("1 4"), ROUNDS (3), PORTS ("7811 7812").
+# ASSETS (10000), SECONDS_EACH (3), CONNS ("1 4"), ROUNDS (3), PORTS ("7811 7812"),
+# DATA_FROM (a data dir, e.g. the 100,000-asset one tools/bench_hot.sh leaves in its WORK: each
+# daemon starts on a fresh copy of it, cp -a into WORK, instead of importing; never written to).
 set -u
 BEFORE=$(cd "$1" && pwd)
 AFTER=$(cd "$2" && pwd)
@@ -18,15 +20,17 @@ LG=$AFTER/playbook-loadgen
 declare -A BIN=([before]=$BEFORE [after]=$AFTER) PORT=([before]=$P1 [after]=$P2) PID
 for v in before after; do
   rm -rf "$W/data-$v"
+  [ -n "${DATA_FROM:-}" ] && cp -a "$DATA_FROM" "$W/data-$v"
   "${BIN[$v]}/playbookd" --data-dir "$W/data-$v" --port "${PORT[$v]}" --log-level warn >>"$W/ab-$v.out" 2>&1 &
   PID[$v]=$!
 done
 trap 'for v in before after; do kill -TERM ${PID[$v]} 2>/dev/null; wait ${PID[$v]} 2>/dev/null; done' EXIT
 for v in before after; do
   until "${BIN[$v]}/playbook" call --url "ws://127.0.0.1:${PORT[$v]}/v1" index.status '{}' >/dev/null 2>&1; do sleep 0.5; done
+  [ -n "${DATA_FROM:-}" ] && continue
   "${BIN[$v]}/playbook" import --url "ws://127.0.0.1:${PORT[$v]}/v1" --no-progress "$W/assets-$ASSETS.jsonl" >/dev/null 2>&1
 done
-sleep 5  # the graphs built
+sleep 5  # the graphs built (or loaded)
 cpu() { awk '{ print $14 + $15 }' "/proc/${PID[$1]}/stat"; }  # clock ticks
 load() {
   "$LG" --url "ws://127.0.0.1:${PORT[$1]}/v1" --connections "$3" --seconds "${SECONDS_EACH:-3}" --method "$2" \

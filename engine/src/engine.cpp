@@ -442,6 +442,19 @@ Result<std::vector<SearchHit>> EngineImpl::Search(const float* query, const Asse
   return index_->Search(query, filter, k);
 }
 
+Result<std::vector<SearchItem>> EngineImpl::SearchItems(const float* query, const AssetFilter& filter,
+                                                        size_t k) const {
+  RankingHits found;
+  if (Status s = index_->SearchForRanking(query, filter, k, &found); !s.ok()) return s;
+  std::vector<SearchItem> items;
+  items.reserve(found.hits.size());
+  for (const RankingHit& h : found.hits) {
+    const AssetDisplay& d = *h.asset;
+    items.push_back({d.id, h.score, d.title, d.type, d.url, d.variant_of});
+  }
+  return items;
+}
+
 Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options,
                                              std::shared_ptr<const models::Embedder> embedder) {
   std::unique_ptr<Engine> engine = Create(options, std::move(embedder));

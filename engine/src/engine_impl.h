@@ -42,6 +42,8 @@ class EngineImpl final : public Engine {
 
   Result<std::vector<SearchHit>> Search(const float* query, const AssetFilter& filter,
                                         size_t k) const override;
+  Result<std::vector<SearchItem>> SearchItems(const float* query, const AssetFilter& filter,
+                                              size_t k) const override;
   Status Embed(const std::string& text, float* out) const override;
 
   Result<RecordResult> RecordEvents(std::vector<Event> events) override;

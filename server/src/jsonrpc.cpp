@@ -1,6 +1,9 @@
 #include "playbook/server/jsonrpc.h"
 
 #include <cctype>
+#include <charconv>
+#include <cmath>
+#include <system_error>
 
 namespace playbook::server {
 namespace {
@@ -28,7 +31,8 @@ RpcError Error(int code, std::string field, std::string reason) {
   return RpcError{code, std::move(message), std::move(field), std::move(reason)};
 }
 
-Entry ParseEntry(const json& v, size_t index, bool in_batch) {
+// v's params are moved out (v is not read again).
+Entry ParseEntry(json& v, size_t index, bool in_batch) {
   Entry e;
   // "[3]" names the batch element; built by append (GCC 12 warns falsely on "[" + ...).
   std::string element;
@@ -73,7 +77,7 @@ Entry ParseEntry(const json& v, size_t index, bool in_batch) {
       e.error = Error(kInvalidRequest, at + "params", "params must be an object or an array");
       return e;
     }
-    e.params = *p;
+    e.params = std::move(*p);
   } else {
     e.params = json::object();
   }
@@ -119,6 +123,245 @@ RpcError ErrorFromStatus(const Status& status) {
   return Error(kInternalError, "", status.ToString());
 }
 
+namespace {
+
+// The fast path of ParseFrame: a recursive descent over the strict subset of
+// JSON that requests are made of, building the same document json::parse
+// would (same value types: unsigned for a non-negative integer, integer for a
+// negative one, double for a number with a fraction or exponent; the last of
+// duplicate keys). It declines (returns false) on anything it does not
+// handle exactly like nlohmann: escapes in strings, integers of 19 or more
+// digits, a number a double cannot hold, a byte-order mark, and every error;
+// the caller then runs json::parse, which gives the precise error.
+class FastParser {
+ public:
+  explicit FastParser(std::string_view t) : p_(t.data()), end_(t.data() + t.size()) {}
+
+  bool Document(json* out) {
+    Ws();
+    if (!Value(out, 0)) return false;
+    Ws();
+    return p_ == end_;
+  }
+
+ private:
+  void Ws() {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+
+  bool Value(json* out, int depth) {
+    if (p_ == end_ || depth > kMaxJsonDepth) return false;
+    switch (*p_) {
+      case '{': return Object(out, depth);
+      case '[': return Array(out, depth);
+      case '"': {
+        std::string_view s;
+        if (!String(&s)) return false;
+        *out = std::string(s);
+        return true;
+      }
+      case 't': return Literal("true", json(true), out);
+      case 'f': return Literal("false", json(false), out);
+      case 'n': return Literal("null", json(nullptr), out);
+      default: return Number(out);
+    }
+  }
+
+  bool Literal(std::string_view word, json value, json* out) {
+    if (size_t(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
+    p_ += word.size();
+    *out = std::move(value);
+    return true;
+  }
+
+  bool Object(json* out, int depth) {
+    ++p_;  // '{'
+    *out = json::object();
+    Ws();
+    if (p_ != end_ && *p_ == '}') {
+      ++p_;
+      return true;
+    }
+    auto& members = out->get_ref<json::object_t&>();
+    while (true) {
+      Ws();
+      std::string_view key;
+      if (!String(&key)) return false;
+      Ws();
+      if (p_ == end_ || *p_ != ':') return false;
+      ++p_;
+      Ws();
+      json value;
+      if (!Value(&value, depth + 1)) return false;
+      members[std::string(key)] = std::move(value);  // the last of duplicates wins, as in nlohmann
+      Ws();
+      if (p_ == end_) return false;
+      if (*p_ == '}') {
+        ++p_;
+        return true;
+      }
+      if (*p_ != ',') return false;
+      ++p_;
+    }
+  }
+
+  bool Array(json* out, int depth) {
+    ++p_;  // '['
+    *out = json::array();
+    Ws();
+    if (p_ != end_ && *p_ == ']') {
+      ++p_;
+      return true;
+    }
+    auto& items = out->get_ref<json::array_t&>();
+    while (true) {
+      Ws();
+      items.emplace_back();
+      if (!Value(&items.back(), depth + 1)) return false;
+      Ws();
+      if (p_ == end_) return false;
+      if (*p_ == ']') {
+        ++p_;
+        return true;
+      }
+      if (*p_ != ',') return false;
+      ++p_;
+    }
+  }
+
+  // A string without escapes, its bytes valid UTF-8 (RFC 3629, as nlohmann
+  // checks it) and no control characters.
+  bool String(std::string_view* out) {
+    if (p_ == end_ || *p_ != '"') return false;
+    const char* start = ++p_;
+    while (p_ != end_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        *out = std::string_view(start, size_t(p_ - start));
+        ++p_;
+        return true;
+      }
+      if (c == '\\' || c < 0x20) return false;
+      if (c < 0x80) {
+        ++p_;
+        continue;
+      }
+      if (!Utf8()) return false;
+    }
+    return false;
+  }
+
+  // One multi-byte UTF-8 sequence at p_ (its lead byte >= 0x80).
+  bool Utf8() {
+    const auto b = [this](size_t i) {
+      return p_ + i < end_ ? static_cast<unsigned char>(p_[i]) : 0u;
+    };
+    const unsigned c = b(0);
+    const auto in = [](unsigned x, unsigned lo, unsigned hi) { return x >= lo && x <= hi; };
+    size_t n;
+    if (in(c, 0xC2, 0xDF)) {
+      n = in(b(1), 0x80, 0xBF) ? 2 : 0;
+    } else if (c == 0xE0) {
+      n = in(b(1), 0xA0, 0xBF) && in(b(2), 0x80, 0xBF) ? 3 : 0;
+    } else if (in(c, 0xE1, 0xEC) || c == 0xEE || c == 0xEF) {
+      n = in(b(1), 0x80, 0xBF) && in(b(2), 0x80, 0xBF) ? 3 : 0;
+    } else if (c == 0xED) {
+      n = in(b(1), 0x80, 0x9F) && in(b(2), 0x80, 0xBF) ? 3 : 0;
+    } else if (c == 0xF0) {
+      n = in(b(1), 0x90, 0xBF) && in(b(2), 0x80, 0xBF) && in(b(3), 0x80, 0xBF) ? 4 : 0;
+    } else if (in(c, 0xF1, 0xF3)) {
+      n = in(b(1), 0x80, 0xBF) && in(b(2), 0x80, 0xBF) && in(b(3), 0x80, 0xBF) ? 4 : 0;
+    } else if (c == 0xF4) {
+      n = in(b(1), 0x80, 0x8F) && in(b(2), 0x80, 0xBF) && in(b(3), 0x80, 0xBF) ? 4 : 0;
+    } else {
+      n = 0;
+    }
+    p_ += n;
+    return n != 0;
+  }
+
+  static bool Digit(char c) { return c >= '0' && c <= '9'; }
+
+  // RFC 8259's number grammar, checked here; the value converted by
+  // std::from_chars, correctly rounded like the strtod nlohmann calls.
+  bool Number(json* out) {
+    const char* start = p_;
+    const bool negative = p_ != end_ && *p_ == '-';
+    if (negative) ++p_;
+    if (p_ == end_ || !Digit(*p_)) return false;
+    if (*p_ == '0') {
+      ++p_;
+    } else {
+      while (p_ != end_ && Digit(*p_)) ++p_;
+    }
+    const size_t int_digits = size_t(p_ - start) - (negative ? 1 : 0);
+    bool is_float = false;
+    if (p_ != end_ && *p_ == '.') {
+      is_float = true;
+      ++p_;
+      if (p_ == end_ || !Digit(*p_)) return false;
+      while (p_ != end_ && Digit(*p_)) ++p_;
+    }
+    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+      is_float = true;
+      ++p_;
+      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (p_ == end_ || !Digit(*p_)) return false;
+      while (p_ != end_ && Digit(*p_)) ++p_;
+    }
+    if (!is_float) {
+      if (int_digits > 18) return false;  // near or past 64 bits: nlohmann's own rules
+      uint64_t v = 0;
+      for (const char* d = start + (negative ? 1 : 0); d != p_; ++d) v = v * 10 + uint64_t(*d - '0');
+      if (negative) {
+        *out = json::number_integer_t(-int64_t(v));
+      } else {
+        *out = json::number_unsigned_t(v);
+      }
+      return true;
+    }
+    double v = 0;
+    const auto r = std::from_chars(start, p_, v);
+    // Out of range (overflow, or underflow that from_chars reports rather
+    // than rounds): nlohmann's business.
+    if (r.ec != std::errc() || r.ptr != p_ || !std::isfinite(v)) return false;
+    *out = json::number_float_t(v);
+    return true;
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
+}  // namespace
+
+bool ParseJsonFast(std::string_view text, json* out) {
+  FastParser parser(text);
+  json doc;
+  if (!parser.Document(&doc)) return false;
+  *out = std::move(doc);
+  return true;
+}
+
+bool SameJsonDocument(const json& a, const json& b) {
+  if (a.type() != b.type()) return false;
+  if (a.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (auto it = a.begin(), jt = b.begin(); it != a.end(); ++it, ++jt) {
+      if (it.key() != jt.key() || !SameJsonDocument(it.value(), jt.value())) return false;
+    }
+    return true;
+  }
+  if (a.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!SameJsonDocument(a[i], b[i])) return false;
+    }
+    return true;
+  }
+  return a == b;
+}
+
 Frame ParseFrame(std::string_view text) {
   Frame f;
   if (DeeperThan(text, kMaxJsonDepth)) {
@@ -128,7 +371,7 @@ Frame ParseFrame(std::string_view text) {
   }
   json doc;
   try {
-    doc = json::parse(text.begin(), text.end());
+    if (!ParseJsonFast(text, &doc)) doc = json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {
     // parse_error names the byte offset ("syntax error while parsing ... at line 1,
     // column 9"); out_of_range is a number beyond a double ("number overflow

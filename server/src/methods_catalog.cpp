@@ -78,25 +78,22 @@ void AddCatalogMethods(Dispatcher& d, Engine& engine) {
              q.resize(dim);
              if (Status s = engine.Embed(*req.value().query, q.data()); !s.ok()) return s;
            }
-           auto hits = engine.Search(q.data(), req.value().filter, req.value().k);
+           // The display fields come from the index's memory, read with the
+           // hits: no storage read on the answer path.
+           auto hits = engine.SearchItems(q.data(), req.value().filter, req.value().k);
            if (!hits.ok()) return hits.status();
-           std::vector<std::string> ids;
-           for (const auto& h : hits.value()) ids.push_back(h.asset_id);
-           auto assets = engine.GetAssets(ids, false, nullptr);
-           if (!assets.ok()) return assets.status();
-           json items = json::array();
-           for (size_t i = 0; i < hits.value().size(); ++i) {
-             const auto& h = hits.value()[i];
-             json item{{"asset_id", h.asset_id}, {"score", h.score}};
-             for (const Asset& a : assets.value()) {
-               if (a.id == h.asset_id) {
-                 item["title"] = a.title;
-                 item["type"] = a.type;
-                 item["url"] = a.url;
-                 item["variant_of"] = a.variant_of.empty() ? json() : json(a.variant_of);
-               }
-             }
-             items.push_back(std::move(item));
+           json items(json::value_t::array);
+           auto& list = items.get_ref<json::array_t&>();
+           list.reserve(hits.value().size());
+           for (SearchItem& h : hits.value()) {
+             // Members emplaced, not an initializer list (a temporary array per member).
+             auto& item = list.emplace_back(json::value_t::object).get_ref<json::object_t&>();
+             item.emplace("asset_id", std::move(h.asset_id));
+             item.emplace("score", h.score);
+             item.emplace("title", std::move(h.title));
+             item.emplace("type", std::move(h.type));
+             item.emplace("url", std::move(h.url));
+             item.emplace("variant_of", h.variant_of.empty() ? json() : json(std::move(h.variant_of)));
            }
            return json{{"items", std::move(items)}};
          }});

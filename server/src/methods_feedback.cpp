@@ -25,12 +25,20 @@ void AddFeedbackMethods(Dispatcher& d, Engine& engine) {
            if (!req.ok()) return req.status();
            auto rec = engine.Recommend(req.value());
            if (!rec.ok()) return rec.status();
-           json items = json::array();
-           for (const RecommendedItem& it : rec.value().items) {
-             items.push_back({{"asset_id", it.asset_id}, {"title", it.title}, {"type", it.type},
-                              {"url", it.url}, {"score", it.score}, {"reasons", it.reasons}});
+           json items(json::value_t::array);
+           auto& list = items.get_ref<json::array_t&>();
+           list.reserve(rec.value().items.size());
+           for (RecommendedItem& it : rec.value().items) {
+             // Members emplaced, not an initializer list (a temporary array per member).
+             auto& item = list.emplace_back(json::value_t::object).get_ref<json::object_t&>();
+             item.emplace("asset_id", std::move(it.asset_id));
+             item.emplace("title", std::move(it.title));
+             item.emplace("type", std::move(it.type));
+             item.emplace("url", std::move(it.url));
+             item.emplace("score", it.score);
+             item.emplace("reasons", std::move(it.reasons));
            }
-           return json{{"recommendation_id", rec.value().id}, {"items", std::move(items)}};
+           return json{{"recommendation_id", std::move(rec.value().id)}, {"items", std::move(items)}};
          }});
 
   d.Add({"feedback.record", Role::kCrm, [&engine](const json& params, const CallContext&) -> Result<json> {

@@ -3,6 +3,9 @@
 // well-formed request the params parser of its method from the real method
 // table (CheckParams, server/include/playbook/server/requests.h), and the
 // answer serialised. Nothing may throw or crash; every error is well-formed.
+// And ParseFrame's fast path (ParseJsonFast) against json::parse: whatever it
+// accepts, json::parse accepts too and builds the same document, value types
+// included.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -15,6 +18,15 @@ namespace ps = playbook::server;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
+  if (ps::json fast; ps::ParseJsonFast(text, &fast)) {
+    ps::json slow;
+    try {
+      slow = ps::json::parse(text);
+    } catch (const ps::json::exception&) {
+      std::abort();  // the fast path took text nlohmann refuses
+    }
+    if (!ps::SameJsonDocument(fast, slow)) std::abort();
+  }
   const ps::Frame frame = ps::ParseFrame(text);
   if (frame.error) {
     if (!frame.entries.empty() || frame.error->message.empty()) std::abort();

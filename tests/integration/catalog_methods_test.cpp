@@ -143,6 +143,70 @@ TEST_F(CatalogMethods, SearchNeverReturnsAnotherStageOrFilteredOutAsset) {
   EXPECT_EQ(ErrorField(c_->Call("assets.search", {{"stage", "evaluation"}})), "query");
 }
 
+// assets.search answers from the index's display records, not the catalog:
+// they must be what the last upsert said, exactly the fields assets.get shows,
+// at once after an upsert that changes them and after a delete.
+TEST_F(CatalogMethods, SearchItemsCarryTheUpsertedDisplayFields) {
+  json assets = SampleAssets();
+  for (auto& a : assets) a["url"] = "https://cdn.example.com/" + a["id"].get<std::string>();
+  assets[2]["variant_of"] = "zh-price-01";
+  Ok("assets.upsert", {{"assets", assets}});
+  auto expect_as_stored = [&](const json& result, size_t count) {
+    ASSERT_EQ(result["items"].size(), count) << result;
+    std::vector<std::string> ids;
+    for (const auto& h : result["items"]) ids.push_back(h["asset_id"].get<std::string>());
+    json got = Ok("assets.get", {{"ids", ids}});
+    ASSERT_EQ(got["assets"].size(), count) << got;
+    for (size_t i = 0; i < count; ++i) {
+      const json& item = result["items"][i];
+      const json& a = got["assets"][i];
+      EXPECT_EQ(item.size(), 6u) << item;  // asset_id, score, title, type, url, variant_of
+      EXPECT_EQ(item["title"], a["title"]) << item;
+      EXPECT_EQ(item["type"], a["type"]) << item;
+      EXPECT_EQ(item["url"], a["url"]) << item;
+      EXPECT_EQ(item["variant_of"], a["variant_of"]) << item;
+      EXPECT_TRUE(item["score"].is_number_float()) << item;
+    }
+  };
+  const json search = {{"stage", "evaluation"}, {"query", "太贵了"}, {"k", 10}};
+  json first = Ok("assets.search", search);
+  expect_as_stored(first, 4);
+  bool saw_variant = false;
+  for (const auto& h : first["items"]) {
+    if (h["asset_id"] == "en-roi-01") {
+      saw_variant = true;
+      EXPECT_EQ(h["variant_of"], "zh-price-01");
+      EXPECT_EQ(h["url"], "https://cdn.example.com/en-roi-01");
+      EXPECT_EQ(h["type"], "roi_calculator");
+    } else {
+      EXPECT_TRUE(h["variant_of"].is_null()) << h;
+    }
+  }
+  EXPECT_TRUE(saw_variant);
+
+  // A new title, type, url and no variant_of any more: the next search shows them.
+  json changed = Asset("en-roi-01", "ROI calculator, second edition", {"consideration", "evaluation"},
+                       "case_study", "en");
+  changed["url"] = "https://cdn.example.com/roi-v2";
+  Ok("assets.upsert", {{"assets", {changed}}});
+  json second = Ok("assets.search", search);
+  expect_as_stored(second, 4);
+  for (const auto& h : second["items"]) {
+    if (h["asset_id"] == "en-roi-01") {
+      EXPECT_EQ(h["title"], "ROI calculator, second edition");
+      EXPECT_EQ(h["type"], "case_study");
+      EXPECT_EQ(h["url"], "https://cdn.example.com/roi-v2");
+      EXPECT_TRUE(h["variant_of"].is_null()) << h;
+    }
+  }
+
+  // A deleted asset is gone from the items; the others keep their fields.
+  EXPECT_EQ(Ok("assets.delete", {{"ids", {"zh-price-01"}}})["deleted"], 1);
+  json third = Ok("assets.search", search);
+  expect_as_stored(third, 3);
+  for (const auto& h : third["items"]) EXPECT_NE(h["asset_id"], "zh-price-01");
+}
+
 TEST(CatalogRoles, CrmMayGetButNotWriteMarketingMayWriteButNotRebuild) {
   Daemon d(WithConfig(
       "[[auth.tokens]]\nrole = \"crm\"\ntoken = \"crm-token-aaaaaaaaaaaaaaaa\"\n"

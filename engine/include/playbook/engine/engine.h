@@ -93,6 +93,11 @@ class Engine {
   // returns an asset outside the filter. InvalidArgument for an unknown stage.
   virtual Result<std::vector<SearchHit>> Search(const float* query, const AssetFilter& filter,
                                                 size_t k) const = 0;
+  // Search's hits, in the same order, each with its asset's display fields,
+  // read from the index's memory under the same lock as the hits (no
+  // storage read: what the asset's last upsert said).
+  virtual Result<std::vector<SearchItem>> SearchItems(const float* query, const AssetFilter& filter,
+                                                      size_t k) const = 0;
 
   // Embeds text with the engine's embedder into `out` (options.dimension
   // floats). Fails as Embedder::EmbedBatch does (a remote model down or wrong).

@@ -61,6 +61,16 @@ struct SearchHit {
   float score = 0;  // inner product of unit vectors, -1..1
 };
 
+// A search hit with what an answer shows of its asset (assets.search).
+struct SearchItem {
+  std::string asset_id;
+  float score = 0;  // as SearchHit
+  std::string title;
+  std::string type;
+  std::string url;
+  std::string variant_of;  // "" = none
+};
+
 struct ListQuery {
   std::string stage;   // empty = all
   std::string type;    // empty = all

@@ -74,6 +74,18 @@ bool DeeperThan(std::string_view text, int limit);
 // Requests in one batch; a larger batch is one -32600 error.
 inline constexpr size_t kMaxBatch = 100;
 
+// JSON text to a document exactly as json::parse makes it (the same values
+// and value types), for the strict subset requests are made of: true then.
+// False when the text is outside that subset (a string with an escape, an
+// integer of 19 digits or more, a number a double cannot hold) or not JSON
+// at all: json::parse then says which. Never throws. No depth limit beyond
+// kMaxJsonDepth: check DeeperThan first.
+bool ParseJsonFast(std::string_view text, json* out);
+// Same values and same value types all the way down (json's == takes 1, 1u
+// and 1.0 as equal): what ParseJsonFast promises against json::parse, checked
+// by its tests and the frame fuzz target.
+bool SameJsonDocument(const json& a, const json& b);
+
 // Never throws: text that is not JSON, or holds a number beyond a double
 // (1e999), is a -32700 frame error.
 Frame ParseFrame(std::string_view text);
