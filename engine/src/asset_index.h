@@ -48,6 +48,9 @@ struct AssetDisplay {
   std::string url;
   int64_t created_ms = 0;
   std::string variant_of;  // the asset's variant_of ("" = none)
+  // The feedback counters' ordinal of this asset, remembered by recommend
+  // (Derived::OrdinalCache): no hash lookup of the id per ranking.
+  mutable std::atomic<uint64_t> counters_ordinal{0};
 
   // The embedder's lexicon concepts in the asset's text (AssetText); empty
   // without a lexicon. Known at once for an upsert; after an open, computed

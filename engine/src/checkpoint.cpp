@@ -225,6 +225,7 @@ void Derived::EncodeCheckpoint(uint64_t seq, std::string* out) const {
 Status Derived::DecodeCheckpoint(std::string_view bytes, uint64_t* seq) {
   auto bad = [](const char* what) { return Status::Corruption(std::string("counters' checkpoint: ") + what); };
   CheckpointReader in(bytes);
+  generation_ = Generation();  // ordinals remembered for what this held before mean nothing now
   char magic[4] = {};
   uint8_t version = 0;
   if (!in.Bytes(magic, 4) || std::memcmp(magic, kMagic, 4) != 0) return bad("not a checkpoint");
@@ -251,7 +252,8 @@ Status Derived::DecodeCheckpoint(std::string_view bytes, uint64_t* seq) {
     if (!in.ok() || k.asset >= assets || k.stage >= stages || k.topic > topics_.size()) {
       return bad("damaged ranking counters");
     }
-    if (!stats_.emplace(k, c).second) return bad("ranking counters twice");
+    if (stats_.count(k) > 0) return bad("ranking counters twice");
+    AddRanking(k, c);
     if (k.topic == 0 && !stages_.Name(k.stage).empty()) Plus(&stage_totals_[k.stage], c);
   }
   if (!reports_.Decode(in, uint32_t(reps_.size()), stages, assets)) return bad("damaged report counters");

@@ -301,7 +301,7 @@ void Derived::Apply(std::string_view key, const Counters& c) {
     const std::string_view stage = rest.substr(0, b);
     const RankKey k{assets_.Intern(key.substr(0, a)), stages_.Intern(stage),
                     b == std::string_view::npos ? 0 : topics_.Intern(rest.substr(b + 1)) + 1};
-    Plus(&stats_[k], c);
+    AddRanking(k, c);
     if (k.topic == 0 && !stage.empty()) {  // topic keys are not in the stage totals
       if (stage_totals_.size() <= k.stage) stage_totals_.resize(k.stage + 1, Counters{});
       Plus(&stage_totals_[k.stage], c);
@@ -420,7 +420,7 @@ void Derived::Apply(const DeltaBuffer& d) {
     switch (op.kind) {
       case DeltaBuffer::Kind::kRanking: {
         const uint32_t a = id(asset, assets_, op.name[0]), s = id(stage, stages_, op.name[1]);
-        Plus(&stats_[RankKey{a, s, 0}], c);
+        AddRanking(RankKey{a, s, 0}, c);
         changed_.insert({kind, 0, a, s, 0});
         if (!d.names_.Name(op.name[1]).empty()) {  // as Apply(key): keys of an empty stage are not in the totals
           if (stage_totals_.size() <= s) stage_totals_.resize(s + 1, Counters{});
@@ -428,7 +428,7 @@ void Derived::Apply(const DeltaBuffer& d) {
         }
         if (!d.names_.Name(op.name[2]).empty()) {
           const uint32_t t = id(topic, topics_, op.name[2]) + 1;
-          Plus(&stats_[RankKey{a, s, t}], c);
+          AddRanking(RankKey{a, s, t}, c);
           changed_.insert({kind, 0, a, s, t});
         }
         break;
@@ -729,19 +729,83 @@ AssetStageStats Derived::Stats(std::string_view asset, std::string_view stage, s
   return topic.empty() ? at_stage : at_topic;
 }
 
-void Derived::RankingStats(std::string_view stage, std::string_view topic, const std::string_view* assets, size_t n,
-                           AssetStageStats* at_stage, AssetStageStats* at_topic) const {
+uint32_t Derived::Generation::Next() {
+  static std::atomic<uint32_t> next{1};
+  uint32_t g = next.fetch_add(1, std::memory_order_relaxed);
+  while (g == 0) g = next.fetch_add(1, std::memory_order_relaxed);  // 0 = nothing cached (after 2^32 copies)
+  return g;
+}
+
+void Derived::AddRanking(const RankKey& k, const Counters& c) {
+  Plus(&stats_[k], c);
+  if (dense_.size() <= k.stage) dense_.resize(size_t(k.stage) + 1);
+  std::vector<DenseCell>& row = dense_[k.stage];
+  if (row.size() <= k.asset) {
+    // Grown to the dictionary's size (at least), so that a stage's array is
+    // reallocated about log(assets) times, not once per new asset.
+    row.resize(std::max<size_t>(size_t(k.asset) + 1, std::min<size_t>(assets_.size(), 2 * (size_t(k.asset) + 1))));
+  }
+  DenseCell& cell = row[k.asset];
+  if (k.topic == 0) {
+    Plus(&cell.c, c);
+  } else {
+    cell.topics = true;
+  }
+}
+
+uint32_t Derived::FindAsset(std::string_view name, OrdinalCache* cache) const {
+  constexpr uint64_t kAbsent = 0x80000000u;
+  const uint64_t gen = uint64_t(generation_.value) << 32;
+  if (cache != nullptr) {
+    const uint64_t v = cache->load(std::memory_order_relaxed);
+    if ((v & ~uint64_t(0xFFFFFFFFu)) == gen) {
+      const uint64_t low = v & 0xFFFFFFFFu;
+      if ((low & kAbsent) == 0) return uint32_t(low);
+      if ((low & ~kAbsent) == assets_.size()) return UINT32_MAX;  // nothing interned since it was absent
+    }
+  }
+  const uint32_t a = assets_.Find(name);
+  if (cache != nullptr && assets_.size() < kAbsent) {
+    cache->store(gen | (a == UINT32_MAX ? kAbsent | assets_.size() : a), std::memory_order_relaxed);
+  }
+  return a;
+}
+
+void Derived::RankingStats(std::string_view stage, std::string_view topic, const std::string_view* assets,
+                           OrdinalCache* const* caches, size_t n, AssetStageStats* at_stage,
+                           AssetStageStats* at_topic) const {
   const uint32_t s = stages_.Find(stage);
   const uint32_t t = topic.empty() ? UINT32_MAX : topics_.Find(topic);
+  const std::vector<DenseCell>* row = s < dense_.size() ? &dense_[s] : nullptr;
   for (size_t i = 0; i < n; ++i) {
     at_stage[i] = AssetStageStats{};
     if (!topic.empty()) at_topic[i] = AssetStageStats{};
-    const uint32_t a = s == UINT32_MAX ? UINT32_MAX : assets_.Find(assets[i]);
-    if (a == UINT32_MAX) continue;
-    if (auto it = stats_.find(RankKey{a, s, 0}); it != stats_.end()) AddTo(&at_stage[i], it->second);
-    if (t == UINT32_MAX) continue;
+    if (row == nullptr) continue;  // no counters at the stage (or an unknown stage)
+    const uint32_t a = FindAsset(assets[i], caches == nullptr ? nullptr : caches[i]);
+    if (a >= row->size()) continue;
+    const DenseCell& cell = (*row)[a];
+    AddTo(&at_stage[i], cell.c);
+    if (t == UINT32_MAX || !cell.topics) continue;
     if (auto it = stats_.find(RankKey{a, s, t + 1}); it != stats_.end()) AddTo(&at_topic[i], it->second);
   }
+}
+
+bool Derived::DenseRankingMatchesKeys() const {
+  std::vector<std::vector<DenseCell>> want(dense_.size());
+  for (const auto& [k, c] : stats_) {
+    if (k.stage >= dense_.size() || k.asset >= dense_[k.stage].size()) return false;
+    if (want[k.stage].size() <= k.asset) want[k.stage].resize(size_t(k.asset) + 1);
+    Plus(&want[k.stage][k.asset].c, k.topic == 0 ? c : Counters{});
+    if (k.topic != 0) want[k.stage][k.asset].topics = true;
+  }
+  for (size_t s = 0; s < dense_.size(); ++s) {
+    for (size_t a = 0; a < dense_[s].size(); ++a) {
+      const DenseCell& got = dense_[s][a];
+      const bool listed = a < want[s].size();
+      if (got.c != (listed ? want[s][a].c : Counters{}) || got.topics != (listed && want[s][a].topics)) return false;
+    }
+  }
+  return true;
 }
 
 AssetStageStats Derived::StageTotals(std::string_view stage) const {

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -311,11 +312,30 @@ class Derived {
   // a stage (topic keys not included).
   AssetStageStats Stats(std::string_view asset, std::string_view stage, std::string_view topic = {}) const;
   AssetStageStats StageTotals(std::string_view stage) const;
+  // An asset's ordinal here, remembered by its reader (the index's display
+  // record keeps one per asset) so that the next ranking needs no hash lookup
+  // of its name: this Derived's generation (high 32 bits, 0 = nothing) and
+  // the ordinal, or, with bit 31 set, "absent while the asset dictionary had
+  // this size". Readers write it (relaxed: any value they read was written
+  // whole); an ordinal stays valid for its generation because the dictionary
+  // only grows, and every Derived (a copy, a re-aggregation's fresh one, a
+  // checkpoint decoded) has a generation of its own.
+  using OrdinalCache = std::atomic<uint64_t>;
   // For each of the n assets: its counters at `stage` into at_stage[i] and,
   // when `topic` is not empty, for `topic` into at_topic[i]. Each name is
-  // looked up once, and no string is built.
+  // looked up at most once (not at all when caches[i] knows it: caches may be
+  // null, and so may any caches[i]), and no string is built. The stage's
+  // counters are read from an array by asset ordinal; the topic's only for
+  // assets that have any.
+  void RankingStats(std::string_view stage, std::string_view topic, const std::string_view* assets,
+                    OrdinalCache* const* caches, size_t n, AssetStageStats* at_stage, AssetStageStats* at_topic) const;
   void RankingStats(std::string_view stage, std::string_view topic, const std::string_view* assets, size_t n,
-                    AssetStageStats* at_stage, AssetStageStats* at_topic) const;
+                    AssetStageStats* at_stage, AssetStageStats* at_topic) const {
+    RankingStats(stage, topic, assets, nullptr, n, at_stage, at_topic);
+  }
+  // Whether the arrays by ordinal hold what the map of ranking keys holds
+  // (for tests: every key, and nothing more).
+  bool DenseRankingMatchesKeys() const;
 
   // Reports over the UTC days [first, last].
   struct AssetSums {
@@ -384,7 +404,33 @@ class Derived {
   // Ranking keys of this that are non-zero and differ in `other` (see CountUnlikeKeys).
   uint64_t CountUnlikeRanking(const Derived& other, bool only_absent) const;
 
+  // Adds to a ranking key's counters: the map (what saves and checkpoints
+  // enumerate) and the arrays by ordinal the ranking reads.
+  void AddRanking(const RankKey& k, const Counters& c);
+  uint32_t FindAsset(std::string_view name, OrdinalCache* cache) const;
+
   std::unordered_map<RankKey, Counters, RankKeyHash> stats_;
+  // The same counters without a topic, by stage ordinal then asset ordinal
+  // (an array per stage, as long as its highest asset with counters), and
+  // whether the asset has any topic key at the stage: the ranking reads one
+  // entry per candidate, and the topic map only when there is something.
+  struct DenseCell {
+    Counters c{};
+    bool topics = false;
+  };
+  std::vector<std::vector<DenseCell>> dense_;
+  // This object's generation (see OrdinalCache): a new one for every copy.
+  struct Generation {
+    uint32_t value = Next();
+    Generation() = default;
+    Generation(const Generation&) : value(Next()) {}
+    Generation& operator=(const Generation&) {
+      value = Next();
+      return *this;
+    }
+    static uint32_t Next();
+  };
+  Generation generation_;
   std::vector<Counters> stage_totals_;  // by stage ordinal
   Dictionary topics_;
   Dictionary assets_, reps_, stages_, reasons_;  // reps_: "" (all) is 0

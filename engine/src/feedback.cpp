@@ -712,10 +712,10 @@ AssetStageStats FeedbackStore::StageTotals(std::string_view stage) const {
 }
 
 AssetStageStats FeedbackStore::RankingStats(std::string_view stage, std::string_view topic,
-                                            const std::string_view* assets, size_t n, AssetStageStats* at_stage,
-                                            AssetStageStats* at_topic) const {
+                                            const std::string_view* assets, Derived::OrdinalCache* const* caches,
+                                            size_t n, AssetStageStats* at_stage, AssetStageStats* at_topic) const {
   std::shared_lock lock(stats_mu_);
-  derived_->RankingStats(stage, topic, assets, n, at_stage, at_topic);
+  derived_->RankingStats(stage, topic, assets, caches, n, at_stage, at_topic);
   return derived_->StageTotals(stage);
 }
 

@@ -170,7 +170,8 @@ class FeedbackStore {
   // n assets its counters at the stage (and for `topic`, when not empty); see
   // Derived::RankingStats.
   AssetStageStats RankingStats(std::string_view stage, std::string_view topic, const std::string_view* assets,
-                               size_t n, AssetStageStats* at_stage, AssetStageStats* at_topic) const;
+                               Derived::OrdinalCache* const* caches, size_t n, AssetStageStats* at_stage,
+                               AssetStageStats* at_topic) const;
 
   // The org's own words (Derived::PhraseWeights with the [ranking] options),
   // as of now_ms; under the shared lock, from memory.

@@ -118,6 +118,7 @@ struct Scratch {
   RankingHits found;
   std::vector<float> query;
   std::vector<std::string_view> names;
+  std::vector<Derived::OrdinalCache*> ordinals;  // the candidates' AssetDisplay::counters_ordinal
   std::vector<AssetStageStats> at_stage, at_topic;
   std::vector<Candidate> cands;
   std::vector<Explore> explore;
@@ -125,6 +126,7 @@ struct Scratch {
   std::vector<double> max_sim;
   std::vector<uint8_t> taken;
   std::vector<Candidate*> chosen;
+  std::vector<uint32_t> place;  // by candidate: its place among the chosen, UINT32_MAX if not chosen
   std::vector<Derived::PhraseWeight> phrase_weights;
   std::unordered_map<std::string_view, const Derived::PhraseWeight*> weight_of;
   std::unordered_set<std::string_view> retrieved;
@@ -292,8 +294,13 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   // The counters of every candidate, by ordinals, under one lock.
   const size_t n = found.hits.size();
   std::vector<std::string_view>& names = scratch.names;
+  std::vector<Derived::OrdinalCache*>& ordinals = scratch.ordinals;
   names.resize(n);
-  for (size_t i = 0; i < n; ++i) names[i] = found.hits[i].asset->id;
+  ordinals.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    names[i] = found.hits[i].asset->id;
+    ordinals[i] = &found.hits[i].asset->counters_ordinal;
+  }
   std::vector<AssetStageStats>& at_stage = scratch.at_stage;
   std::vector<AssetStageStats>& at_topic = scratch.at_topic;
   at_stage.resize(n);
@@ -303,7 +310,8 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     std::fill(at_stage.begin(), at_stage.end(), AssetStageStats{});
     std::fill(at_topic.begin(), at_topic.end(), AssetStageStats{});
   } else {
-    totals = feedback_->RankingStats(req.stage, topic, names.data(), n, at_stage.data(), at_topic.data());
+    totals = feedback_->RankingStats(req.stage, topic, names.data(), ordinals.data(), n, at_stage.data(),
+                                     at_topic.data());
   }
   const double prior_use = PriorMean(totals.used, totals.shown);
   const double prior_win = PriorMean(totals.won, totals.won + totals.lost);
@@ -485,6 +493,8 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   // One ts for the recommendation's events: by (ts, seq) they replay together,
   // the first (which alone stores the context's terms) before the others.
   const int64_t shown_ts = NowMs();
+  std::vector<uint32_t>& place = scratch.place;  // filled by the first item that needs it
+  place.clear();
   for (const Candidate* c : chosen) {
     const AssetDisplay* a = c->asset;
     RecommendedItem item;
@@ -522,9 +532,15 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
     // more relevant candidate.
     const bool unrated = s.shown < 5 && s.used == 0 && s.won + s.lost == 0;
     if (unrated && c->exploration > 0 && !holdout) {
-      for (const Candidate& other : cands) {
+      if (place.empty()) {  // each candidate's place in the answer (not chosen: after every chosen one)
+        place.assign(cands.size(), UINT32_MAX);
+        for (size_t j = 0; j < chosen.size(); ++j) place[size_t(chosen[j] - cands.data())] = uint32_t(j);
+      }
+      const uint32_t mine = place[size_t(c - cands.data())];
+      for (size_t j = 0; j < cands.size(); ++j) {
+        const Candidate& other = cands[j];
         if (other.relevance + other.evidence + other.phrases > c->relevance + c->evidence + c->phrases &&
-            std::find(chosen.begin(), chosen.end(), &other) > std::find(chosen.begin(), chosen.end(), c)) {
+            place[j] > mine) {
           item.reasons.push_back("new: not yet rated at " + req.stage + ", shown to learn how it does");
           break;
         }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <random>
 #include <string>
@@ -185,6 +186,118 @@ TEST(Derived, RankingCountersByOrdinalsKeepTheStoredKeys) {
   EXPECT_EQ(b.CountDifferences(a), 1u);
   b.Apply(StatsKey("a4", "evaluation", "price"), One(1));  // names a lacks
   EXPECT_EQ(a.CountDifferences(b), 2u);
+}
+
+// The ranking reads its counters from arrays by asset ordinal, with each
+// asset's ordinal remembered by its reader: they must say what the map of
+// stored keys says, through deltas in any order (taken back too), assets that
+// get counters after the ordinals were remembered as absent, copies, a
+// checkpoint, and a Derived that numbers the assets differently.
+TEST(Derived, TheRankingsArraysByOrdinalSayWhatTheKeysSay) {
+  std::mt19937 rng(7);
+  const std::vector<std::string> stages = {"awareness", "evaluation", "negotiation"};
+  const std::vector<std::string> topics = {"", "price", "timing"};
+  std::vector<std::string> assets;
+  for (int i = 0; i < 60; ++i) assets.push_back(std::string("asset-").append(std::to_string(i)));
+  struct Delta {
+    size_t asset, stage, topic;
+    int field;
+    int64_t cents;
+  };
+  auto deltas = [&](size_t first, size_t last) {  // assets [first, last)
+    std::vector<Delta> out;
+    for (int i = 0; i < 400; ++i) {
+      out.push_back({first + rng() % (last - first), rng() % stages.size(), rng() % topics.size(), int(rng() % 7),
+                     int64_t(rng() % 1000)});
+    }
+    return out;
+  };
+  std::map<std::string, Counters> want;  // brute force, by stored key
+  // Adds each delta (the writer's typed buffer, in a few calls) and takes
+  // every third back (sign -1: a lead re-derived), shuffled.
+  auto apply = [&](Derived& d, std::vector<Delta> log) {
+    std::vector<std::pair<Delta, int>> ops;
+    for (size_t i = 0; i < log.size(); ++i) {
+      ops.push_back({log[i], 1});
+      if (i % 3 == 0) ops.push_back({log[i], -1});
+    }
+    std::shuffle(ops.begin(), ops.end(), rng);
+    DeltaBuffer buf;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const auto& [x, sign] = ops[i];
+      buf.sign = sign;
+      buf.Ranking(assets[x.asset], stages[x.stage], topics[x.topic], x.field, x.cents);
+      if (i % 50 == 49 || i + 1 == ops.size()) {
+        d.Apply(buf);
+        buf.Clear();
+      }
+      Counters c{};
+      c[size_t(x.field)] = sign;
+      c[7] = sign * x.cents;
+      Plus(&want[StatsKey(assets[x.asset], stages[x.stage])], c);
+      if (!topics[x.topic].empty()) Plus(&want[StatsKey(assets[x.asset], stages[x.stage], topics[x.topic])], c);
+    }
+  };
+  std::deque<Derived::OrdinalCache> caches;  // as the index's display records keep them
+  for (size_t i = 0; i < assets.size(); ++i) caches.emplace_back(0);
+  std::vector<Derived::OrdinalCache*> cache_of;
+  for (auto& c : caches) cache_of.push_back(&c);
+  const std::vector<std::string_view> names(assets.begin(), assets.end());
+  auto show = [](const AssetStageStats& s) {
+    return std::to_string(s.shown) + " " + std::to_string(s.used) + " " + std::to_string(s.viewed) + " " +
+           std::to_string(s.dismissed) + " " + std::to_string(s.won) + " " + std::to_string(s.lost) + " " +
+           std::to_string(s.advanced) + " " + std::to_string(s.won_amount);
+  };
+  auto check = [&](const Derived& d, const char* what) {
+    SCOPED_TRACE(what);
+    std::map<std::string, Counters> keys, nonzero;
+    d.EnumerateUndated([&](const std::string& key, const Counters& c) { keys[key] = c; },
+                       [](const std::string&, int64_t) {});
+    for (const auto& [key, c] : want) {
+      if (!IsZero(c)) nonzero[key] = c;
+    }
+    EXPECT_EQ(keys, nonzero);
+    EXPECT_TRUE(d.DenseRankingMatchesKeys());
+    for (int pass = 0; pass < 2; ++pass) {  // the first may fill the caches, the second reads them
+      for (const std::string& stage : stages) {
+        for (const std::string& topic : {std::string(), std::string("price"), std::string("timing"), std::string("x")}) {
+          std::vector<AssetStageStats> at_stage(assets.size()), at_topic(assets.size());
+          d.RankingStats(stage, topic, names.data(), cache_of.data(), assets.size(), at_stage.data(), at_topic.data());
+          for (size_t i = 0; i < assets.size(); ++i) {
+            AssetStageStats s, t;
+            if (auto it = want.find(StatsKey(assets[i], stage)); it != want.end()) AddTo(&s, it->second);
+            if (auto it = want.find(StatsKey(assets[i], stage, topic)); !topic.empty() && it != want.end()) {
+              AddTo(&t, it->second);
+            }
+            EXPECT_EQ(show(at_stage[i]), show(s)) << assets[i] << " at " << stage;
+            if (!topic.empty()) {
+              EXPECT_EQ(show(at_topic[i]), show(t)) << assets[i] << " at " << stage << " for " << topic;
+            }
+          }
+        }
+      }
+    }
+  };
+  Derived d;
+  apply(d, deltas(0, 30));
+  check(d, "the first 30 assets; the others remembered as absent");
+  apply(d, deltas(20, 60));
+  check(d, "then the others get counters");
+  Derived copy = d;
+  check(copy, "a copy");
+  check(d, "the original again");
+  std::string bytes;
+  d.EncodeCheckpoint(42, &bytes);
+  Derived loaded;
+  uint64_t seq = 0;
+  ASSERT_TRUE(loaded.DecodeCheckpoint(bytes, &seq).ok());
+  check(loaded, "its checkpoint");
+  // The same counters with the assets numbered the other way round: an
+  // ordinal remembered from the others would read the wrong asset.
+  Derived reversed;
+  for (auto it = want.rbegin(); it != want.rend(); ++it) reversed.Apply(it->first, it->second);
+  check(reversed, "the keys applied in reverse order");
+  check(d, "and the original");
 }
 
 TEST(Derived, DismissalsSumAlikeWithFewAndWithManyReasons) {

@@ -346,6 +346,88 @@ TEST_F(RecommendTest, VariantCyclesAreRefusedAndNothingIsWritten) {
   EXPECT_EQ(Ids("lead3", 4), std::vector<std::string>{"a"});
 }
 
+// recommend reads its counters by asset ordinal, each asset's ordinal
+// remembered on its display record: what it reads (the reasons' won deals)
+// must be what the counters hold, after a log recorded out of order, assets
+// upserted after the ordinals were remembered (with counters only later),
+// a deleted asset upserted again (a new display record), and a re-aggregation
+// (new counters, numbered anew).
+TEST_F(RecommendTest, TheCountersRecommendReadsFollowAShuffledLogNewAssetsDeletesAndAReaggregation) {
+  options_.ranking.explore = false;
+  Engine& e = Open();
+  std::mt19937 rng(5);
+  int64_t ts = 1'700'000'000'000;
+  int lead = 0;
+  // `wins` won leads per asset, each: at evaluation, the asset used, won;
+  // recorded in a shuffled order, in calls of up to 5 events.
+  auto record_wins = [&](const std::vector<std::pair<std::string, int>>& wins) {
+    std::vector<Event> log;
+    for (const auto& [asset, n] : wins) {
+      for (int i = 0; i < n; ++i) {
+        const std::string l = std::string("won-").append(std::to_string(lead++));
+        for (EventType type : {EventType::kStageChanged, EventType::kUsed, EventType::kWon}) {
+          Event x;
+          x.event_id = std::string(l).append(":").append(std::to_string(int(type)));
+          x.type = type;
+          x.lead_id = l;
+          if (type == EventType::kUsed) x.asset_id = asset;
+          if (type == EventType::kStageChanged) x.stage = "evaluation";
+          x.ts = ts += 1000;
+          log.push_back(x);
+        }
+      }
+    }
+    std::shuffle(log.begin(), log.end(), rng);
+    for (size_t i = 0; i < log.size(); i += 5) {
+      auto r = e.RecordEvents(std::vector<Event>(log.begin() + long(i), log.begin() + long(std::min(i + 5, log.size()))));
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+    }
+  };
+  // Every live asset's won deals as recommend's reasons give them (0 without
+  // the reason), against the counters.
+  auto check = [&](const std::vector<std::string>& live, const char* what) {
+    SCOPED_TRACE(what);
+    RecommendRequest r = Request(std::string("ask-").append(std::to_string(lead++)), "evaluation", "", 10);
+    auto rec = e.Recommend(r);
+    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+    std::vector<std::string> got;
+    for (const RecommendedItem& it : rec.value().items) {
+      got.push_back(it.asset_id);
+      uint64_t won = 0;
+      for (const std::string& reason : it.reasons) {
+        if (reason.rfind("used in ", 0) == 0) won = std::stoull(reason.substr(8));
+      }
+      EXPECT_EQ(won, e.GetStats(it.asset_id, "evaluation").won) << it.asset_id;
+    }
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, live);
+  };
+  ASSERT_TRUE(e.UpsertAssets({At("a0", "alpha", 0.9, 1), At("a1", "beta", 0.85, 2), At("a2", "gamma", 0.8, 3),
+                              At("a3", "delta", 0.75, 4)})
+                  .ok());
+  record_wins({{"a0", 1}, {"a1", 2}, {"a2", 3}});
+  EXPECT_EQ(e.GetStats("a2", "evaluation").won, 3u);
+  check({"a0", "a1", "a2", "a3"}, "a3 without counters");
+  check({"a0", "a1", "a2", "a3"}, "again, from the remembered ordinals");
+  ASSERT_TRUE(e.UpsertAssets({At("n0", "epsilon", 0.7, 5)}).ok());
+  check({"a0", "a1", "a2", "a3", "n0"}, "a new asset");
+  record_wins({{"n0", 2}, {"a3", 4}, {"a1", 1}});
+  EXPECT_EQ(e.GetStats("a3", "evaluation").won, 4u);
+  check({"a0", "a1", "a2", "a3", "n0"}, "counters for assets remembered as absent");
+  ASSERT_TRUE(e.DeleteAssets({"a2"}).ok());
+  check({"a0", "a1", "a3", "n0"}, "a2 deleted");
+  ASSERT_TRUE(e.UpsertAssets({At("a2", "gamma again", 0.8, 3)}).ok());
+  record_wins({{"a2", 1}});
+  check({"a0", "a1", "a2", "a3", "n0"}, "a2 upserted again");
+  auto re = e.Reaggregate(true, nullptr);
+  ASSERT_TRUE(re.ok()) << re.status().ToString();
+  EXPECT_EQ(re.value().differing, 0u);
+  record_wins({{"a0", 2}});
+  check({"a0", "a1", "a2", "a3", "n0"}, "after a re-aggregation");
+  EXPECT_EQ(e.GetStats("a0", "evaluation").won, 3u);
+  EXPECT_EQ(e.GetStats("a2", "evaluation").won, 4u);
+}
+
 TEST_F(RecommendTest, ReasonsSayWhyItMatchesAndNewnessOnlyWhenItWasTheReason) {
   options_.ranking.explore = false;
   Engine& e = Open();
