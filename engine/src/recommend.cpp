@@ -90,8 +90,11 @@ std::string PrimaryLanguage(std::string_view tag) {
 
 // This worker's generator, seeded once from the OS: exploration without a
 // configured seed, and recommendation ids.
-std::mt19937_64& WorkerRng() {
-  thread_local std::mt19937_64 rng(std::random_device{}());
+Xoshiro256pp& WorkerRng() {
+  thread_local Xoshiro256pp rng([] {
+    std::random_device dev;
+    return (uint64_t(dev()) << 32) ^ uint64_t(dev());
+  }());
   return rng;
 }
 
@@ -239,12 +242,12 @@ Result<Recommendation> EngineImpl::Recommend(const RecommendRequest& req) {
   // With a configured seed, each request's draws are fixed by (seed, lead,
   // the process's count of requests), as they always were; without one, the
   // worker's generator goes on.
-  std::mt19937_64* rng = nullptr;
+  Xoshiro256pp* rng = nullptr;
   if (holdout) {
     // no exploration
   } else if (ro.explore && ro.seed != 0) {
     static std::atomic<uint64_t> calls{0};
-    thread_local std::mt19937_64 seeded;
+    thread_local Xoshiro256pp seeded;
     seeded.seed(ro.seed ^ (std::hash<std::string>{}(req.lead_id) * 0x9E3779B97F4A7C15ull) ^ calls++);
     rng = &seeded;
   } else if (ro.explore) {
