@@ -152,6 +152,11 @@ void PutStr(std::string* out, const std::string& s) {
   out->append(s);
 }
 
+void PutCount(std::string* out, size_t n) {
+  const uint32_t v = uint32_t(n);
+  out->append(reinterpret_cast<const char*>(&v), 4);
+}
+
 bool GetStr(std::string_view* in, std::string* s) {
   uint32_t n;
   if (in->size() < 4) return false;
@@ -269,12 +274,10 @@ void EncodeShownRunTo(const Event* const* events, size_t n, std::string* to) {
   PutStr(&out, first.rep_id);
   PutStr(&out, first.topic);
   out.push_back(char(first.arm));
-  out.append(reinterpret_cast<const char*>(&first.ts), 8);
-  const uint32_t terms = uint32_t(first.terms.size());
-  out.append(reinterpret_cast<const char*>(&terms), 4);
+  PutI64(&out, first.ts);
+  PutCount(&out, first.terms.size());
   for (const std::string& t : first.terms) PutStr(&out, t);
-  const uint32_t count = uint32_t(n);
-  out.append(reinterpret_cast<const char*>(&count), 4);
+  PutCount(&out, n);
   for (size_t i = 0; i < n; ++i) {
     const Event& e = *events[i];
     const bool derived_id = RunDerivedId(e);
@@ -367,11 +370,6 @@ bool GetI64(std::string_view* in, int64_t* v) {
   std::memcpy(v, in->data(), 8);
   in->remove_prefix(8);
   return true;
-}
-
-void PutCount(std::string* out, size_t n) {
-  const uint32_t v = uint32_t(n);
-  out->append(reinterpret_cast<const char*>(&v), 4);
 }
 
 bool GetCount(std::string_view* in, uint32_t* n) {
