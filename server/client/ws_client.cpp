@@ -222,6 +222,11 @@ Status ResolveAndConnect(net::io_context& ioc, beast::tcp_stream& stream, const 
     stream.close();
     return Status::IOError("connect to " + where + ": " + ec.message());
   }
+  // Requests go out at once: Beast masks a client frame and sends it in pieces
+  // of its write buffer, and with Nagle's algorithm each piece after the first
+  // waits for the server's (delayed, up to 40 ms) ACK of the one before.
+  beast::error_code ignored;
+  stream.socket().set_option(tcp::no_delay(true), ignored);
   return Status::Ok();
 }
 
