@@ -224,8 +224,12 @@ class FeedbackStore {
   // Queues the call and waits until a group has written it, writing the
   // queue itself when no group is being written (group commit).
   Result<RecordResult> Enqueue(std::vector<Event> events, bool durable);
-  // Writes the group in one batch, synced when `sync`; counts it in memory.
+  // Writes the group in one batch (not synced); counts it in memory. `sync`:
+  // the group is feedback.record's (durable: its ids are idempotency keys, and
+  // its caller syncs the log after it), else recommend's `shown` events.
   void WriteGroup(std::vector<Pending*>& group, bool sync);
+  // Syncs the log after a durable group's write; on failure its calls get the error.
+  void SyncGroup(std::vector<Pending*>& group);
   // Syncs the log kShownSyncMs after the first unsynced write of `shown`
   // events, so that the writer never waits for it; once more at Close.
   void SyncerLoop();
@@ -279,6 +283,7 @@ class FeedbackStore {
   std::condition_variable closed_cv_;  // stopping, the last group written
   std::deque<Pending*> queue_;
   bool writing_ = false;   // a caller is writing a group; guarded by queue_mu_
+  int syncing_ = 0;        // written groups whose callers sync the log; guarded by queue_mu_
   bool open_ = false;      // Open succeeded: calls are written; guarded by queue_mu_
   bool stopping_ = false;  // guarded by queue_mu_
   uint64_t next_seq_ = 0;  // guarded by writer_mu_
@@ -287,6 +292,7 @@ class FeedbackStore {
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
   bool unsynced_ = false;                               // guarded by sync_mu_
+  uint64_t unsynced_writes_ = 0;                        // `shown` writes so far; guarded by sync_mu_
   std::chrono::steady_clock::time_point unsynced_since_;  // guarded by sync_mu_
   bool syncer_stopping_ = false;                        // guarded by sync_mu_
   std::thread syncer_;

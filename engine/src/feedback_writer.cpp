@@ -1,6 +1,7 @@
-// The feedback store's writer: validation, then one thread that takes every
-// queued call, counts its events (tally.h) from each lead's state, and writes
-// them with their counters in one synced batch (group commit).
+// The feedback store's writer: validation, then group commit: the caller at
+// the front of the queue takes every queued call, counts its events (tally.h)
+// from each lead's state, writes them in one batch, and syncs the log while
+// the next group is written.
 #include "feedback.h"
 
 #include <rocksdb/write_batch.h>
@@ -64,9 +65,9 @@ Result<RecordResult> FeedbackStore::RecordShown(std::vector<Event> events) {
 // Group commit without a writer thread: the caller at the front of the queue,
 // when no group is being written, takes the queue (its own call first) and
 // writes it, under writer_mu_; the others wait, each on its own condition
-// variable. When a group is written its callers are woken, and so is the
-// caller then at the front, which writes the next group (no caller is woken
-// for nothing). A call alone (one recommend at a time) is written on its own
+// variable. When a group is written the caller then at the front is woken and
+// writes the next group, while the group's writer syncs the log and then wakes
+// the group's callers (no caller is woken for nothing). A call alone (one recommend at a time) is written on its own
 // thread: no hand-off to a writer and back, no future.
 Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool durable) {
   Pending p;
@@ -86,10 +87,19 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
   };
   // noexcept: a group that throws (out of memory) ends the process, as it did
   // on the writer thread, rather than leave its callers waiting forever.
-  auto write = [this](std::vector<Pending*>& group, bool sync) noexcept {
+  auto write = [this](std::vector<Pending*>& group, bool durable) noexcept {
     std::lock_guard<std::mutex> writing(writer_mu_);
-    WriteGroup(group, sync);
+    WriteGroup(group, durable);
     ++groups_written_;
+  };
+  // Under the lock, no group being written: the caller then at the front
+  // writes the next group; Close waits for the last write and sync.
+  auto next = [this] {
+    if (!queue_.empty()) {
+      queue_.front()->wake.notify_one();
+    } else if (stopping_) {
+      closed_cv_.notify_all();
+    }
   };
   while (!p.finished) {
     if (writing_ || !open_ || queue_.empty() || queue_.front() != &p) {
@@ -97,15 +107,14 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
       continue;
     }
     // Two groups: the `shown` calls, written without a sync and answered at
-    // once; then the feedback calls, in one synced batch (which also makes the
-    // shown ones durable) answered after it.
+    // once; then the feedback calls, written, then synced, answered after it.
     std::vector<Pending*> shown, synced;
     for (Pending* q : queue_) (q->durable ? synced : shown).push_back(q);
     queue_.clear();
     writing_ = true;
     if (!shown.empty()) {
       lock.unlock();
-      write(shown, /*sync=*/false);
+      write(shown, /*durable=*/false);
       lock.lock();
       finish(shown);
       // A recommend leading does not wait for the feedback calls' fsync: they
@@ -115,20 +124,65 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
         synced.clear();
       }
     }
-    if (!synced.empty()) {
-      lock.unlock();
-      write(synced, /*sync=*/true);
-      lock.lock();
-      finish(synced);
+    if (synced.empty()) {
+      writing_ = false;
+      next();
+      continue;
     }
+    lock.unlock();
+    write(synced, /*durable=*/true);
+    lock.lock();
+    // The fsync off the serial path: the next group is written while this
+    // one's log is synced, and the syncs follow each other back to back
+    // (each covers every group written before it started), so the groups
+    // grow with the load and none waits for a sync that is not its own.
     writing_ = false;
-    if (!queue_.empty()) {
-      queue_.front()->wake.notify_one();  // writes the next group
-    } else if (stopping_) {
-      closed_cv_.notify_all();  // Close waits for the last group
-    }
+    ++syncing_;
+    next();
+    lock.unlock();
+    SyncGroup(synced);
+    lock.lock();
+    --syncing_;
+    finish(synced);
+    if (stopping_) closed_cv_.notify_all();
   }
   return std::move(*p.result);
+}
+
+// After a durable group's write, its answers wait for the log's sync. The
+// group's events are readable (and counted) from its write on, as recommend's
+// `shown` events are before their sync; a call is answered "ok" only when the
+// sync that covers its events has returned. When the sync fails, every call
+// of the group gets the error (the storage is then failing: new writes fail
+// until it recovers, and its recovery persists what the memtable holds, so a
+// retry is answered as a duplicate only of events that are kept).
+//
+// The log is never synced after a failed write: RocksDB's log writer asserts
+// (Debian's build keeps its assertions) when a sync follows a failed append.
+// A failed write marks the storage failing before it returns, so the check
+// covers every write that failed before this sync began; one failing while
+// this sync starts is the window RocksDB's syncer has as well (its log files
+// are preallocated, so a full disk fails the next file, not an append).
+void FeedbackStore::SyncGroup(std::vector<Pending*>& group) {
+  bool written = false;
+  for (const Pending* q : group) written = written || (q->result && q->result->ok());
+  if (!written) return;  // the write failed: every call has its error
+  uint64_t unsynced_before = 0;
+  {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    unsynced_before = unsynced_writes_;
+  }
+  Status synced = storage_->BeforeWrite();
+  if (synced.ok()) synced = storage_->AfterWrite(db_->SyncWAL(), "syncing the log of feedback events");
+  if (!synced.ok()) {
+    for (Pending* q : group) {
+      if (q->result && q->result->ok()) q->result = synced;
+    }
+    return;
+  }
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  // The shown events written before this sync began are synced with it.
+  if (unsynced_ && unsynced_writes_ == unsynced_before) unsynced_ = false;
 }
 
 void FeedbackStore::SyncerLoop() {
@@ -322,18 +376,20 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   }
   batch.Put(cf_.meta, kEventSeqKey, std::to_string(seq));
 
+  // Not synced here: a durable group's caller syncs the log after it
+  // (Enqueue, SyncGroup) while the next group is written; `shown` events are
+  // synced by the syncer.
   rocksdb::WriteOptions wo;
-  wo.sync = sync;  // acknowledged means durable; `shown` events: synced by the syncer
+  wo.sync = false;
   if (Status ready = storage_->BeforeWrite(); !ready.ok()) return fail(ready);
   if (Status w = storage_->AfterWrite(batch.Count() > 0 ? db_->Write(wo, &batch) : rocksdb::Status::OK(), "writing events");
       !w.ok()) {
     return fail(w);
   }
-  if (batch.Count() > 0) {
+  if (batch.Count() > 0 && !sync) {
     std::lock_guard<std::mutex> lock(sync_mu_);
-    if (sync) {
-      unsynced_ = false;  // a synced write syncs the whole log before it
-    } else if (!unsynced_) {
+    ++unsynced_writes_;
+    if (!unsynced_) {
       unsynced_ = true;
       unsynced_since_ = std::chrono::steady_clock::now();
       sync_cv_.notify_one();
