@@ -219,6 +219,7 @@ class FeedbackStore {
     bool durable = true;  // false: answered once written and counted, before the sync
     std::optional<Result<RecordResult>> result;  // set by the group's writer
     bool finished = false;  // guarded by queue_mu_: result is set
+    bool written = false;   // guarded by queue_mu_: written, waiting for a sync
     std::condition_variable wake;  // finished, or this call may lead the next group
   };
   // Queues the call and waits until a group has written it, writing the
@@ -228,8 +229,8 @@ class FeedbackStore {
   // the group is feedback.record's (durable: its ids are idempotency keys, and
   // its caller syncs the log after it), else recommend's `shown` events.
   void WriteGroup(std::vector<Pending*>& group, bool sync);
-  // Syncs the log after a durable group's write; on failure its calls get the error.
-  void SyncGroup(std::vector<Pending*>& group);
+  // Syncs the log after durable groups' writes; on failure their calls get the error.
+  void SyncGroups(std::vector<std::vector<Pending*>>& groups);
   // Syncs the log kShownSyncMs after the first unsynced write of `shown`
   // events, so that the writer never waits for it; once more at Close.
   void SyncerLoop();
@@ -283,7 +284,9 @@ class FeedbackStore {
   std::condition_variable closed_cv_;  // stopping, the last group written
   std::deque<Pending*> queue_;
   bool writing_ = false;   // a caller is writing a group; guarded by queue_mu_
-  int syncing_ = 0;        // written groups whose callers sync the log; guarded by queue_mu_
+  bool syncing_ = false;   // a caller is syncing the log; guarded by queue_mu_
+  // Feedback groups written, waiting for a sync that begins after them; guarded by queue_mu_.
+  std::vector<std::vector<Pending*>> unsynced_groups_;
   bool open_ = false;      // Open succeeded: calls are written; guarded by queue_mu_
   bool stopping_ = false;  // guarded by queue_mu_
   uint64_t next_seq_ = 0;  // guarded by writer_mu_
@@ -297,6 +300,7 @@ class FeedbackStore {
   bool syncer_stopping_ = false;                        // guarded by sync_mu_
   std::thread syncer_;
   std::atomic<uint64_t> shown_syncs_{0};
+  std::atomic<uint64_t> feedback_syncs_{0};
 
   // Held by the caller writing a group; re-aggregation holds it to pause the writes.
   std::mutex writer_mu_;

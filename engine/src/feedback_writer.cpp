@@ -65,10 +65,14 @@ Result<RecordResult> FeedbackStore::RecordShown(std::vector<Event> events) {
 // Group commit without a writer thread: the caller at the front of the queue,
 // when no group is being written, takes the queue (its own call first) and
 // writes it, under writer_mu_; the others wait, each on its own condition
-// variable. When a group is written the caller then at the front is woken and
-// writes the next group, while the group's writer syncs the log and then wakes
-// the group's callers (no caller is woken for nothing). A call alone (one recommend at a time) is written on its own
-// thread: no hand-off to a writer and back, no future.
+// variable. When a group is written, the caller then at the front is woken and
+// writes the next group. A feedback group then waits for a sync of the log
+// that began after its write: one of the waiting groups' callers syncs, for
+// every group written before its sync began, while the next groups are
+// written, and wakes their callers (no caller is woken for nothing). So the
+// fsync is off the serial path and each fsync covers as many groups as were
+// written during the one before. A call alone (one recommend at a time) is
+// written on its own thread: no hand-off to a writer and back, no future.
 Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool durable) {
   Pending p;
   p.events = std::move(events);
@@ -76,11 +80,11 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
   std::unique_lock<std::mutex> lock(queue_mu_);
   if (stopping_) return Status::IOError("the feedback store is closed");
   queue_.push_back(&p);
-  // Marks a written group's calls finished and wakes their callers. Under the
-  // lock: a caller that sees `finished` returns, and its Pending (with its
-  // condition variable) is gone.
-  auto finish = [&p](const std::vector<Pending*>& written) {
-    for (Pending* q : written) {
+  // Marks a group's calls finished and wakes their callers. Under the lock: a
+  // caller that sees `finished` returns, and its Pending (with its condition
+  // variable) is gone.
+  auto finish = [&p](const std::vector<Pending*>& group) {
+    for (Pending* q : group) {
       q->finished = true;
       if (q != &p) q->wake.notify_one();
     }
@@ -92,22 +96,37 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
     WriteGroup(group, durable);
     ++groups_written_;
   };
-  // Under the lock, no group being written: the caller then at the front
-  // writes the next group; Close waits for the last write and sync.
+  // Under the lock: who goes on. The caller at the front of the queue writes
+  // the next group; a written group's caller syncs the log when no sync is
+  // running; Close waits until nothing is written or synced.
   auto next = [this] {
-    if (!queue_.empty()) {
-      queue_.front()->wake.notify_one();
-    } else if (stopping_) {
-      closed_cv_.notify_all();
-    }
+    if (!writing_ && !queue_.empty()) queue_.front()->wake.notify_one();
+    if (!syncing_ && !unsynced_groups_.empty()) unsynced_groups_.front().front()->wake.notify_one();
+    if (stopping_ && !writing_ && !syncing_ && queue_.empty() && unsynced_groups_.empty()) closed_cv_.notify_all();
   };
   while (!p.finished) {
+    if (p.written) {  // waiting for a sync
+      if (syncing_) {
+        p.wake.wait(lock);
+        continue;
+      }
+      std::vector<std::vector<Pending*>> groups = std::move(unsynced_groups_);
+      unsynced_groups_.clear();
+      syncing_ = true;
+      lock.unlock();
+      SyncGroups(groups);
+      lock.lock();
+      syncing_ = false;
+      for (const auto& group : groups) finish(group);
+      next();
+      continue;
+    }
     if (writing_ || !open_ || queue_.empty() || queue_.front() != &p) {
       p.wake.wait(lock);
       continue;
     }
     // Two groups: the `shown` calls, written without a sync and answered at
-    // once; then the feedback calls, written, then synced, answered after it.
+    // once; then the feedback calls, written, then answered after a sync.
     std::vector<Pending*> shown, synced;
     for (Pending* q : queue_) (q->durable ? synced : shown).push_back(q);
     queue_.clear();
@@ -124,38 +143,32 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
         synced.clear();
       }
     }
-    if (synced.empty()) {
-      writing_ = false;
-      next();
-      continue;
+    if (!synced.empty()) {
+      lock.unlock();
+      write(synced, /*durable=*/true);
+      lock.lock();
+      bool any = false;  // written: a failed write's calls have their error
+      for (Pending* q : synced) any = any || (q->result && q->result->ok());
+      if (any) {
+        for (Pending* q : synced) q->written = true;
+        unsynced_groups_.push_back(std::move(synced));
+      } else {
+        finish(synced);
+      }
     }
-    lock.unlock();
-    write(synced, /*durable=*/true);
-    lock.lock();
-    // The fsync off the serial path: the next group is written while this
-    // one's log is synced, and the syncs follow each other back to back
-    // (each covers every group written before it started), so the groups
-    // grow with the load and none waits for a sync that is not its own.
     writing_ = false;
-    ++syncing_;
     next();
-    lock.unlock();
-    SyncGroup(synced);
-    lock.lock();
-    --syncing_;
-    finish(synced);
-    if (stopping_) closed_cv_.notify_all();
   }
   return std::move(*p.result);
 }
 
-// After a durable group's write, its answers wait for the log's sync. The
-// group's events are readable (and counted) from its write on, as recommend's
-// `shown` events are before their sync; a call is answered "ok" only when the
-// sync that covers its events has returned. When the sync fails, every call
-// of the group gets the error (the storage is then failing: new writes fail
-// until it recovers, and its recovery persists what the memtable holds, so a
-// retry is answered as a duplicate only of events that are kept).
+// Syncs the log for feedback groups written before it began: their events are
+// readable (and counted) from their write on, as recommend's `shown` events
+// are before their sync, and their calls are answered "ok" only after it. When
+// the sync fails, every call of the groups gets the error (the storage is
+// then failing: new writes fail until it recovers, and its recovery persists
+// what the memtable holds, so a retry is answered as a duplicate only of
+// events that are kept).
 //
 // The log is never synced after a failed write: RocksDB's log writer asserts
 // (Debian's build keeps its assertions) when a sync follows a failed append.
@@ -163,10 +176,7 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
 // covers every write that failed before this sync began; one failing while
 // this sync starts is the window RocksDB's syncer has as well (its log files
 // are preallocated, so a full disk fails the next file, not an append).
-void FeedbackStore::SyncGroup(std::vector<Pending*>& group) {
-  bool written = false;
-  for (const Pending* q : group) written = written || (q->result && q->result->ok());
-  if (!written) return;  // the write failed: every call has its error
+void FeedbackStore::SyncGroups(std::vector<std::vector<Pending*>>& groups) {
   uint64_t unsynced_before = 0;
   {
     std::lock_guard<std::mutex> lock(sync_mu_);
@@ -174,9 +184,12 @@ void FeedbackStore::SyncGroup(std::vector<Pending*>& group) {
   }
   Status synced = storage_->BeforeWrite();
   if (synced.ok()) synced = storage_->AfterWrite(db_->SyncWAL(), "syncing the log of feedback events");
+  ++feedback_syncs_;
   if (!synced.ok()) {
-    for (Pending* q : group) {
-      if (q->result && q->result->ok()) q->result = synced;
+    for (auto& group : groups) {
+      for (Pending* q : group) {
+        if (q->result && q->result->ok()) q->result = synced;
+      }
     }
     return;
   }
