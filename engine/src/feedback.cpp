@@ -554,7 +554,7 @@ void FeedbackStore::Close() {
       }
       queue_.clear();
     }
-    closed_cv_.wait(lock, [&] { return !writing_ && queue_.empty(); });
+    closed_cv_.wait(lock, [&] { return !writing_ && !syncing_ && queue_.empty() && unsynced_groups_.empty(); });
   }
   {
     std::lock_guard<std::mutex> lock(saver_mu_);

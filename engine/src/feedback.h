@@ -219,13 +219,18 @@ class FeedbackStore {
     bool durable = true;  // false: answered once written and counted, before the sync
     std::optional<Result<RecordResult>> result;  // set by the group's writer
     bool finished = false;  // guarded by queue_mu_: result is set
+    bool written = false;   // guarded by queue_mu_: written, waiting for a sync
     std::condition_variable wake;  // finished, or this call may lead the next group
   };
   // Queues the call and waits until a group has written it, writing the
   // queue itself when no group is being written (group commit).
   Result<RecordResult> Enqueue(std::vector<Event> events, bool durable);
-  // Writes the group in one batch, synced when `sync`; counts it in memory.
+  // Writes the group in one batch (not synced); counts it in memory. `sync`:
+  // the group is feedback.record's (durable: its ids are idempotency keys, and
+  // its caller syncs the log after it), else recommend's `shown` events.
   void WriteGroup(std::vector<Pending*>& group, bool sync);
+  // Syncs the log after durable groups' writes; on failure their calls get the error.
+  void SyncGroups(std::vector<std::vector<Pending*>>& groups);
   // Syncs the log kShownSyncMs after the first unsynced write of `shown`
   // events, so that the writer never waits for it; once more at Close.
   void SyncerLoop();
@@ -279,6 +284,9 @@ class FeedbackStore {
   std::condition_variable closed_cv_;  // stopping, the last group written
   std::deque<Pending*> queue_;
   bool writing_ = false;   // a caller is writing a group; guarded by queue_mu_
+  bool syncing_ = false;   // a caller is syncing the log; guarded by queue_mu_
+  // Feedback groups written, waiting for a sync that begins after them; guarded by queue_mu_.
+  std::vector<std::vector<Pending*>> unsynced_groups_;
   bool open_ = false;      // Open succeeded: calls are written; guarded by queue_mu_
   bool stopping_ = false;  // guarded by queue_mu_
   uint64_t next_seq_ = 0;  // guarded by writer_mu_
@@ -287,10 +295,12 @@ class FeedbackStore {
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
   bool unsynced_ = false;                               // guarded by sync_mu_
+  uint64_t unsynced_writes_ = 0;                        // `shown` writes so far; guarded by sync_mu_
   std::chrono::steady_clock::time_point unsynced_since_;  // guarded by sync_mu_
   bool syncer_stopping_ = false;                        // guarded by sync_mu_
   std::thread syncer_;
   std::atomic<uint64_t> shown_syncs_{0};
+  std::atomic<uint64_t> feedback_syncs_{0};
 
   // Held by the caller writing a group; re-aggregation holds it to pause the writes.
   std::mutex writer_mu_;

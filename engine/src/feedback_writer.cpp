@@ -1,6 +1,7 @@
-// The feedback store's writer: validation, then one thread that takes every
-// queued call, counts its events (tally.h) from each lead's state, and writes
-// them with their counters in one synced batch (group commit).
+// The feedback store's writer: validation, then group commit: the caller at
+// the front of the queue takes every queued call, counts its events (tally.h)
+// from each lead's state, writes them in one batch, and syncs the log while
+// the next group is written.
 #include "feedback.h"
 
 #include <rocksdb/write_batch.h>
@@ -64,10 +65,14 @@ Result<RecordResult> FeedbackStore::RecordShown(std::vector<Event> events) {
 // Group commit without a writer thread: the caller at the front of the queue,
 // when no group is being written, takes the queue (its own call first) and
 // writes it, under writer_mu_; the others wait, each on its own condition
-// variable. When a group is written its callers are woken, and so is the
-// caller then at the front, which writes the next group (no caller is woken
-// for nothing). A call alone (one recommend at a time) is written on its own
-// thread: no hand-off to a writer and back, no future.
+// variable. When a group is written, the caller then at the front is woken and
+// writes the next group. A feedback group then waits for a sync of the log
+// that began after its write: one of the waiting groups' callers syncs, for
+// every group written before its sync began, while the next groups are
+// written, and wakes their callers (no caller is woken for nothing). So the
+// fsync is off the serial path and each fsync covers as many groups as were
+// written during the one before. A call alone (one recommend at a time) is
+// written on its own thread: no hand-off to a writer and back, no future.
 Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool durable) {
   Pending p;
   p.events = std::move(events);
@@ -75,37 +80,60 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
   std::unique_lock<std::mutex> lock(queue_mu_);
   if (stopping_) return Status::IOError("the feedback store is closed");
   queue_.push_back(&p);
-  // Marks a written group's calls finished and wakes their callers. Under the
-  // lock: a caller that sees `finished` returns, and its Pending (with its
-  // condition variable) is gone.
-  auto finish = [&p](const std::vector<Pending*>& written) {
-    for (Pending* q : written) {
+  // Marks a group's calls finished and wakes their callers. Under the lock: a
+  // caller that sees `finished` returns, and its Pending (with its condition
+  // variable) is gone.
+  auto finish = [&p](const std::vector<Pending*>& group) {
+    for (Pending* q : group) {
       q->finished = true;
       if (q != &p) q->wake.notify_one();
     }
   };
   // noexcept: a group that throws (out of memory) ends the process, as it did
   // on the writer thread, rather than leave its callers waiting forever.
-  auto write = [this](std::vector<Pending*>& group, bool sync) noexcept {
+  auto write = [this](std::vector<Pending*>& group, bool durable) noexcept {
     std::lock_guard<std::mutex> writing(writer_mu_);
-    WriteGroup(group, sync);
+    WriteGroup(group, durable);
     ++groups_written_;
   };
+  // Under the lock: who goes on. The caller at the front of the queue writes
+  // the next group; a written group's caller syncs the log when no sync is
+  // running; Close waits until nothing is written or synced.
+  auto next = [this] {
+    if (!writing_ && !queue_.empty()) queue_.front()->wake.notify_one();
+    if (!syncing_ && !unsynced_groups_.empty()) unsynced_groups_.front().front()->wake.notify_one();
+    if (stopping_ && !writing_ && !syncing_ && queue_.empty() && unsynced_groups_.empty()) closed_cv_.notify_all();
+  };
   while (!p.finished) {
+    if (p.written) {  // waiting for a sync
+      if (syncing_) {
+        p.wake.wait(lock);
+        continue;
+      }
+      std::vector<std::vector<Pending*>> groups = std::move(unsynced_groups_);
+      unsynced_groups_.clear();
+      syncing_ = true;
+      lock.unlock();
+      SyncGroups(groups);
+      lock.lock();
+      syncing_ = false;
+      for (const auto& group : groups) finish(group);
+      next();
+      continue;
+    }
     if (writing_ || !open_ || queue_.empty() || queue_.front() != &p) {
       p.wake.wait(lock);
       continue;
     }
     // Two groups: the `shown` calls, written without a sync and answered at
-    // once; then the feedback calls, in one synced batch (which also makes the
-    // shown ones durable) answered after it.
+    // once; then the feedback calls, written, then answered after a sync.
     std::vector<Pending*> shown, synced;
     for (Pending* q : queue_) (q->durable ? synced : shown).push_back(q);
     queue_.clear();
     writing_ = true;
     if (!shown.empty()) {
       lock.unlock();
-      write(shown, /*sync=*/false);
+      write(shown, /*durable=*/false);
       lock.lock();
       finish(shown);
       // A recommend leading does not wait for the feedback calls' fsync: they
@@ -117,18 +145,57 @@ Result<RecordResult> FeedbackStore::Enqueue(std::vector<Event> events, bool dura
     }
     if (!synced.empty()) {
       lock.unlock();
-      write(synced, /*sync=*/true);
+      write(synced, /*durable=*/true);
       lock.lock();
-      finish(synced);
+      bool any = false;  // written: a failed write's calls have their error
+      for (Pending* q : synced) any = any || (q->result && q->result->ok());
+      if (any) {
+        for (Pending* q : synced) q->written = true;
+        unsynced_groups_.push_back(std::move(synced));
+      } else {
+        finish(synced);
+      }
     }
     writing_ = false;
-    if (!queue_.empty()) {
-      queue_.front()->wake.notify_one();  // writes the next group
-    } else if (stopping_) {
-      closed_cv_.notify_all();  // Close waits for the last group
-    }
+    next();
   }
   return std::move(*p.result);
+}
+
+// Syncs the log for feedback groups written before it began: their events are
+// readable (and counted) from their write on, as recommend's `shown` events
+// are before their sync, and their calls are answered "ok" only after it. When
+// the sync fails, every call of the groups gets the error (the storage is
+// then failing: new writes fail until it recovers, and its recovery persists
+// what the memtable holds, so a retry is answered as a duplicate only of
+// events that are kept).
+//
+// The log is never synced after a failed write: RocksDB's log writer asserts
+// (Debian's build keeps its assertions) when a sync follows a failed append.
+// A failed write marks the storage failing before it returns, so the check
+// covers every write that failed before this sync began; one failing while
+// this sync starts is the window RocksDB's syncer has as well (its log files
+// are preallocated, so a full disk fails the next file, not an append).
+void FeedbackStore::SyncGroups(std::vector<std::vector<Pending*>>& groups) {
+  uint64_t unsynced_before = 0;
+  {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    unsynced_before = unsynced_writes_;
+  }
+  Status synced = storage_->BeforeWrite();
+  if (synced.ok()) synced = storage_->AfterWrite(db_->SyncWAL(), "syncing the log of feedback events");
+  ++feedback_syncs_;
+  if (!synced.ok()) {
+    for (auto& group : groups) {
+      for (Pending* q : group) {
+        if (q->result && q->result->ok()) q->result = synced;
+      }
+    }
+    return;
+  }
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  // The shown events written before this sync began are synced with it.
+  if (unsynced_ && unsynced_writes_ == unsynced_before) unsynced_ = false;
 }
 
 void FeedbackStore::SyncerLoop() {
@@ -322,18 +389,20 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   }
   batch.Put(cf_.meta, kEventSeqKey, std::to_string(seq));
 
+  // Not synced here: a durable group's caller syncs the log after it
+  // (Enqueue, SyncGroup) while the next group is written; `shown` events are
+  // synced by the syncer.
   rocksdb::WriteOptions wo;
-  wo.sync = sync;  // acknowledged means durable; `shown` events: synced by the syncer
+  wo.sync = false;
   if (Status ready = storage_->BeforeWrite(); !ready.ok()) return fail(ready);
   if (Status w = storage_->AfterWrite(batch.Count() > 0 ? db_->Write(wo, &batch) : rocksdb::Status::OK(), "writing events");
       !w.ok()) {
     return fail(w);
   }
-  if (batch.Count() > 0) {
+  if (batch.Count() > 0 && !sync) {
     std::lock_guard<std::mutex> lock(sync_mu_);
-    if (sync) {
-      unsynced_ = false;  // a synced write syncs the whole log before it
-    } else if (!unsynced_) {
+    ++unsynced_writes_;
+    if (!unsynced_) {
       unsynced_ = true;
       unsynced_since_ = std::chrono::steady_clock::now();
       sync_cv_.notify_one();

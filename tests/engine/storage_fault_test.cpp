@@ -564,6 +564,48 @@ TEST_F(StorageFaultTest, RecommendAnswersBeforeItsShownEventsAreSyncedAndReadsCo
   EXPECT_EQ(r.ReportAssets(ReportQuery()).value().totals.shown, k);
 }
 
+// feedback.record's groups are written while the one before them waits for its
+// sync: with every sync held, a second call is written (its events are read)
+// while the first is still unanswered, and neither is answered before its sync.
+TEST_F(StorageFaultTest, TheNextFeedbackGroupIsWrittenWhileTheOneBeforeItIsSynced) {
+  Seed();
+  Engine& e = *engine_;
+  auto used = [&] {
+    auto report = e.ReportAssets(ReportQuery());
+    return report.ok() ? report.value().totals.used : 0;
+  };
+  ASSERT_EQ(used(), 1u);  // Seed's e1
+  // Waits up to 20 s for `used` to reach n.
+  auto reaches = [&](uint64_t n) {
+    for (int i = 0; i < 2000 && used() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return used() >= n;
+  };
+  faults_.hold_syncs = true;
+  auto first = std::async(std::launch::async, [&] {
+    return e.RecordEvents({MakeEvent("p1", EventType::kUsed, "L9", "a1")});
+  });
+  const bool first_written = reaches(2);
+  auto second = std::async(std::launch::async, [&] {
+    return e.RecordEvents({MakeEvent("p2", EventType::kUsed, "L10", "a2")});
+  });
+  const bool second_written = reaches(3);
+  const bool answered = first.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready ||
+                        second.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready;
+  faults_.hold_syncs = false;
+  auto a = first.get();
+  auto b = second.get();
+  EXPECT_TRUE(first_written) << "the first call's events were not written";
+  EXPECT_TRUE(second_written) << "the second call was not written while the first one's sync was held";
+  EXPECT_FALSE(answered) << "a call was answered while every sync was held";
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(a.value().accepted, 1u);
+  EXPECT_EQ(b.value().accepted, 1u);
+  Engine& r = Reopen();
+  EXPECT_EQ(r.ReportAssets(ReportQuery()).value().totals.used, 3u);
+  EXPECT_EQ(r.GetLead("L10").value().history.size(), 1u);
+}
+
 // A failed sync of `shown` events (their answer already sent) is the storage
 // fault the rest handles: Health() reports it, writes are refused until a
 // retry succeeds, and the counts stay those of the stored log.
