@@ -157,6 +157,44 @@ void PutCount(std::string* out, size_t n) {
   out->append(reinterpret_cast<const char*>(&v), 4);
 }
 
+// The hot records (events, lead states) are encoded in two passes over their
+// fields: one sizes the record, one writes it into the string resized once,
+// rather than appended to field by field (a capacity check and a memmove call
+// per field, a lead's uses four strings each). Same bytes as PutStr & co.
+struct SizeSink {
+  size_t n = 0;
+  void Byte(char) { ++n; }
+  void Raw(const void*, size_t len) { n += len; }
+  void Str(const std::string& s) { n += 4 + s.size(); }
+  void I64(int64_t) { n += 8; }
+  void Count(size_t) { n += 4; }
+};
+struct WriteSink {
+  char* p;
+  void Byte(char c) { *p++ = c; }
+  void Raw(const void* d, size_t len) {
+    std::memcpy(p, d, len);
+    p += len;
+  }
+  void Str(const std::string& s) {
+    Count(s.size());
+    Raw(s.data(), s.size());
+  }
+  void I64(int64_t v) { Raw(&v, 8); }
+  void Count(size_t n) {
+    const uint32_t v = uint32_t(n);
+    Raw(&v, 4);
+  }
+};
+template <class Fields>
+void EncodeTwoPass(std::string* out, const Fields& fields) {
+  SizeSink size;
+  fields(size);
+  out->resize(size.n);
+  WriteSink w{out->data()};
+  fields(w);
+}
+
 bool GetStr(std::string_view* in, std::string* s) {
   uint32_t n;
   if (in->size() < 4) return false;
@@ -177,24 +215,19 @@ std::string EncodeEvent(const Event& e) {
 }
 
 void EncodeEventTo(const Event& e, std::string* to) {
-  std::string& out = *to;
-  out.clear();
-  out.push_back(char(kEventFormat));
-  out.push_back(char(e.type));
-  PutStr(&out, e.event_id);
-  PutStr(&out, e.lead_id);
-  PutStr(&out, e.asset_id);
-  PutStr(&out, e.stage);
-  PutStr(&out, e.rep_id);
-  PutStr(&out, e.recommendation_id);
-  PutStr(&out, e.reason);
-  PutStr(&out, e.topic);
-  out.push_back(char(e.arm));
-  out.append(reinterpret_cast<const char*>(&e.amount), 8);
-  out.append(reinterpret_cast<const char*>(&e.ts), 8);
-  const uint32_t terms = uint32_t(e.terms.size()) | (e.same_terms ? kSameTermsBit : 0);
-  out.append(reinterpret_cast<const char*>(&terms), 4);
-  for (const std::string& t : e.terms) PutStr(&out, t);
+  EncodeTwoPass(to, [&e](auto& out) {
+    out.Byte(char(kEventFormat));
+    out.Byte(char(e.type));
+    for (const std::string* s : {&e.event_id, &e.lead_id, &e.asset_id, &e.stage, &e.rep_id, &e.recommendation_id,
+                                 &e.reason, &e.topic}) {
+      out.Str(*s);
+    }
+    out.Byte(char(e.arm));
+    out.Raw(&e.amount, 8);
+    out.I64(e.ts);
+    out.Count(uint32_t(e.terms.size()) | (e.same_terms ? kSameTermsBit : 0));
+    for (const std::string& t : e.terms) out.Str(t);
+  });
 }
 
 bool DecodeEvent(std::string_view in, Event* e) {
@@ -379,17 +412,6 @@ bool GetCount(std::string_view* in, uint32_t* n) {
   return true;
 }
 
-void PutUses(std::string* out, const std::vector<UseRef>& uses) {
-  PutCount(out, uses.size());
-  for (const UseRef& u : uses) {
-    PutStr(out, u.asset);
-    PutStr(out, u.stage);
-    PutStr(out, u.rep);
-    PutStr(out, u.topic);
-    PutI64(out, u.ts);
-  }
-}
-
 // Never reserves by the stored count: each element needs bytes that are there.
 bool GetUses(std::string_view* in, std::vector<UseRef>* uses) {
   uint32_t n;
@@ -413,31 +435,42 @@ std::string EncodeLeadState(const LeadState& st) {
   return v;
 }
 
-void EncodeLeadStateTo(const LeadState& st, std::string* out) {
-  std::string& v = *out;
-  v.assign(kLeadMagic, 4);
-  v.push_back(char(kLeadFormat));
-  PutStr(&v, st.stage);
-  PutI64(&v, st.stage_since);
-  PutStr(&v, st.topic);
-  PutI64(&v, st.latest_ts);
-  PutI64(&v, st.window_ms);
-  PutUses(&v, st.since_change);
-  PutUses(&v, st.window);
-  PutCount(&v, st.seen.size());
-  for (const std::string& a : st.seen) PutStr(&v, a);
-  v.push_back(char(st.recommended ? 1 : 0));
-  v.push_back(char(st.arm));
-  PutI64(&v, st.assigned_ts);
-  PutStr(&v, st.entry_stage);
-  PutStr(&v, st.entry_rep);
-  v.push_back(char(st.outcome));
-  PutI64(&v, st.outcome_ts);
-  PutI64(&v, st.outcome_cents);
-  for (const auto* list : {&st.terms, &st.terms_credited}) {
-    PutCount(&v, list->size());
-    for (const std::string& t : *list) PutStr(&v, t);
-  }
+void EncodeLeadStateTo(const LeadState& st, std::string* to) {
+  EncodeTwoPass(to, [&st](auto& v) {
+    auto uses = [&v](const std::vector<UseRef>& list) {
+      v.Count(list.size());
+      for (const UseRef& u : list) {
+        v.Str(u.asset);
+        v.Str(u.stage);
+        v.Str(u.rep);
+        v.Str(u.topic);
+        v.I64(u.ts);
+      }
+    };
+    v.Raw(kLeadMagic, 4);
+    v.Byte(char(kLeadFormat));
+    v.Str(st.stage);
+    v.I64(st.stage_since);
+    v.Str(st.topic);
+    v.I64(st.latest_ts);
+    v.I64(st.window_ms);
+    uses(st.since_change);
+    uses(st.window);
+    v.Count(st.seen.size());
+    for (const std::string& a : st.seen) v.Str(a);
+    v.Byte(char(st.recommended ? 1 : 0));
+    v.Byte(char(st.arm));
+    v.I64(st.assigned_ts);
+    v.Str(st.entry_stage);
+    v.Str(st.entry_rep);
+    v.Byte(char(st.outcome));
+    v.I64(st.outcome_ts);
+    v.I64(st.outcome_cents);
+    for (const auto* list : {&st.terms, &st.terms_credited}) {
+      v.Count(list->size());
+      for (const std::string& t : *list) v.Str(t);
+    }
+  });
 }
 
 bool DecodeLeadState(std::string_view in, LeadState* st) {

@@ -492,8 +492,7 @@ void Derived::Apply(const DeltaBuffer& d) {
 
 Derived::ChangedValues Derived::TakeChanged() {
   ChangedValues out;
-  out.changed.assign(changed_.begin(), changed_.end());
-  changed_.clear();
+  out.changed = changed_.Take();
   out.values.reserve(out.changed.size());
   for (const Changed& k : out.changed) {
     Counters c{};
@@ -544,6 +543,30 @@ Derived::ChangedValues Derived::TakeChanged() {
   out.topics = topics_.names();
   out.terms = terms_.names();
   return out;
+}
+
+void Derived::ChangedSet::insert(const Changed& k) {
+  if ((keys_.size() + 1) * 2 > slots_.size()) {  // keep the load under 1/2
+    slots_.assign(std::max<size_t>(64, slots_.size() * 2), UINT32_MAX);
+    const size_t mask = slots_.size() - 1;
+    for (uint32_t e = 0; e < keys_.size(); ++e) {
+      size_t i = ChangedHash()(keys_[e]) & mask;
+      while (slots_[i] != UINT32_MAX) i = (i + 1) & mask;
+      slots_[i] = e;
+    }
+  }
+  const size_t mask = slots_.size() - 1;
+  size_t i = ChangedHash()(k) & mask;
+  for (; slots_[i] != UINT32_MAX; i = (i + 1) & mask) {
+    if (keys_[slots_[i]] == k) return;
+  }
+  slots_[i] = uint32_t(keys_.size());
+  keys_.push_back(k);
+}
+
+void Derived::ChangedSet::clear() {
+  keys_.clear();
+  std::fill(slots_.begin(), slots_.end(), UINT32_MAX);
 }
 
 void Derived::ReturnChanged(const std::vector<Changed>& changed) { changed_.insert(changed.begin(), changed.end()); }

@@ -297,8 +297,7 @@ class Derived {
   ChangedValues TakeChanged();
   // The changed keys only (a checkpoint writes all of them).
   std::vector<Changed> TakeChangedKeys() {
-    std::vector<Changed> out(changed_.begin(), changed_.end());
-    changed_.clear();
+    std::vector<Changed> out = changed_.Take();
     return out;
   }
   // Forgets the changes (what a full write of this covers).
@@ -476,13 +475,34 @@ class Derived {
   mutable Summaries summaries_;
   std::unordered_map<std::string, int64_t> last_used_;
   // Not copied: a copy is what a save writes, its changes are the original's.
-  struct ChangedSet : std::unordered_set<Changed, ChangedHash> {
+  // Open addressing over a vector of the keys (no node allocated per key, a
+  // save takes the vector), the keys in insertion order.
+  class ChangedSet {
+   public:
     ChangedSet() = default;
-    ChangedSet(const ChangedSet&) : std::unordered_set<Changed, ChangedHash>() {}
+    ChangedSet(const ChangedSet&) {}
     ChangedSet& operator=(const ChangedSet&) {
       clear();
       return *this;
     }
+    void insert(const Changed& k);
+    template <class It>
+    void insert(It first, It last) {
+      for (; first != last; ++first) insert(*first);
+    }
+    std::vector<Changed>::const_iterator begin() const { return keys_.begin(); }
+    std::vector<Changed>::const_iterator end() const { return keys_.end(); }
+    size_t size() const { return keys_.size(); }
+    void clear();
+    std::vector<Changed> Take() {
+      std::vector<Changed> out = std::move(keys_);
+      clear();
+      return out;
+    }
+
+   private:
+    std::vector<Changed> keys_;
+    std::vector<uint32_t> slots_;  // index into keys_, or UINT32_MAX
   };
   ChangedSet changed_;
 };

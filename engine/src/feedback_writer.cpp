@@ -228,10 +228,6 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   size_t events = 0;
   for (const Pending* p : group) events += p->events.size();
   std::vector<RecordResult> results(group.size());
-  // Nothing is written when a read fails: every call of the group gets the error.
-  auto fail = [&](const Status& error) {
-    for (Pending* p : group) p->result = error;
-  };
 
   // The group's leads: as stored (from the writer's cache, else read), then
   // counted; their new events in arrival order.
@@ -239,11 +235,22 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     const std::string* id = nullptr;
     bool stored = false;
     LeadState st;
-    std::unordered_map<std::string, LeadState>::node_type cached;  // the cache's node, put back after the write
+    // The cache's entry, moved from into `st` and written back after the
+    // write: one lookup by lead id, not a find, an extract and an insert.
+    LeadState* cached = nullptr;
     std::vector<std::pair<uint64_t, Event*>> events;
   };
   std::unordered_map<std::string_view, Lead> leads;
   leads.reserve(events);
+  // Nothing is written when a read fails: every call of the group gets the
+  // error, and the cache forgets the group's leads (their entries were moved
+  // from; they are read again).
+  auto fail = [&](const Status& error) {
+    for (const auto& [view, lead] : leads) {
+      if (lead.cached) lead_cache_.erase(*lead.id);
+    }
+    for (Pending* p : group) p->result = error;
+  };
   // recommend's `shown` events (the unsynced group) are the daemon's own: each
   // recommendation makes its ids once ("rec-...:asset"), so they are not
   // idempotency keys and have no "event_ids" record, neither looked up nor
@@ -263,8 +270,8 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
       lead.id = &e.lead_id;
       // A lead the writer stored lately is in memory as stored.
       if (auto c = lead_cache_.find(e.lead_id); c != lead_cache_.end()) {
-        lead.cached = lead_cache_.extract(c);
-        lead.st = std::move(lead.cached.mapped());
+        lead.cached = &c->second;
+        lead.st = std::move(c->second);
         lead.st.known = true;
         lead.stored = true;
       } else {
@@ -419,14 +426,17 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   }
   // Every lead of the group back into the cache, as now stored (a lead whose
   // events were all duplicates unchanged).
-  if (lead_cache_.size() + leads.size() > kLeadCache) lead_cache_.clear();
+  size_t added = 0;
+  for (const auto& [view, lead] : leads) added += lead.cached ? 0 : 1;
+  if (lead_cache_.size() + added > kLeadCache) {
+    lead_cache_.clear();
+    for (auto& [view, lead] : leads) lead.cached = nullptr;
+  }
   for (auto& [view, lead] : leads) {
-    if (!lead.stored && lead.events.empty()) continue;  // nothing stored
-    if (lead.cached.empty()) {
+    if (lead.cached) {
+      *lead.cached = std::move(lead.st);
+    } else if (lead.stored || !lead.events.empty()) {  // else nothing stored
       lead_cache_.insert_or_assign(*lead.id, std::move(lead.st));
-    } else {
-      lead.cached.mapped() = std::move(lead.st);
-      lead_cache_.insert(std::move(lead.cached));
     }
   }
   if (!deltas.empty()) {

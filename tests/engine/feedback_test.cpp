@@ -1571,5 +1571,100 @@ TEST_F(FeedbackTest, AStopLeavesNoLogToReplayAndTheEventsStay) {
   EXPECT_EQ(again.GetLead("lead-0").value().history.size(), 72u);  // i % 7 == 0 for 72 of 0..499
 }
 
+// The event and lead records' bytes, field by field as written before the
+// encoders sized them first (stores written by older builds are read with
+// the same decoders, and their records compared by bytes in places).
+TEST(FeedbackCodecTest, EventAndLeadRecordsKeepTheirByteLayout) {
+  auto str = [](std::string* out, const std::string& s) {
+    const uint32_t n = uint32_t(s.size());
+    out->append(reinterpret_cast<const char*>(&n), 4);
+    out->append(s);
+  };
+  auto raw = [](std::string* out, const auto& v) { out->append(reinterpret_cast<const char*>(&v), sizeof v); };
+  Event e;
+  e.event_id = "e-1";
+  e.type = EventType::kWon;
+  e.lead_id = "lead-7";
+  e.asset_id = "资产-3";
+  e.stage = "谈判";
+  e.rep_id = "rep-2";
+  e.recommendation_id = "rec-9";
+  e.reason = "";
+  e.topic = "价格";
+  e.arm = Arm::kHoldout;
+  e.amount = 1234.5;
+  e.ts = 1700000000123;
+  e.terms = {"太贵了", "预算"};
+  e.same_terms = true;
+  std::string want;
+  want.push_back(char(kEventFormat));
+  want.push_back(char(e.type));
+  for (const std::string* f : {&e.event_id, &e.lead_id, &e.asset_id, &e.stage, &e.rep_id, &e.recommendation_id,
+                               &e.reason, &e.topic}) {
+    str(&want, *f);
+  }
+  want.push_back(char(e.arm));
+  raw(&want, e.amount);
+  raw(&want, e.ts);
+  raw(&want, uint32_t(2 | 0x80000000u));
+  for (const std::string& t : e.terms) str(&want, t);
+  EXPECT_EQ(EncodeEvent(e), want);
+  std::string reused = "longer bytes from a previous record, to be replaced entirely";
+  EncodeEventTo(e, &reused);
+  EXPECT_EQ(reused, want);
+
+  LeadState st;
+  st.stage = "谈判";
+  st.stage_since = 11;
+  st.topic = "价格";
+  st.latest_ts = 12;
+  st.window_ms = 13;
+  st.since_change = {{"a-1", "认知", "rep-1", "价格", 14}};
+  st.window = {{"a-1", "认知", "rep-1", "价格", 14}, {"a-2", "谈判", "", "", 15}};
+  st.seen = {"a-1", "a-2", "a-3"};
+  st.recommended = true;
+  st.arm = Arm::kTreatment;
+  st.assigned_ts = 16;
+  st.entry_stage = "认知";
+  st.entry_rep = "rep-1";
+  st.outcome = 1;
+  st.outcome_ts = 17;
+  st.outcome_cents = 18;
+  st.terms = {"太贵了"};
+  st.terms_credited = {"a-1", "a-2"};
+  want.assign("\xff\xff\xff\xff", 4);
+  want.push_back(char(kLeadFormat));
+  str(&want, st.stage);
+  raw(&want, st.stage_since);
+  str(&want, st.topic);
+  raw(&want, st.latest_ts);
+  raw(&want, st.window_ms);
+  for (const auto* uses : {&st.since_change, &st.window}) {
+    raw(&want, uint32_t(uses->size()));
+    for (const UseRef& u : *uses) {
+      for (const std::string* f : {&u.asset, &u.stage, &u.rep, &u.topic}) str(&want, *f);
+      raw(&want, u.ts);
+    }
+  }
+  raw(&want, uint32_t(st.seen.size()));
+  for (const std::string& a : st.seen) str(&want, a);
+  want.push_back(char(1));
+  want.push_back(char(st.arm));
+  raw(&want, st.assigned_ts);
+  str(&want, st.entry_stage);
+  str(&want, st.entry_rep);
+  want.push_back(char(st.outcome));
+  raw(&want, st.outcome_ts);
+  raw(&want, st.outcome_cents);
+  for (const auto* list : {&st.terms, &st.terms_credited}) {
+    raw(&want, uint32_t(list->size()));
+    for (const std::string& t : *list) str(&want, t);
+  }
+  EXPECT_EQ(EncodeLeadState(st), want);
+  LeadState back;
+  ASSERT_TRUE(DecodeLeadState(want, &back));
+  EXPECT_EQ(EncodeLeadState(back), want);
+}
+
 }  // namespace
 }  // namespace playbook

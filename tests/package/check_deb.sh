@@ -109,7 +109,7 @@ unit="$work/root/lib/systemd/system/playbook.service"
 expect "unit: ExecStart=/usr/bin/playbookd --config /etc/playbook/playbook.toml" \
   grep -qx 'ExecStart=/usr/bin/playbookd --config /etc/playbook/playbook.toml' "$unit"
 for key in Type=notify ProtectSystem=strict 'ReadWritePaths=/var/lib/playbook -/var/backups/playbook' NoNewPrivileges=yes \
-           Restart=on-failure User=playbook; do
+           Restart=on-failure User=playbook 'Environment=GLIBC_TUNABLES=glibc.malloc.tcache_count=1000'; do
   expect "unit: $key" grep -qx "$key" "$unit"
 done
 # TimeoutStopSec covers the drain: the config's shutdown_grace_ms, the 2 s close and 30 s for the flush.
