@@ -216,7 +216,8 @@ Status FeedbackStore::LoadDerived(Derived* out, std::string* note) {
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "reading counters");
-  keys_since_checkpoint_ = has_checkpoint_ ? keys : 0;
+  keys_at_open_ = keys_since_checkpoint_ = has_checkpoint_ ? keys : 0;
+  saved_since_checkpoint_.clear();
   // A store of the earlier layout: the saver writes the checkpoint soon.
   if (!has_checkpoint_ && keys > 0) checkpoint_due_ = true;
   if (has_checkpoint_) {
@@ -444,7 +445,8 @@ Status FeedbackStore::SaveAggregates() {
     return s;
   }
   saved_seq_ = seq;
-  keys_since_checkpoint_ += records.size();
+  saved_since_checkpoint_.insert(changed.changed.begin(), changed.changed.end());
+  keys_since_checkpoint_ = keys_at_open_ + saved_since_checkpoint_.size();
   return Status::Ok();
 }
 
@@ -489,7 +491,8 @@ Status FeedbackStore::WriteCheckpoint() {
     return s;
   }
   has_checkpoint_ = true;
-  keys_since_checkpoint_ = 0;
+  keys_at_open_ = keys_since_checkpoint_ = 0;
+  saved_since_checkpoint_.clear();
   checkpoint_due_ = false;
   saved_seq_ = seq;
   // Into table files now: a start would otherwise replay the checkpoint from
