@@ -411,6 +411,7 @@ Status FeedbackStore::SaveAggregates() {
     if (seq == saved_seq_) return Status::Ok();  // nothing new
     std::unique_lock write(stats_mu_);
     changed = derived_->TakeChanged();
+    feedback_unsaved_ = false;
   }
   // In key order (stable: a key given twice keeps its last value): the
   // changed keys come out of a hash set, and the memtable's skip list inserts
@@ -442,6 +443,7 @@ Status FeedbackStore::SaveAggregates() {
   if (!s.ok()) {
     std::unique_lock write(stats_mu_);
     derived_->ReturnChanged(changed.changed);  // the next save writes them
+    feedback_unsaved_ = true;                  // soon
     return s;
   }
   saved_seq_ = seq;
@@ -522,8 +524,8 @@ void FeedbackStore::SaverLoop() {
     if (reaggregating_ || saver_paused_) continue;
     bool checkpoint = checkpoint_due_;
     if (!checkpoint && unsaved == 0) continue;
-    if (!checkpoint && unsaved < kSaveEvents &&
-        std::chrono::steady_clock::now() - last < std::chrono::seconds(kSaveSeconds)) {
+    const int every = feedback_unsaved_ ? kSaveSeconds : kShownSaveSeconds;
+    if (!checkpoint && unsaved < kSaveEvents && std::chrono::steady_clock::now() - last < std::chrono::seconds(every)) {
       continue;
     }
     lock.unlock();

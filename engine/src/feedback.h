@@ -137,6 +137,12 @@ class FeedbackStore {
   // are and this long has passed since the last save.
   static constexpr uint64_t kSaveEvents = 100000;
   static constexpr int kSaveSeconds = 1;
+  // When every unsaved event is a recommend's `shown` (no feedback call since
+  // the last save), this long instead: recommend's load changes the same
+  // assets' keys again and again, and a save writes each key once whatever
+  // its changes. A start after a crash counts the unsaved events again from
+  // the log, as always; only more of them.
+  static constexpr int kShownSaveSeconds = 5;
   // What Open did with the counters ("aggregates loaded: N keys in M ms");
   // *warning when it had to finish an interrupted re-aggregation.
   std::string OpenNote(bool* warning) const {
@@ -329,6 +335,9 @@ class FeedbackStore {
   std::atomic<bool> checkpoints_{true};
   std::atomic<bool> shown_runs_{true};
   std::atomic<uint64_t> saved_seq_{0};
+  // A feedback call's events are among the unsaved ones (set by the writer,
+  // cleared by a save that takes them).
+  std::atomic<bool> feedback_unsaved_{false};
   std::atomic<bool> save_at_close_{true};
   std::atomic<bool> saver_paused_{false};
   std::mutex saver_mu_;

@@ -1547,6 +1547,48 @@ TEST_F(FeedbackStoreTest, KeysSavedAgainCountOnceTowardsTheNextCheckpointAndACra
   EXPECT_LE(store->KeysSinceCheckpoint(), found + store.Dump(store.stats()).size());
 }
 
+// The saver saves recommend's `shown` changes alone every kShownSaveSeconds
+// (they change the same keys again and again), a feedback call's within
+// kSaveSeconds as before; a start after a crash counts the unsaved `shown`
+// events from the log. (Without the longer interval the first wait below
+// sees a save; a slow machine can only make it see none.)
+TEST_F(FeedbackStoreTest, ShownChangesAloneAreSavedLessOftenAndACrashLosesNone) {
+  static_assert(FeedbackStore::kShownSaveSeconds >= 3 * FeedbackStore::kSaveSeconds);
+  const std::vector<std::string> assets = {"a1", "a2", "a3"}, reps = {""}, leads = {"lead", "l2"};
+  int n = 0;
+  auto shown = [&](const std::string& lead) {
+    std::vector<Event> events;
+    ++n;
+    for (const std::string& a : assets) {
+      Event e = Ev(std::string("rec-").append(std::to_string(n)).append(":").append(a), EventType::kShown, lead, a,
+                   NowForTest());
+      e.stage = options_.stages[1];
+      events.push_back(e);
+    }
+    return events;
+  };
+  std::string want;
+  {
+    Store store(Dir("db"), options_);
+    store->SetSaveAtClose(false);  // the end of this block is a crash
+    const uint64_t saved = store->SavedThrough();
+    ASSERT_TRUE(store->RecordShown(shown("lead")).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    EXPECT_EQ(store->SavedThrough(), saved);
+    store.Record({Ev("u1", EventType::kUsed, "lead", "a1")});
+    for (int i = 0; i < 1000 && store->SavedThrough() == saved; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_GT(store->SavedThrough(), saved);  // within a second or so, with the `shown` changes
+    ASSERT_TRUE(store->RecordShown(shown("l2")).ok());  // unsaved at the crash
+    want = Everything(*store, options_, assets, reps, leads);
+  }
+  Store store(Dir("db"), options_);
+  EXPECT_EQ(Everything(*store, options_, assets, reps, leads), want);
+  EXPECT_EQ(store->Stats("a2", options_.stages[1]).shown, 2u);
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+}
+
 // SIGKILL while checkpoints and saves are written, again and again: every
 // start after it loads counters equal to a rebuild from the log. The writing
 // process is this binary again (a fresh process: no fork of RocksDB's
