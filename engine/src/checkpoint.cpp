@@ -200,14 +200,14 @@ void Derived::EncodeCheckpoint(uint64_t seq, std::string* out) const {
   const size_t at = out->size();
   PutU32(out, 0);
   uint32_t n = 0;
-  for (const auto& [k, c] : stats_) {
-    if (IsZero(c)) continue;
+  ForEachRanking([&](const RankKey& k, const Counters& c) {
+    if (IsZero(c)) return;
     PutU32(out, k.asset);
     PutU32(out, k.stage);
     PutU32(out, k.topic);
     PutCounters(out, c);
     ++n;
-  }
+  });
   std::memcpy(out->data() + at, &n, 4);
   reports_.Encode(out);
   dismissals_.Encode(out);
@@ -244,7 +244,7 @@ Status Derived::DecodeCheckpoint(std::string_view bytes, uint64_t* seq) {
   const uint32_t assets = uint32_t(assets_.size()), stages = uint32_t(stages_.size());
   uint32_t n = 0;
   if (!in.Count(&n, 12 + sizeof(Counters))) return bad("truncated ranking counters");
-  stats_.reserve(n);
+  stats_.reserve(n / 4);  // those with a topic
   stage_totals_.assign(stages, Counters{});
   for (uint32_t i = 0; i < n; ++i) {
     const RankKey k{in.U32(), in.U32(), in.U32()};
@@ -252,7 +252,9 @@ Status Derived::DecodeCheckpoint(std::string_view bytes, uint64_t* seq) {
     if (!in.ok() || k.asset >= assets || k.stage >= stages || k.topic > topics_.size()) {
       return bad("damaged ranking counters");
     }
-    if (stats_.count(k) > 0) return bad("ranking counters twice");
+    if (const Counters* held = FindRanking(k); held != nullptr && !IsZero(*held)) {
+      return bad("ranking counters twice");  // only non-zero ones are written
+    }
     AddRanking(k, c);
     if (k.topic == 0 && !stages_.Name(k.stage).empty()) Plus(&stage_totals_[k.stage], c);
   }

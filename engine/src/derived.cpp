@@ -339,7 +339,7 @@ Counters Derived::Held(std::string_view key) const {
     const std::string_view topic = b == std::string_view::npos ? std::string_view() : rest.substr(b + 1);
     RankKey k;
     if (FindRankKey(key.substr(0, a), rest.substr(0, b), b == std::string_view::npos ? nullptr : &topic, &k)) {
-      if (auto it = stats_.find(k); it != stats_.end()) out = it->second;
+      if (const Counters* c = FindRanking(k)) out = *c;
     }
   }
   return out;
@@ -498,7 +498,7 @@ Derived::ChangedValues Derived::TakeChanged() {
     Counters c{};
     switch (DeltaBuffer::Kind(k.kind)) {
       case DeltaBuffer::Kind::kRanking:
-        if (auto it = stats_.find(RankKey{k.a, k.b, k.c}); it != stats_.end()) c = it->second;
+        if (const Counters* r = FindRanking(RankKey{k.a, k.b, k.c})) c = *r;
         break;
       case DeltaBuffer::Kind::kReport:
         if (const Cube::Entry* e = reports_.Find(k.day, k.a, k.b, k.c)) c = Cube::ToCounters(*e);
@@ -607,9 +607,9 @@ void Derived::ApplyLastUsed(const std::string& asset, int64_t ts) {
 }
 
 void Derived::EnumerateUndated(const CounterFn& counters, const LastUsedFn& last_used) const {
-  for (const auto& [key, c] : stats_) {
+  ForEachRanking([&](const RankKey& key, const Counters& c) {
     if (!IsZero(c)) counters(RankKeyName(key), c);
-  }
+  });
   for (const auto& [asset, ts] : last_used_) last_used(asset, ts);
 }
 
@@ -672,7 +672,7 @@ uint64_t CountUnlikeKeys(const Map& a, const Map& b, bool only_absent) {
 
 uint64_t Derived::CountKeys() const {
   uint64_t n = reports_.CountNonZero() + dismissals_.CountNonZero();
-  for (const auto& [key, c] : stats_) n += IsZero(c) ? 0 : 1;
+  ForEachRanking([&n](const RankKey&, const Counters& c) { n += IsZero(c) ? 0 : 1; });
   for (const auto* by_day : {&funnel_, &experiment_, &phrases_}) {
     for (const auto& [day, cells] : *by_day) {
       for (const auto& [rest, c] : cells) n += IsZero(c) ? 0 : 1;
@@ -732,17 +732,17 @@ bool Derived::FindRankKey(std::string_view asset, std::string_view stage, const 
 
 uint64_t Derived::CountUnlikeRanking(const Derived& other, bool only_absent) const {
   uint64_t n = 0;
-  for (const auto& [key, c] : stats_) {
-    if (IsZero(c)) continue;
+  ForEachRanking([&](const RankKey& key, const Counters& c) {
+    if (IsZero(c)) return;
     const std::string_view topic = key.topic == 0 ? std::string_view() : std::string_view(topics_.Name(key.topic - 1));
     RankKey theirs_key;
     Counters theirs{};
     if (other.FindRankKey(assets_.Name(key.asset), stages_.Name(key.stage), key.topic == 0 ? nullptr : &topic,
                           &theirs_key)) {
-      if (auto it = other.stats_.find(theirs_key); it != other.stats_.end()) theirs = it->second;
+      if (const Counters* t = other.FindRanking(theirs_key)) theirs = *t;
     }
     if (only_absent ? IsZero(theirs) : theirs != c) ++n;
-  }
+  });
   return n;
 }
 
@@ -760,7 +760,7 @@ uint32_t Derived::Generation::Next() {
 }
 
 void Derived::AddRanking(const RankKey& k, const Counters& c) {
-  Plus(&stats_[k], c);
+  if (k.topic != 0) Plus(&stats_[k], c);
   if (dense_.size() <= k.stage) dense_.resize(size_t(k.stage) + 1);
   std::vector<DenseCell>& row = dense_[k.stage];
   if (row.size() <= k.asset) {
@@ -774,6 +774,15 @@ void Derived::AddRanking(const RankKey& k, const Counters& c) {
   } else {
     cell.topics = true;
   }
+}
+
+const Counters* Derived::FindRanking(const RankKey& k) const {
+  if (k.topic != 0) {
+    auto it = stats_.find(k);
+    return it == stats_.end() ? nullptr : &it->second;
+  }
+  if (k.stage >= dense_.size() || k.asset >= dense_[k.stage].size()) return nullptr;
+  return &dense_[k.stage][k.asset].c;
 }
 
 uint32_t Derived::FindAsset(std::string_view name, OrdinalCache* cache) const {
@@ -814,18 +823,15 @@ void Derived::RankingStats(std::string_view stage, std::string_view topic, const
 }
 
 bool Derived::DenseRankingMatchesKeys() const {
-  std::vector<std::vector<DenseCell>> want(dense_.size());
+  std::vector<std::vector<bool>> want(dense_.size());
   for (const auto& [k, c] : stats_) {
-    if (k.stage >= dense_.size() || k.asset >= dense_[k.stage].size()) return false;
+    if (k.topic == 0 || k.stage >= dense_.size() || k.asset >= dense_[k.stage].size()) return false;
     if (want[k.stage].size() <= k.asset) want[k.stage].resize(size_t(k.asset) + 1);
-    Plus(&want[k.stage][k.asset].c, k.topic == 0 ? c : Counters{});
-    if (k.topic != 0) want[k.stage][k.asset].topics = true;
+    want[k.stage][k.asset] = true;
   }
   for (size_t s = 0; s < dense_.size(); ++s) {
     for (size_t a = 0; a < dense_[s].size(); ++a) {
-      const DenseCell& got = dense_[s][a];
-      const bool listed = a < want[s].size();
-      if (got.c != (listed ? want[s][a].c : Counters{}) || got.topics != (listed && want[s][a].topics)) return false;
+      if (dense_[s][a].topics != (a < want[s].size() && want[s][a])) return false;
     }
   }
   return true;

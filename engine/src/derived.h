@@ -332,8 +332,8 @@ class Derived {
                     AssetStageStats* at_stage, AssetStageStats* at_topic) const {
     RankingStats(stage, topic, assets, nullptr, n, at_stage, at_topic);
   }
-  // Whether the arrays by ordinal hold what the map of ranking keys holds
-  // (for tests: every key, and nothing more).
+  // Whether the arrays by ordinal mark exactly the assets and stages that
+  // have topic keys (for tests).
   bool DenseRankingMatchesKeys() const;
 
   // Reports over the UTC days [first, last].
@@ -403,16 +403,32 @@ class Derived {
   // Ranking keys of this that are non-zero and differ in `other` (see CountUnlikeKeys).
   uint64_t CountUnlikeRanking(const Derived& other, bool only_absent) const;
 
-  // Adds to a ranking key's counters: the map (what saves and checkpoints
-  // enumerate) and the arrays by ordinal the ranking reads.
+  // Adds to a ranking key's counters: without a topic, the arrays by ordinal
+  // (the only place they are kept); with one, the map, marking the asset's
+  // array entry.
   void AddRanking(const RankKey& k, const Counters& c);
+  // A ranking key's counters, null when it has none (a zero array entry may
+  // be returned).
+  const Counters* FindRanking(const RankKey& k) const;
+  // Every ranking key with its counters, zero ones included: the arrays'
+  // entries, then the topic map's.
+  template <class Fn>
+  void ForEachRanking(const Fn& fn) const {
+    for (uint32_t s = 0; s < dense_.size(); ++s) {
+      for (uint32_t a = 0; a < dense_[s].size(); ++a) fn(RankKey{a, s, 0}, dense_[s][a].c);
+    }
+    for (const auto& [k, c] : stats_) fn(k, c);
+  }
   uint32_t FindAsset(std::string_view name, OrdinalCache* cache) const;
 
+  // The ranking keys with a topic.
   std::unordered_map<RankKey, Counters, RankKeyHash> stats_;
-  // The same counters without a topic, by stage ordinal then asset ordinal
-  // (an array per stage, as long as its highest asset with counters), and
-  // whether the asset has any topic key at the stage: the ranking reads one
-  // entry per candidate, and the topic map only when there is something.
+  // The counters without a topic, by stage ordinal then asset ordinal (an
+  // array per stage, as long as its highest asset with counters), and whether
+  // the asset has any topic key at the stage: the ranking reads one entry per
+  // candidate, and the topic map only when there is something. Kept only
+  // here (no map entry beside them): recommend's `shown` events add to them
+  // without a hash lookup, and saves and checkpoints walk the arrays.
   struct DenseCell {
     Counters c{};
     bool topics = false;

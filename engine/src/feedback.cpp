@@ -216,7 +216,8 @@ Status FeedbackStore::LoadDerived(Derived* out, std::string* note) {
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "reading counters");
-  keys_since_checkpoint_ = has_checkpoint_ ? keys : 0;
+  keys_at_open_ = keys_since_checkpoint_ = has_checkpoint_ ? keys : 0;
+  saved_since_checkpoint_.clear();
   // A store of the earlier layout: the saver writes the checkpoint soon.
   if (!has_checkpoint_ && keys > 0) checkpoint_due_ = true;
   if (has_checkpoint_) {
@@ -410,6 +411,7 @@ Status FeedbackStore::SaveAggregates() {
     if (seq == saved_seq_) return Status::Ok();  // nothing new
     std::unique_lock write(stats_mu_);
     changed = derived_->TakeChanged();
+    feedback_unsaved_ = false;
   }
   // In key order (stable: a key given twice keeps its last value): the
   // changed keys come out of a hash set, and the memtable's skip list inserts
@@ -441,10 +443,12 @@ Status FeedbackStore::SaveAggregates() {
   if (!s.ok()) {
     std::unique_lock write(stats_mu_);
     derived_->ReturnChanged(changed.changed);  // the next save writes them
+    feedback_unsaved_ = true;                  // soon
     return s;
   }
   saved_seq_ = seq;
-  keys_since_checkpoint_ += records.size();
+  saved_since_checkpoint_.insert(changed.changed.begin(), changed.changed.end());
+  keys_since_checkpoint_ = keys_at_open_ + saved_since_checkpoint_.size();
   return Status::Ok();
 }
 
@@ -489,7 +493,8 @@ Status FeedbackStore::WriteCheckpoint() {
     return s;
   }
   has_checkpoint_ = true;
-  keys_since_checkpoint_ = 0;
+  keys_at_open_ = keys_since_checkpoint_ = 0;
+  saved_since_checkpoint_.clear();
   checkpoint_due_ = false;
   saved_seq_ = seq;
   // Into table files now: a start would otherwise replay the checkpoint from
@@ -519,8 +524,8 @@ void FeedbackStore::SaverLoop() {
     if (reaggregating_ || saver_paused_) continue;
     bool checkpoint = checkpoint_due_;
     if (!checkpoint && unsaved == 0) continue;
-    if (!checkpoint && unsaved < kSaveEvents &&
-        std::chrono::steady_clock::now() - last < std::chrono::seconds(kSaveSeconds)) {
+    const int every = feedback_unsaved_ ? kSaveSeconds : kShownSaveSeconds;
+    if (!checkpoint && unsaved < kSaveEvents && std::chrono::steady_clock::now() - last < std::chrono::seconds(every)) {
       continue;
     }
     lock.unlock();

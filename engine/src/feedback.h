@@ -117,9 +117,17 @@ class FeedbackStore {
   // Tests: false writes each of recommend's `shown` events as its own record
   // (the layout before runs).
   void SetShownRuns(bool on) { shown_runs_ = on; }
-  // The saver writes a checkpoint once this many keys were saved since the
-  // last one (a start sets each of them over the checkpoint).
+  // The saver writes a checkpoint once this many distinct keys were saved
+  // since the last one (a start sets each of them over the checkpoint: what
+  // it reads is the distinct keys, however often each was saved).
   static constexpr uint64_t kCheckpointKeys = 50000;
+  // The distinct "stats" keys saved since the checkpoint (an upper bound: the
+  // keys a start found, plus those saved since the start), what the next
+  // start reads beside it.
+  uint64_t KeysSinceCheckpoint() {
+    std::lock_guard<std::mutex> one(save_mu_);
+    return keys_since_checkpoint_;
+  }
   // A stop writes one when this many were (or the store has none yet).
   static constexpr uint64_t kCheckpointAtStopKeys = 5000;
   // Tests: true keeps the saver thread from saving (SaveAggregates still does),
@@ -129,6 +137,12 @@ class FeedbackStore {
   // are and this long has passed since the last save.
   static constexpr uint64_t kSaveEvents = 100000;
   static constexpr int kSaveSeconds = 1;
+  // When every unsaved event is a recommend's `shown` (no feedback call since
+  // the last save), this long instead: recommend's load changes the same
+  // assets' keys again and again, and a save writes each key once whatever
+  // its changes. A start after a crash counts the unsaved events again from
+  // the log, as always; only more of them.
+  static constexpr int kShownSaveSeconds = 5;
   // What Open did with the counters ("aggregates loaded: N keys in M ms");
   // *warning when it had to finish an interrupted re-aggregation.
   std::string OpenNote(bool* warning) const {
@@ -319,11 +333,21 @@ class FeedbackStore {
   // save_mu_, or Open); the keys saved since; a checkpoint is to be written
   // (a store of the earlier layout, or re-aggregated).
   bool has_checkpoint_ = false;
-  uint64_t keys_since_checkpoint_ = 0;  // guarded by save_mu_
+  uint64_t keys_since_checkpoint_ = 0;  // guarded by save_mu_; see KeysSinceCheckpoint
+  // Of those, the keys saved since the checkpoint or the start (the rest:
+  // found by the start), as derived_'s ordinals. Under recommend's load the
+  // saves rewrite the same keys (the assets shown) every second: counting
+  // every key written took a whole checkpoint of all the counters every few
+  // seconds. Guarded by save_mu_; emptied with each checkpoint.
+  std::unordered_set<Derived::Changed, Derived::ChangedHash> saved_since_checkpoint_;
+  uint64_t keys_at_open_ = 0;  // guarded by save_mu_
   std::atomic<bool> checkpoint_due_{false};
   std::atomic<bool> checkpoints_{true};
   std::atomic<bool> shown_runs_{true};
   std::atomic<uint64_t> saved_seq_{0};
+  // A feedback call's events are among the unsaved ones (set by the writer,
+  // cleared by a save that takes them).
+  std::atomic<bool> feedback_unsaved_{false};
   std::atomic<bool> save_at_close_{true};
   std::atomic<bool> saver_paused_{false};
   std::mutex saver_mu_;

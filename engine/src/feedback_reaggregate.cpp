@@ -118,7 +118,8 @@ Status FeedbackStore::WriteAggregates(const Derived& d, uint64_t seq, uint64_t* 
   }
   if (!s.ok()) return fail(s);
   saved_seq_ = seq;
-  keys_since_checkpoint_ = 0;
+  keys_at_open_ = keys_since_checkpoint_ = 0;
+  saved_since_checkpoint_.clear();  // ordinals of the Derived replaced
   checkpoint_due_ = true;
   return Status::Ok();
 }

@@ -416,6 +416,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     }
   }
   next_seq_ = seq;
+  if (sync && !accepted.empty()) feedback_unsaved_ = true;  // saved within kSaveSeconds
   {
     std::unique_lock lock(leads_mu_);
     for (const auto& [view, lead] : leads) {

@@ -1486,6 +1486,109 @@ TEST_F(FeedbackStoreTest, AStoreWithoutACheckpointOpensAndGetsOneAndKeysSavedAft
   EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
 }
 
+// The next checkpoint is due by the distinct keys saved since the last one
+// (what a start reads beside it), not by every key written: recommend's
+// saves rewrite the same keys (the assets shown) each second, and counting
+// each write wrote a whole checkpoint of every counter every few seconds. A
+// start after a crash still counts every event: the keys saved over the
+// checkpoint, then the events after the last save.
+TEST_F(FeedbackStoreTest, KeysSavedAgainCountOnceTowardsTheNextCheckpointAndACrashLosesNoEvent) {
+  options_.attribution_window_days = 10;
+  std::mt19937 rng(23);
+  const std::vector<std::string> assets = {"a0", "a1", "a2", "a3"}, reps = {"r0", "r1"}, leads = {"l0", "l1", "l2"};
+  const std::vector<Event> log = WithTermsAndArms(RandomLog(rng, 300, NowForTest() - 20 * 86400000LL, leads, assets, reps));
+  int n = 0;
+  auto shown = [&](int count) {  // a recommend's events: the same few keys again
+    std::vector<Event> events;
+    for (int i = 0; i < count; ++i) {
+      ++n;
+      Event e = Ev(std::string("s").append(std::to_string(n)), EventType::kShown, leads[size_t(n) % leads.size()],
+                   assets[size_t(n) % assets.size()], NowForTest());
+      e.stage = options_.stages[0];
+      e.rep_id = reps[0];
+      events.push_back(e);
+    }
+    return events;
+  };
+  std::string want;
+  {
+    Store store(Dir("db"), options_);
+    store->PauseSaver(true);
+    store->SetSaveAtClose(false);  // the end of this block is a crash
+    RecordInCalls(store, log, rng);
+    ASSERT_TRUE(store->WriteCheckpoint().ok());
+    EXPECT_EQ(store->KeysSinceCheckpoint(), 0u);
+    uint64_t first = 0;
+    for (int save = 0; save < 6; ++save) {
+      store.Record(shown(20));
+      ASSERT_TRUE(store->SaveAggregates().ok());
+      if (save == 0) first = store->KeysSinceCheckpoint();
+    }
+    EXPECT_GT(first, 0u);
+    // The same keys each time: counted once (it was 6 x first).
+    EXPECT_EQ(store->KeysSinceCheckpoint(), first);
+    EXPECT_EQ(store->KeysSinceCheckpoint(), store.Dump(store.stats()).size());
+    store.Record(shown(20));  // after the last save: replayed by the start
+    want = Everything(*store, options_, assets, reps, leads);
+  }
+  Store store(Dir("db"), options_);
+  bool warning = true;
+  const std::string note = store->OpenNote(&warning);
+  EXPECT_NE(note.find("checkpoint ("), std::string::npos) << note;
+  EXPECT_EQ(Everything(*store, options_, assets, reps, leads), want);
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+  // A start counts the keys it found; saves of them again add nothing.
+  store->PauseSaver(true);
+  const uint64_t found = store->KeysSinceCheckpoint();
+  EXPECT_EQ(found, store.Dump(store.stats()).size());
+  ASSERT_TRUE(store->SaveAggregates().ok());
+  store.Record(shown(20));
+  ASSERT_TRUE(store->SaveAggregates().ok());
+  EXPECT_LE(store->KeysSinceCheckpoint(), found + store.Dump(store.stats()).size());
+}
+
+// The saver saves recommend's `shown` changes alone every kShownSaveSeconds
+// (they change the same keys again and again), a feedback call's within
+// kSaveSeconds as before; a start after a crash counts the unsaved `shown`
+// events from the log. (Without the longer interval the first wait below
+// sees a save; a slow machine can only make it see none.)
+TEST_F(FeedbackStoreTest, ShownChangesAloneAreSavedLessOftenAndACrashLosesNone) {
+  static_assert(FeedbackStore::kShownSaveSeconds >= 3 * FeedbackStore::kSaveSeconds);
+  const std::vector<std::string> assets = {"a1", "a2", "a3"}, reps = {""}, leads = {"lead", "l2"};
+  int n = 0;
+  auto shown = [&](const std::string& lead) {
+    std::vector<Event> events;
+    ++n;
+    for (const std::string& a : assets) {
+      Event e = Ev(std::string("rec-").append(std::to_string(n)).append(":").append(a), EventType::kShown, lead, a,
+                   NowForTest());
+      e.stage = options_.stages[1];
+      events.push_back(e);
+    }
+    return events;
+  };
+  std::string want;
+  {
+    Store store(Dir("db"), options_);
+    store->SetSaveAtClose(false);  // the end of this block is a crash
+    const uint64_t saved = store->SavedThrough();
+    ASSERT_TRUE(store->RecordShown(shown("lead")).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    EXPECT_EQ(store->SavedThrough(), saved);
+    store.Record({Ev("u1", EventType::kUsed, "lead", "a1")});
+    for (int i = 0; i < 1000 && store->SavedThrough() == saved; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_GT(store->SavedThrough(), saved);  // within a second or so, with the `shown` changes
+    ASSERT_TRUE(store->RecordShown(shown("l2")).ok());  // unsaved at the crash
+    want = Everything(*store, options_, assets, reps, leads);
+  }
+  Store store(Dir("db"), options_);
+  EXPECT_EQ(Everything(*store, options_, assets, reps, leads), want);
+  EXPECT_EQ(store->Stats("a2", options_.stages[1]).shown, 2u);
+  EXPECT_EQ(store->Reaggregate(false, nullptr).value().differing, 0u);
+}
+
 // SIGKILL while checkpoints and saves are written, again and again: every
 // start after it loads counters equal to a rebuild from the log. The writing
 // process is this binary again (a fresh process: no fork of RocksDB's
