@@ -155,6 +155,7 @@ class FeedbackStore {
   // recommend's `shown` events: written in the writer's next group, counted
   // in memory, then answered without waiting for the sync; the syncer thread
   // syncs them within kShownSyncMs (a failed sync marks the storage failing).
+  // Its assets are not looked up in the catalog: unknown_assets stays 0.
   Result<RecordResult> RecordShown(std::vector<Event> events);
   // How long a written `shown` event waits, at most, for its sync to start.
   static constexpr int kShownSyncMs = 50;

@@ -328,7 +328,9 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
       Lead& lead = leads.find(e.lead_id)->second;
       if (!lead.st.known && e.type != EventType::kShown) results[g].unknown_leads++;
       lead.st.known = true;
-      if (!e.asset_id.empty() && !asset_known_(e.asset_id)) results[g].unknown_assets++;
+      // recommend's `shown` events name the assets it has just answered with
+      // (and it reads no counts back): no catalog lookup for them.
+      if (idempotent && !e.asset_id.empty() && !asset_known_(e.asset_id)) results[g].unknown_assets++;
       lead.events.emplace_back(seq, &e);
       accepted.emplace_back(seq++, &e);
       results[g].accepted++;
