@@ -15,6 +15,9 @@
 // --params-file F takes the params from the lines of F instead, request i using
 // line i (round robin over the lines, {n} filled as above): the same queries for
 // two methods, e.g. assets.search against recommend.
+// --trace F writes one line per admitted answer to F: connection, request id, and the
+// send and answer times in ns of CLOCK_MONOTONIC (steady_clock; `perf record -k mono`
+// stamps its events on the same clock), to line slow calls up with a trace of the daemon.
 //
 // Generating a benchmark's inputs (deterministic for a --seed; to stdout):
 //   --generate assets    --count N [--dim D]   JSON Lines for `playbook import`: ids
@@ -60,6 +63,7 @@ struct Options {
   std::string params = "{}";
   int batch = 0;  // >0: build "events" arrays of this many elements from the template
   std::vector<std::string> param_lines;  // --params-file
+  std::string trace;                     // --trace
   // --generate
   std::string generate;
   long count = 1000;
@@ -214,6 +218,7 @@ bool Parse(int argc, char** argv, Options& o) {
         return false;
       }
     }
+    else if (a == "--trace") o.trace = v;
     else if (a == "--generate") o.generate = v;
     else if (a == "--count") o.count = std::max(1L, std::atol(v.c_str()));
     else if (a == "--dim") o.dim = std::max(1, std::atoi(v.c_str()));
@@ -241,6 +246,12 @@ int main(int argc, char** argv) {
   }
   std::mutex mu;
   std::vector<double> latencies_us;
+  struct Traced {
+    int conn;
+    uint64_t id;
+    Clock::time_point sent, answered;
+  };
+  std::vector<Traced> traced;  // --trace
   std::atomic<uint64_t> errors{0}, failures{0}, shed{0};
   const auto deadline = Clock::now() + std::chrono::duration<double>(o.seconds);
   const auto start = Clock::now();
@@ -254,6 +265,7 @@ int main(int argc, char** argv) {
         return;
       }
       std::vector<double> local;
+      std::vector<Traced> local_trace;
       std::vector<Clock::time_point> sent_at;  // by id
       uint64_t next = 0, done = 0;
       auto send = [&] {
@@ -296,7 +308,9 @@ int main(int argc, char** argv) {
         if (was_shed) {
           shed++;
         } else if (id < sent_at.size()) {
-          local.push_back(std::chrono::duration<double, std::micro>(Clock::now() - sent_at[id]).count());
+          const auto now = Clock::now();
+          local.push_back(std::chrono::duration<double, std::micro>(now - sent_at[id]).count());
+          if (!o.trace.empty()) local_trace.push_back({c, id, sent_at[id], now});
         }
         if (!was_shed && m.data.find("\"error\"") != std::string::npos) errors++;
         ++done;
@@ -304,11 +318,20 @@ int main(int argc, char** argv) {
       }
       std::lock_guard<std::mutex> lock(mu);
       latencies_us.insert(latencies_us.end(), local.begin(), local.end());
+      traced.insert(traced.end(), local_trace.begin(), local_trace.end());
     });
   }
   for (auto& t : threads) t.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
 
+  if (!o.trace.empty()) {
+    std::ofstream out(o.trace);
+    auto ns = [](Clock::time_point t) {
+      return static_cast<long long>(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+    };
+    for (const Traced& t : traced) out << t.conn << ' ' << t.id << ' ' << ns(t.sent) << ' ' << ns(t.answered) << '\n';
+    if (!out) std::cerr << "playbook-loadgen: cannot write " << o.trace << "\n";
+  }
   std::sort(latencies_us.begin(), latencies_us.end());
   auto pct = [&](double q) {
     if (latencies_us.empty()) return 0.0;

@@ -8,6 +8,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -286,10 +287,21 @@ void Server::Run() {
   const uint32_t worker_count = WorkerThreads(so);
   auto guard = net::make_work_guard(m.workers);
   std::vector<std::thread> workers;
-  for (uint32_t i = 0; i < worker_count; ++i) workers.emplace_back([&m] { m.workers.run(); });
+  // Named for perf and top -H (the others: pb-syncer, pb-saver, rocksdb:*).
+  for (uint32_t i = 0; i < worker_count; ++i) {
+    workers.emplace_back([&m] {
+      pthread_setname_np(pthread_self(), "pb-worker");
+      m.workers.run();
+    });
+  }
 
   std::vector<std::thread> io;
-  for (uint32_t i = 1; i < std::max(1u, so.io_threads); ++i) io.emplace_back([&m] { m.ioc.run(); });
+  for (uint32_t i = 1; i < std::max(1u, so.io_threads); ++i) {
+    io.emplace_back([&m] {
+      pthread_setname_np(pthread_self(), "pb-io");
+      m.ioc.run();
+    });
+  }
   m.ioc.run();
   for (auto& t : io) t.join();
 
