@@ -401,7 +401,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   batch.Put(cf_.meta, kEventSeqKey, std::to_string(seq));
 
   // Not synced here: a durable group's caller syncs the log after it
-  // (Enqueue, SyncGroup) while the next group is written; `shown` events are
+  // (Enqueue, SyncGroups) while the next group is written; `shown` events are
   // synced by the syncer.
   rocksdb::WriteOptions wo;
   wo.sync = false;
