@@ -487,6 +487,9 @@ Status WsClient::Connect(const Url& url, std::string_view token, Millis timeout)
   d.ws->read_message_max(kMaxMessageBytes);
   // One frame per message: the server sees the whole size in the first header.
   d.ws->auto_fragment(false);
+  // A client frame is masked through this buffer and sent a piece of it at a
+  // time (Beast's default 4 KB): an import batch of 2 MB in 32 pieces, not 500.
+  d.ws->write_buffer_bytes(64 * 1024);
   d.ws->set_option(websocket::stream_base::decorator(
       [token = std::string(token)](websocket::request_type& req) {
         req.set(http::field::user_agent, kUserAgent);
