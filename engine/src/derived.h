@@ -296,10 +296,7 @@ class Derived {
   };
   ChangedValues TakeChanged();
   // The changed keys only (a checkpoint writes all of them).
-  std::vector<Changed> TakeChangedKeys() {
-    std::vector<Changed> out = changed_.Take();
-    return out;
-  }
+  std::vector<Changed> TakeChangedKeys() { return changed_.Take(); }
   // Forgets the changes (what a full write of this covers).
   void ClearChanged() { changed_.clear(); }
   // Gives back keys taken whose save failed.

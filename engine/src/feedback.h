@@ -240,10 +240,11 @@ class FeedbackStore {
   // Queues the call and waits until a group has written it, writing the
   // queue itself when no group is being written (group commit).
   Result<RecordResult> Enqueue(std::vector<Event> events, bool durable);
-  // Writes the group in one batch (not synced); counts it in memory. `sync`:
-  // the group is feedback.record's (durable: its ids are idempotency keys, and
-  // its caller syncs the log after it), else recommend's `shown` events.
-  void WriteGroup(std::vector<Pending*>& group, bool sync);
+  // Writes the group in one batch (not synced); counts it in memory.
+  // `durable`: the group is feedback.record's (its ids are idempotency keys,
+  // and its callers are answered after a sync of the log), else recommend's
+  // `shown` events.
+  void WriteGroup(std::vector<Pending*>& group, bool durable);
   // Syncs the log after durable groups' writes; on failure their calls get the error.
   void SyncGroups(std::vector<std::vector<Pending*>>& groups);
   // Syncs the log kShownSyncMs after the first unsynced write of `shown`
@@ -315,7 +316,6 @@ class FeedbackStore {
   bool syncer_stopping_ = false;                        // guarded by sync_mu_
   std::thread syncer_;
   std::atomic<uint64_t> shown_syncs_{0};
-  std::atomic<uint64_t> feedback_syncs_{0};
 
   // Held by the caller writing a group; re-aggregation holds it to pause the writes.
   std::mutex writer_mu_;

@@ -185,7 +185,6 @@ void FeedbackStore::SyncGroups(std::vector<std::vector<Pending*>>& groups) {
   }
   Status synced = storage_->BeforeWrite();
   if (synced.ok()) synced = storage_->AfterWrite(db_->SyncWAL(), "syncing the log of feedback events");
-  ++feedback_syncs_;
   if (!synced.ok()) {
     for (auto& group : groups) {
       for (Pending* q : group) {
@@ -226,7 +225,7 @@ void FeedbackStore::SyncerLoop() {
 // (typed deltas) and saved apart (SaveAggregates). The group's ids and leads
 // are looked up by views of the events' own strings (the events outlive the
 // group): no per-event string copy, and a cached lead is moved, not copied.
-void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
+void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool durable) {
   size_t events = 0;
   for (const Pending* p : group) events += p->events.size();
   std::vector<RecordResult> results(group.size());
@@ -253,11 +252,11 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     }
     for (Pending* p : group) p->result = error;
   };
-  // recommend's `shown` events (the unsynced group) are the daemon's own: each
+  // recommend's `shown` events (the group that is not durable) are the daemon's own: each
   // recommendation makes its ids once ("rec-...:asset"), so they are not
   // idempotency keys and have no "event_ids" record, neither looked up nor
   // written (one key of two per event).
-  const bool idempotent = sync;
+  const bool idempotent = durable;
   // One batched MultiGet each for the group's event ids and the leads not in
   // the cache, rather than two point lookups per event.
   std::vector<rocksdb::Slice> ids, lead_keys;
@@ -341,7 +340,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   DeltaBuffer deltas;
   for (auto& [view, lead] : leads) {
     if (lead.events.empty()) continue;
-    if (Status s = TallyLead(*lead.id, lead.stored, &lead.st, !sync, lead.events, &deltas); !s.ok()) return fail(s);
+    if (Status s = TallyLead(*lead.id, lead.stored, &lead.st, !durable, lead.events, &deltas); !s.ok()) return fail(s);
   }
   // About what an event writes: no regrowth. The event ids and the leads go
   // into the batch in key order: their keys come in random order, and the
@@ -360,7 +359,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
   for (size_t i = 0; i < accepted.size();) {  // completed by the tally
     const auto& [n, e] = accepted[i];
     size_t end = i + 1;
-    if (!sync && shown_runs_) {
+    if (!durable && shown_runs_) {
       run.assign(1, e);
       while (end < accepted.size() && accepted[end].second->recommendation_id == e->recommendation_id &&
              accepted[end].second->lead_id == e->lead_id) {
@@ -410,7 +409,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
       !w.ok()) {
     return fail(w);
   }
-  if (batch.Count() > 0 && !sync) {
+  if (batch.Count() > 0 && !durable) {
     std::lock_guard<std::mutex> lock(sync_mu_);
     ++unsynced_writes_;
     if (!unsynced_) {
@@ -420,7 +419,7 @@ void FeedbackStore::WriteGroup(std::vector<Pending*>& group, bool sync) {
     }
   }
   next_seq_ = seq;
-  if (sync && !accepted.empty()) feedback_unsaved_ = true;  // saved within kSaveSeconds
+  if (durable && !accepted.empty()) feedback_unsaved_ = true;  // saved within kSaveSeconds
   {
     std::unique_lock lock(leads_mu_);
     for (const auto& [view, lead] : leads) {
